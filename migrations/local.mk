@@ -1,0 +1,3 @@
+# Numbered SQL migrations, applied in order by `vrcloudctl migrate`.
+migrationsdir = $(datadir)/vrcloud/migrations
+dist_migrations_DATA = migrations/0001_foundation.sql
