@@ -204,3 +204,8 @@ CREATE INDEX tasks_org_idx ON tasks (org_id, start_time DESC, id);
 CREATE INDEX tasks_owner_idx ON tasks (owner_id, start_time DESC);
 CREATE UNIQUE INDEX tasks_operation_key ON tasks (user_id, operation_key)
     WHERE operation_key IS NOT NULL;
+
+-- Timestamps on the wire: UTC, milliseconds, literal Z (2016-04-05T10:11:12.345Z).
+CREATE FUNCTION vr_ts(t timestamptz) RETURNS text
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+AS $$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') $$;

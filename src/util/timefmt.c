@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "vrcloud/timefmt.h"
@@ -28,7 +29,13 @@ void vr_time_format(char out[VR_TIME_LEN + 1], int64_t usec)
 	time_t t = (time_t)sec;
 	struct tm tm;
 	gmtime_r(&t, &tm);
-	snprintf(out, VR_TIME_LEN + 1, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-		 (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-		 tm.tm_sec, (int)(rem / 1000));
+	/* Fields are bounded by gmtime_r; unsigned char casts tell the
+	 * compiler so. */
+	char buf[64];
+	snprintf(buf, sizeof buf, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ",
+		 (unsigned)((tm.tm_year + 1900) % 10000), (unsigned char)(tm.tm_mon + 1),
+		 (unsigned char)tm.tm_mday, (unsigned char)tm.tm_hour, (unsigned char)tm.tm_min,
+		 (unsigned char)tm.tm_sec, (unsigned)(rem / 1000));
+	memcpy(out, buf, VR_TIME_LEN);
+	out[VR_TIME_LEN] = '\0';
 }

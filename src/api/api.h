@@ -1,0 +1,113 @@
+/* Internals of the api module: handlers (one file per resource), media
+ * types, and the rendering helpers they share. */
+#ifndef VRCLOUD_API_API_H
+#define VRCLOUD_API_API_H
+
+#include <libpq-fe.h>
+
+#include "vrcloud/http.h"
+#include "vrcloud/xml.h"
+
+#define VR_MT_REFERENCES "application/vnd.vmware.vcloud.query.references+xml"
+#define VR_MT_RECORDS "application/vnd.vmware.vcloud.query.records+xml"
+#define VR_MT_SESSION "application/vnd.vmware.vcloud.session+xml"
+#define VR_MT_ORG_LIST "application/vnd.vmware.vcloud.orgList+xml"
+#define VR_MT_ORG "application/vnd.vmware.vcloud.org+xml"
+#define VR_MT_VDC "application/vnd.vmware.vcloud.vdc+xml"
+#define VR_MT_TASK "application/vnd.vmware.vcloud.task+xml"
+#define VR_MT_USER "application/vnd.vmware.admin.user+xml"
+#define VR_MT_QUERY_LIST "application/vnd.vmware.vcloud.query.queryList+xml"
+#define VR_MT_ENTITY "application/vnd.vmware.vcloud.entity+xml"
+#define VR_MT_ADMIN "application/vnd.vmware.admin.vcloud+xml"
+#define VR_MT_EXTENSION "application/vnd.vmware.admin.vmwExtension+xml"
+#define VR_MT_VAPP "application/vnd.vmware.vcloud.vApp+xml"
+#define VR_MT_RG "application/vnd.vmware.hcs.replicationGroup+xml"
+#define VR_MT_FRG "application/vnd.vmware.hcs.failbackReplicationGroup+xml"
+#define VR_MT_INSTANCES "application/vnd.vmware.hcs.replicationGroupInstanceList+xml"
+#define VR_MT_DETAILS "application/vnd.vmware.hcs.adminReplicationGroupDetails+xml"
+#define VR_MT_PEER "application/vnd.vmware.hcs.peer+xml"
+#define VR_MT_NETWORK_MAPPINGS "application/vnd.vmware.hcs.networkMappings+xml"
+#define VR_MT_RECOVERY_DETAILS "application/vnd.vmware.hcs.vrRecoveryDetails+xml"
+#define VR_MT_FAILOVER_PARAMS "application/vnd.vmware.hcs.failoverParams+xml"
+#define VR_MT_TEST_FAILOVER_PARAMS "application/vnd.vmware.hcs.testFailoverParams+xml"
+#define VR_MT_EDIT_RECOVERY_PARAMS "application/vnd.vmware.hcs.editRecoveryDetailsParams+xml"
+#define VR_MT_NODES "application/vnd.vmware.hcs.nodes+xml"
+#define VR_MT_VR_SERVER "application/vnd.vmware.hcs.vrServer+xml"
+
+/* --- rendering helpers (render.c) ------------------------------------ */
+
+/* <elem rel type href name/>; NULL attributes are left out. */
+void vr_render_link(struct vr_xml *w, const char *elem, const char *rel, const char *type,
+		    const char *href, const char *name);
+/* <elem href id type name/> */
+void vr_render_ref(struct vr_xml *w, const char *elem, const char *type, const char *href,
+		   const char *id, const char *name);
+/* Finish a writer and reply 200 with it. */
+enum MHD_Result vr_reply_xml(struct vr_request *req, struct vr_xml *w, const char *media_type);
+
+/* Paging of References and QueryResultRecords (vCD style, 1-based). */
+struct vr_page {
+	long page;
+	long page_size;
+	long long total;
+};
+#define VR_PAGE_SIZE_DEFAULT 25
+#define VR_PAGE_SIZE_MAX 128
+
+/* Read page/pageSize; on bad values queues a 400 and returns false. */
+bool vr_page_parse(struct vr_request *req, struct vr_page *page, enum MHD_Result *reply_out);
+/* LIMIT and OFFSET as statement parameters. */
+void vr_page_sql(const struct vr_page *page, char limit[24], char offset[24]);
+/* Open a container root (References, QueryResultRecords, VrcsNodes) in
+ * namespace ns and write its paging Links. Returns true when the page is
+ * in range (children may follow). */
+bool vr_render_container(struct vr_request *req, struct vr_xml *w, const char *ns,
+			 const char *root, const char *media_type, const char *name,
+			 const struct vr_page *page, const char *path);
+
+/* A References page from rows (total, id, name) of a paged statement:
+ * each Reference gets type ref_type, id urn:vcloud:<urn_kind>:<id>, and
+ * href <public url><ref_path_prefix><id>. */
+enum MHD_Result vr_reply_references(struct vr_request *req, const char *stmt,
+				    const char *const *params, int nparams, const char *path,
+				    const char *name, const char *ref_type, const char *urn_kind,
+				    const char *ref_path_prefix);
+
+/* Map a negative vr_db_exec status to a reply. */
+enum MHD_Result vr_reply_db(struct vr_request *req, int status);
+
+/* Look up whether an object is visible to the caller. Returns 1 (visible),
+ * 0 (missing or foreign; a 404 was queued), or -1 (an error was queued). */
+int vr_api_visible(struct vr_request *req, const char *stmt, const char *what,
+		   enum MHD_Result *reply_out);
+
+/* --- handlers -------------------------------------------------------- */
+
+enum MHD_Result vr_api_versions_get(struct vr_request *req);
+enum MHD_Result vr_api_health_get(struct vr_request *req);
+enum MHD_Result vr_api_sessions_post(struct vr_request *req);
+enum MHD_Result vr_api_session_get(struct vr_request *req);
+enum MHD_Result vr_api_session_delete(struct vr_request *req);
+enum MHD_Result vr_api_orgs_get(struct vr_request *req);
+enum MHD_Result vr_api_org_get(struct vr_request *req);
+enum MHD_Result vr_api_org_replications_get(struct vr_request *req);
+enum MHD_Result vr_api_org_failbackreplications_get(struct vr_request *req);
+enum MHD_Result vr_api_org_enabled_vdcs_get(struct vr_request *req);
+enum MHD_Result vr_api_vdc_get(struct vr_request *req);
+enum MHD_Result vr_api_vdc_replications_get(struct vr_request *req);
+enum MHD_Result vr_api_vdc_failbackreplications_get(struct vr_request *req);
+enum MHD_Result vr_api_vdc_peers_get(struct vr_request *req);
+enum MHD_Result vr_api_vdc_recovery_details_get(struct vr_request *req);
+enum MHD_Result vr_api_peer_get(struct vr_request *req);
+enum MHD_Result vr_api_peer_replications_get(struct vr_request *req);
+enum MHD_Result vr_api_peer_failbackreplications_get(struct vr_request *req);
+enum MHD_Result vr_api_peer_network_mappings_get(struct vr_request *req);
+enum MHD_Result vr_api_replication_get(struct vr_request *req);
+enum MHD_Result vr_api_failbackreplication_get(struct vr_request *req);
+enum MHD_Result vr_api_replication_instances_get(struct vr_request *req);
+enum MHD_Result vr_api_replication_details_get(struct vr_request *req);
+enum MHD_Result vr_api_task_get(struct vr_request *req);
+enum MHD_Result vr_api_admin_vdcs_query_get(struct vr_request *req);
+enum MHD_Result vr_api_admin_nodes_get(struct vr_request *req);
+
+#endif

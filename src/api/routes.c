@@ -1,0 +1,58 @@
+/* The one route table of vrcloud-api. Trailing-slash and client
+ * compatibility aliases live here and nowhere else. Keep in step with
+ * api-spec/routes.txt and api-spec/openapi.yaml. */
+#include "api/api.h"
+
+#define SMALL_BODY (64 * 1024)
+
+const struct vr_route vr_api_routes[] = {
+	{"GET", "/api/versions", vr_api_versions_get, 0, VR_ROUTE_PUBLIC | VR_ROUTE_NO_NEGOTIATE},
+	{"GET", "/healthz", vr_api_health_get, 0, VR_ROUTE_PUBLIC | VR_ROUTE_NO_NEGOTIATE},
+
+	/* Sessions. POST /api/sessions ignores any (form-encoded) body. */
+	{"POST", "/api/sessions", vr_api_sessions_post, SMALL_BODY, VR_ROUTE_PUBLIC},
+	{"GET", "/api/session", vr_api_session_get, 0, VR_ROUTE_SLASH},
+	{"DELETE", "/api/session", vr_api_session_delete, SMALL_BODY, VR_ROUTE_SLASH},
+
+	/* Organizations and their listings (U1-U3). */
+	{"GET", "/api/org", vr_api_orgs_get, 0, VR_ROUTE_SLASH},
+	{"GET", "/api/org/{id}", vr_api_org_get, 0, 0},
+	{"GET", "/api/org/{id}/failbackreplications", vr_api_org_failbackreplications_get, 0, 0},
+	{"GET", "/api/org/{id}/replications", vr_api_org_replications_get, 0, 0},
+	{"GET", "/api/org/{id}/enabledForReplicationVdcs", vr_api_org_enabled_vdcs_get, 0, 0},
+
+	/* Virtual data centers (U4-U7). */
+	{"GET", "/api/vdc/{id}", vr_api_vdc_get, 0, 0},
+	{"GET", "/api/vdc/{id}/failbackreplications", vr_api_vdc_failbackreplications_get, 0, 0},
+	{"GET", "/api/vdc/{id}/peers", vr_api_vdc_peers_get, 0, 0},
+	{"GET", "/api/vdc/{id}/recoveryDetails", vr_api_vdc_recovery_details_get, 0, 0},
+	{"GET", "/api/vdc/{id}/replications", vr_api_vdc_replications_get, 0, 0},
+
+	/* Failback replications (U8), peers (U10-U12, U14), replications (U15, U20). */
+	{"GET", "/api/vr/failbackreplications/{id}", vr_api_failbackreplication_get, 0, 0},
+	{"GET", "/api/vr/peers/{id}", vr_api_peer_get, 0, 0},
+	{"GET", "/api/vr/peers/{id}/failbackreplications", vr_api_peer_failbackreplications_get,
+	 0, 0},
+	{"GET", "/api/vr/peers/{id}/networkMappings", vr_api_peer_network_mappings_get, 0, 0},
+	{"GET", "/api/vr/peers/{id}/replications", vr_api_peer_replications_get, 0, 0},
+	{"GET", "/api/vr/replications/{id}", vr_api_replication_get, 0, 0},
+	{"GET", "/api/vr/replications/{id}/instances", vr_api_replication_instances_get, 0, 0},
+
+	{"GET", "/api/task/{id}", vr_api_task_get, 0, 0},
+
+	/* Provider side (A2, A4) and the vCD typed query RaaSCLI uses. */
+	{"GET", "/api/admin/vdcs/query", vr_api_admin_vdcs_query_get, 0, VR_ROUTE_SLASH},
+	{"GET", "/api/admin/vr/nodes", vr_api_admin_nodes_get, 0, VR_ROUTE_SYSADMIN},
+	{"GET", "/api/admin/vr/replications/{id}/details", vr_api_replication_details_get, 0,
+	 VR_ROUTE_SYSADMIN},
+	{NULL, NULL, NULL, 0, 0},
+};
+
+const struct vr_alias vr_api_aliases[] = {
+	/* vCloud Air mounted the whole vCD API under /api/compute. */
+	{"/api/compute/api/", "/api/"},
+	/* A client that derives its base from Session/@href ".../api/session/"
+	 * by dropping two segments lands on "<base>/api/api/...". */
+	{"/api/api/", "/api/"},
+	{NULL, NULL},
+};

@@ -1,0 +1,109 @@
+/* GET /api/task/{id}. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "vrcloud/alloc.h"
+#include "vrcloud/db.h"
+#include "vrcloud/err.h"
+
+enum task_col {
+	T_ID, T_OPERATION, T_OPERATION_NAME, T_STATUS, T_PROGRESS, T_START, T_END, T_EXPIRY,
+	T_CANCEL, T_OPERATION_KEY, T_OWNER_KIND, T_OWNER_ID, T_OWNER_NAME, T_ERR_MAJOR,
+	T_ERR_MINOR, T_ERR_VENDOR, T_ERR_MESSAGE, T_USER_ID, T_USER_NAME, T_ORG_ID, T_ORG_NAME,
+	T_DETAILS,
+};
+
+/* How an owner kind is addressed on the wire. */
+static const struct {
+	const char *kind;
+	const char *media_type;
+	const char *path;
+} owners[] = {
+	{"replication", VR_MT_RG, "/api/vr/replications/"},
+	{"failbackReplication", VR_MT_FRG, "/api/vr/failbackreplications/"},
+	{"vdc", VR_MT_VDC, "/api/vdc/"},
+	{"peer", VR_MT_PEER, "/api/vr/peers/"},
+	{"org", VR_MT_ORG, "/api/org/"},
+	{"vrServer", VR_MT_VR_SERVER, "/api/admin/extension/vr/vrs/"},
+};
+
+enum MHD_Result vr_api_task_get(struct vr_request *req)
+{
+	struct vr_db *db = vr_request_db(req);
+	if (!db)
+		return vr_reply_err(req, VR_EUNAVAIL);
+	const char *id = req->ids[0];
+	const char *params[] = {id, vr_request_scope(req)};
+	PGresult *t = NULL;
+	int rc = vr_db_exec(db, "task_get", &t, 2, params);
+	if (rc < 0)
+		return vr_reply_db(req, rc);
+	if (rc == 0) {
+		PQclear(t);
+		return vr_reply_not_found(req, "task", id);
+	}
+	const char *status = vr_db_str(t, 0, T_STATUS);
+	bool finished = !vr_db_isnull(t, 0, T_END);
+	struct vr_xml *w = vr_xml_new();
+	char *self = vr_href(req, "/api/task/%s", id);
+	vr_xml_start(w, "Task");
+	vr_xml_attr(w, "xmlns", VR_NS_VCLOUD);
+	vr_xml_attr(w, "href", self);
+	vr_xml_attr(w, "type", VR_MT_TASK);
+	vr_xml_attrf(w, "id", "urn:vcloud:task:%s", id);
+	if (!vr_db_isnull(t, 0, T_OPERATION_KEY))
+		vr_xml_attr(w, "operationKey", vr_db_str(t, 0, T_OPERATION_KEY));
+	vr_xml_attr(w, "name", "task");
+	vr_xml_attr(w, "status", status);
+	vr_xml_attr(w, "operation", vr_db_str(t, 0, T_OPERATION));
+	vr_xml_attr(w, "operationName", vr_db_str(t, 0, T_OPERATION_NAME));
+	vr_xml_attr(w, "serviceNamespace", "com.vmware.vr");
+	vr_xml_attr(w, "startTime", vr_db_str(t, 0, T_START));
+	if (finished)
+		vr_xml_attr(w, "endTime", vr_db_str(t, 0, T_END));
+	vr_xml_attr(w, "expiryTime", vr_db_str(t, 0, T_EXPIRY));
+	vr_xml_attr(w, "cancelRequested", vr_db_bool(t, 0, T_CANCEL) ? "true" : "false");
+
+	if (!vr_db_isnull(t, 0, T_OWNER_ID)) {
+		const char *kind = vr_db_str(t, 0, T_OWNER_KIND);
+		for (size_t i = 0; i < sizeof owners / sizeof owners[0]; i++) {
+			if (strcmp(owners[i].kind, kind) != 0)
+				continue;
+			char *href = vr_href(req, "%s%s", owners[i].path, vr_db_str(t, 0, T_OWNER_ID));
+			vr_render_ref(w, "Owner", owners[i].media_type, href, NULL,
+				      vr_db_str(t, 0, T_OWNER_NAME));
+			free(href);
+		}
+	}
+	if (strcmp(status, "error") == 0) {
+		vr_xml_start(w, "Error");
+		vr_xml_attr(w, "majorErrorCode", vr_db_isnull(t, 0, T_ERR_MAJOR)
+							  ? "500"
+							  : vr_db_str(t, 0, T_ERR_MAJOR));
+		vr_xml_attr(w, "minorErrorCode", vr_db_isnull(t, 0, T_ERR_MINOR)
+							  ? "INTERNAL_SERVER_ERROR"
+							  : vr_db_str(t, 0, T_ERR_MINOR));
+		vr_xml_attr(w, "message", vr_db_str(t, 0, T_ERR_MESSAGE));
+		if (!vr_db_isnull(t, 0, T_ERR_VENDOR))
+			vr_xml_attr(w, "vendorSpecificErrorCode", vr_db_str(t, 0, T_ERR_VENDOR));
+		vr_xml_end(w);
+	}
+	if (!vr_db_isnull(t, 0, T_USER_ID)) {
+		char *href = vr_href(req, "/api/admin/user/%s", vr_db_str(t, 0, T_USER_ID));
+		vr_render_ref(w, "User", VR_MT_USER, href, NULL, vr_db_str(t, 0, T_USER_NAME));
+		free(href);
+	}
+	char *org = vr_href(req, "/api/org/%s", vr_db_str(t, 0, T_ORG_ID));
+	vr_render_ref(w, "Organization", VR_MT_ORG, org, NULL, vr_db_str(t, 0, T_ORG_NAME));
+	free(org);
+	/* Always present: one client takes a missing Progress for "done". */
+	vr_xml_elem(w, "Progress", finished ? "100" : vr_db_str(t, 0, T_PROGRESS));
+	if (*vr_db_str(t, 0, T_DETAILS))
+		vr_xml_elem(w, "Details", vr_db_str(t, 0, T_DETAILS));
+	vr_xml_end(w);
+	free(self);
+	PQclear(t);
+	return vr_reply_xml(req, w, VR_MT_TASK);
+}

@@ -1,0 +1,11 @@
+#include "db/statements.h"
+
+const struct vr_db_stmt vr_db_stmts_service[] = {
+	{"ping", "SELECT 1"},
+	{NULL, NULL},
+};
+
+const struct vr_db_stmt *const vr_db_statement_tables[] = {
+	vr_db_stmts_service, vr_db_stmts_auth,  vr_db_stmts_tenancy,
+	vr_db_stmts_replications, vr_db_stmts_tasks, NULL,
+};

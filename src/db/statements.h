@@ -1,0 +1,17 @@
+/* Every prepared statement of vrcloud-api, one table per resource file;
+ * all are prepared on each (re)connection. */
+#ifndef VRCLOUD_DB_STATEMENTS_H
+#define VRCLOUD_DB_STATEMENTS_H
+
+#include "vrcloud/db.h"
+
+extern const struct vr_db_stmt vr_db_stmts_service[];
+extern const struct vr_db_stmt vr_db_stmts_auth[];
+extern const struct vr_db_stmt vr_db_stmts_tenancy[];
+extern const struct vr_db_stmt vr_db_stmts_replications[];
+extern const struct vr_db_stmt vr_db_stmts_tasks[];
+
+/* NULL-terminated list of the tables above. */
+extern const struct vr_db_stmt *const vr_db_statement_tables[];
+
+#endif

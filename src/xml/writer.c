@@ -1,0 +1,142 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libxml/parser.h>
+#include <libxml/xmlwriter.h>
+
+#include "vrcloud/alloc.h"
+#include "vrcloud/err.h"
+#include "vrcloud/xml.h"
+
+struct vr_xml {
+	xmlBufferPtr buffer;
+	xmlTextWriterPtr writer;
+	bool failed;
+};
+
+void vr_xml_global_init(void)
+{
+	xmlInitParser();
+}
+
+void vr_xml_global_cleanup(void)
+{
+	xmlCleanupParser();
+}
+
+struct vr_xml *vr_xml_new(void)
+{
+	struct vr_xml *w = vr_calloc(1, sizeof *w);
+	w->buffer = xmlBufferCreate();
+	if (w->buffer)
+		w->writer = xmlNewTextWriterMemory(w->buffer, 0);
+	if (!w->writer || xmlTextWriterStartDocument(w->writer, "1.0", "UTF-8", NULL) < 0)
+		w->failed = true;
+	return w;
+}
+
+#define CHECK(w, call)                                                                             \
+	do {                                                                                       \
+		if (!(w)->failed && (call) < 0)                                                    \
+			(w)->failed = true;                                                        \
+	} while (0)
+
+void vr_xml_start(struct vr_xml *w, const char *name)
+{
+	if (!w->failed)
+		CHECK(w, xmlTextWriterStartElement(w->writer, BAD_CAST name));
+}
+
+void vr_xml_attr(struct vr_xml *w, const char *name, const char *value)
+{
+	if (!w->failed && value)
+		CHECK(w, xmlTextWriterWriteAttribute(w->writer, BAD_CAST name, BAD_CAST value));
+}
+
+void vr_xml_attrf(struct vr_xml *w, const char *name, const char *fmt, ...)
+{
+	if (w->failed)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	char *value = NULL;
+	int n = vasprintf(&value, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		w->failed = true;
+		return;
+	}
+	vr_xml_attr(w, name, value);
+	free(value);
+}
+
+void vr_xml_text(struct vr_xml *w, const char *text)
+{
+	if (!w->failed && text)
+		CHECK(w, xmlTextWriterWriteString(w->writer, BAD_CAST text));
+}
+
+void vr_xml_elem(struct vr_xml *w, const char *name, const char *text)
+{
+	vr_xml_start(w, name);
+	vr_xml_text(w, text ? text : "");
+	vr_xml_end(w);
+}
+
+void vr_xml_elemf(struct vr_xml *w, const char *name, const char *fmt, ...)
+{
+	if (w->failed)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	char *value = NULL;
+	int n = vasprintf(&value, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		w->failed = true;
+		return;
+	}
+	vr_xml_elem(w, name, value);
+	free(value);
+}
+
+void vr_xml_elem_bool(struct vr_xml *w, const char *name, bool value)
+{
+	vr_xml_elem(w, name, value ? "true" : "false");
+}
+
+void vr_xml_end(struct vr_xml *w)
+{
+	if (!w->failed)
+		CHECK(w, xmlTextWriterEndElement(w->writer));
+}
+
+void vr_xml_free(struct vr_xml *w)
+{
+	if (!w)
+		return;
+	if (w->writer)
+		xmlFreeTextWriter(w->writer);
+	if (w->buffer)
+		xmlBufferFree(w->buffer);
+	free(w);
+}
+
+int vr_xml_finish(struct vr_xml *w, struct vr_buf *out)
+{
+	int rc = 0;
+	if (!w->failed && xmlTextWriterEndDocument(w->writer) < 0)
+		w->failed = true;
+	if (!w->failed && xmlTextWriterFlush(w->writer) < 0)
+		w->failed = true;
+	if (w->failed) {
+		rc = VR_ENOMEM;
+	} else {
+		const xmlChar *content = xmlBufferContent(w->buffer);
+		rc = vr_buf_append(out, content, (size_t)xmlBufferLength(w->buffer));
+	}
+	vr_xml_free(w);
+	return rc;
+}
