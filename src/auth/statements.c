@@ -30,10 +30,11 @@ const struct vr_db_stmt vr_db_stmts_auth[] = {
 	{"session_create",
 	 "INSERT INTO sessions (token_hash, user_id, expires_at, client_addr)"
 	 " VALUES ($1::bytea, $2::uuid, now() + make_interval(secs => $3::int), $4) RETURNING id"},
-	/* $2 = idle timeout in seconds. */
+	/* $2 = idle timeout, $3 = how stale last_used_at may get before it is
+	 * written again (seconds): reads do not write on every request. */
 	{"session_lookup",
 	 "SELECT s.id, u.id, u.name, u.role, o.id, o.name,"
-	 " s.last_used_at < now() - interval '30 seconds'"
+	 " s.last_used_at < now() - make_interval(secs => $3::int)"
 	 " FROM sessions s JOIN users u ON u.id = s.user_id JOIN orgs o ON o.id = u.org_id"
 	 " WHERE s.token_hash = $1::bytea AND s.expires_at > now() AND u.enabled"
 	 " AND s.last_used_at > now() - make_interval(secs => $2::int)"},

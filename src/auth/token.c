@@ -73,11 +73,13 @@ int vr_auth_session_lookup(struct vr_db *db, const struct vr_config *config, con
 		return VR_EAUTH;
 	char hash[2 + 64 + 1];
 	vr_auth_token_hash_hex(hash, token);
-	char idle[16];
+	char idle[16], stale[16];
+	unsigned slack = config->session_idle_timeout / 10;
 	snprintf(idle, sizeof idle, "%u", config->session_idle_timeout);
-	const char *params[] = {hash, idle};
+	snprintf(stale, sizeof stale, "%u", slack < 1 ? 1 : slack > 30 ? 30 : slack);
+	const char *params[] = {hash, idle, stale};
 	PGresult *res = NULL;
-	int rc = vr_db_exec(db, "session_lookup", &res, 2, params);
+	int rc = vr_db_exec(db, "session_lookup", &res, 3, params);
 	if (rc < 0)
 		return db_err(rc);
 	if (rc == 0) {
@@ -91,9 +93,9 @@ int vr_auth_session_lookup(struct vr_db *db, const struct vr_config *config, con
 	who->role = vr_role_parse(vr_db_str(res, 0, 3));
 	snprintf(who->org_id, sizeof who->org_id, "%s", vr_db_str(res, 0, 4));
 	snprintf(who->org_name, sizeof who->org_name, "%s", vr_db_str(res, 0, 5));
-	bool stale = vr_db_bool(res, 0, 6);
+	bool touch_needed = vr_db_bool(res, 0, 6);
 	PQclear(res);
-	if (stale) {
+	if (touch_needed) {
 		const char *touch[] = {who->session_id};
 		vr_db_exec(db, "session_touch", NULL, 1, touch);
 	}

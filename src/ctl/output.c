@@ -60,12 +60,14 @@ void vr_ctl_print_table(FILE *out, size_t ncols, size_t nrows, const char *const
 		}
 	}
 	for (size_t r = 0; r <= nrows; r++) {
-		for (size_t c = 0; c < ncols; c++) {
-			const char *cell = cells[r * ncols + c];
-			if (!cell)
-				cell = "";
+		const char *const *row = cells + r * ncols;
+		size_t last = ncols; /* the row ends after its last non-empty cell */
+		while (last > 1 && (!row[last - 1] || !row[last - 1][0]))
+			last--;
+		for (size_t c = 0; c < last; c++) {
+			const char *cell = row[c] ? row[c] : "";
 			put_cell(out, cell);
-			if (c + 1 < ncols)
+			if (c + 1 < last)
 				fprintf(out, "%*s", (int)(width[c] - cell_width(cell) + 2), "");
 		}
 		fputc('\n', out);
