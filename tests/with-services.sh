@@ -22,7 +22,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 # shellcheck source-path=SCRIPTDIR source=../contrib/lib/services.sh
 . "$here/../contrib/lib/services.sh"
 
-svc_dir=$(mktemp -d /tmp/vrcloud-test.XXXXXX) || exit 99
+svc_dir=$(svc_tempdir) || exit 99
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() { svc_stop "$svc_dir" || true; }
 trap cleanup EXIT

@@ -6,6 +6,7 @@
 #   svc_start_pg DIR [--persistent]     # exports SVC_PG_URI, SVC_PG_PORT, ...
 #   svc_start_redis DIR [--persistent]  # exports SVC_REDIS_URI, SVC_REDIS_PORT, ...
 #   svc_stop DIR                        # stops both; removes DIR if throwaway
+#   svc_tempdir                         # prints a new directory for throwaway servers
 #
 # Two modes, chosen when DIR is first used and remembered in DIR/svc.mode:
 #   throwaway (tests): fsync off, PostgreSQL also listens on 127.0.0.1,
@@ -160,6 +161,9 @@ svc__uri_escape() {
 }
 
 svc__read() { [ -s "$1" ] && head -n 1 "$1"; }
+
+# A new directory for a throwaway pair of servers (give it to svc_start_*).
+svc_tempdir() { mktemp -d /tmp/vrcloud-test.XXXXXX; }
 
 # Make DIR, print its absolute path.
 svc__dir() {
@@ -506,4 +510,5 @@ svc__remove() {
 		case $extra in /tmp/vrcloud* | /var/lib/vrcloud/*) rm -rf "$extra" ;; esac
 	done
 	rm -rf "$dir"
+	rmdir /var/lib/vrcloud 2>/dev/null || true
 }

@@ -17,19 +17,19 @@
 #include "vrcloud/log.h"
 #include "vrcloud/password.h"
 
-#define SCRYPT_LN 15 /* N = 2^15 */
+#define SCRYPT_LN     15 /* N = 2^15 */
 #define SCRYPT_LN_MIN 10
 #define SCRYPT_LN_MAX 20
-#define SCRYPT_R 8
-#define SCRYPT_P 1
+#define SCRYPT_R      8
+#define SCRYPT_P      1
 /* scrypt needs 128 * r * (N + 2) + 128 * r * p bytes: about 1 GiB at the
  * largest accepted cost; OpenSSL refuses anything above this bound. */
 #define SCRYPT_MAXMEM (((uint64_t)1 << 30) + ((uint64_t)1 << 20))
 
-#define SALT_LEN 16
-#define KEY_LEN 32
-#define SALT_B64_LEN 24 /* 4 * ceil(16 / 3) */
-#define KEY_B64_LEN 44  /* 4 * ceil(32 / 3) */
+#define SALT_LEN      16
+#define KEY_LEN	      32
+#define SALT_B64_LEN  24 /* 4 * ceil(16 / 3) */
+#define KEY_B64_LEN   44 /* 4 * ceil(32 / 3) */
 
 static const char prefix[] = "$scrypt$ln=";
 static const char params_tail[] = ",r=8,p=1$";
@@ -220,8 +220,8 @@ static char dummy_hash[VR_PASSWORD_HASH_MAX];
 /* Used only if the KDF fails at start-up: a well-formed stored form whose
  * password was random and discarded, so verifying against it still runs
  * the full parse-and-derive path and never matches. */
-static const char dummy_fallback[] = "$scrypt$ln=15,r=8,p=1$Fh0KSBSuT3yH4k3OBnmC/g==$"
-				     "kvXm0WNgwcqc9FT12Z6d4M7yJ3pN3iDAXzI3jE9pQ0o=";
+static const char dummy_fallback[] = "$scrypt$ln=15,r=8,p=1$eTc94t+e3+sD6RctkVUxsw==$"
+				     "jWXrqGMgjDm0O4mnA3140seBZJkKVkvBCMFtphYi5jc=";
 
 static void dummy_init(void)
 {

@@ -78,8 +78,8 @@ int vr_ctl_parse_args(const char **pos, size_t *npos_out, const char *command, c
 	npos = (size_t)(argc - optind);
 	if (npos < min_pos) {
 		print_usage_line(help);
-		status = vr_ctl_usage_error(command, "%s", npos ? "too few arguments"
-								: "arguments are missing");
+		status = vr_ctl_usage_error(command, "%s",
+					    npos ? "too few arguments" : "arguments are missing");
 		goto cleanup;
 	}
 	if (npos > max_pos) {

@@ -17,6 +17,8 @@ const struct vr_ctl_command vr_ctl_commands[] = {
 	{"sysadmin", "add a provider administrator (a sysadmin of org System)",
 	 vr_ctl_cmd_sysadmin},
 	{"seed-demo", "create a demo org, VDC and org administrator", vr_ctl_cmd_seed_demo},
+	{"peer", "record and list sites paired with VDCs", vr_ctl_cmd_peer},
+	{"replication", "configure and list replications", vr_ctl_cmd_replication},
 	{NULL, NULL, NULL},
 };
 
@@ -66,16 +68,12 @@ void vr_ctl_error(const char *fmt, ...)
 int vr_ctl_exit_status(int err)
 {
 	switch (err) {
-	case VR_OK:
-		return VR_CTL_EXIT_OK;
+	case VR_OK: return VR_CTL_EXIT_OK;
 	case VR_EINVAL:
-	case VR_ETOOBIG:
-		return VR_CTL_EXIT_USAGE;
+	case VR_ETOOBIG: return VR_CTL_EXIT_USAGE;
 	case VR_ECONFIG:
-	case VR_EUNAVAIL:
-		return VR_CTL_EXIT_CONFIG;
-	default:
-		return VR_CTL_EXIT_FAILURE;
+	case VR_EUNAVAIL: return VR_CTL_EXIT_CONFIG;
+	default: return VR_CTL_EXIT_FAILURE;
 	}
 }
 
@@ -123,22 +121,14 @@ int vr_ctl_parse_global(int *command_index_out, struct vr_ctl *ctl, int argc, ch
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "+:h", options, NULL)) != -1) {
 		switch (opt) {
-		case OPT_DATABASE:
-			ctl->database_option = optarg;
-			break;
-		case OPT_CONFIG:
-			ctl->config_path = optarg;
-			break;
-		case 'h':
-			print_global_help();
-			return VR_CTL_EXIT_OK;
+		case OPT_DATABASE: ctl->database_option = optarg; break;
+		case OPT_CONFIG: ctl->config_path = optarg; break;
+		case 'h': print_global_help(); return VR_CTL_EXIT_OK;
 		case OPT_VERSION:
 			printf("vrcloudctl (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION);
 			return VR_CTL_EXIT_OK;
-		case ':':
-			return global_usage_error("a value is needed after", argv[optind - 1]);
-		default:
-			return global_usage_error("unknown option", argv[optind - 1]);
+		case ':': return global_usage_error("a value is needed after", argv[optind - 1]);
+		default: return global_usage_error("unknown option", argv[optind - 1]);
 		}
 	}
 	if (optind >= argc) {
@@ -172,7 +162,8 @@ int vr_ctl_dispatch(struct vr_ctl *ctl, const char *group, const char *help,
 		fputs(help, stdout);
 		fputs("\nSubcommands:\n", stdout);
 		print_command_list(stdout, table);
-		printf("\nRun 'vrcloudctl %s SUBCOMMAND --help' for the arguments of one.\n", group);
+		printf("\nRun 'vrcloudctl %s SUBCOMMAND --help' for the arguments of one.\n",
+		       group);
 		return VR_CTL_EXIT_OK;
 	}
 	const struct vr_ctl_command *sub = vr_ctl_command_find(table, argv[1]);

@@ -23,14 +23,14 @@ enum vr_ctl_exit {
 	VR_CTL_EXIT_CONTINUE = -1, /* not an exit status: go on with the command */
 	VR_CTL_EXIT_OK = 0,
 	VR_CTL_EXIT_FAILURE = 1, /* the operation failed */
-	VR_CTL_EXIT_USAGE = 2,   /* bad command line or input */
-	VR_CTL_EXIT_CONFIG = 3,  /* bad configuration or no database connection */
+	VR_CTL_EXIT_USAGE = 2,	 /* bad command line or input */
+	VR_CTL_EXIT_CONFIG = 3,	 /* bad configuration or no database connection */
 };
 
 struct vr_ctl {
 	const char *database_option; /* --database, as given */
 	const char *config_path;     /* --config */
-	PGconn *conn;                /* set by vr_ctl_db_open() */
+	PGconn *conn;		     /* set by vr_ctl_db_open() */
 };
 
 /* A command or a subcommand. run() receives argv starting at the command's
@@ -142,6 +142,8 @@ int vr_ctl_cmd_vdc(struct vr_ctl *ctl, int argc, char **argv);
 int vr_ctl_cmd_user(struct vr_ctl *ctl, int argc, char **argv);
 int vr_ctl_cmd_sysadmin(struct vr_ctl *ctl, int argc, char **argv);
 int vr_ctl_cmd_seed_demo(struct vr_ctl *ctl, int argc, char **argv);
+int vr_ctl_cmd_peer(struct vr_ctl *ctl, int argc, char **argv);
+int vr_ctl_cmd_replication(struct vr_ctl *ctl, int argc, char **argv);
 
 /* migrations_gen.c, generated from migrations/ by build-aux/embed-sql.sh:
  * the migrations in ascending version order. */

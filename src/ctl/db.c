@@ -9,8 +9,8 @@
 
 /* SQLSTATEs the CLI explains itself */
 #define SQLSTATE_UNIQUE_VIOLATION "23505"
-#define SQLSTATE_CHECK_VIOLATION "23514"
-#define SQLSTATE_UNDEFINED_TABLE "42P01"
+#define SQLSTATE_CHECK_VIOLATION  "23514"
+#define SQLSTATE_UNDEFINED_TABLE  "42P01"
 
 /* The URI to use and, for messages, where it came from. */
 static int resolve_uri(char **uri_out, const char **source_out, const struct vr_ctl *ctl)
@@ -43,8 +43,9 @@ static int resolve_uri(char **uri_out, const char **source_out, const struct vr_
 		return VR_ECONFIG;
 	}
 	if (!config.database_uri) {
-		vr_ctl_error("%s sets an empty [database] uri; give one there or pass --database URI",
-			     ctl->config_path);
+		vr_ctl_error(
+			"%s sets an empty [database] uri; give one there or pass --database URI",
+			ctl->config_path);
 		vr_config_free(&config);
 		return VR_ECONFIG;
 	}
@@ -54,13 +55,23 @@ static int resolve_uri(char **uri_out, const char **source_out, const struct vr_
 	return 0;
 }
 
-/* libpq text on one line, without its final newline */
+/* libpq text on one line: each line break and the indentation after it
+ * become one space, the final newline goes */
 static void copy_line(char *out, size_t size, const char *text)
 {
-	snprintf(out, size, "%s", text);
-	for (char *p = out; *p; p++)
-		if (*p == '\n')
-			*p = p[1] ? ' ' : '\0';
+	size_t o = 0;
+
+	for (const char *t = text; *t && o + 1 < size; t++) {
+		if (*t != '\n') {
+			out[o++] = *t;
+			continue;
+		}
+		while (t[1] == ' ' || t[1] == '\t')
+			t++;
+		if (t[1])
+			out[o++] = ' ';
+	}
+	out[o] = '\0';
 }
 
 /* The primary message of a failed result, else the connection's. */

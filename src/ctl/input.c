@@ -80,8 +80,7 @@ int vr_ctl_password_stdin(char out[VR_PASSWORD_MAX + 1], const char *command)
 	}
 
 	switch (err) {
-	case 0:
-		break;
+	case 0: break;
 	case VR_EINVAL:
 		vr_ctl_usage_error(command,
 				   "the password read from standard input is empty or holds a NUL "

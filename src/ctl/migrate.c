@@ -22,11 +22,10 @@ static const char migrate_help[] =
 /* Advisory lock key of migrations: the bytes of "vrmigrat". */
 #define LOCK_KEY "8535004543295054196"
 
-static const char sql_create_table[] =
-	"CREATE TABLE IF NOT EXISTS schema_migrations ("
-	" version integer PRIMARY KEY,"
-	" name text NOT NULL,"
-	" applied_at timestamptz NOT NULL DEFAULT now())";
+static const char sql_create_table[] = "CREATE TABLE IF NOT EXISTS schema_migrations ("
+				       " version integer PRIMARY KEY,"
+				       " name text NOT NULL,"
+				       " applied_at timestamptz NOT NULL DEFAULT now())";
 static const char sql_table_exists[] = "SELECT to_regclass('schema_migrations') IS NOT NULL";
 static const char sql_applied[] = "SELECT version FROM schema_migrations ORDER BY version";
 static const char sql_record[] = "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)";
@@ -47,7 +46,7 @@ static int read_applied(int **versions_out, size_t *count_out, struct vr_ctl *ct
 	size_t n = (size_t)PQntuples(res);
 	int *versions = vr_calloc(n ? n : 1, sizeof *versions);
 	for (size_t i = 0; i < n; i++)
-		versions[i] = atoi(PQgetvalue(res, (int)i, 0));
+		versions[i] = (int)strtol(PQgetvalue(res, (int)i, 0), NULL, 10);
 	PQclear(res);
 	*versions_out = versions;
 	*count_out = n;
@@ -117,7 +116,7 @@ static int apply_one(struct vr_ctl *ctl, size_t i, int current)
 		char where[32] = "";
 		if (pos)
 			snprintf(where, sizeof where, " at line %ld",
-				 line_of_position(sql, atol(pos)));
+				 line_of_position(sql, strtol(pos, NULL, 10)));
 		vr_ctl_error("migration %04d_%s failed%s: %s; the database stays at version %d",
 			     version, name, where, msg ? msg : PQerrorMessage(ctl->conn), current);
 		err = PQstatus(ctl->conn) == CONNECTION_OK ? VR_EDB : VR_EUNAVAIL;
@@ -153,8 +152,7 @@ static int lock_migrations(struct vr_ctl *ctl)
 	PQclear(res);
 	if (locked)
 		return 0;
-	fputs(VR_CTL_PROGRAM ": another 'vrcloudctl migrate' is running; waiting for it\n",
-	      stderr);
+	fputs(VR_CTL_PROGRAM ": another 'vrcloudctl migrate' is running; waiting for it\n", stderr);
 	return vr_ctl_db_exec(NULL, ctl, "SELECT pg_advisory_lock(" LOCK_KEY ")", 0, NULL);
 }
 

@@ -22,25 +22,23 @@ static const char org_add_help[] =
 	"  --description TEXT  free text\n"
 	"  -h, --help          show this help\n";
 
-static const char org_list_help[] =
-	"Usage: vrcloudctl org list\n"
-	"\n"
-	"List the organizations with their number of VDCs and users.\n"
-	"\n"
-	"Options:\n"
-	"  -h, --help  show this help\n";
+static const char org_list_help[] = "Usage: vrcloudctl org list\n"
+				    "\n"
+				    "List the organizations with their number of VDCs and users.\n"
+				    "\n"
+				    "Options:\n"
+				    "  -h, --help  show this help\n";
 
 static const char sql_find[] = "SELECT id, is_system FROM orgs WHERE lower(name) = lower($1)";
 
 static const char sql_add[] = "INSERT INTO orgs (name, full_name, description)"
 			      " VALUES ($1, coalesce($2, $1), coalesce($3, '')) RETURNING id";
 
-static const char sql_list[] =
-	"SELECT o.id, o.name, o.full_name,"
-	" CASE WHEN o.is_system THEN 'yes' ELSE 'no' END,"
-	" (SELECT count(*) FROM vdcs v WHERE v.org_id = o.id),"
-	" (SELECT count(*) FROM users u WHERE u.org_id = o.id)"
-	" FROM orgs o ORDER BY o.is_system DESC, lower(o.name)";
+static const char sql_list[] = "SELECT o.id, o.name, o.full_name,"
+			       " CASE WHEN o.is_system THEN 'yes' ELSE 'no' END,"
+			       " (SELECT count(*) FROM vdcs v WHERE v.org_id = o.id),"
+			       " (SELECT count(*) FROM users u WHERE u.org_id = o.id)"
+			       " FROM orgs o ORDER BY o.is_system DESC, lower(o.name)";
 
 int vr_ctl_org_find(char id_out[VR_UUID_LEN + 1], bool *is_system_out, struct vr_ctl *ctl,
 		    const char *name)
@@ -87,9 +85,10 @@ static int org_add(struct vr_ctl *ctl, int argc, char **argv)
 		vr_ctl_error("org '%s' already exists (names are compared without regard to case)",
 			     pos[0]);
 	else if (err == VR_EINVAL)
-		vr_ctl_error("invalid org name '%s': use 1 to 128 letters, digits, '.', '_' or '-', "
-			     "starting with a letter or digit",
-			     pos[0]);
+		vr_ctl_error(
+			"invalid org name '%s': use 1 to 128 letters, digits, '.', '_' or '-', "
+			"starting with a letter or digit",
+			pos[0]);
 	if (err)
 		return vr_ctl_exit_status(err);
 	printf("added org '%s' (id %s)\n", pos[0], PQgetvalue(res, 0, 0));

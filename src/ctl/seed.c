@@ -80,9 +80,10 @@ static int seed_org(struct seed *seed, struct vr_ctl *ctl)
 	int err = vr_ctl_db_exec(&res, ctl, sql_org, 1, params);
 
 	if (err == VR_EINVAL)
-		vr_ctl_error("invalid org name '%s': use 1 to 128 letters, digits, '.', '_' or '-', "
-			     "starting with a letter or digit",
-			     seed->org);
+		vr_ctl_error(
+			"invalid org name '%s': use 1 to 128 letters, digits, '.', '_' or '-', "
+			"starting with a letter or digit",
+			seed->org);
 	else if (err == VR_EEXIST)
 		vr_ctl_error("cannot create org '%s': a unique constraint refused it", seed->org);
 	if (err)
@@ -160,9 +161,10 @@ static int seed_user(struct seed *seed, struct vr_ctl *ctl)
 	const char *params[] = {seed->org_id, seed->user, seed->hash};
 	err = vr_ctl_db_exec(&res, ctl, sql_user_add, 3, params);
 	if (err == VR_EINVAL)
-		vr_ctl_error("invalid user name '%s': use 1 to 128 letters, digits, '.', '_' or '-', "
-			     "starting with a letter or digit",
-			     seed->user);
+		vr_ctl_error(
+			"invalid user name '%s': use 1 to 128 letters, digits, '.', '_' or '-', "
+			"starting with a letter or digit",
+			seed->user);
 	else if (err == VR_EEXIST)
 		vr_ctl_error("user '%s' was created by someone else meanwhile; run seed-demo again",
 			     seed->user);
@@ -220,10 +222,8 @@ int vr_ctl_cmd_seed_demo(struct vr_ctl *ctl, int argc, char **argv)
 	struct seed *seed;
 	const char *org = NULL, *vdc = NULL, *user = NULL, *password_stdin = NULL;
 	const struct vr_ctl_opt opts[] = {
-		{"org", true, &org},
-		{"vdc", true, &vdc},
-		{"user", true, &user},
-		{"password-stdin", false, &password_stdin},
+		{"org", true, &org},   {"vdc", true, &vdc},
+		{"user", true, &user}, {"password-stdin", false, &password_stdin},
 		{NULL, false, NULL},
 	};
 	int rc, err;

@@ -61,9 +61,9 @@ static const char user_enable_help[] = "Usage: vrcloudctl user enable ORG NAME\n
 				       "  -h, --help  show this help\n";
 
 static const char sysadmin_help[] = "Usage: vrcloudctl sysadmin SUBCOMMAND [ARGS...]\n"
-				     "\n"
-				     "The provider's administrators: users of org System with "
-				     "role sysadmin.\n";
+				    "\n"
+				    "The provider's administrators: users of org System with "
+				    "role sysadmin.\n";
 
 static const char sysadmin_add_help[] =
 	"Usage: vrcloudctl sysadmin add NAME --password-stdin\n"
@@ -136,9 +136,10 @@ static int add_user(struct vr_ctl *ctl, const char *command, const char *org, co
 	if (err)
 		return vr_ctl_exit_status(err);
 	if (strcmp(role, "sysadmin") == 0 && !is_system) {
-		vr_ctl_error("%s: role sysadmin exists only in org System; use 'vrcloudctl sysadmin "
-			     "add NAME', or give the user role org-admin or org-user",
-			     command);
+		vr_ctl_error(
+			"%s: role sysadmin exists only in org System; use 'vrcloudctl sysadmin "
+			"add NAME', or give the user role org-admin or org-user",
+			command);
 		return VR_CTL_EXIT_FAILURE;
 	}
 	if (strcmp(role, "sysadmin") != 0 && is_system) {
@@ -158,9 +159,10 @@ static int add_user(struct vr_ctl *ctl, const char *command, const char *org, co
 			     "to case)",
 			     org, name);
 	else if (err == VR_EINVAL)
-		vr_ctl_error("invalid user name '%s': use 1 to 128 letters, digits, '.', '_' or '-', "
-			     "starting with a letter or digit",
-			     name);
+		vr_ctl_error(
+			"invalid user name '%s': use 1 to 128 letters, digits, '.', '_' or '-', "
+			"starting with a letter or digit",
+			name);
 	if (err)
 		return vr_ctl_exit_status(err);
 	printf("added user '%s' to org '%s' as %s (id %s)\n", name, org, role,
@@ -185,9 +187,8 @@ static int user_add(struct vr_ctl *ctl, int argc, char **argv)
 		return vr_ctl_usage_error("user add",
 					  "--role is required: sysadmin, org-admin or org-user");
 	if (!vr_ctl_role_valid(role))
-		return vr_ctl_usage_error("user add",
-					  "unknown role '%s': use sysadmin, org-admin or org-user",
-					  role);
+		return vr_ctl_usage_error(
+			"user add", "unknown role '%s': use sysadmin, org-admin or org-user", role);
 	if (!password_stdin)
 		return vr_ctl_usage_error("user add", "--password-stdin is required: the password "
 						      "is read from standard input");

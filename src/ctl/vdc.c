@@ -10,12 +10,12 @@ static const char vdc_help[] = "Usage: vrcloudctl vdc SUBCOMMAND [ARGS...]\n"
 			       "Virtual data centers of an org, where its replicas and recovered\n"
 			       "VMs live, with the switches that allow each kind of recovery.\n";
 
-#define VDC_SWITCHES_HELP                                                                    \
-	"  --description TEXT          free text\n"                                          \
-	"  --replication on|off        accept new replications into this VDC\n"             \
-	"  --failover on|off           allow failover\n"                                    \
-	"  --test-failover on|off      allow test failover\n"                               \
-	"  --planned-migration on|off  allow planned migration\n"                           \
+#define VDC_SWITCHES_HELP                                                                          \
+	"  --description TEXT          free text\n"                                                \
+	"  --replication on|off        accept new replications into this VDC\n"                    \
+	"  --failover on|off           allow failover\n"                                           \
+	"  --test-failover on|off      allow test failover\n"                                      \
+	"  --planned-migration on|off  allow planned migration\n"                                  \
 	"  -h, --help                  show this help\n"
 
 static const char vdc_add_help[] =
@@ -58,12 +58,11 @@ static const char sql_set[] =
 	" planned_migration_enabled = coalesce($7::boolean, planned_migration_enabled)"
 	" WHERE org_id = $1 AND lower(name) = lower($2) RETURNING id";
 
-#define ON_OFF(column) "CASE WHEN v." column " THEN 'on' ELSE 'off' END"
 static const char sql_list[] = "SELECT v.id, o.name, v.name,"
-			       " " ON_OFF("replication_enabled") ","
-			       " " ON_OFF("failover_enabled") ","
-			       " " ON_OFF("test_failover_enabled") ","
-			       " " ON_OFF("planned_migration_enabled") ","
+			       " CASE WHEN v.replication_enabled THEN 'on' ELSE 'off' END,"
+			       " CASE WHEN v.failover_enabled THEN 'on' ELSE 'off' END,"
+			       " CASE WHEN v.test_failover_enabled THEN 'on' ELSE 'off' END,"
+			       " CASE WHEN v.planned_migration_enabled THEN 'on' ELSE 'off' END,"
 			       " v.description"
 			       " FROM vdcs v JOIN orgs o ON o.id = v.org_id"
 			       " WHERE $1::uuid IS NULL OR v.org_id = $1"
@@ -74,12 +73,12 @@ enum { SW_REPLICATION, SW_FAILOVER, SW_TEST_FAILOVER, SW_PLANNED_MIGRATION, SW_C
 /* The options shared by add and set, as SQL parameters $3..$7. */
 struct vdc_settings {
 	const char *description;
-	const char *switch_text[SW_COUNT]; /* as given: on/off */
+	const char *switch_text[SW_COUNT];  /* as given: on/off */
 	const char *switch_param[SW_COUNT]; /* "true", "false" or NULL */
 };
 
-static int parse_settings(struct vdc_settings *settings, const char *command, int argc, char **argv,
-			  const char *help, const char **pos)
+static int parse_settings(struct vdc_settings *settings, const char **pos, const char *command,
+			  const char *help, int argc, char **argv)
 {
 	static const char *const names[SW_COUNT] = {"replication", "failover", "test-failover",
 						    "planned-migration"};
@@ -100,8 +99,8 @@ static int parse_settings(struct vdc_settings *settings, const char *command, in
 		if (!settings->switch_text[i])
 			continue;
 		if (vr_ctl_parse_switch(&on, settings->switch_text[i]))
-			return vr_ctl_usage_error(command, "--%s takes on or off, not '%s'", names[i],
-						  settings->switch_text[i]);
+			return vr_ctl_usage_error(command, "--%s takes on or off, not '%s'",
+						  names[i], settings->switch_text[i]);
 		settings->switch_param[i] = on ? "true" : "false";
 	}
 	return VR_CTL_EXIT_CONTINUE;
@@ -116,8 +115,8 @@ static int vdc_write(struct vr_ctl *ctl, int argc, char **argv, bool adding)
 	PGresult *res = NULL;
 	int rc, err;
 
-	rc = parse_settings(&settings, command, argc, argv, adding ? vdc_add_help : vdc_set_help,
-			    pos);
+	rc = parse_settings(&settings, pos, command, adding ? vdc_add_help : vdc_set_help, argc,
+			    argv);
 	if (rc != VR_CTL_EXIT_CONTINUE)
 		return rc;
 	if (!adding && !settings.description && !settings.switch_text[SW_REPLICATION] &&
@@ -175,9 +174,14 @@ static int vdc_set(struct vr_ctl *ctl, int argc, char **argv)
 
 static int vdc_list(struct vr_ctl *ctl, int argc, char **argv)
 {
-	static const char *const headers[] = {"ID",       "ORG",           "NAME",
-					      "REPLICATION", "FAILOVER", "TEST-FAILOVER",
-					      "PLANNED-MIGRATION", "DESCRIPTION"};
+	static const char *const headers[] = {"ID",
+					      "ORG",
+					      "NAME",
+					      "REPLICATION",
+					      "FAILOVER",
+					      "TEST-FAILOVER",
+					      "PLANNED-MIGRATION",
+					      "DESCRIPTION"};
 	const char *pos[1] = {NULL};
 	char org_id[VR_UUID_LEN + 1];
 	PGresult *res;

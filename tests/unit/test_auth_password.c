@@ -1,8 +1,8 @@
 /* Password hashing: scrypt stored forms, verification, strict parsing. */
 #include <criterion/criterion.h>
 #include <openssl/evp.h>
-#include <stdint.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,9 +156,9 @@ Test(password, malformed_stored_forms)
 	/* wrong parameters with the right salt and key */
 	const char *params[] = {
 		"$scrypt$ln=015,r=8,p=1$", "$scrypt$ln=9,r=8,p=1$",   "$scrypt$ln=21,r=8,p=1$",
-		"$scrypt$ln=,r=8,p=1$",    "$scrypt$ln=+15,r=8,p=1$", "$scrypt$ln=15,r=16,p=1$",
+		"$scrypt$ln=,r=8,p=1$",	   "$scrypt$ln=+15,r=8,p=1$", "$scrypt$ln=15,r=16,p=1$",
 		"$scrypt$ln=15,r=8,p=2$",  "$scrypt$ln=15,p=1,r=8$",  "$scrypt$ln=15,r=8$",
-		"$scrypt$ln=15$",          "$Scrypt$ln=15,r=8,p=1$",  "$bcrypt$ln=15,r=8,p=1$",
+		"$scrypt$ln=15$",	   "$Scrypt$ln=15,r=8,p=1$",  "$bcrypt$ln=15,r=8,p=1$",
 		"scrypt$ln=15,r=8,p=1$",   "$scrypt$ln=15,r=8,p=1$$", "$scrypt$ln=14,r=8,p=1$",
 	};
 	for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {
@@ -182,7 +182,7 @@ static void reference_form(char out[VR_PASSWORD_HASH_MAX], const char *password,
 	for (size_t i = 0; i < sizeof salt; i++)
 		salt[i] = (unsigned char)(0xa5 ^ (i * 17));
 	cr_assert_eq(EVP_PBE_scrypt(password, strlen(password), salt, sizeof salt,
-				    (uint64_t)1 << ln, 8, 1, 0, key, sizeof key),
+				    (uint64_t)1 << ln, 8, 1, (uint64_t)64 << 20, key, sizeof key),
 		     1);
 	EVP_EncodeBlock((unsigned char *)salt_b64, salt, sizeof salt);
 	EVP_EncodeBlock((unsigned char *)key_b64, key, sizeof key);

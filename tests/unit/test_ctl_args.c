@@ -116,7 +116,7 @@ Test(ctl_args, global_options_stop_at_the_command)
 {
 	struct vr_ctl ctl;
 	char *argv[] = {"vrcloudctl", "--database", "postgresql:///x", "--config", "/etc/v.conf",
-			"org",        "add",        "--database",      NULL};
+			"org",	      "add",	    "--database",      NULL};
 	int first = -1;
 
 	vr_ctl_init(&ctl);
@@ -197,6 +197,15 @@ static char *captured_stderr(void)
 	return text;
 }
 
+/* a new config file for this test process, open for writing */
+static FILE *config_file(char *path, size_t size)
+{
+	snprintf(path, size, "/tmp/vrcloud-ctl-test-%ld.conf", (long)getpid());
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f, "cannot create %s", path);
+	return f;
+}
+
 Test(ctl_args, no_database_is_a_config_error, .init = cr_redirect_stderr)
 {
 	struct vr_ctl ctl;
@@ -216,12 +225,9 @@ Test(ctl_args, uri_sources_in_order, .init = cr_redirect_stderr)
 {
 	struct vr_ctl ctl;
 	char *org[] = {"org", "list", NULL};
-	char path[] = "/tmp/vrcloud-ctl-test-XXXXXX";
-	int fd = mkstemp(path);
-	FILE *f;
+	char path[64];
+	FILE *f = config_file(path, sizeof path);
 
-	cr_assert_geq(fd, 0);
-	f = fdopen(fd, "w");
 	fputs("[database]\nuri = postgresql://[::1\n", f);
 	fclose(f);
 
@@ -251,12 +257,9 @@ Test(ctl_args, bad_config_file_is_a_config_error, .init = cr_redirect_stderr)
 {
 	struct vr_ctl ctl;
 	char *org[] = {"org", "list", NULL};
-	char path[] = "/tmp/vrcloud-ctl-test-XXXXXX";
-	int fd = mkstemp(path);
-	FILE *f;
+	char path[64];
+	FILE *f = config_file(path, sizeof path);
 
-	cr_assert_geq(fd, 0);
-	f = fdopen(fd, "w");
 	fputs("[database]\nurl = postgresql:///x\n", f);
 	fclose(f);
 

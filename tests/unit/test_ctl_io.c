@@ -146,34 +146,35 @@ static char *table(size_t ncols, size_t nrows, const char *const *cells)
 Test(ctl_io, table_alignment)
 {
 	const char *cells[] = {
-		"ID", "NAME",  "SYSTEM", /* header */
-		"1",  "System", "yes",   /* */
-		"22", "acme",  NULL,     /* NULL prints as empty */
+		"ID", "NAME",	"SYSTEM", /* header */
+		"1",  "System", "yes",	  /* first row */
+		"22", "acme",	NULL,	  /* NULL prints as empty */
 	};
 	char *text = table(3, 2, cells);
 
+	/* no trailing blanks when a row ends in empty cells */
 	cr_assert_str_eq(text, "ID  NAME    SYSTEM\n"
 			       "1   System  yes\n"
-			       "22  acme    \n");
+			       "22  acme\n");
 	free(text);
 }
 
 Test(ctl_io, table_utf8_and_control_characters)
 {
 	const char *cells[] = {
-		"NAME", "X",                             /* */
-		"caf\xc3\xa9", "1",                      /* 4 characters, 5 bytes */
-		"a\x1b[31mb", "2",                       /* ESC shown as '?' */
-		"tab\there\n", "3",                      /* */
-		"c1\xc2\x9b", "4",                       /* C1 CSI shown as '?' */
+		"NAME",	       "X", /* header */
+		"caf\xc3\xa9", "1", /* 4 characters, 5 bytes */
+		"a\x1b[31mb",  "2", /* ESC shown as '?' */
+		"tab\there\n", "3", /* TAB and LF shown as '?' */
+		"c1\xc2\x9b",  "4", /* C1 CSI shown as '?' */
 	};
 	char *text = table(2, 4, cells);
 
-	cr_assert_str_eq(text, "NAME        X\n"
-			       "caf\xc3\xa9        1\n"
-			       "a?[31mb     2\n"
+	cr_assert_str_eq(text, "NAME       X\n"
+			       "caf\xc3\xa9       1\n"
+			       "a?[31mb    2\n"
 			       "tab?here?  3\n"
-			       "c1?         4\n");
+			       "c1?        4\n");
 	free(text);
 }
 
@@ -198,6 +199,6 @@ Test(ctl_io, result_table)
 	PQclear(res);
 	cr_assert_str_eq(text, "ORG   USERS\n"
 			       "acme  12\n"
-			       "b     \n");
+			       "b\n");
 	free(text);
 }
