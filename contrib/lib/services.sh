@@ -89,6 +89,17 @@ svc__exec_as() {
 	exec "$@"
 }
 
+# True when this (sub)shell leads its process group. setsid forks when its
+# caller does, as background jobs of an interactive shell do; such a job is
+# out of the terminal's foreground group already and needs no new session.
+svc_leads_group() {
+	local stat pgrp
+	read -r stat <"/proc/$BASHPID/stat" || return 1
+	stat=${stat##*) }
+	read -r _ _ pgrp _ <<<"$stat"
+	[ "$pgrp" = "$BASHPID" ]
+}
+
 # Give PATH to USER (only when the caller is root and USER is not).
 svc__own() {
 	local user=$1
@@ -408,11 +419,15 @@ svc_start_redis() {
 				|| svc__say "Redis port $port is taken: moving to another one"
 			port=$(svc_free_port) || return 1
 		fi
-		# foreground server in its own session: $! is the server itself
-		(svc__exec_as "$user" setsid redis-server --bind 127.0.0.1 --port "$port" \
-			--unixsocket "$SVC_REDIS_SOCKET" --unixsocketperm 700 \
-			--dir "$data" --daemonize no --logfile '' "${persist[@]}") \
-			</dev/null >>"$log" 2>&1 &
+		# a foreground server in a session of its own (out of reach of the
+		# terminal's Ctrl-C), exec'd without a fork: $! is the server
+		(
+			detach=(setsid)
+			! svc_leads_group || detach=()
+			svc__exec_as "$user" "${detach[@]}" redis-server --bind 127.0.0.1 \
+				--port "$port" --unixsocket "$SVC_REDIS_SOCKET" --unixsocketperm 700 \
+				--dir "$data" --daemonize no --logfile '' "${persist[@]}"
+		) </dev/null >>"$log" 2>&1 &
 		pid=$!
 		for ((i = 0; i < 200; i++)); do
 			reply=$(redis-cli -p "$port" ping 2>/dev/null) || reply=
@@ -420,9 +435,10 @@ svc_start_redis() {
 			svc_alive "$pid" || break
 			sleep 0.05
 		done
-		if [ "$reply" = PONG ]; then
-			# the pid of whatever answers, in case a wrapper forked
-			pid=$(redis-cli -p "$port" info server | tr -d '\r' | sed -n 's/^process_id://p')
+		# the server that answers must be this one, not one that took the
+		# port meanwhile
+		if [ "$reply" = PONG ] && [ "$(redis-cli -p "$port" info server | tr -d '\r' \
+			| sed -n 's/^process_id://p')" = "$pid" ]; then
 			echo "$port" >"$dir/redis.port"
 			echo "$pid" >"$dir/redis.pid"
 			SVC_REDIS_PORT=$port SVC_REDIS_PID=$pid
@@ -431,7 +447,7 @@ svc_start_redis() {
 			return 0
 		fi
 		svc__kill "$pid" redis-server
-		tail -n 5 "$log" | grep -q 'Address already in use' || break
+		[ "$reply" = PONG ] || tail -n 5 "$log" | grep -q 'Address already in use' || break
 		port=
 	done
 	svc__say "Redis did not start; end of $log:"

@@ -751,6 +751,65 @@ Test(ctl, seed_demo_output_can_be_sourced)
 	run_free(&r);
 }
 
+Test(ctl, peer_and_replication_add_record_a_task)
+{
+	need_db();
+	migrate();
+	struct run seed = ctl(NULL, "seed-demo", NULL);
+	expect_run(seed, 0);
+	struct run peer = ctl(NULL, "peer", "add", "demo", "demo-vdc", "--site-name", "Site A",
+			      NULL);
+	expect_run(peer, 0);
+	char *peer_id = kv(peer.out, "peer_id");
+	cr_assert_eq(strlen(peer_id), 36);
+
+	struct run rep = ctl(NULL, "replication", "add", "demo", "demo-vdc", "web01", "--peer",
+			     peer_id, "--disks", "10G,512M", "--rpo", "15", NULL);
+	expect_run(rep, 0);
+	char *rep_id = kv(rep.out, "replication_id"), *task_id = kv(rep.out, "task_id");
+	expect_query("SELECT rpo_minutes || ' ' || recovery_state || ' ' || test_recovery_state"
+		     " FROM replications WHERE id = $1",
+		     rep_id, "15 notStarted none");
+	expect_query("SELECT string_agg(device_key || ':' || size_bytes, ',' ORDER BY device_key)"
+		     " FROM disks WHERE replication_id = $1",
+		     rep_id, "2000:10737418240,2001:536870912");
+	char *task = query("SELECT status || ' ' || progress || ' ' || owner_id FROM tasks"
+			   " WHERE id = $1",
+			   task_id);
+	char *expected = NULL;
+	cr_assert_gt(asprintf(&expected, "success 100 %s", rep_id), 0);
+	cr_assert_str_eq(task, expected);
+
+	/* a peer of another VDC, a bad size and a bad RPO change nothing */
+	struct run wrong = ctl(NULL, "replication", "add", "demo", "no-such-vdc", "db01", "--peer",
+			       peer_id, "--disks", "1G", NULL);
+	expect_run(wrong, 1);
+	struct run zero = ctl(NULL, "replication", "add", "demo", "demo-vdc", "db01", "--peer",
+			      peer_id, "--disks", "0", NULL);
+	expect_run(zero, 2);
+	struct run rpo = ctl(NULL, "replication", "add", "demo", "demo-vdc", "db01", "--peer",
+			     peer_id, "--disks", "1G", "--rpo", "2", NULL);
+	expect_run(rpo, 2);
+	expect_query("SELECT count(*) FROM replications", NULL, "1");
+	expect_query("SELECT count(*) FROM tasks", NULL, "1");
+
+	struct run list = ctl(NULL, "replication", "list", "demo", NULL);
+	expect_run(list, 0);
+	expect_in(list.out, "web01");
+	free(task);
+	free(expected);
+	free(peer_id);
+	free(rep_id);
+	free(task_id);
+	run_free(&seed);
+	run_free(&peer);
+	run_free(&rep);
+	run_free(&wrong);
+	run_free(&zero);
+	run_free(&rpo);
+	run_free(&list);
+}
+
 /* ---- without a database ---- */
 
 Test(ctl_cli, help_everywhere)
