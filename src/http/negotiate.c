@@ -61,6 +61,7 @@ int vr_negotiate(const char *accept, const char **version_out, char *unknown_out
 		const char *version = NULL;
 		char asked[32] = "";
 		bool refused_q = false;
+		bool unknown_version = false;
 		/* Parameters: version, q; others (vr-version, charset) are ignored. */
 		const char *param = type_end;
 		while (acceptable && param < range_end) {
@@ -87,8 +88,10 @@ int vr_negotiate(const char *accept, const char **version_out, char *unknown_out
 								version = vr_api_versions[i];
 						if (!version && asked[0] == '\0')
 							snprintf(asked, sizeof asked, "(empty)");
-						if (!version)
+						if (!version) {
 							acceptable = false;
+							unknown_version = true;
+						}
 					}
 				} else if (eq(ks, ke, "q")) {
 					if (ve > vs && strtod(vs, NULL) <= 0.0)
@@ -101,7 +104,7 @@ int vr_negotiate(const char *accept, const char **version_out, char *unknown_out
 			*version_out = version ? version : VR_API_VERSION_LATEST;
 			return 0;
 		}
-		if (asked[0] && unknown_size && unknown_out[0] == '\0')
+		if (unknown_version && unknown_size && unknown_out[0] == '\0')
 			snprintf(unknown_out, unknown_size, "%s", asked);
 		range = *range_end ? range_end + 1 : range_end;
 	}

@@ -1,3 +1,4 @@
+#include <ctype.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,7 +32,7 @@ int vr_redis_parse_uri(struct vr_redis_addr *addr, const char *uri)
 				return VR_EINVAL;
 			char *end;
 			long db = strtol(q + 4, &end, 10);
-			if (*end || end == q + 4 || db < 0 || db > 1000)
+			if (!isdigit((unsigned char)q[4]) || *end || db > 1000)
 				return VR_EINVAL;
 			addr->db = (int)db;
 		}
@@ -53,14 +54,15 @@ int vr_redis_parse_uri(struct vr_redis_addr *addr, const char *uri)
 	if (colon) {
 		char *end;
 		long port = strtol(colon + 1, &end, 10);
-		if (end != end_host || port < 1 || port > 65535)
+		if (!isdigit((unsigned char)colon[1]) || end != end_host || port < 1 ||
+		    port > 65535)
 			return VR_EINVAL;
 		addr->port = (int)port;
 	}
 	if (slash && slash[1]) {
 		char *end;
 		long db = strtol(slash + 1, &end, 10);
-		if (*end || db < 0 || db > 1000)
+		if (!isdigit((unsigned char)slash[1]) || *end || db > 1000)
 			return VR_EINVAL;
 		addr->db = (int)db;
 	}

@@ -1,4 +1,5 @@
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,9 @@ static int reserve(struct vr_buf *buf, size_t extra)
 {
 	if (buf->limit && (extra > buf->limit || buf->len > buf->limit - extra))
 		return VR_ETOOBIG;
+	/* len + extra + 1 must not wrap, nor the doubling below overflow */
+	if (extra > SIZE_MAX / 2 - buf->len)
+		return VR_ENOMEM;
 	size_t need = buf->len + extra + 1;
 	if (need <= buf->cap)
 		return 0;

@@ -18,6 +18,10 @@ static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *level_names[] = {"debug", "info", "warn", "error"};
 
+/* Longest part of one value that is logged; the rest becomes "...". Values
+ * are cut here, never by a cap on the line, so every line ends. */
+#define VALUE_MAX 8192
+
 void vr_log_set_level(enum vr_log_level level)
 {
 	min_level = level;
@@ -66,8 +70,8 @@ void vr_log_set_request_id(const char *rid)
  * a second line. */
 static void append_value(struct vr_buf *line, const char *value)
 {
-	bool plain = *value != '\0';
-	for (const char *p = value; *p; p++) {
+	bool plain = *value != '\0' && strnlen(value, VALUE_MAX + 1) <= VALUE_MAX;
+	for (const char *p = value; plain && *p; p++) {
 		unsigned char c = (unsigned char)*p;
 		if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c >= 0x7f) {
 			plain = false;
@@ -79,7 +83,8 @@ static void append_value(struct vr_buf *line, const char *value)
 		return;
 	}
 	vr_buf_append(line, "\"", 1);
-	for (const char *p = value; *p; p++) {
+	const char *p;
+	for (p = value; *p && p - value < VALUE_MAX; p++) {
 		unsigned char c = (unsigned char)*p;
 		if (c == '"' || c == '\\') {
 			char esc[2] = {'\\', (char)c};
@@ -92,6 +97,8 @@ static void append_value(struct vr_buf *line, const char *value)
 			vr_buf_append(line, p, 1);
 		}
 	}
+	if (*p)
+		vr_buf_append(line, "...", 3);
 	vr_buf_append(line, "\"", 1);
 }
 
@@ -102,7 +109,7 @@ void vr_log(enum vr_log_level level, const char *event, ...)
 	char ts[VR_TIME_LEN + 1];
 	vr_time_format(ts, vr_time_now_us());
 	struct vr_buf line;
-	vr_buf_init(&line, 64 * 1024);
+	vr_buf_init(&line, 0);
 	vr_buf_printf(&line, "ts=%s level=%s prog=%s event=", ts, level_names[level], program);
 	append_value(&line, event);
 	if (request_id[0])

@@ -55,7 +55,8 @@ int vr_xml_parse(xmlDocPtr *doc_out, const char *data, size_t len, const char **
 	int options = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
 		      XML_PARSE_NOCDATA | XML_PARSE_NOBLANKS;
 	xmlDocPtr doc = xmlCtxtReadMemory(ctxt, data, (int)len, "request.xml", NULL, options);
-	bool wellformed = ctxt->wellFormed;
+	/* Undeclared prefixes make a document namespace-ill-formed. */
+	bool wellformed = ctxt->wellFormed && ctxt->nsWellFormed;
 	xmlFreeParserCtxt(ctxt);
 	if (!doc || !wellformed) {
 		if (doc)

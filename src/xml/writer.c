@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libxml/chvalid.h>
 #include <libxml/parser.h>
 #include <libxml/xmlwriter.h>
 
@@ -43,6 +44,40 @@ struct vr_xml *vr_xml_new(void)
 			(w)->failed = true;                                                        \
 	} while (0)
 
+/* XML 1.0 cannot carry most C0 controls, U+FFFE/U+FFFF or broken UTF-8,
+ * and libxml2's writer copies them as they are: a tenant-chosen string
+ * holding one would break the whole document. Returns text itself when it
+ * is clean, else a copy in *copy (caller frees) with each offending
+ * character or byte replaced by U+FFFD. */
+static const char *xml_clean(const char *text, char **copy)
+{
+	*copy = NULL;
+	size_t len = strlen(text);
+	struct vr_buf out;
+	vr_buf_init(&out, 0);
+	bool dirty = false;
+	for (size_t i = 0; i < len;) {
+		int n = (int)(len - i > 4 ? 4 : len - i);
+		int c = xmlGetUTF8Char((const unsigned char *)text + i, &n);
+		if (c < 0 || n <= 0 || !xmlIsCharQ(c)) {
+			if (!dirty) {
+				vr_buf_append(&out, text, i);
+				dirty = true;
+			}
+			vr_buf_appends(&out, "\xEF\xBF\xBD");
+			i += 1;
+			continue;
+		}
+		if (dirty)
+			vr_buf_append(&out, text + i, (size_t)n);
+		i += (size_t)n;
+	}
+	if (!dirty)
+		return text;
+	*copy = vr_buf_take(&out, NULL);
+	return *copy ? *copy : "";
+}
+
 void vr_xml_start(struct vr_xml *w, const char *name)
 {
 	if (!w->failed)
@@ -51,8 +86,12 @@ void vr_xml_start(struct vr_xml *w, const char *name)
 
 void vr_xml_attr(struct vr_xml *w, const char *name, const char *value)
 {
-	if (!w->failed && value)
-		CHECK(w, xmlTextWriterWriteAttribute(w->writer, BAD_CAST name, BAD_CAST value));
+	if (w->failed || !value)
+		return;
+	char *copy;
+	const char *clean = xml_clean(value, &copy);
+	CHECK(w, xmlTextWriterWriteAttribute(w->writer, BAD_CAST name, BAD_CAST clean));
+	free(copy);
 }
 
 void vr_xml_attrf(struct vr_xml *w, const char *name, const char *fmt, ...)
@@ -74,8 +113,12 @@ void vr_xml_attrf(struct vr_xml *w, const char *name, const char *fmt, ...)
 
 void vr_xml_text(struct vr_xml *w, const char *text)
 {
-	if (!w->failed && text)
-		CHECK(w, xmlTextWriterWriteString(w->writer, BAD_CAST text));
+	if (w->failed || !text)
+		return;
+	char *copy;
+	const char *clean = xml_clean(text, &copy);
+	CHECK(w, xmlTextWriterWriteString(w->writer, BAD_CAST clean));
+	free(copy);
 }
 
 void vr_xml_elem(struct vr_xml *w, const char *name, const char *text)
