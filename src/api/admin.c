@@ -114,25 +114,16 @@ enum MHD_Result vr_api_admin_nodes_get(struct vr_request *req)
 enum MHD_Result vr_api_replication_details_get(struct vr_request *req)
 {
 	enum MHD_Result reply;
-	if (vr_api_visible(req, "replication_visible", "replication", &reply) != 1)
-		return reply;
-	struct vr_db *db = vr_request_db(req);
-	if (!db)
-		return vr_reply_err(req, VR_EUNAVAIL);
-	const char *id = req->ids[0];
-	const char *params[] = {id};
 	PGresult *res = NULL;
-	int rc = vr_db_exec(db, "replication_disks", &res, 1, params);
-	if (rc < 0)
-		return vr_reply_db(req, rc);
+	int rc = 0;
+	if (!vr_api_fetch_children(req, "replication_visible", "replication", "replication_disks",
+				   &res, &rc, &reply))
+		return reply;
+	const char *id = req->ids[0];
 	struct vr_xml *w = vr_xml_new();
 	char *self = vr_href(req, "/api/admin/vr/replications/%s/details", id);
 	char *up = vr_href(req, "/api/vr/replications/%s", id);
-	vr_xml_start(w, "ReplicationGroupDetails");
-	vr_xml_attr(w, "xmlns", VR_NS_VR);
-	vr_xml_attr(w, "xmlns:vcloud", VR_NS_VCLOUD);
-	vr_xml_attr(w, "href", self);
-	vr_xml_attr(w, "type", VR_MT_DETAILS);
+	vr_render_root(w, VR_NS_VR, "ReplicationGroupDetails", self, VR_MT_DETAILS);
 	vr_render_link(w, "vcloud:Link", "up", VR_MT_RG, up, NULL);
 	/* One VM per replication group in vrcloud. */
 	vr_xml_start(w, "Vm");

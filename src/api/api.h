@@ -73,6 +73,35 @@ enum MHD_Result vr_reply_references(struct vr_request *req, const char *stmt,
 				    const char *name, const char *ref_type, const char *urn_kind,
 				    const char *ref_path_prefix);
 
+/* Open a document root in namespace ns (VR documents also declare the
+ * vcloud prefix) with its href and type. */
+void vr_render_root(struct vr_xml *w, const char *ns, const char *root, const char *href,
+		    const char *media_type);
+
+/* A References listing that hangs off a parent object (org, VDC, peer):
+ * 404 unless the parent (req->ids[0]) is visible through visible_stmt,
+ * then the page of stmt with parameters (parent id[, kind]). parent_path
+ * is e.g. "/api/org/"; name the listing's last path segment. */
+struct vr_listing {
+	const char *visible_stmt;
+	const char *what;
+	const char *parent_path;
+	const char *stmt;
+	const char *kind;
+	const char *name;
+	const char *ref_type;
+	const char *urn_kind;
+	const char *ref_path_prefix;
+};
+enum MHD_Result vr_reply_listing(struct vr_request *req, const struct vr_listing *listing);
+
+/* Rows of stmt (parameter: the id) that belong to an object visible
+ * through visible_stmt. Returns true with *res_out and *rows_out set, or
+ * false after queueing a reply (404, 503, 500). */
+bool vr_api_fetch_children(struct vr_request *req, const char *visible_stmt, const char *what,
+			   const char *stmt, PGresult **res_out, int *rows_out,
+			   enum MHD_Result *reply_out);
+
 /* Map a negative vr_db_exec status to a reply. */
 enum MHD_Result vr_reply_db(struct vr_request *req, int status);
 

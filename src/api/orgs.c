@@ -19,10 +19,7 @@ enum MHD_Result vr_api_orgs_get(struct vr_request *req)
 		return vr_reply_db(req, rc);
 	struct vr_xml *w = vr_xml_new();
 	char *self = vr_href(req, "/api/org/");
-	vr_xml_start(w, "OrgList");
-	vr_xml_attr(w, "xmlns", VR_NS_VCLOUD);
-	vr_xml_attr(w, "href", self);
-	vr_xml_attr(w, "type", VR_MT_ORG_LIST);
+	vr_render_root(w, VR_NS_VCLOUD, "OrgList", self, VR_MT_ORG_LIST);
 	free(self);
 	for (int i = 0; i < rc; i++) {
 		/* The same href string as the VDC's "up" link and the Org's own. */
@@ -61,10 +58,7 @@ enum MHD_Result vr_api_org_get(struct vr_request *req)
 	}
 	struct vr_xml *w = vr_xml_new();
 	char *self = vr_href(req, "/api/org/%s", id);
-	vr_xml_start(w, "Org");
-	vr_xml_attr(w, "xmlns", VR_NS_VCLOUD);
-	vr_xml_attr(w, "href", self);
-	vr_xml_attr(w, "type", VR_MT_ORG);
+	vr_render_root(w, VR_NS_VCLOUD, "Org", self, VR_MT_ORG);
 	vr_xml_attrf(w, "id", "urn:vcloud:org:%s", id);
 	vr_xml_attr(w, "name", vr_db_str(org, 0, 1));
 	for (int i = 0; i < nvdcs; i++) {
@@ -92,36 +86,30 @@ enum MHD_Result vr_api_org_get(struct vr_request *req)
 	return vr_reply_xml(req, w, VR_MT_ORG);
 }
 
-/* A References listing hanging off an org: visibility first, then the page. */
-static enum MHD_Result org_listing(struct vr_request *req, const char *stmt, const char *kind,
-				   const char *name, const char *ref_type, const char *urn_kind,
-				   const char *ref_prefix)
-{
-	enum MHD_Result reply;
-	if (vr_api_visible(req, "org_visible", "organization", &reply) != 1)
-		return reply;
-	char *path = vr_asprintf("/api/org/%s/%s", req->ids[0], name);
-	const char *params[] = {req->ids[0], kind};
-	reply = vr_reply_references(req, stmt, params, kind ? 2 : 1, path, name, ref_type,
-				    urn_kind, ref_prefix);
-	free(path);
-	return reply;
-}
-
 enum MHD_Result vr_api_org_replications_get(struct vr_request *req)
 {
-	return org_listing(req, "replications_by_org", "incoming", "replications", VR_MT_RG,
-			   "replicationGroup", "/api/vr/replications/");
+	static const struct vr_listing listing = {
+		"org_visible", "organization", "/api/org/", "replications_by_org", "incoming",
+		"replications", VR_MT_RG, "replicationGroup", "/api/vr/replications/",
+	};
+	return vr_reply_listing(req, &listing);
 }
 
 enum MHD_Result vr_api_org_failbackreplications_get(struct vr_request *req)
 {
-	return org_listing(req, "replications_by_org", "failback", "failbackreplications",
-			   VR_MT_FRG, "failbackReplicationGroup", "/api/vr/failbackreplications/");
+	static const struct vr_listing listing = {
+		"org_visible", "organization", "/api/org/", "replications_by_org", "failback",
+		"failbackreplications", VR_MT_FRG, "failbackReplicationGroup",
+		"/api/vr/failbackreplications/",
+	};
+	return vr_reply_listing(req, &listing);
 }
 
 enum MHD_Result vr_api_org_enabled_vdcs_get(struct vr_request *req)
 {
-	return org_listing(req, "org_enabled_vdcs", NULL, "enabledForReplicationVdcs", VR_MT_VDC,
-			   "vdc", "/api/vdc/");
+	static const struct vr_listing listing = {
+		"org_visible", "organization", "/api/org/", "org_enabled_vdcs", NULL,
+		"enabledForReplicationVdcs", VR_MT_VDC, "vdc", "/api/vdc/",
+	};
+	return vr_reply_listing(req, &listing);
 }

@@ -26,11 +26,7 @@ enum MHD_Result vr_api_peer_get(struct vr_request *req)
 	}
 	struct vr_xml *w = vr_xml_new();
 	char *self = vr_href(req, "/api/vr/peers/%s", id);
-	vr_xml_start(w, "Peer");
-	vr_xml_attr(w, "xmlns", VR_NS_VR);
-	vr_xml_attr(w, "xmlns:vcloud", VR_NS_VCLOUD);
-	vr_xml_attr(w, "href", self);
-	vr_xml_attr(w, "type", VR_MT_PEER);
+	vr_render_root(w, VR_NS_VR, "Peer", self, VR_MT_PEER);
 	vr_xml_attrf(w, "id", "urn:vcloud:peer:%s", id);
 	vr_xml_attr(w, "name", vr_db_str(res, 0, 2));
 	char *href = vr_href(req, "/api/vdc/%s", vr_db_str(res, 0, 4));
@@ -56,31 +52,23 @@ enum MHD_Result vr_api_peer_get(struct vr_request *req)
 	return vr_reply_xml(req, w, VR_MT_PEER);
 }
 
-static enum MHD_Result peer_listing(struct vr_request *req, const char *kind, const char *name,
-				    const char *ref_type, const char *urn_kind,
-				    const char *ref_prefix)
-{
-	enum MHD_Result reply;
-	if (vr_api_visible(req, "peer_visible", "peer", &reply) != 1)
-		return reply;
-	char *path = vr_asprintf("/api/vr/peers/%s/%s", req->ids[0], name);
-	const char *params[] = {req->ids[0], kind};
-	reply = vr_reply_references(req, "replications_by_peer", params, 2, path, name, ref_type,
-				    urn_kind, ref_prefix);
-	free(path);
-	return reply;
-}
-
 enum MHD_Result vr_api_peer_replications_get(struct vr_request *req)
 {
-	return peer_listing(req, "incoming", "replications", VR_MT_RG, "replicationGroup",
-			    "/api/vr/replications/");
+	static const struct vr_listing listing = {
+		"peer_visible", "peer", "/api/vr/peers/", "replications_by_peer", "incoming",
+		"replications", VR_MT_RG, "replicationGroup", "/api/vr/replications/",
+	};
+	return vr_reply_listing(req, &listing);
 }
 
 enum MHD_Result vr_api_peer_failbackreplications_get(struct vr_request *req)
 {
-	return peer_listing(req, "failback", "failbackreplications", VR_MT_FRG,
-			    "failbackReplicationGroup", "/api/vr/failbackreplications/");
+	static const struct vr_listing listing = {
+		"peer_visible", "peer", "/api/vr/peers/", "replications_by_peer", "failback",
+		"failbackreplications", VR_MT_FRG, "failbackReplicationGroup",
+		"/api/vr/failbackreplications/",
+	};
+	return vr_reply_listing(req, &listing);
 }
 
 static void mapping_list(struct vr_request *req, struct vr_xml *w, PGresult *res, int rows,
@@ -106,25 +94,16 @@ static void mapping_list(struct vr_request *req, struct vr_xml *w, PGresult *res
 enum MHD_Result vr_api_peer_network_mappings_get(struct vr_request *req)
 {
 	enum MHD_Result reply;
-	if (vr_api_visible(req, "peer_visible", "peer", &reply) != 1)
-		return reply;
-	struct vr_db *db = vr_request_db(req);
-	if (!db)
-		return vr_reply_err(req, VR_EUNAVAIL);
-	const char *id = req->ids[0];
-	const char *params[] = {id};
 	PGresult *res = NULL;
-	int rc = vr_db_exec(db, "peer_network_mappings", &res, 1, params);
-	if (rc < 0)
-		return vr_reply_db(req, rc);
+	int rc = 0;
+	if (!vr_api_fetch_children(req, "peer_visible", "peer", "peer_network_mappings", &res, &rc,
+				   &reply))
+		return reply;
+	const char *id = req->ids[0];
 	struct vr_xml *w = vr_xml_new();
 	char *self = vr_href(req, "/api/vr/peers/%s/networkMappings", id);
 	char *up = vr_href(req, "/api/vr/peers/%s", id);
-	vr_xml_start(w, "VrNetworkMappings");
-	vr_xml_attr(w, "xmlns", VR_NS_VR);
-	vr_xml_attr(w, "xmlns:vcloud", VR_NS_VCLOUD);
-	vr_xml_attr(w, "href", self);
-	vr_xml_attr(w, "type", VR_MT_NETWORK_MAPPINGS);
+	vr_render_root(w, VR_NS_VR, "VrNetworkMappings", self, VR_MT_NETWORK_MAPPINGS);
 	vr_render_link(w, "vcloud:Link", "up", VR_MT_PEER, up, NULL);
 	mapping_list(req, w, res, rc, "FailoverNetworkMappings", "failover");
 	mapping_list(req, w, res, rc, "TestFailoverNetworkMappings", "test");

@@ -109,12 +109,7 @@ bool vr_render_container(struct vr_request *req, struct vr_xml *w, const char *n
 						  page->page_size);
 	bool in_range = page->total > 0 && page->page <= last;
 	char *href = vr_href(req, "%s?page=%ld&pageSize=%ld", path, page->page, page->page_size);
-	vr_xml_start(w, root);
-	vr_xml_attr(w, "xmlns", ns);
-	if (vr)
-		vr_xml_attr(w, "xmlns:vcloud", VR_NS_VCLOUD);
-	vr_xml_attr(w, "href", href);
-	vr_xml_attr(w, "type", media_type);
+	vr_render_root(w, ns, root, href, media_type);
 	vr_xml_attr(w, "name", name);
 	vr_xml_attrf(w, "page", "%ld", page->page);
 	vr_xml_attrf(w, "pageSize", "%ld", page->page_size);
@@ -195,4 +190,49 @@ int vr_api_visible(struct vr_request *req, const char *stmt, const char *what,
 		return 0;
 	}
 	return 1;
+}
+
+void vr_render_root(struct vr_xml *w, const char *ns, const char *root, const char *href,
+		    const char *media_type)
+{
+	vr_xml_start(w, root);
+	vr_xml_attr(w, "xmlns", ns);
+	if (strcmp(ns, VR_NS_VR) == 0)
+		vr_xml_attr(w, "xmlns:vcloud", VR_NS_VCLOUD);
+	vr_xml_attr(w, "href", href);
+	vr_xml_attr(w, "type", media_type);
+}
+
+enum MHD_Result vr_reply_listing(struct vr_request *req, const struct vr_listing *l)
+{
+	enum MHD_Result reply;
+	if (vr_api_visible(req, l->visible_stmt, l->what, &reply) != 1)
+		return reply;
+	char *path = vr_asprintf("%s%s/%s", l->parent_path, req->ids[0], l->name);
+	const char *params[] = {req->ids[0], l->kind};
+	reply = vr_reply_references(req, l->stmt, params, l->kind ? 2 : 1, path, l->name,
+				    l->ref_type, l->urn_kind, l->ref_path_prefix);
+	free(path);
+	return reply;
+}
+
+bool vr_api_fetch_children(struct vr_request *req, const char *visible_stmt, const char *what,
+			   const char *stmt, PGresult **res_out, int *rows_out,
+			   enum MHD_Result *reply_out)
+{
+	if (vr_api_visible(req, visible_stmt, what, reply_out) != 1)
+		return false;
+	struct vr_db *db = vr_request_db(req);
+	if (!db) {
+		*reply_out = vr_reply_err(req, VR_EUNAVAIL);
+		return false;
+	}
+	const char *params[] = {req->ids[0], vr_request_scope(req)};
+	int rc = vr_db_exec(db, stmt, res_out, 2, params);
+	if (rc < 0) {
+		*reply_out = vr_reply_db(req, rc);
+		return false;
+	}
+	*rows_out = rc;
+	return true;
 }

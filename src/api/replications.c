@@ -38,11 +38,7 @@ static void render_group(struct vr_request *req, struct vr_xml *w, const struct 
 {
 	const char *id = vr_db_str(res, 0, RG_ID);
 	char *self = vr_href(req, "%s%s", k->path, id);
-	vr_xml_start(w, k->root);
-	vr_xml_attr(w, "xmlns", VR_NS_VR);
-	vr_xml_attr(w, "xmlns:vcloud", VR_NS_VCLOUD);
-	vr_xml_attr(w, "href", self);
-	vr_xml_attr(w, "type", k->media_type);
+	vr_render_root(w, VR_NS_VR, k->root, self, k->media_type);
 	vr_xml_attrf(w, "id", "urn:vcloud:%s:%s", k->urn_kind, id);
 	vr_xml_attr(w, "name", vr_db_str(res, 0, RG_NAME));
 
@@ -128,25 +124,16 @@ enum MHD_Result vr_api_failbackreplication_get(struct vr_request *req)
 enum MHD_Result vr_api_replication_instances_get(struct vr_request *req)
 {
 	enum MHD_Result reply;
-	if (vr_api_visible(req, "replication_visible", "replication", &reply) != 1)
-		return reply;
-	struct vr_db *db = vr_request_db(req);
-	if (!db)
-		return vr_reply_err(req, VR_EUNAVAIL);
-	const char *id = req->ids[0];
-	const char *params[] = {id, vr_request_scope(req)};
 	PGresult *res = NULL;
-	int rc = vr_db_exec(db, "replication_instances", &res, 2, params);
-	if (rc < 0)
-		return vr_reply_db(req, rc);
+	int rc = 0;
+	if (!vr_api_fetch_children(req, "replication_visible", "replication",
+				   "replication_instances", &res, &rc, &reply))
+		return reply;
+	const char *id = req->ids[0];
 	struct vr_xml *w = vr_xml_new();
 	char *self = vr_href(req, "/api/vr/replications/%s/instances", id);
 	char *up = vr_href(req, "/api/vr/replications/%s", id);
-	vr_xml_start(w, "ReplicationGroupInstanceList");
-	vr_xml_attr(w, "xmlns", VR_NS_VR);
-	vr_xml_attr(w, "xmlns:vcloud", VR_NS_VCLOUD);
-	vr_xml_attr(w, "href", self);
-	vr_xml_attr(w, "type", VR_MT_INSTANCES);
+	vr_render_root(w, VR_NS_VR, "ReplicationGroupInstanceList", self, VR_MT_INSTANCES);
 	vr_render_link(w, "vcloud:Link", "up", VR_MT_RG, up, NULL);
 	for (int i = 0; i < rc; i++) {
 		vr_xml_start(w, "Instance");

@@ -14,10 +14,7 @@ static void render_session(struct vr_request *req, struct vr_xml *w)
 	 * routed for the client that strips two segments off it. */
 	char *self = vr_href(req, "/api/session/");
 	char *orgs = vr_href(req, "/api/org/");
-	vr_xml_start(w, "Session");
-	vr_xml_attr(w, "xmlns", VR_NS_VCLOUD);
-	vr_xml_attr(w, "href", self);
-	vr_xml_attr(w, "type", VR_MT_SESSION);
+	vr_render_root(w, VR_NS_VCLOUD, "Session", self, VR_MT_SESSION);
 	vr_xml_attr(w, "user", req->who.user_name);
 	vr_xml_attr(w, "org", req->who.org_name);
 	vr_xml_attrf(w, "userId", "urn:vcloud:user:%s", req->who.user_id);

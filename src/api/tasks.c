@@ -48,10 +48,7 @@ enum MHD_Result vr_api_task_get(struct vr_request *req)
 	bool finished = !vr_db_isnull(t, 0, T_END);
 	struct vr_xml *w = vr_xml_new();
 	char *self = vr_href(req, "/api/task/%s", id);
-	vr_xml_start(w, "Task");
-	vr_xml_attr(w, "xmlns", VR_NS_VCLOUD);
-	vr_xml_attr(w, "href", self);
-	vr_xml_attr(w, "type", VR_MT_TASK);
+	vr_render_root(w, VR_NS_VCLOUD, "Task", self, VR_MT_TASK);
 	vr_xml_attrf(w, "id", "urn:vcloud:task:%s", id);
 	if (!vr_db_isnull(t, 0, T_OPERATION_KEY))
 		vr_xml_attr(w, "operationKey", vr_db_str(t, 0, T_OPERATION_KEY));

@@ -55,10 +55,7 @@ enum MHD_Result vr_api_vdc_get(struct vr_request *req)
 	struct vr_xml *w = vr_xml_new();
 	char *self = vr_href(req, "/api/vdc/%s", id);
 	char *org = vr_href(req, "/api/org/%s", vr_db_str(vdc, 0, VDC_ORG_ID));
-	vr_xml_start(w, "Vdc");
-	vr_xml_attr(w, "xmlns", VR_NS_VCLOUD);
-	vr_xml_attr(w, "href", self);
-	vr_xml_attr(w, "type", VR_MT_VDC);
+	vr_render_root(w, VR_NS_VCLOUD, "Vdc", self, VR_MT_VDC);
 	vr_xml_attrf(w, "id", "urn:vcloud:vdc:%s", id);
 	vr_xml_attr(w, "name", vr_db_str(vdc, 0, VDC_NAME));
 	vr_xml_attr(w, "status", "1");
@@ -108,11 +105,7 @@ enum MHD_Result vr_api_vdc_recovery_details_get(struct vr_request *req)
 	struct vr_xml *w = vr_xml_new();
 	char *self = vr_href(req, "/api/vdc/%s/recoveryDetails", req->ids[0]);
 	char *up = vr_href(req, "/api/vdc/%s", req->ids[0]);
-	vr_xml_start(w, "VrRecoveryDetails");
-	vr_xml_attr(w, "xmlns", VR_NS_VR);
-	vr_xml_attr(w, "xmlns:vcloud", VR_NS_VCLOUD);
-	vr_xml_attr(w, "href", self);
-	vr_xml_attr(w, "type", VR_MT_RECOVERY_DETAILS);
+	vr_render_root(w, VR_NS_VR, "VrRecoveryDetails", self, VR_MT_RECOVERY_DETAILS);
 	vr_render_link(w, "vcloud:Link", "up", VR_MT_VDC, up, vr_db_str(vdc, 0, VDC_NAME));
 	vr_xml_elem_bool(w, "IsPlannedMigrationEnabled", vr_db_bool(vdc, 0, VDC_PLANNED_MIGRATION));
 	vr_xml_elem_bool(w, "IsFailoverEnabled", vr_db_bool(vdc, 0, VDC_FAILOVER));
@@ -124,34 +117,30 @@ enum MHD_Result vr_api_vdc_recovery_details_get(struct vr_request *req)
 	return vr_reply_xml(req, w, VR_MT_RECOVERY_DETAILS);
 }
 
-static enum MHD_Result vdc_listing(struct vr_request *req, const char *stmt, const char *kind,
-				   const char *name, const char *ref_type, const char *urn_kind,
-				   const char *ref_prefix)
-{
-	enum MHD_Result reply;
-	if (vr_api_visible(req, "vdc_visible", "VDC", &reply) != 1)
-		return reply;
-	char *path = vr_asprintf("/api/vdc/%s/%s", req->ids[0], name);
-	const char *params[] = {req->ids[0], kind};
-	reply = vr_reply_references(req, stmt, params, kind ? 2 : 1, path, name, ref_type,
-				    urn_kind, ref_prefix);
-	free(path);
-	return reply;
-}
-
 enum MHD_Result vr_api_vdc_replications_get(struct vr_request *req)
 {
-	return vdc_listing(req, "replications_by_vdc", "incoming", "replications", VR_MT_RG,
-			   "replicationGroup", "/api/vr/replications/");
+	static const struct vr_listing listing = {
+		"vdc_visible", "VDC", "/api/vdc/", "replications_by_vdc", "incoming",
+		"replications", VR_MT_RG, "replicationGroup", "/api/vr/replications/",
+	};
+	return vr_reply_listing(req, &listing);
 }
 
 enum MHD_Result vr_api_vdc_failbackreplications_get(struct vr_request *req)
 {
-	return vdc_listing(req, "replications_by_vdc", "failback", "failbackreplications",
-			   VR_MT_FRG, "failbackReplicationGroup", "/api/vr/failbackreplications/");
+	static const struct vr_listing listing = {
+		"vdc_visible", "VDC", "/api/vdc/", "replications_by_vdc", "failback",
+		"failbackreplications", VR_MT_FRG, "failbackReplicationGroup",
+		"/api/vr/failbackreplications/",
+	};
+	return vr_reply_listing(req, &listing);
 }
 
 enum MHD_Result vr_api_vdc_peers_get(struct vr_request *req)
 {
-	return vdc_listing(req, "vdc_peers", NULL, "peers", VR_MT_PEER, "peer", "/api/vr/peers/");
+	static const struct vr_listing listing = {
+		"vdc_visible", "VDC", "/api/vdc/", "vdc_peers", NULL,
+		"peers", VR_MT_PEER, "peer", "/api/vr/peers/",
+	};
+	return vr_reply_listing(req, &listing);
 }

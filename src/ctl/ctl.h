@@ -131,6 +131,11 @@ void vr_ctl_db_rollback(struct vr_ctl *ctl);
 int vr_ctl_org_find(char id_out[VR_UUID_LEN + 1], bool *is_system_out, struct vr_ctl *ctl,
 		    const char *name);
 
+/* Run "<command> [ORG]": print the rows of sql (parameter $1: the org's
+ * id, or NULL for every org) under headers. Returns an exit status. */
+int vr_ctl_list_by_org(struct vr_ctl *ctl, const char *command, const char *help,
+		       const char *sql, const char *const *headers, int argc, char **argv);
+
 /* user.c */
 /* Role names as stored. Returns true for sysadmin, org-admin, org-user. */
 bool vr_ctl_role_valid(const char *role);

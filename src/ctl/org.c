@@ -125,3 +125,30 @@ int vr_ctl_cmd_org(struct vr_ctl *ctl, int argc, char **argv)
 {
 	return vr_ctl_dispatch(ctl, "org", org_help, org_commands, argc, argv);
 }
+
+int vr_ctl_list_by_org(struct vr_ctl *ctl, const char *command, const char *help,
+		       const char *sql, const char *const *headers, int argc, char **argv)
+{
+	const char *pos[1] = {NULL};
+	char org_id[VR_UUID_LEN + 1];
+	PGresult *res;
+	size_t npos;
+	int rc, err;
+
+	rc = vr_ctl_parse_args(pos, &npos, command, help, 0, 1, NULL, argc, argv);
+	if (rc != VR_CTL_EXIT_CONTINUE)
+		return rc;
+	err = vr_ctl_db_open(ctl);
+	if (!err && npos)
+		err = vr_ctl_org_find(org_id, NULL, ctl, pos[0]);
+	if (err)
+		return vr_ctl_exit_status(err);
+
+	const char *params[] = {npos ? org_id : NULL};
+	err = vr_ctl_db_exec(&res, ctl, sql, 1, params);
+	if (err)
+		return vr_ctl_exit_status(err);
+	vr_ctl_print_result(stdout, res, headers);
+	PQclear(res);
+	return VR_CTL_EXIT_OK;
+}

@@ -280,28 +280,7 @@ static int user_disable(struct vr_ctl *ctl, int argc, char **argv)
 static int user_list(struct vr_ctl *ctl, int argc, char **argv)
 {
 	static const char *const headers[] = {"ID", "ORG", "NAME", "ROLE", "ENABLED", "CREATED"};
-	const char *pos[1] = {NULL};
-	char org_id[VR_UUID_LEN + 1];
-	PGresult *res;
-	size_t npos;
-	int rc, err;
-
-	rc = vr_ctl_parse_args(pos, &npos, "user list", user_list_help, 0, 1, NULL, argc, argv);
-	if (rc != VR_CTL_EXIT_CONTINUE)
-		return rc;
-	err = vr_ctl_db_open(ctl);
-	if (!err && npos)
-		err = vr_ctl_org_find(org_id, NULL, ctl, pos[0]);
-	if (err)
-		return vr_ctl_exit_status(err);
-
-	const char *params[] = {npos ? org_id : NULL};
-	err = vr_ctl_db_exec(&res, ctl, sql_list, 1, params);
-	if (err)
-		return vr_ctl_exit_status(err);
-	vr_ctl_print_result(stdout, res, headers);
-	PQclear(res);
-	return VR_CTL_EXIT_OK;
+	return vr_ctl_list_by_org(ctl, "user list", user_list_help, sql_list, headers, argc, argv);
 }
 
 static const struct vr_ctl_command user_commands[] = {

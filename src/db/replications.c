@@ -40,7 +40,7 @@ const struct vr_db_stmt vr_db_stmts_replications[] = {
 	{"replication_disks",
 	 "SELECT d.id, d.device_key, d.size_bytes, d.used_bytes, d.datastore_ref, r.source_vm_id,"
 	 " r.name FROM disks d JOIN replications r ON r.id = d.replication_id"
-	 " WHERE r.id = $1::uuid ORDER BY d.device_key"},
+	 " WHERE r.id = $1::uuid" SCOPE " ORDER BY d.device_key"},
 	{"replications_by_org", PAGED("org_id = $1::uuid")},
 	{"replications_by_vdc", PAGED("vdc_id = $1::uuid")},
 	{"replications_by_peer", PAGED("peer_id = $1::uuid")},

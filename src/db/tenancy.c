@@ -55,8 +55,9 @@ const struct vr_db_stmt vr_db_stmts_tenancy[] = {
 	 "SELECT id, site_uuid, site_name, description, vdc_id FROM peers"
 	 " WHERE id = $1::uuid AND revoked_at IS NULL" SCOPE("org_id")},
 	{"peer_network_mappings",
-	 "SELECT kind, position, source_network, target_network_id, target_network_name"
-	 " FROM network_mappings WHERE peer_id = $1::uuid ORDER BY kind, position"},
+	 "SELECT m.kind, m.position, m.source_network, m.target_network_id, m.target_network_name"
+	 " FROM network_mappings m JOIN peers p ON p.id = m.peer_id"
+	 " WHERE m.peer_id = $1::uuid" SCOPE("p.org_id") " ORDER BY m.kind, m.position"},
 
 	{"replica_servers_count",
 	 "SELECT count(*) FROM replica_servers WHERE state <> 'unregistered'"},
