@@ -42,6 +42,8 @@ void vr_render_link(struct vr_xml *w, const char *elem, const char *rel, const c
 /* <elem href id type name/> */
 void vr_render_ref(struct vr_xml *w, const char *elem, const char *type, const char *href,
 		   const char *id, const char *name);
+/* Finish a writer into a response (NULL on failure). Frees w. */
+struct MHD_Response *vr_response_from_xml(struct vr_xml *w);
 /* Finish a writer and reply 200 with it. */
 enum MHD_Result vr_reply_xml(struct vr_request *req, struct vr_xml *w, const char *media_type);
 

@@ -30,6 +30,17 @@ void vr_render_ref(struct vr_xml *w, const char *elem, const char *type, const c
 	vr_xml_end(w);
 }
 
+struct MHD_Response *vr_response_from_xml(struct vr_xml *w)
+{
+	struct vr_buf body;
+	vr_buf_init(&body, 0);
+	if (vr_xml_finish(w, &body)) {
+		vr_buf_free(&body);
+		return NULL;
+	}
+	return vr_response_from_buf(&body);
+}
+
 enum MHD_Result vr_reply_xml(struct vr_request *req, struct vr_xml *w, const char *media_type)
 {
 	struct vr_buf body;

@@ -71,19 +71,11 @@ enum MHD_Result vr_api_sessions_post(struct vr_request *req)
 
 	struct vr_xml *w = vr_xml_new();
 	render_session(req, w);
-	struct vr_buf body;
-	vr_buf_init(&body, 0);
-	rc = vr_xml_finish(w, &body);
-	if (rc) {
-		vr_buf_free(&body);
-		return vr_reply_err(req, rc);
+	struct MHD_Response *response = vr_response_from_xml(w);
+	if (!response) {
+		explicit_bzero(token, sizeof token);
+		return vr_reply_err(req, VR_ENOMEM);
 	}
-	size_t len = 0;
-	char *data = vr_buf_take(&body, &len);
-	struct MHD_Response *response =
-		MHD_create_response_from_buffer_with_free_callback(len, data, free);
-	if (!response)
-		return MHD_NO;
 	char *content_type = vr_asprintf("%s;version=%s", VR_MT_SESSION, req->version);
 	char *cookie = vr_asprintf("vcloud-token=%s; Secure; HttpOnly; Path=/", token);
 	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include "api/api.h"
+#include "vrcloud/err.h"
 
 enum MHD_Result vr_api_versions_get(struct vr_request *req)
 {
@@ -17,19 +18,9 @@ enum MHD_Result vr_api_versions_get(struct vr_request *req)
 	}
 	vr_xml_end(w);
 	free(login);
-	struct vr_buf body;
-	vr_buf_init(&body, 0);
-	int rc = vr_xml_finish(w, &body);
-	if (rc) {
-		vr_buf_free(&body);
-		return vr_reply_err(req, rc);
-	}
-	size_t len = 0;
-	char *data = vr_buf_take(&body, &len);
-	struct MHD_Response *response =
-		MHD_create_response_from_buffer_with_free_callback(len, data, free);
+	struct MHD_Response *response = vr_response_from_xml(w);
 	if (!response)
-		return MHD_NO;
+		return vr_reply_err(req, VR_ENOMEM);
 	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "text/xml");
 	return vr_reply_response(req, MHD_HTTP_OK, response);
 }

@@ -28,7 +28,7 @@ enum MHD_Result vr_reply_response(struct vr_request *req, unsigned status,
 	return r;
 }
 
-static struct MHD_Response *response_from_buf(struct vr_buf *body)
+struct MHD_Response *vr_response_from_buf(struct vr_buf *body)
 {
 	size_t len = 0;
 	char *data = vr_buf_take(body, &len);
@@ -40,7 +40,7 @@ static struct MHD_Response *response_from_buf(struct vr_buf *body)
 enum MHD_Result vr_reply_doc(struct vr_request *req, unsigned status, const char *media_type,
 			     struct vr_buf *body)
 {
-	struct MHD_Response *response = response_from_buf(body);
+	struct MHD_Response *response = vr_response_from_buf(body);
 	if (!response)
 		return MHD_NO;
 	char *content_type = vr_asprintf("%s;version=%s", media_type,
@@ -77,7 +77,7 @@ static enum MHD_Result reply_error_header(struct vr_request *req, unsigned statu
 	}
 	if (status >= 500)
 		vr_log_error("request_failed", "status_text", minor, "message", message);
-	struct MHD_Response *response = response_from_buf(&body);
+	struct MHD_Response *response = vr_response_from_buf(&body);
 	if (!response)
 		return MHD_NO;
 	char *content_type = vr_asprintf("%s;version=%s", ERROR_MEDIA_TYPE,

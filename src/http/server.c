@@ -131,10 +131,7 @@ static enum MHD_Result begin_request(struct vr_request *req, const char *url, co
 			vr_buf_free(&body);
 			return MHD_NO;
 		}
-		size_t len = 0;
-		char *data = vr_buf_take(&body, &len);
-		struct MHD_Response *response =
-			MHD_create_response_from_buffer_with_free_callback(len, data, free);
+		struct MHD_Response *response = vr_response_from_buf(&body);
 		if (!response)
 			return MHD_NO;
 		MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, allow);

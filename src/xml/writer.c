@@ -94,19 +94,25 @@ void vr_xml_attr(struct vr_xml *w, const char *name, const char *value)
 	free(copy);
 }
 
+/* printf into a new string; NULL (and w failed) when that fails. */
+static char *vformat(struct vr_xml *w, const char *fmt, va_list ap)
+{
+	char *value = NULL;
+	if (vasprintf(&value, fmt, ap) < 0) {
+		w->failed = true;
+		return NULL;
+	}
+	return value;
+}
+
 void vr_xml_attrf(struct vr_xml *w, const char *name, const char *fmt, ...)
 {
 	if (w->failed)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	char *value = NULL;
-	int n = vasprintf(&value, fmt, ap);
+	char *value = vformat(w, fmt, ap);
 	va_end(ap);
-	if (n < 0) {
-		w->failed = true;
-		return;
-	}
 	vr_xml_attr(w, name, value);
 	free(value);
 }
@@ -134,14 +140,10 @@ void vr_xml_elemf(struct vr_xml *w, const char *name, const char *fmt, ...)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	char *value = NULL;
-	int n = vasprintf(&value, fmt, ap);
+	char *value = vformat(w, fmt, ap);
 	va_end(ap);
-	if (n < 0) {
-		w->failed = true;
-		return;
-	}
-	vr_xml_elem(w, name, value);
+	if (value)
+		vr_xml_elem(w, name, value);
 	free(value);
 }
 

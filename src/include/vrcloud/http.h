@@ -140,6 +140,8 @@ enum MHD_Result vr_reply_not_found(struct vr_request *req, const char *what, con
 enum MHD_Result vr_reply_rate_limited(struct vr_request *req, unsigned retry_after);
 /* Reply with no body (204, or 200/401 with headers). */
 enum MHD_Result vr_reply_empty(struct vr_request *req, unsigned status);
+/* A response whose body is the contents of body (taken), or NULL. */
+struct MHD_Response *vr_response_from_buf(struct vr_buf *body);
 /* Queue a ready response, adding the common headers. Takes response. */
 enum MHD_Result vr_reply_response(struct vr_request *req, unsigned status,
 				  struct MHD_Response *response);
