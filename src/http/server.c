@@ -99,15 +99,16 @@ static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const
 static enum MHD_Result begin_request(struct vr_request *req, const char *url, const char *method)
 {
 	const struct vr_config *config = req->server->config;
-	size_t url_len = strlen(url);
-	if (url_len > config->max_url_bytes)
+	/* MHD hands over the path alone; the query string counts too. */
+	struct header_total query = {strlen(url)};
+	MHD_get_connection_values(req->connection, MHD_GET_ARGUMENT_KIND, add_header_size, &query);
+	if (query.bytes > config->max_url_bytes)
 		return vr_reply_error(req, MHD_HTTP_URI_TOO_LONG, "REQUEST_URI_TOO_LONG",
 				      "The request URL is longer than %u bytes.",
 				      config->max_url_bytes);
-	struct header_total total = {0};
-	MHD_get_connection_values(req->connection, MHD_HEADER_KIND, add_header_size, &total);
-	MHD_get_connection_values(req->connection, MHD_GET_ARGUMENT_KIND, add_header_size, &total);
-	if (total.bytes > config->max_header_bytes + config->max_url_bytes)
+	struct header_total headers = {0};
+	MHD_get_connection_values(req->connection, MHD_HEADER_KIND, add_header_size, &headers);
+	if (headers.bytes > config->max_header_bytes)
 		return vr_reply_error(req, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
 				      "REQUEST_HEADER_FIELDS_TOO_LARGE",
 				      "The request headers are larger than %u bytes.",
@@ -185,6 +186,15 @@ static enum MHD_Result dispatch(struct vr_request *req)
 	return route->handler(req);
 }
 
+static bool has_body(struct MHD_Connection *connection)
+{
+	const char *length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+							 MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *encoding = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+							   MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	return encoding || (length && strtoull(length, NULL, 10) > 0);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url,
 				  const char *method, const char *version,
 				  const char *upload_data, size_t *upload_data_size,
@@ -205,13 +215,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 		if (vr_uuid_generate(req->request_id))
 			snprintf(req->request_id, sizeof req->request_id, "unknown");
 		client_address(req);
+		/* A request with a body is routed now, so that a refusal (404,
+		 * 413...) goes out before the body is read; one without waits
+		 * for the next call, so that the refusal keeps the connection. */
+		req->has_body = has_body(connection);
+		if (!req->has_body)
+			return MHD_YES;
 		vr_log_set_request_id(req->request_id);
 		enum MHD_Result r = begin_request(req, url, method);
+		req->begun = true;
 		vr_log_set_request_id(NULL);
 		return r;
 	}
 	vr_log_set_request_id(req->request_id);
 	enum MHD_Result result = MHD_YES;
+	if (!req->begun) {
+		req->begun = true;
+		result = begin_request(req, url, method);
+		if (result != MHD_YES || req->replied) {
+			vr_log_set_request_id(NULL);
+			return result;
+		}
+	}
 	if (*upload_data_size) {
 		if (!req->replied) {
 			int rc = vr_buf_append(&req->body, upload_data, *upload_data_size);

@@ -58,6 +58,8 @@ struct vr_request {
 	int64_t start_us;
 	unsigned status;  /* what was answered, for the access log */
 	bool replied;     /* a response is queued */
+	bool has_body;    /* the request announced a body */
+	bool begun;       /* routed and checked (begin_request ran) */
 	struct vr_db *db; /* the thread's connection; NULL until needed */
 };
 
