@@ -100,6 +100,13 @@ static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const
 static enum MHD_Result begin_request(struct vr_request *req, const char *url, const char *method)
 {
 	const struct vr_config *config = req->server->config;
+	/* Refusals below already speak the client's version when it asked for
+	 * one we know; dispatch() refuses an unacceptable Accept with 406. */
+	char unknown[40];
+	const char *accept = MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND,
+							 MHD_HTTP_HEADER_ACCEPT);
+	if (vr_negotiate(accept, &req->version, unknown, sizeof unknown))
+		req->version = NULL;
 	/* MHD hands over the path alone; the query string counts too. */
 	struct header_total query = {strlen(url)};
 	MHD_get_connection_values(req->connection, MHD_GET_ARGUMENT_KIND, add_header_size, &query);
@@ -138,7 +145,7 @@ static enum MHD_Result begin_request(struct vr_request *req, const char *url, co
 			return MHD_NO;
 		MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, allow);
 		char *ct = vr_asprintf("application/vnd.vmware.vcloud.error+xml;version=%s",
-				       VR_API_VERSION_LATEST);
+				       req->version ? req->version : VR_API_VERSION_LATEST);
 		MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, ct);
 		free(ct);
 		return vr_reply_response(req, MHD_HTTP_METHOD_NOT_ALLOWED, response);
@@ -185,6 +192,37 @@ static enum MHD_Result dispatch(struct vr_request *req)
 					      "Only System administrators may use this operation.");
 	}
 	return route->handler(req);
+}
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decoding of the path and query, as MHD's own but for %00: a NUL
+ * would silently cut a path or value short ("/api/org%00/x" read as
+ * "/api/org"), so it stays as the three characters and matches nothing. */
+static size_t unescape(void *cls, struct MHD_Connection *connection, char *text)
+{
+	char *out = text;
+	for (const char *in = text; *in; in++) {
+		int hi, lo;
+		if (in[0] == '%' && (hi = hex_value(in[1])) >= 0 && (lo = hex_value(in[2])) >= 0 &&
+		    (hi | lo) != 0) {
+			*out++ = (char)(hi * 16 + lo);
+			in += 2;
+		} else {
+			*out++ = *in;
+		}
+	}
+	*out = '\0';
+	return (size_t)(out - text);
 }
 
 static bool has_body(struct MHD_Connection *connection)
@@ -239,14 +277,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 		}
 	}
 	if (*upload_data_size) {
-		if (!req->replied) {
+		/* Past the cap the rest is read and dropped: MHD 0.9.75 cannot
+		 * answer while a chunked body still streams in. */
+		if (!req->replied && !req->pending_error) {
 			int rc = vr_buf_append(&req->body, upload_data, *upload_data_size);
-			if (rc)
-				result = vr_reply_err(req, rc);
+			if (rc) {
+				req->pending_error = rc;
+				vr_buf_free(&req->body);
+			}
 		}
 		*upload_data_size = 0;
 	} else if (!req->replied) {
-		result = dispatch(req);
+		result = req->pending_error ? vr_reply_err(req, req->pending_error) : dispatch(req);
 	}
 	vr_log_set_request_id(NULL);
 	return result;
@@ -342,6 +384,7 @@ int vr_server_start(struct vr_server **out, const struct vr_config *config,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, server,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
 		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
+		MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
 		MHD_OPTION_END);
 	if (!server->daemon) {
 		free(server);

@@ -1,0 +1,57 @@
+# Integration tests of vrcloud-api against real PostgreSQL and Redis (those
+# named by VRCLOUD_TEST_PGURI / VRCLOUD_TEST_REDIS, else throwaway servers
+# started through contrib/lib/services.sh) and the built vrcloud-api and
+# vrcloudctl. Each program sets up its own database, fixtures and API in
+# tests/integration/harness.c, so that `make -j2 check` runs them side by
+# side; the longest (sessions: expiry and throttling wait for real time)
+# comes first.
+
+check_PROGRAMS += tests/integration/test_api_sessions
+tests_integration_test_api_sessions_SOURCES = tests/integration/test_api_sessions.c \
+	tests/integration/harness.c tests/integration/harness.h
+tests_integration_test_api_sessions_CFLAGS = $(TEST_CFLAGS)
+tests_integration_test_api_sessions_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_api_sessions_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/test_api_sessions
+
+check_PROGRAMS += tests/integration/test_api_negotiation
+tests_integration_test_api_negotiation_SOURCES = tests/integration/test_api_negotiation.c \
+	tests/integration/harness.c tests/integration/harness.h
+tests_integration_test_api_negotiation_CFLAGS = $(TEST_CFLAGS)
+tests_integration_test_api_negotiation_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_api_negotiation_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/test_api_negotiation
+
+check_PROGRAMS += tests/integration/test_api_tenancy
+tests_integration_test_api_tenancy_SOURCES = tests/integration/test_api_tenancy.c \
+	tests/integration/harness.c tests/integration/harness.h
+tests_integration_test_api_tenancy_CFLAGS = $(TEST_CFLAGS)
+tests_integration_test_api_tenancy_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_api_tenancy_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/test_api_tenancy
+
+check_PROGRAMS += tests/integration/test_api_reads
+tests_integration_test_api_reads_SOURCES = tests/integration/test_api_reads.c \
+	tests/integration/harness.c tests/integration/harness.h
+tests_integration_test_api_reads_CFLAGS = $(TEST_CFLAGS)
+tests_integration_test_api_reads_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_api_reads_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/test_api_reads
+
+check_PROGRAMS += tests/integration/test_api_paging
+tests_integration_test_api_paging_SOURCES = tests/integration/test_api_paging.c \
+	tests/integration/harness.c tests/integration/harness.h
+tests_integration_test_api_paging_CFLAGS = $(TEST_CFLAGS)
+tests_integration_test_api_paging_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_api_paging_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/test_api_paging
+
+check_PROGRAMS += tests/integration/test_api_badinput
+tests_integration_test_api_badinput_SOURCES = tests/integration/test_api_badinput.c \
+	tests/integration/harness.c tests/integration/harness.h
+tests_integration_test_api_badinput_CFLAGS = $(TEST_CFLAGS)
+tests_integration_test_api_badinput_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_api_badinput_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/test_api_badinput
+
+EXTRA_DIST += tests/integration/README.md

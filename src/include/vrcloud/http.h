@@ -51,7 +51,7 @@ struct vr_request {
 	unsigned nids;
 	const char *version; /* negotiated API version (static string) */
 	struct vr_buf body;
-	unsigned pending_status; /* an error decided while the body streams in */
+	int pending_error;  /* a vr_err decided while the body streams in */
 	bool authenticated;
 	struct vr_principal who;
 	char client_addr[64];
