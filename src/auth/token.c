@@ -1,6 +1,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
@@ -24,6 +25,22 @@ void vr_auth_token_hash_hex(char out[2 + 64 + 1], const char *token)
 	out[2 + 64] = '\0';
 }
 
+int vr_auth_token_new(char out[VR_TOKEN_LEN + 1])
+{
+	unsigned char raw[32];
+	if (RAND_bytes(raw, sizeof raw) != 1)
+		return VR_EIO;
+	unsigned char encoded[VR_TOKEN_LEN + 4];
+	int n = EVP_EncodeBlock(encoded, raw, sizeof raw);
+	OPENSSL_cleanse(raw, sizeof raw);
+	if (n != VR_TOKEN_LEN)
+		return VR_EIO;
+	memcpy(out, encoded, VR_TOKEN_LEN);
+	out[VR_TOKEN_LEN] = '\0';
+	OPENSSL_cleanse(encoded, sizeof encoded);
+	return 0;
+}
+
 static int db_err(int status)
 {
 	return status == VR_DB_SOFT ? VR_EUNAVAIL : VR_EDB;
@@ -33,15 +50,9 @@ int vr_auth_session_open(struct vr_db *db, const struct vr_config *config,
 			 struct vr_principal *who, const char *client_addr,
 			 char token_out[VR_TOKEN_LEN + 1])
 {
-	unsigned char raw[32];
-	if (RAND_bytes(raw, sizeof raw) != 1)
-		return VR_EIO;
-	unsigned char encoded[VR_TOKEN_LEN + 4];
-	int n = EVP_EncodeBlock(encoded, raw, sizeof raw);
-	if (n != VR_TOKEN_LEN)
-		return VR_EIO;
-	memcpy(token_out, encoded, VR_TOKEN_LEN);
-	token_out[VR_TOKEN_LEN] = '\0';
+	int rc = vr_auth_token_new(token_out);
+	if (rc)
+		return rc;
 
 	char hash[2 + 64 + 1];
 	vr_auth_token_hash_hex(hash, token_out);
@@ -55,7 +66,7 @@ int vr_auth_session_open(struct vr_db *db, const struct vr_config *config,
 
 	const char *params[] = {hash, who->user_id, lifetime, client_addr};
 	PGresult *res = NULL;
-	int rc = vr_db_exec(db, "session_create", &res, 4, params);
+	rc = vr_db_exec(db, "session_create", &res, 4, params);
 	if (rc != 1) {
 		PQclear(res);
 		return rc < 0 ? db_err(rc) : VR_EDB;

@@ -19,6 +19,7 @@ const struct vr_ctl_command vr_ctl_commands[] = {
 	{"seed-demo", "create a demo org, VDC and org administrator", vr_ctl_cmd_seed_demo},
 	{"peer", "record and list sites paired with VDCs", vr_ctl_cmd_peer},
 	{"replication", "configure and list replications", vr_ctl_cmd_replication},
+	{"service", "credentials of workers and proxies for the internal API", vr_ctl_cmd_service},
 	{NULL, NULL, NULL},
 };
 

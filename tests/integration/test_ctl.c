@@ -810,6 +810,46 @@ Test(ctl, peer_and_replication_add_record_a_task)
 	run_free(&list);
 }
 
+Test(ctl, service_tokens_are_shown_once_and_stored_hashed)
+{
+	need_db();
+	migrate();
+	struct run add = ctl(NULL, "service", "add", "worker-1", "--kind", "worker", NULL);
+	expect_run(add, 0);
+	char *token = kv(add.out, "token");
+	cr_assert_eq(strlen(token), 44, "%s", token);
+	/* only the SHA-256 of the token is in the database */
+	expect_query("SELECT count(*) FROM service_credentials"
+		     " WHERE token_hash = sha256(convert_to($1, 'UTF8')) AND revoked_at IS NULL",
+		     token, "1");
+	char *texts = query("SELECT count(*) FROM service_credentials"
+			    " WHERE position(convert_to($1, 'UTF8') IN token_hash) > 0",
+			    token);
+	cr_assert_str_eq(texts, "0");
+
+	struct run again = ctl(NULL, "service", "add", "worker-1", "--kind", "worker", NULL);
+	expect_run(again, 1);
+	struct run kind = ctl(NULL, "service", "add", "worker-2", "--kind", "robot", NULL);
+	expect_run(kind, 2);
+	struct run revoke = ctl(NULL, "service", "revoke", "worker-1", NULL);
+	expect_run(revoke, 0);
+	expect_query("SELECT count(*) FROM service_credentials WHERE revoked_at IS NOT NULL",
+		     NULL, "1");
+	struct run missing = ctl(NULL, "service", "revoke", "nobody", NULL);
+	expect_run(missing, 1);
+	struct run list = ctl(NULL, "service", "list", NULL);
+	expect_run(list, 0);
+	expect_in(list.out, "revoked");
+	free(token);
+	free(texts);
+	run_free(&add);
+	run_free(&again);
+	run_free(&kind);
+	run_free(&revoke);
+	run_free(&missing);
+	run_free(&list);
+}
+
 /* ---- without a database ---- */
 
 Test(ctl_cli, help_everywhere)

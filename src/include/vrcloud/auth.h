@@ -56,6 +56,9 @@ int vr_auth_session_lookup(struct vr_db *db, const struct vr_config *config, con
 			   struct vr_principal *who);
 int vr_auth_session_close(struct vr_db *db, const char *session_id);
 
+/* A new token: base64 of 32 bytes from the OpenSSL CSPRNG. 0 or VR_EIO. */
+int vr_auth_token_new(char out[VR_TOKEN_LEN + 1]);
+
 /* SHA-256 of a token as the "\x..." hex text PostgreSQL reads as bytea. */
 void vr_auth_token_hash_hex(char out[2 + 64 + 1], const char *token);
 
