@@ -99,3 +99,10 @@ tests_unit_test_api_routes_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_api_routes_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_unit_test_api_routes_LDADD = $(TEST_LIBS)
 TESTS += tests/unit/test_api_routes
+
+check_PROGRAMS += tests/unit/test_xml_input
+tests_unit_test_xml_input_SOURCES = tests/unit/test_xml_input.c
+tests_unit_test_xml_input_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_xml_input_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_xml_input_LDADD = $(TEST_LIBS)
+TESTS += tests/unit/test_xml_input
