@@ -54,3 +54,6 @@ CREATE TABLE service_credentials (
     created_at  timestamptz NOT NULL DEFAULT now(),
     revoked_at  timestamptz
 );
+
+-- A replica server registers under the name of its service credential.
+CREATE UNIQUE INDEX replica_servers_name_key ON replica_servers (name);

@@ -8,11 +8,17 @@ dist_schema_DATA = \
 	schema/vcloud-1.5.xsd \
 	schema/vcloud-extension-1.5.xsd \
 	schema/versions.xsd \
-	schema/vr-6.0.xsd
+	schema/vr-6.0.xsd \
+	schema/internal-1.xsd
 
 EXTRA_DIST += schema/README.md
 
 EXTRA_DIST += \
+	schema/examples/valid/internal-job-result.xml \
+	schema/examples/valid/internal-job.xml \
+	schema/examples/valid/internal-replica-server.xml \
+	schema/examples/invalid/internal-job-result-bad-outcome.xml \
+	schema/examples/invalid/internal-progress-over-100.xml \
 	schema/examples/invalid/edit-recovery-details-params-wrong-order.xml \
 	schema/examples/invalid/error-major-code-not-int.xml \
 	schema/examples/invalid/error-missing-major-code.xml \

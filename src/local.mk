@@ -10,7 +10,8 @@ libvrcloud_la_SOURCES += \
 	src/include/vrcloud/xml.h src/xml/writer.c src/xml/parse.c src/xml/schema.c \
 	src/include/vrcloud/input.h src/xml/input.c \
 	src/include/vrcloud/db.h src/db/statements.h src/db/conn.c src/db/statements.c \
-	src/db/tenancy.c src/db/replications.c src/db/tasks.c \
+	src/db/tenancy.c src/db/replications.c src/db/tasks.c src/db/servers.c \
+	src/db/jobs.c \
 	src/include/vrcloud/redis.h src/queue/redis.c \
 	src/include/vrcloud/password.h src/include/vrcloud/auth.h \
 	src/auth/statements.c src/auth/token.c src/auth/login.c \
@@ -18,5 +19,6 @@ libvrcloud_la_SOURCES += \
 	src/http/negotiate.c src/http/reply.c src/http/authn.c \
 	src/api/api.h src/api/routes.c src/api/render.c src/api/versions.c src/api/health.c \
 	src/api/sessions.c src/api/orgs.c src/api/vdcs.c src/api/peers.c \
-	src/api/replications.c src/api/tasks.c src/api/admin.c
+	src/api/replications.c src/api/tasks.c src/api/admin.c \
+	src/api/internal_servers.c src/api/internal_jobs.c
 libvrcloud_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src

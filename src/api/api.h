@@ -33,6 +33,11 @@
 #define VR_MT_EDIT_RECOVERY_PARAMS "application/vnd.vmware.hcs.editRecoveryDetailsParams+xml"
 #define VR_MT_NODES "application/vnd.vmware.hcs.nodes+xml"
 #define VR_MT_VR_SERVER "application/vnd.vmware.hcs.vrServer+xml"
+#define VR_MT_INTERNAL "application/vnd.vrcloud.internal+xml"
+#define VR_NS_INTERNAL "urn:vrcloud:internal:1"
+
+/* Media types the internal API accepts (internal_servers.c). */
+extern const char *const vr_internal_media_types[];
 
 /* --- rendering helpers (render.c) ------------------------------------ */
 
@@ -140,5 +145,10 @@ enum MHD_Result vr_api_replication_details_get(struct vr_request *req);
 enum MHD_Result vr_api_task_get(struct vr_request *req);
 enum MHD_Result vr_api_admin_vdcs_query_get(struct vr_request *req);
 enum MHD_Result vr_api_admin_nodes_get(struct vr_request *req);
+enum MHD_Result vr_api_internal_server_register(struct vr_request *req);
+enum MHD_Result vr_api_internal_server_heartbeat(struct vr_request *req);
+enum MHD_Result vr_api_internal_server_leave(struct vr_request *req);
+enum MHD_Result vr_api_internal_job_start(struct vr_request *req);
+enum MHD_Result vr_api_internal_job_progress(struct vr_request *req);
 
 #endif

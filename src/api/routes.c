@@ -45,6 +45,14 @@ const struct vr_route vr_api_routes[] = {
 	{"GET", "/api/admin/vr/nodes", vr_api_admin_nodes_get, 0, VR_ROUTE_SYSADMIN},
 	{"GET", "/api/admin/vr/replications/{id}/details", vr_api_replication_details_get, 0,
 	 VR_ROUTE_SYSADMIN},
+
+	/* Internal API of vrcloud's own services (docs/pipeline.md). */
+	{"POST", "/api/internal/servers", vr_api_internal_server_register, SMALL_BODY,
+	 VR_ROUTE_SERVICE | VR_ROUTE_NO_NEGOTIATE},
+	{"POST", "/api/internal/servers/{id}/heartbeat", vr_api_internal_server_heartbeat,
+	 SMALL_BODY, VR_ROUTE_SERVICE | VR_ROUTE_NO_NEGOTIATE},
+	{"DELETE", "/api/internal/servers/{id}", vr_api_internal_server_leave, SMALL_BODY,
+	 VR_ROUTE_SERVICE | VR_ROUTE_NO_NEGOTIATE},
 	{NULL, NULL, NULL, 0, 0},
 };
 

@@ -24,6 +24,7 @@ const char *vr_role_name(enum vr_role role)
 	case VR_ROLE_SYSADMIN: return "sysadmin";
 	case VR_ROLE_ORG_ADMIN: return "org-admin";
 	case VR_ROLE_ORG_USER: return "org-user";
+	case VR_ROLE_SERVICE: return "service";
 	case VR_ROLE_NONE: break;
 	}
 	return "none";

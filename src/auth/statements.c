@@ -43,5 +43,8 @@ const struct vr_db_stmt vr_db_stmts_auth[] = {
 	{"sessions_expire",
 	 "DELETE FROM sessions WHERE expires_at < now()"
 	 " OR last_used_at < now() - make_interval(secs => $1::int)"},
+	{"service_lookup",
+	 "SELECT id, name, kind FROM service_credentials"
+	 " WHERE token_hash = $1::bytea AND revoked_at IS NULL"},
 	{NULL, NULL},
 };

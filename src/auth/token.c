@@ -119,3 +119,28 @@ int vr_auth_session_close(struct vr_db *db, const char *session_id)
 	int rc = vr_db_exec(db, "session_delete", NULL, 1, params);
 	return rc < 0 ? db_err(rc) : 0;
 }
+
+int vr_auth_service_lookup(struct vr_db *db, const char *token, struct vr_principal *who)
+{
+	size_t len = strlen(token);
+	if (len == 0 || len > 256)
+		return VR_EAUTH;
+	char hash[2 + 64 + 1];
+	vr_auth_token_hash_hex(hash, token);
+	const char *params[] = {hash};
+	PGresult *res = NULL;
+	int rc = vr_db_exec(db, "service_lookup", &res, 1, params);
+	if (rc < 0)
+		return db_err(rc);
+	if (rc == 0) {
+		PQclear(res);
+		return VR_EAUTH;
+	}
+	memset(who, 0, sizeof *who);
+	snprintf(who->user_id, sizeof who->user_id, "%s", vr_db_str(res, 0, 0));
+	snprintf(who->user_name, sizeof who->user_name, "%s", vr_db_str(res, 0, 1));
+	snprintf(who->org_name, sizeof who->org_name, "%s", vr_db_str(res, 0, 2));
+	who->role = VR_ROLE_SERVICE;
+	PQclear(res);
+	return 0;
+}

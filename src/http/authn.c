@@ -1,6 +1,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http/internal.h"
 #include "vrcloud/auth.h"
@@ -37,6 +38,19 @@ int vr_http_authenticate(struct vr_request *req, unsigned *retry_after_out)
 	*retry_after_out = 0;
 	const struct vr_config *config = req->server->config;
 	char token[300] = "";
+	const char *bearer = header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (bearer && strncasecmp(bearer, "Bearer ", 7) == 0) {
+		/* Services (workers, proxies) present their own credential. */
+		struct vr_db *db = vr_request_db(req);
+		if (!db)
+			return VR_EUNAVAIL;
+		snprintf(token, sizeof token, "%s", bearer + 7);
+		int rc = vr_auth_service_lookup(db, token, &req->who);
+		explicit_bzero(token, sizeof token);
+		if (rc == 0)
+			req->authenticated = true;
+		return rc;
+	}
 	const char *h = header(req, "x-vcloud-authorization");
 	if (h) {
 		while (isspace((unsigned char)*h))

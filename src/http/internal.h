@@ -3,6 +3,7 @@
 #define VRCLOUD_HTTP_INTERNAL_H
 
 #include "vrcloud/http.h"
+#include "vrcloud/xml.h"
 
 struct vr_server {
 	struct MHD_Daemon *daemon;
@@ -10,6 +11,7 @@ struct vr_server {
 	const struct vr_route *routes;
 	const struct vr_alias *aliases;
 	char *public_url;
+	struct vr_xml_schema *schema; /* validates request documents */
 };
 
 /* Render a vCD Error document into out. */

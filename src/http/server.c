@@ -5,11 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "http/internal.h"
 #include "vrcloud/alloc.h"
 #include "vrcloud/db.h"
 #include "vrcloud/err.h"
+#include "vrcloud/input.h"
 #include "vrcloud/log.h"
 #include "vrcloud/timefmt.h"
 
@@ -55,6 +57,19 @@ bool vr_request_is_sysadmin(const struct vr_request *req)
 const char *vr_request_scope(const struct vr_request *req)
 {
 	return vr_request_is_sysadmin(req) ? NULL : req->who.org_id;
+}
+
+bool vr_request_document(struct vr_request *req, const struct vr_input_spec *spec,
+			 xmlDocPtr *doc_out, enum MHD_Result *reply_out)
+{
+	const char *type = MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND,
+						       MHD_HTTP_HEADER_CONTENT_TYPE);
+	struct vr_input_error error;
+	if (vr_input_check(doc_out, &error, spec, req->server->schema, type,
+			   req->body.data ? req->body.data : "", req->body.len) == 0)
+		return true;
+	*reply_out = vr_reply_error(req, error.status, error.minor, "%s", error.message);
+	return false;
 }
 
 struct vr_db *vr_request_db(struct vr_request *req)
@@ -186,6 +201,15 @@ static enum MHD_Result dispatch(struct vr_request *req)
 			return vr_reply_rate_limited(req, retry_after);
 		if (rc)
 			return vr_reply_err(req, rc);
+		bool service = req->who.role == VR_ROLE_SERVICE;
+		if ((route->flags & VR_ROUTE_SERVICE) && !service)
+			return vr_reply_error(req, MHD_HTTP_FORBIDDEN,
+					      "ACCESS_TO_RESOURCE_IS_FORBIDDEN",
+					      "Only vrcloud services may use the internal API.");
+		if (!(route->flags & VR_ROUTE_SERVICE) && service)
+			return vr_reply_error(req, MHD_HTTP_FORBIDDEN,
+					      "ACCESS_TO_RESOURCE_IS_FORBIDDEN",
+					      "Service credentials reach only the internal API.");
 		if ((route->flags & VR_ROUTE_SYSADMIN) && req->who.role != VR_ROLE_SYSADMIN)
 			return vr_reply_error(req, MHD_HTTP_FORBIDDEN,
 					      "ACCESS_TO_RESOURCE_IS_FORBIDDEN",
@@ -370,7 +394,19 @@ int vr_server_start(struct vr_server **out, const struct vr_config *config,
 		return VR_ECONFIG;
 	}
 	(void)sslen;
+	const char *schema_path = config->schema;
+	if (!schema_path)
+		schema_path = access(VR_SCHEMA_DIR "/vrcloud.xsd", R_OK) == 0
+				      ? VR_SCHEMA_DIR "/vrcloud.xsd"
+				      : VR_SRCDIR "/schema/vrcloud.xsd";
+	struct vr_xml_schema *schema = NULL;
+	if (vr_xml_schema_load(&schema, schema_path)) {
+		vr_log_error("schema_load_failed", "path", schema_path, "hint",
+			     "set [api] schema to the path of schema/vrcloud.xsd");
+		return VR_ECONFIG;
+	}
 	struct vr_server *server = vr_calloc(1, sizeof *server);
+	server->schema = schema;
 	server->config = config;
 	server->routes = routes;
 	server->aliases = aliases;
@@ -387,6 +423,7 @@ int vr_server_start(struct vr_server **out, const struct vr_config *config,
 		MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
 		MHD_OPTION_END);
 	if (!server->daemon) {
+		vr_xml_schema_free(server->schema);
 		free(server);
 		return VR_EIO;
 	}
@@ -405,6 +442,7 @@ void vr_server_stop(struct vr_server *server)
 	if (!server)
 		return;
 	MHD_stop_daemon(server->daemon);
+	vr_xml_schema_free(server->schema);
 	free(server->public_url);
 	free(server);
 }

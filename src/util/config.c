@@ -36,6 +36,7 @@ void vr_config_free(struct vr_config *config)
 	free(config->public_url);
 	free(config->pid_file);
 	free(config->port_file);
+	free(config->schema);
 	free(config->database_uri);
 	free(config->redis_uri);
 	free(config->log_file);
@@ -78,6 +79,7 @@ static const struct key_spec keys[] = {
 	S("api", "public_url", public_url),
 	S("api", "pid_file", pid_file),
 	S("api", "port_file", port_file),
+	S("api", "schema", schema),
 	S("database", "uri", database_uri),
 	S("redis", "uri", redis_uri),
 	U("session", "idle_timeout", session_idle_timeout, 10, 31 * 86400),

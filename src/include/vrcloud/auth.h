@@ -18,6 +18,7 @@ enum vr_role {
 	VR_ROLE_ORG_USER,
 	VR_ROLE_ORG_ADMIN,
 	VR_ROLE_SYSADMIN,
+	VR_ROLE_SERVICE, /* a worker or proxy on the internal API; no tenant routes */
 };
 
 struct vr_principal {
@@ -55,6 +56,12 @@ int vr_auth_session_open(struct vr_db *db, const struct vr_config *config,
 int vr_auth_session_lookup(struct vr_db *db, const struct vr_config *config, const char *token,
 			   struct vr_principal *who);
 int vr_auth_session_close(struct vr_db *db, const char *session_id);
+
+/* Resolve a service token (Authorization: Bearer) to its credential:
+ * who->user_id = credential id, user_name = its name, org_name = its kind,
+ * role = VR_ROLE_SERVICE. Returns 0, VR_EAUTH (unknown or revoked) or a db
+ * error. */
+int vr_auth_service_lookup(struct vr_db *db, const char *token, struct vr_principal *who);
 
 /* A new token: base64 of 32 bytes from the OpenSSL CSPRNG. 0 or VR_EIO. */
 int vr_auth_token_new(char out[VR_TOKEN_LEN + 1]);

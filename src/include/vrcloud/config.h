@@ -18,6 +18,7 @@ struct vr_config {
 	char *public_url;       /* absolute base of every href, no trailing slash */
 	char *pid_file;         /* optional */
 	char *port_file;        /* optional: the bound port is written here */
+	char *schema;           /* schema/vrcloud.xsd; default: the installed one, else the source tree's */
 	/* [database] */
 	char *database_uri;     /* libpq connection URI or key=value string */
 	/* [redis] */

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <libxml/tree.h>
 #include <microhttpd.h>
 
 #include "vrcloud/auth.h"
@@ -25,6 +26,7 @@ enum vr_route_flags {
 	VR_ROUTE_SYSADMIN = 1 << 1,     /* System administrators only (403 otherwise) */
 	VR_ROUTE_NO_NEGOTIATE = 1 << 2, /* ignore Accept (versions, healthz) */
 	VR_ROUTE_SLASH = 1 << 3,        /* also answer with one trailing slash */
+	VR_ROUTE_SERVICE = 1 << 4,      /* internal: service credentials only */
 };
 
 /* One line of the route table. Patterns are literal segments and "{id}",
@@ -126,6 +128,13 @@ bool vr_request_is_sysadmin(const struct vr_request *req);
 /* The org scope for tenancy filters: NULL for System administrators (they
  * see all), else the caller's org id. */
 const char *vr_request_scope(const struct vr_request *req);
+
+struct vr_input_spec;
+/* The request's body as a validated document (see vrcloud/input.h). Returns
+ * true with *doc_out (NULL for an accepted empty body; the caller frees it
+ * with xmlFreeDoc), or false after queueing the 400/415 Error. */
+bool vr_request_document(struct vr_request *req, const struct vr_input_spec *spec,
+			 xmlDocPtr *doc_out, enum MHD_Result *reply_out);
 
 /* Reply with a document: media_type gets ";version=V" appended. Takes the
  * body's contents. */

@@ -1,0 +1,19 @@
+/* Statements behind the internal API of replica servers (workers). */
+#include "db/statements.h"
+
+const struct vr_db_stmt vr_db_stmts_servers[] = {
+	/* Register by name: the same name gets the same id back. */
+	{"server_register",
+	 "INSERT INTO replica_servers (name, traffic_address, state, last_heartbeat)"
+	 " VALUES ($1, $2, 'connected', now())"
+	 " ON CONFLICT (name) DO UPDATE SET traffic_address = EXCLUDED.traffic_address,"
+	 " state = 'connected', last_heartbeat = now()"
+	 " RETURNING id, name, traffic_address"},
+	{"server_heartbeat",
+	 "UPDATE replica_servers SET last_heartbeat = now(), state = 'connected'"
+	 " WHERE id = $1::uuid AND name = $2 AND state <> 'unregistered' RETURNING id"},
+	{"server_leave",
+	 "UPDATE replica_servers SET state = 'disconnected'"
+	 " WHERE id = $1::uuid AND name = $2 AND state <> 'unregistered' RETURNING id"},
+	{NULL, NULL},
+};
