@@ -109,6 +109,14 @@ bool vr_api_fetch_children(struct vr_request *req, const char *visible_stmt, con
 			   const char *stmt, PGresult **res_out, int *rows_out,
 			   enum MHD_Result *reply_out);
 
+/* Reply with Task id: 200, or 202 with a Location header for a request
+ * just accepted. */
+enum MHD_Result vr_reply_task(struct vr_request *req, const char *id, unsigned status_code);
+
+/* Publish the head of a job lane to the job stream when it waits to be
+ * (publish.c). Failures are left to the relay, which publishes again. */
+void vr_api_publish_lane(struct vr_request *req, const char *lane);
+
 /* Map a negative vr_db_exec status to a reply. */
 enum MHD_Result vr_reply_db(struct vr_request *req, int status);
 
@@ -148,7 +156,17 @@ enum MHD_Result vr_api_admin_nodes_get(struct vr_request *req);
 enum MHD_Result vr_api_internal_server_register(struct vr_request *req);
 enum MHD_Result vr_api_internal_server_heartbeat(struct vr_request *req);
 enum MHD_Result vr_api_internal_server_leave(struct vr_request *req);
+enum MHD_Result vr_api_replication_failover(struct vr_request *req);
+enum MHD_Result vr_api_replication_planned_migration(struct vr_request *req);
+enum MHD_Result vr_api_replication_test_failover(struct vr_request *req);
+enum MHD_Result vr_api_replication_test_cleanup(struct vr_request *req);
+enum MHD_Result vr_api_replication_sync(struct vr_request *req);
+enum MHD_Result vr_api_replication_pause(struct vr_request *req);
+enum MHD_Result vr_api_replication_resume(struct vr_request *req);
+enum MHD_Result vr_api_replication_delete(struct vr_request *req);
 enum MHD_Result vr_api_internal_job_start(struct vr_request *req);
 enum MHD_Result vr_api_internal_job_progress(struct vr_request *req);
+enum MHD_Result vr_api_internal_job_complete(struct vr_request *req);
+enum MHD_Result vr_api_internal_job_dead(struct vr_request *req);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "api/api.h"
 #include "vrcloud/db.h"
+#include "vrcloud/engine.h"
 #include "vrcloud/err.h"
 #include "vrcloud/input.h"
 #include "vrcloud/uuid.h"
@@ -18,9 +19,6 @@ enum job_col {
 	J_BLOCKED, J_CANCEL, J_ORG,
 };
 
-/* Seconds without a heartbeat after which a running job's worker counts
- * as gone. */
-#define JOB_STALE_SECONDS "60"
 
 static const struct vr_input_spec start_spec = {
 	"JobStart", VR_NS_INTERNAL, vr_internal_media_types, false, false,
@@ -90,7 +88,9 @@ enum MHD_Result vr_api_internal_job_start(struct vr_request *req)
 					      "ServerId names no replica server of this credential.");
 		return vr_reply_err(req, rc);
 	}
-	const char *lock[] = {req->ids[0], JOB_STALE_SECONDS};
+	char stale[16];
+	snprintf(stale, sizeof stale, "%u", vr_server_config(req->server)->jobs_stale_after);
+	const char *lock[] = {req->ids[0], stale};
 	rc = vr_db_exec(db, "job_lock", &job, 2, lock);
 	if (rc <= 0) {
 		vr_db_rollback(db);
@@ -191,4 +191,187 @@ enum MHD_Result vr_api_internal_job_progress(struct vr_request *req)
 				"The Task's cancellation was asked: stop and complete the job as "
 				"canceled.");
 	return vr_reply_empty(req, MHD_HTTP_NO_CONTENT);
+}
+
+static const struct vr_input_spec result_spec = {
+	"JobResult", VR_NS_INTERNAL, vr_internal_media_types, false, false,
+};
+
+enum effect_col {
+	E_ID, E_NAME, E_KIND, E_ORG, E_VDC, E_RECOVERY, E_TEST, E_REPLICATION, E_PAUSED,
+	E_HAS_INSTANCE,
+};
+
+/* What a finished job changes besides its Task. Runs inside the finishing
+ * transaction. Returns a db status (>= 0 ok). */
+static int apply_effect(struct vr_db *db, PGresult *job, bool succeeded)
+{
+	const char *lane = vr_db_str(job, 0, J_LANE);
+	if (strncmp(lane, "replication:", 12) != 0)
+		return 0;
+	const char *rg = lane + 12;
+	enum vr_action action;
+	if (vr_engine_action_parse(&action, vr_db_str(job, 0, J_ACTION)))
+		return VR_DB_HARD;
+	const char *id[] = {rg};
+	PGresult *res = NULL;
+	int rc = vr_db_exec(db, "effect_replication_lock", &res, 1, id);
+	if (rc <= 0) {
+		PQclear(res);
+		return rc; /* gone: nothing left to change */
+	}
+	struct vr_rg_state s;
+	memset(&s, 0, sizeof s);
+	if (vr_engine_kind_parse(&s.kind, vr_db_str(res, 0, E_KIND)) ||
+	    vr_engine_recovery_parse(&s.recovery, vr_db_str(res, 0, E_RECOVERY)) ||
+	    vr_engine_test_recovery_parse(&s.test_recovery, vr_db_str(res, 0, E_TEST)) ||
+	    vr_engine_replication_parse(&s.replication, vr_db_str(res, 0, E_REPLICATION))) {
+		PQclear(res);
+		return VR_DB_HARD;
+	}
+	s.paused = vr_db_bool(res, 0, E_PAUSED);
+	s.has_instance = vr_db_bool(res, 0, E_HAS_INSTANCE);
+	s.deleting = action == VR_ACTION_DELETE;
+	PQclear(res);
+
+	if (action == VR_ACTION_DELETE && succeeded)
+		return vr_db_exec(db, "effect_replication_delete", NULL, 1, id);
+	vr_engine_finish(&s, action, succeeded);
+	const char *set[] = {rg, vr_engine_recovery_token(s.recovery),
+			     vr_engine_test_recovery_token(s.test_recovery),
+			     vr_engine_replication_token(s.replication), s.paused ? "true" : "false"};
+	rc = vr_db_exec(db, "action_replication_set_state", NULL, 5, set);
+	if (rc < 0 || !succeeded)
+		return rc;
+	bool power_on = strstr(vr_db_str(job, 0, J_PARAMS), "\"PowerOn\": false") == NULL;
+	switch (action) {
+	case VR_ACTION_FAILOVER:
+	case VR_ACTION_PLANNED_MIGRATION: {
+		const char *drop[] = {rg, "placeholder"};
+		const char *add[] = {rg, "recovered", power_on ? "on" : "off"};
+		rc = vr_db_exec(db, "effect_vapps_drop", NULL, 2, drop);
+		if (rc >= 0)
+			rc = vr_db_exec(db, "effect_vapp_add", NULL, 3, add);
+		break;
+	}
+	case VR_ACTION_TEST_FAILOVER: {
+		const char *add[] = {rg, "test", power_on ? "on" : "off"};
+		const char *last[] = {rg, vr_db_str(job, 0, J_TASK)};
+		rc = vr_db_exec(db, "effect_vapp_add", NULL, 3, add);
+		if (rc >= 0)
+			rc = vr_db_exec(db, "effect_last_test", NULL, 2, last);
+		break;
+	}
+	case VR_ACTION_TEST_CLEANUP: {
+		const char *drop[] = {rg, "test"};
+		rc = vr_db_exec(db, "effect_vapps_drop", NULL, 2, drop);
+		break;
+	}
+	default:
+		break;
+	}
+	return rc;
+}
+
+/* End a job and its Task with outcome, applying the effect, all at once. */
+static enum MHD_Result finish_job(struct vr_request *req, const char *outcome, const char *major,
+				  const char *minor, const char *vendor, const char *message,
+				  bool dead)
+{
+	struct vr_db *db = vr_request_db(req);
+	if (!db)
+		return vr_reply_err(req, VR_EUNAVAIL);
+	char stale[16];
+	snprintf(stale, sizeof stale, "%u", vr_server_config(req->server)->jobs_stale_after);
+	char lane[128] = "";
+	int rc = VR_DB_SOFT;
+	for (int attempt = 0; attempt < 3 && rc == VR_DB_SOFT; attempt++) {
+		rc = vr_db_begin(db);
+		if (rc)
+			continue;
+		PGresult *job = NULL;
+		const char *lock[] = {req->ids[0], stale};
+		rc = vr_db_exec(db, "job_lock", &job, 2, lock);
+		if (rc <= 0) {
+			PQclear(job);
+			vr_db_rollback(db);
+			if (rc == 0)
+				return vr_reply_not_found(req, "job", req->ids[0]);
+			continue;
+		}
+		if (is_final(vr_db_str(job, 0, J_STATE))) {
+			/* Already ended: the first result stands. */
+			PQclear(job);
+			vr_db_rollback(db);
+			return vr_reply_empty(req, MHD_HTTP_NO_CONTENT);
+		}
+		bool ok = strcmp(outcome, "success") == 0;
+		bool canceled = strcmp(outcome, "canceled") == 0;
+		rc = apply_effect(db, job, ok);
+		const char *task_status = ok ? "success" : canceled ? "canceled" : "error";
+		const char *job_state = ok ? "succeeded" : canceled ? "canceled" : dead ? "dead"
+											  : "failed";
+		const char *finish_task[] = {vr_db_str(job, 0, J_TASK), task_status,
+					     ok || canceled ? NULL : major,
+					     ok || canceled ? NULL : minor,
+					     ok || canceled ? NULL : vendor,
+					     ok || canceled ? NULL : message};
+		const char *finish[] = {req->ids[0], job_state};
+		if (rc >= 0)
+			rc = vr_db_exec(db, "job_task_finish", NULL, 6, finish_task);
+		if (rc >= 0)
+			rc = vr_db_exec(db, "job_finish", NULL, 2, finish);
+		snprintf(lane, sizeof lane, "%s", vr_db_str(job, 0, J_LANE));
+		PQclear(job);
+		if (rc >= 0)
+			rc = vr_db_commit(db);
+		else
+			vr_db_rollback(db);
+	}
+	if (rc < 0)
+		return vr_reply_db(req, rc);
+	vr_api_publish_lane(req, lane);
+	return vr_reply_empty(req, MHD_HTTP_NO_CONTENT);
+}
+
+static enum MHD_Result result_route(struct vr_request *req, bool dead)
+{
+	enum MHD_Result reply;
+	xmlDocPtr doc = NULL;
+	if (!vr_request_document(req, &result_spec, &doc, &reply))
+		return reply;
+	xmlNodePtr root = xmlDocGetRootElement(doc);
+	xmlChar *outcome = vr_input_child_text(root, "Outcome");
+	xmlChar *major = vr_input_child_text(root, "MajorErrorCode");
+	xmlChar *minor = vr_input_child_text(root, "MinorErrorCode");
+	xmlChar *vendor = vr_input_child_text(root, "VendorSpecificErrorCode");
+	xmlChar *message = vr_input_child_text(root, "Message");
+	if (dead)
+		reply = finish_job(req, "error", "500", "INTERNAL_SERVER_ERROR",
+				   "JobDeliveryExhausted",
+				   message ? (const char *)message
+					   : "The job failed on every replica server that took it.",
+				   true);
+	else
+		reply = finish_job(req, (const char *)outcome, major ? (const char *)major : "500",
+				   minor ? (const char *)minor : "INTERNAL_SERVER_ERROR",
+				   (const char *)vendor,
+				   message ? (const char *)message : "The job failed.", false);
+	xmlFree(outcome);
+	xmlFree(major);
+	xmlFree(minor);
+	xmlFree(vendor);
+	xmlFree(message);
+	xmlFreeDoc(doc);
+	return reply;
+}
+
+enum MHD_Result vr_api_internal_job_complete(struct vr_request *req)
+{
+	return result_route(req, false);
+}
+
+enum MHD_Result vr_api_internal_job_dead(struct vr_request *req)
+{
+	return result_route(req, true);
 }

@@ -38,6 +38,21 @@ const struct vr_route vr_api_routes[] = {
 	{"GET", "/api/vr/replications/{id}", vr_api_replication_get, 0, 0},
 	{"GET", "/api/vr/replications/{id}/instances", vr_api_replication_instances_get, 0, 0},
 
+	/* Actions on a replication (U16-U19 and extensions): 202 + Task. */
+	{"DELETE", "/api/vr/replications/{id}", vr_api_replication_delete, SMALL_BODY, 0},
+	{"POST", "/api/vr/replications/{id}/action/failover", vr_api_replication_failover,
+	 SMALL_BODY, 0},
+	{"POST", "/api/vr/replications/{id}/action/testFailover", vr_api_replication_test_failover,
+	 SMALL_BODY, 0},
+	{"POST", "/api/vr/replications/{id}/action/testCleanup", vr_api_replication_test_cleanup,
+	 SMALL_BODY, 0},
+	{"POST", "/api/vr/replications/{id}/action/plannedMigration",
+	 vr_api_replication_planned_migration, SMALL_BODY, 0},
+	{"POST", "/api/vr/replications/{id}/action/sync", vr_api_replication_sync, SMALL_BODY, 0},
+	{"POST", "/api/vr/replications/{id}/action/pause", vr_api_replication_pause, SMALL_BODY, 0},
+	{"POST", "/api/vr/replications/{id}/action/resume", vr_api_replication_resume, SMALL_BODY,
+	 0},
+
 	{"GET", "/api/task/{id}", vr_api_task_get, 0, 0},
 
 	/* Provider side (A2, A4) and the vCD typed query RaaSCLI uses. */
@@ -52,6 +67,14 @@ const struct vr_route vr_api_routes[] = {
 	{"POST", "/api/internal/servers/{id}/heartbeat", vr_api_internal_server_heartbeat,
 	 SMALL_BODY, VR_ROUTE_SERVICE | VR_ROUTE_NO_NEGOTIATE},
 	{"DELETE", "/api/internal/servers/{id}", vr_api_internal_server_leave, SMALL_BODY,
+	 VR_ROUTE_SERVICE | VR_ROUTE_NO_NEGOTIATE},
+	{"POST", "/api/internal/jobs/{id}/start", vr_api_internal_job_start, SMALL_BODY,
+	 VR_ROUTE_SERVICE | VR_ROUTE_NO_NEGOTIATE},
+	{"POST", "/api/internal/jobs/{id}/progress", vr_api_internal_job_progress, SMALL_BODY,
+	 VR_ROUTE_SERVICE | VR_ROUTE_NO_NEGOTIATE},
+	{"POST", "/api/internal/jobs/{id}/complete", vr_api_internal_job_complete, SMALL_BODY,
+	 VR_ROUTE_SERVICE | VR_ROUTE_NO_NEGOTIATE},
+	{"POST", "/api/internal/jobs/{id}/dead", vr_api_internal_job_dead, SMALL_BODY,
 	 VR_ROUTE_SERVICE | VR_ROUTE_NO_NEGOTIATE},
 	{NULL, NULL, NULL, 0, 0},
 };

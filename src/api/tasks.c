@@ -31,10 +31,14 @@ static const struct {
 
 enum MHD_Result vr_api_task_get(struct vr_request *req)
 {
+	return vr_reply_task(req, req->ids[0], MHD_HTTP_OK);
+}
+
+enum MHD_Result vr_reply_task(struct vr_request *req, const char *id, unsigned status_code)
+{
 	struct vr_db *db = vr_request_db(req);
 	if (!db)
 		return vr_reply_err(req, VR_EUNAVAIL);
-	const char *id = req->ids[0];
 	const char *params[] = {id, vr_request_scope(req)};
 	PGresult *t = NULL;
 	int rc = vr_db_exec(db, "task_get", &t, 2, params);
@@ -100,7 +104,22 @@ enum MHD_Result vr_api_task_get(struct vr_request *req)
 	if (*vr_db_str(t, 0, T_DETAILS))
 		vr_xml_elem(w, "Details", vr_db_str(t, 0, T_DETAILS));
 	vr_xml_end(w);
-	free(self);
 	PQclear(t);
-	return vr_reply_xml(req, w, VR_MT_TASK);
+	if (status_code == MHD_HTTP_OK) {
+		free(self);
+		return vr_reply_xml(req, w, VR_MT_TASK);
+	}
+	/* An accepted asynchronous request: 202 + Location of its Task. */
+	struct MHD_Response *response = vr_response_from_xml(w);
+	if (!response) {
+		free(self);
+		return vr_reply_err(req, VR_ENOMEM);
+	}
+	char *content_type = vr_asprintf("%s;version=%s", VR_MT_TASK,
+					 req->version ? req->version : VR_API_VERSION_LATEST);
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	MHD_add_response_header(response, MHD_HTTP_HEADER_LOCATION, self);
+	free(content_type);
+	free(self);
+	return vr_reply_response(req, status_code, response);
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "api/publish.h"
 #include "vrcloud/config.h"
 #include "vrcloud/err.h"
 #include "vrcloud/http.h"
@@ -161,6 +162,14 @@ int main(int argc, char **argv)
 		vr_config_free(&config);
 		return rc == VR_ECONFIG ? EXIT_CONFIG : EXIT_RUNTIME;
 	}
+	struct vr_relay *relay = NULL;
+	if (vr_relay_start(&relay, &config)) {
+		vr_log_error("start_failed", "error", "cannot start the job relay thread");
+		vr_server_stop(server);
+		vr_xml_global_cleanup();
+		vr_config_free(&config);
+		return EXIT_RUNTIME;
+	}
 	if (config.pid_file && write_number(config.pid_file, (long)getpid()))
 		vr_log_warn("pid_file_failed", "path", config.pid_file);
 	if (config.port_file && write_number(config.port_file, (long)port))
@@ -183,6 +192,7 @@ int main(int argc, char **argv)
 		vr_log_info("stopping", "signal", sig == SIGTERM ? "TERM" : "INT");
 		break;
 	}
+	vr_relay_stop(relay);
 	vr_server_stop(server);
 	if (config.pid_file)
 		unlink(config.pid_file);

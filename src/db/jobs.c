@@ -57,5 +57,25 @@ const struct vr_db_stmt vr_db_stmts_jobs[] = {
 	 "       AND (j.published_at IS NULL"
 	 "            OR j.published_at < now() - make_interval(secs => $2::int))))"
 	 " ORDER BY j.seq LIMIT $3::int"},
+	/* Effects of finished jobs on replications ($1 replication). */
+	{"effect_replication_lock",
+	 "SELECT r.id, r.name, r.kind, r.org_id, r.vdc_id, r.recovery_state,"
+	 " r.test_recovery_state, r.replication_state, r.paused,"
+	 " EXISTS (SELECT 1 FROM instances i WHERE i.replication_id = r.id)"
+	 " FROM replications r WHERE r.id = $1::uuid FOR UPDATE"},
+	/* $1 replication, $2 kind, $3 power state, $4 task (the operation). */
+	{"effect_vapp_add",
+	 "INSERT INTO vapps (org_id, vdc_id, replication_id, kind, name, power_state, instance_id)"
+	 " SELECT r.org_id, r.vdc_id, r.id, $2, r.name || CASE $2 WHEN 'test' THEN '-test'"
+	 "   ELSE '' END, $3,"
+	 " (SELECT i.id FROM instances i WHERE i.replication_id = r.id ORDER BY i.seq DESC LIMIT 1)"
+	 " FROM replications r WHERE r.id = $1::uuid"},
+	{"effect_vapps_drop",
+	 "UPDATE vapps SET deleted_at = now() WHERE replication_id = $1::uuid AND kind = $2"
+	 " AND deleted_at IS NULL"},
+	{"effect_last_test", "UPDATE replications SET last_test_failover_op_id = $2::uuid"
+			     " WHERE id = $1::uuid"},
+	{"effect_replication_delete",
+	 "DELETE FROM replications WHERE id = $1::uuid"},
 	{NULL, NULL},
 };

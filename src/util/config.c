@@ -17,6 +17,9 @@ void vr_config_init(struct vr_config *config)
 	config->max_connections = 1024;
 	config->database_uri = vr_strdup("postgresql:///vrcloud");
 	config->redis_uri = vr_strdup("redis://127.0.0.1:6379/0");
+	config->jobs_prefix = vr_strdup("vrcloud");
+	config->jobs_republish_after = 10;
+	config->jobs_stale_after = 60;
 	config->session_idle_timeout = 1800;
 	config->session_absolute_timeout = 86400;
 	config->login_window = 900;
@@ -39,6 +42,7 @@ void vr_config_free(struct vr_config *config)
 	free(config->schema);
 	free(config->database_uri);
 	free(config->redis_uri);
+	free(config->jobs_prefix);
 	free(config->log_file);
 	memset(config, 0, sizeof *config);
 }
@@ -82,6 +86,9 @@ static const struct key_spec keys[] = {
 	S("api", "schema", schema),
 	S("database", "uri", database_uri),
 	S("redis", "uri", redis_uri),
+	S("jobs", "prefix", jobs_prefix),
+	U("jobs", "republish_after", jobs_republish_after, 1, 86400),
+	U("jobs", "stale_after", jobs_stale_after, 5, 86400),
 	U("session", "idle_timeout", session_idle_timeout, 10, 31 * 86400),
 	U("session", "absolute_timeout", session_absolute_timeout, 10, 366 * 86400),
 	U("login", "window", login_window, 1, 86400),

@@ -244,12 +244,23 @@ const char *vrt_env(const char *name)
 	return v;
 }
 
+/* prefix + the name in capitals, other characters as '_'. */
+static char *env_name(const char *prefix, const char *name)
+{
+	char *env = xasprintf("%s%s", prefix, name);
+	for (char *p = env + strlen(prefix); *p; p++)
+		*p = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
+	return env;
+}
+
 static char *token_env_name(const char *user)
 {
-	char *name = xasprintf("VRT_TOKEN_%s", user);
-	for (char *p = name; *p; p++)
-		*p = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
-	return name;
+	return env_name("VRT_TOKEN_", user);
+}
+
+static char *service_env_name(const char *service)
+{
+	return env_name("VRT_SERVICE_TOKEN_", service);
 }
 
 const char *vrt_token(const char *user)
@@ -257,6 +268,15 @@ const char *vrt_token(const char *user)
 	char *name = token_env_name(user);
 	const char *v = getenv(name);
 	cr_assert(v && v[0], "no token for %s in %s", user, name);
+	free(name);
+	return v;
+}
+
+const char *vrt_service_token(const char *service)
+{
+	char *name = service_env_name(service);
+	const char *v = getenv(name);
+	cr_assert(v && v[0], "no token for the service %s in %s", service, name);
 	free(name);
 	return v;
 }
@@ -413,7 +433,7 @@ int vrt_call(const struct vrt_call *call, struct vrt_resp *resp)
 	struct body_sink sink = {0};
 	struct upload upload = {0};
 	struct curl_slist *lines = NULL;
-	char *owned[3] = {NULL, NULL, NULL};
+	char *owned[4] = {NULL, NULL, NULL, NULL};
 
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
@@ -443,6 +463,10 @@ int vrt_call(const struct vrt_call *call, struct vrt_resp *resp)
 	if (call->token) {
 		owned[2] = xasprintf("x-vcloud-authorization: %s", call->token);
 		lines = curl_slist_append(lines, owned[2]);
+	}
+	if (call->bearer) {
+		owned[3] = xasprintf("Authorization: Bearer %s", call->bearer);
+		lines = curl_slist_append(lines, owned[3]);
 	}
 	char *basic = call->basic ? basic_header(call->basic) : NULL;
 	if (basic)
@@ -486,7 +510,7 @@ int vrt_call(const struct vrt_call *call, struct vrt_resp *resp)
 	curl_easy_cleanup(c);
 	curl_slist_free_all(lines);
 	free(basic);
-	for (size_t i = 0; i < 3; i++)
+	for (size_t i = 0; i < 4; i++)
 		free(owned[i]);
 	free(url);
 	return result;
@@ -690,6 +714,7 @@ static xmlXPathObjectPtr xpath_eval(xmlDocPtr doc, const char *xpath)
 	xmlXPathRegisterNs(ctx, BAD_CAST "vr", BAD_CAST VR_NS_VR);
 	xmlXPathRegisterNs(ctx, BAD_CAST "ver", BAD_CAST VR_NS_VERSIONS);
 	xmlXPathRegisterNs(ctx, BAD_CAST "ext", BAD_CAST VR_NS_EXTENSION);
+	xmlXPathRegisterNs(ctx, BAD_CAST "vi", BAD_CAST VRT_NS_INTERNAL);
 	xmlXPathObjectPtr obj = xmlXPathEvalExpression(BAD_CAST xpath, ctx);
 	xmlXPathFreeContext(ctx);
 	return obj;
@@ -1631,6 +1656,65 @@ static void migrate(void)
 	free(log);
 }
 
+/* Run `vrcloudctl --database <suite db> ARGS...` to completion; its output
+ * (stdout and stderr) is returned, the caller frees it. Setup fails when
+ * it does not exit 0. */
+static char *run_ctl(const char *what, char *const args[])
+{
+	char *exe = xasprintf("%s/vrcloudctl", builddir());
+	char *out = xasprintf("%s/ctl.out", run.workdir);
+	char *argv[16];
+	size_t n = 0;
+	argv[n++] = exe;
+	argv[n++] = (char *)"--database";
+	argv[n++] = run.db_uri;
+	for (size_t i = 0; args[i] && n < 15; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	remove(out);
+	int st = run_command(argv, out, 60);
+	char *text = read_file(out);
+	remove(out); /* it may hold a token */
+	if (st != 0 || !text) {
+		fprintf(stderr, "%s\n", text ? text : "(no output)");
+		setup_fail("'vrcloudctl %s' exited with status %d", what, st);
+	}
+	free(exe);
+	free(out);
+	return text;
+}
+
+/* `vrcloudctl service add NAME --kind worker`: export the token it printed. */
+static void add_service(const char *service)
+{
+	char *args[] = {(char *)"service", (char *)"add",    (char *)service,
+			(char *)"--kind",  (char *)"worker", NULL};
+	char *text = run_ctl("service add", args);
+	const char *line = strstr(text, "token=");
+	if (!line || (line != text && line[-1] != '\n'))
+		setup_fail("'vrcloudctl service add %s' printed no token= line", service);
+	line += strlen("token=");
+	char *token = strndup(line, strcspn(line, "\r\n"));
+	if (!token || !token[0])
+		setup_fail("'vrcloudctl service add %s' printed an empty token", service);
+	char *name = service_env_name(service);
+	setenv(name, token, 1);
+	explicit_bzero(text, strlen(text));
+	free(name);
+	free(token);
+	free(text);
+}
+
+static void add_services(void)
+{
+	add_service(VRT_SERVICE);
+	add_service(VRT_SERVICE_OTHER);
+	add_service(VRT_SERVICE_NEW);
+	add_service(VRT_SERVICE_REVOKED);
+	char *args[] = {(char *)"service", (char *)"revoke", (char *)VRT_SERVICE_REVOKED, NULL};
+	free(run_ctl("service revoke", args));
+}
+
 static void wait_healthy(const char *base)
 {
 	double deadline = now_s() + 30;
@@ -1707,6 +1791,7 @@ ReportHook(PRE_ALL)(struct criterion_test_set *tests)
 	create_database(pg_uri);
 	migrate();
 	load_fixtures(run.db_uri);
+	add_services();
 
 	char *redis = redis_with_db(redis_uri, vrt_suite.redis_db);
 	free(redis_uri);

@@ -104,6 +104,18 @@ extern const struct vrt_suite vrt_suite;
 #define VRT_SERVER_2	"80000000-0000-4000-8000-000000000002"
 #define VRT_SERVER_GONE "80000000-0000-4000-8000-000000000003"
 
+/* Service credentials of the internal API, made by setup with `vrcloudctl
+ * service add NAME --kind worker` (tokens: vrt_service_token). A server
+ * registers under its credential's name, so a credential owns the fixture
+ * server of that name: VRT_SERVICE (the suite's worker) owns VRT_SERVER_1,
+ * VRT_SERVICE_OTHER owns VRT_SERVER_2; VRT_SERVICE_NEW owns none until it
+ * registers. VRT_SERVICE_REVOKED (owner of VRT_SERVER_GONE) was revoked
+ * with `vrcloudctl service revoke`. */
+#define VRT_SERVICE	    "worker-1"
+#define VRT_SERVICE_OTHER   "worker-2"
+#define VRT_SERVICE_NEW	    "worker-3"
+#define VRT_SERVICE_REVOKED "worker-old"
+
 /* An id that names nothing. */
 #define VRT_MISSING "4fffffff-ffff-4fff-bfff-ffffffffffff"
 
@@ -122,6 +134,9 @@ extern const struct vrt_suite vrt_suite;
 #define VRT_TOKEN_EXPIRED "vrt-expired-session-token-000000000000000000="
 #define VRT_TOKEN_IDLE	  "vrt-idle-session-token-00000000000000000000000="
 
+/* Namespace of the internal API's documents (schema/internal-1.xsd). */
+#define VRT_NS_INTERNAL "urn:vrcloud:internal:1"
+
 /* --- environment prepared by the runner -------------------------------- */
 
 /* The value of a VRT_* variable; fails the test when it is missing. */
@@ -129,6 +144,9 @@ const char *vrt_env(const char *name);
 /* The session token of a fixture user (VRT_ADMIN_A, VRT_USER_A,
  * VRT_ADMIN_B or VRT_ROOT). */
 const char *vrt_token(const char *user);
+/* The token of a service credential (VRT_SERVICE, VRT_SERVICE_OTHER or
+ * VRT_SERVICE_REVOKED), exported as VRT_SERVICE_TOKEN_<NAME>. */
+const char *vrt_service_token(const char *service);
 /* The API's base URL as reached by the tests (http://127.0.0.1:PORT). */
 const char *vrt_base_url(void);
 /* The base of every href the API writes (its --public-url). */
@@ -160,6 +178,7 @@ struct vrt_call {
 	const char *method;	    /* NULL: GET; HEAD reads no body */
 	const char *path;	    /* sent as is, no normalisation */
 	const char *token;	    /* x-vcloud-authorization */
+	const char *bearer;	    /* a service token: Authorization: Bearer */
 	const char *basic;	    /* "user@org:password" as Basic credentials */
 	const char *accept;	    /* NULL: VRT_ACCEPT; "": no Accept header */
 	const char *const *headers; /* NULL-terminated "Name: value" lines */
@@ -195,9 +214,10 @@ char *vrt_login(const char *base, const char *user_at_org, const char *password,
 /* Validate a document against $VRCLOUD_SRCDIR/schema/vrcloud.xsd. Returns
  * 0, or -1 with *error_out (caller frees) saying why. */
 int vrt_validate(const char *body, size_t len, char **error_out);
-/* XPath over a document with prefixes v (vCloud 1.5), vr (VR 6.0) and ver
- * (versions). count: number of nodes, -1 when body is not XML. str: the
- * string value of the expression (caller frees), NULL when body is not XML. */
+/* XPath over a document with prefixes v (vCloud 1.5), vr (VR 6.0), ver
+ * (versions), ext (vCloud extension) and vi (internal, VRT_NS_INTERNAL).
+ * count: number of nodes, -1 when body is not XML. str: the string value
+ * of the expression (caller frees), NULL when body is not XML. */
 long vrt_xpath_count(const char *body, const char *xpath);
 char *vrt_xpath_str(const char *body, const char *xpath);
 

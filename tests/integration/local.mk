@@ -54,4 +54,12 @@ tests_integration_test_api_badinput_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_integration_test_api_badinput_LDADD = $(TEST_LIBS)
 TESTS += tests/integration/test_api_badinput
 
+check_PROGRAMS += tests/integration/test_api_internal
+tests_integration_test_api_internal_SOURCES = tests/integration/test_api_internal.c \
+	tests/integration/harness.c tests/integration/harness.h
+tests_integration_test_api_internal_CFLAGS = $(TEST_CFLAGS)
+tests_integration_test_api_internal_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_api_internal_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/test_api_internal
+
 EXTRA_DIST += tests/integration/README.md

@@ -1,7 +1,11 @@
 /* Bad input on every route of the route table: malformed, hostile and
  * foreign ids, oversized URLs, headers and bodies, bad and foreign tokens,
  * wrong methods. Each answer is an Error with the right status that
- * validates, and nothing in the database changes (DESIGN 8). */
+ * validates, and nothing in the database changes (DESIGN 8). Internal
+ * routes (VR_ROUTE_SERVICE) are called with the suite's service token
+ * where others get a user's session; tenant credentials get 403 there,
+ * and "another org" is another service credential (404). Their successful
+ * calls change replica_servers, so they are made in test_api_internal. */
 #include <criterion/criterion.h>
 #include <ctype.h>
 #include <stdarg.h>
@@ -56,6 +60,8 @@ static const char *good_id(const char *pattern)
 		return VRT_REPL_A1;
 	if (strncmp(pattern, "/api/task/", 10) == 0)
 		return VRT_TASK_A_RUNNING;
+	if (strncmp(pattern, "/api/internal/servers/", 22) == 0)
+		return VRT_SERVER_1; /* the server of the credential VRT_SERVICE */
 	cr_assert_fail("no fixture id for route %s: add one", pattern);
 	return NULL;
 }
@@ -68,6 +74,11 @@ static bool sysadmin_only(const struct vr_route *r)
 static bool has_id(const struct vr_route *r)
 {
 	return strstr(r->pattern, "{id}") != NULL;
+}
+
+static bool internal(const struct vr_route *r)
+{
+	return r->flags & VR_ROUTE_SERVICE;
 }
 
 static void call_ok(const struct vrt_call *call, struct vrt_resp *r)
@@ -84,8 +95,12 @@ static void assert_bad_id_everywhere(const char *id)
 		if (!has_id(route))
 			continue;
 		char *path = instantiate(route->pattern, id);
-		struct vrt_call call = {
-			.method = route->method, .path = path, .token = vrt_token(VRT_ROOT)};
+		/* the caller each route serves: root, or the service on internal ones */
+		struct vrt_call call = {.method = route->method,
+					.path = path,
+					.token = internal(route) ? NULL : vrt_token(VRT_ROOT),
+					.bearer = internal(route) ? vrt_service_token(VRT_SERVICE)
+								  : NULL};
 		struct vrt_resp r;
 		call_ok(&call, &r);
 		char *what = fmt("%s %s", route->method, path);
@@ -180,10 +195,32 @@ static void to_upper(char *s)
 		*s = (char)toupper((unsigned char)*s);
 }
 
+/* An internal {id} route with id in upper, mixed and lower case: each
+ * reaches the route, whose answer to a tenant session is 403 (a 404 would
+ * mean the id was not taken for one). Its 204 to the service is in
+ * test_api_internal: it changes the server's heartbeat or state. */
+static void assert_internal_route_takes_any_case(const struct vr_route *route, const char *upper,
+						 const char *mixed, const char *lower)
+{
+	const char *variants[] = {lower, upper, mixed};
+	for (size_t v = 0; v < N(variants); v++) {
+		char *path = instantiate(route->pattern, variants[v]);
+		struct vrt_call call = {
+			.method = route->method, .path = path, .token = vrt_token(VRT_ADMIN_A)};
+		struct vrt_resp r;
+		call_ok(&call, &r);
+		char *what = fmt("%s %s as a tenant", route->method, path);
+		vrt_assert_error(&r, 403, "ACCESS_TO_RESOURCE_IS_FORBIDDEN", what);
+		free(what);
+		free(path);
+		vrt_resp_free(&r);
+	}
+}
+
 Test(badinput, uppercase_uuids_are_accepted_and_canonicalised_on_every_route)
 {
 	for (const struct vr_route *route = vr_api_routes; route->method; route++) {
-		if (!has_id(route) || strcmp(route->method, "GET") != 0)
+		if (!has_id(route) || (strcmp(route->method, "GET") != 0 && !internal(route)))
 			continue;
 		const char *id = good_id(route->pattern);
 		char upper[40], mixed[40];
@@ -195,6 +232,10 @@ Test(badinput, uppercase_uuids_are_accepted_and_canonicalised_on_every_route)
 		for (size_t i = 0; i < 36; i++)
 			if (isalpha((unsigned char)mixed[i]) && (flip = !flip))
 				mixed[i] = (char)toupper((unsigned char)mixed[i]);
+		if (internal(route)) {
+			assert_internal_route_takes_any_case(route, upper, mixed, id);
+			continue;
+		}
 		char *lower_path = instantiate(route->pattern, id);
 		const char *user = sysadmin_only(route) ? VRT_ROOT : VRT_ADMIN_A;
 		struct vrt_resp canonical;
@@ -231,13 +272,25 @@ Test(badinput, objects_of_another_org_are_404_on_every_id_route)
 			.method = route->method, .path = path, .token = vrt_token(VRT_ADMIN_B)};
 		struct vrt_resp r;
 		call_ok(&call, &r);
-		if (sysadmin_only(route))
+		if (sysadmin_only(route) || internal(route))
 			vrt_assert_error(&r, 403, "ACCESS_TO_RESOURCE_IS_FORBIDDEN", path);
 		else
 			vrt_assert_error(&r, 404, "RESOURCE_NOT_FOUND", path);
 		cr_assert_null(strstr(r.body, "tenant-a"), "%s leaks org A", path);
-		free(path);
 		vrt_resp_free(&r);
+		if (internal(route)) {
+			/* the server of another credential is answered like a missing one */
+			struct vrt_call other = {.method = route->method,
+						 .path = path,
+						 .bearer = vrt_service_token(VRT_SERVICE_OTHER)};
+			call_ok(&other, &r);
+			char *what = fmt("%s %s by %s", route->method, path, VRT_SERVICE_OTHER);
+			vrt_assert_error(&r, 404, "RESOURCE_NOT_FOUND", what);
+			cr_assert_null(strstr(r.body, VRT_SERVICE), "%s names the owner", what);
+			free(what);
+			vrt_resp_free(&r);
+		}
+		free(path);
 	}
 	vrt_assert_db_unchanged("after foreign reads");
 }
@@ -280,6 +333,20 @@ Test(badinput, bad_tokens_are_401_on_every_authenticated_route)
 			call_ok(&call, &r);
 			char *what =
 				fmt("%s %s with token '%.20s'", route->method, path, tokens[t]);
+			vrt_assert_error(&r, 401, "NOT_AUTHENTICATED", what);
+			cr_assert_not_null(vrt_header(&r, "WWW-Authenticate"), "%s", what);
+			free(what);
+			vrt_resp_free(&r);
+		}
+		/* the same, and a revoked service token, as service tokens (Bearer) */
+		for (size_t t = 0; t <= N(tokens); t++) {
+			const char *bearer = t < N(tokens) ? tokens[t]
+							   : vrt_service_token(VRT_SERVICE_REVOKED);
+			struct vrt_call call = {
+				.method = route->method, .path = path, .bearer = bearer};
+			struct vrt_resp r;
+			call_ok(&call, &r);
+			char *what = fmt("%s %s with Bearer '%.20s'", route->method, path, bearer);
 			vrt_assert_error(&r, 401, "NOT_AUTHENTICATED", what);
 			cr_assert_not_null(vrt_header(&r, "WWW-Authenticate"), "%s", what);
 			free(what);

@@ -173,8 +173,15 @@ static const struct route_case get_routes[] = {
 	 "application/vnd.vmware.hcs.adminReplicationGroupDetails+xml", true},
 };
 
-/* Routes of other methods, tested by other programs (sessions). */
-static const char *const other_routes[] = {"POST /api/sessions", "DELETE /api/session"};
+/* Routes of other methods, tested by other programs (sessions; internal,
+ * which also checks that it knows every VR_ROUTE_SERVICE route). */
+static const char *const other_routes[] = {
+	"POST /api/sessions",
+	"DELETE /api/session",
+	"POST /api/internal/servers",
+	"POST /api/internal/servers/{id}/heartbeat",
+	"DELETE /api/internal/servers/{id}",
+};
 
 static const struct route_case *case_for(const char *pattern)
 {

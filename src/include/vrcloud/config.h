@@ -23,6 +23,10 @@ struct vr_config {
 	char *database_uri;     /* libpq connection URI or key=value string */
 	/* [redis] */
 	char *redis_uri;        /* redis://host:port[/db] or unix:///path[?db=N] */
+	/* [jobs] */
+	char *jobs_prefix;          /* Redis key prefix of the job streams, default "vrcloud" */
+	unsigned jobs_republish_after; /* seconds before an unstarted job is published again (10) */
+	unsigned jobs_stale_after;  /* seconds without progress before a running job is (60) */
 	/* [session] */
 	unsigned session_idle_timeout;     /* seconds, default 1800 */
 	unsigned session_absolute_timeout; /* seconds, default 86400 */
