@@ -116,7 +116,10 @@ enum MHD_Result vr_api_internal_job_start(struct vr_request *req)
 	}
 	const char *start[] = {req->ids[0], server, delivery_text};
 	const char *task[] = {vr_db_str(job, 0, J_TASK)};
+	const char *assign[] = {vr_db_str(job, 0, J_LANE), server};
 	rc = vr_db_exec(db, "job_start", NULL, 3, start);
+	if (rc >= 0)
+		rc = vr_db_exec(db, "job_assign_server", NULL, 2, assign);
 	if (rc >= 0)
 		rc = vr_db_exec(db, "job_task_running", NULL, 1, task);
 	if (rc >= 0)

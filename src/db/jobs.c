@@ -22,6 +22,12 @@ const struct vr_db_stmt vr_db_stmts_jobs[] = {
 	 "UPDATE jobs SET state = 'running', deliveries = greatest(deliveries, $3::int),"
 	 " worker_id = $2::uuid, started_at = coalesce(started_at, now()), heartbeat_at = now()"
 	 " WHERE id = $1::uuid"},
+	/* The first replica server that runs a job of a replication stages its
+	 * data from then on (VrServerInfo). $1 lane, $2 server. */
+	{"job_assign_server",
+	 "UPDATE replications SET replica_server_id = $2::uuid"
+	 " WHERE id = CASE WHEN $1 LIKE 'replication:%' THEN substr($1, 13)::uuid END"
+	 " AND replica_server_id IS NULL"},
 	{"job_task_running",
 	 "UPDATE tasks SET status = 'running', progress = greatest(progress, 1)"
 	 " WHERE id = $1::uuid AND status IN ('queued', 'running')"},
