@@ -39,6 +39,12 @@ enum MHD_Result vr_api_internal_server_register(struct vr_request *req)
 	xmlNodePtr root = xmlDocGetRootElement(doc);
 	xmlChar *name = vr_input_child_text(root, "Name");
 	xmlChar *address = vr_input_child_text(root, "TrafficAddress");
+	/* who.org_name holds a service credential's kind. */
+	if (strcmp(req->who.org_name, "worker") != 0) {
+		reply = vr_reply_error(req, MHD_HTTP_FORBIDDEN, "ACCESS_TO_RESOURCE_IS_FORBIDDEN",
+				       "Only worker credentials register as replica servers.");
+		goto cleanup;
+	}
 	if (name && strcmp((const char *)name, req->who.user_name) != 0) {
 		reply = vr_reply_error(req, MHD_HTTP_FORBIDDEN, "ACCESS_TO_RESOURCE_IS_FORBIDDEN",
 				       "A server registers under its own credential's name (%s).",

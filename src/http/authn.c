@@ -44,7 +44,10 @@ int vr_http_authenticate(struct vr_request *req, unsigned *retry_after_out)
 		struct vr_db *db = vr_request_db(req);
 		if (!db)
 			return VR_EUNAVAIL;
-		snprintf(token, sizeof token, "%s", bearer + 7);
+		const char *value = bearer + 7;
+		while (*value == ' ' || *value == '\t')
+			value++;
+		snprintf(token, sizeof token, "%s", value);
 		int rc = vr_auth_service_lookup(db, token, &req->who);
 		explicit_bzero(token, sizeof token);
 		if (rc == 0)

@@ -326,7 +326,7 @@ Test(http, wrong_method_is_405_with_allow)
 	assert_method_not_allowed("DELETE", "/api/org/" VRT_ORG_A, "GET, HEAD");
 	assert_method_not_allowed("POST", "/api/org", "GET, HEAD");
 	assert_method_not_allowed("POST", "/api/org/", "GET, HEAD");
-	assert_method_not_allowed("PUT", "/api/vr/replications/" VRT_REPL_A1, "GET, HEAD");
+	assert_method_not_allowed("PUT", "/api/vr/replications/" VRT_REPL_A1, "GET, HEAD, DELETE");
 	assert_method_not_allowed("PATCH", "/api/vdc/" VRT_VDC_A1 "/replications", "GET, HEAD");
 	assert_method_not_allowed("GET", "/api/sessions", "POST");
 	assert_method_not_allowed("PUT", "/api/session", "GET, HEAD, DELETE");

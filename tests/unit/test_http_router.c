@@ -267,9 +267,12 @@ Test(router, wrong_method_lists_allowed)
 	char path[128];
 	char id[VR_UUID_LEN + 1];
 	cr_assert_eq(vr_uuid_generate(id), 0);
-	snprintf(path, sizeof path, "/api/vr/replications/%s", id);
+	snprintf(path, sizeof path, "/api/vr/replications/%s/instances", id);
 	cr_assert_eq(route(&m, "DELETE", path), VR_MATCH_BAD_METHOD);
 	cr_assert_str_eq(m.allow, "GET, HEAD");
+	snprintf(path, sizeof path, "/api/vr/replications/%s", id);
+	cr_assert_eq(route(&m, "PUT", path), VR_MATCH_BAD_METHOD);
+	cr_assert_str_eq(m.allow, "GET, HEAD, DELETE");
 
 	cr_assert_eq(route(&m, "GET", "/api/sessions"), VR_MATCH_BAD_METHOD);
 	cr_assert_str_eq(m.allow, "POST");
