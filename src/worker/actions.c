@@ -1,0 +1,259 @@
+/* The action table: one function per job action. A job's effect on the
+ * replication's records is applied by the API when the job completes
+ * (docs/pipeline.md, section 3); each function here is the replica
+ * server's part of its action, reporting its phases as it goes. The
+ * engine's action tokens (src/engine/state.c) name the entries. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vrcloud/err.h"
+#include "vrcloud/uuid.h"
+#include "vrcloud/worker.h"
+
+int vr_job_report(struct vr_job_run *run, int progress, const char *message)
+{
+	if (!run->report)
+		return 0;
+	return run->report(run, progress, message);
+}
+
+int vr_job_fail(struct vr_job_run *run, int major, const char *minor, const char *vendor,
+		const char *fmt, ...)
+{
+	run->error_major = major;
+	snprintf(run->error_minor, sizeof run->error_minor, "%s", minor ? minor : "");
+	snprintf(run->error_vendor, sizeof run->error_vendor, "%s", vendor ? vendor : "");
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(run->error_message, sizeof run->error_message, fmt, ap);
+	va_end(ap);
+	return VR_JOB_FAILED;
+}
+
+/* Report the phases of a job at 10, 50 and 90 per cent; 0 when all were
+ * reported, else the status the job stops with. */
+static int phases(struct vr_job_run *run, const char *first, const char *second, const char *third)
+{
+	static const int progress[] = {10, 50, 90};
+	const char *messages[] = {first, second, third};
+	for (int i = 0; i < 3; i++) {
+		int status = vr_job_report(run, progress[i], messages[i]);
+		if (status)
+			return status;
+	}
+	return VR_JOB_SUCCEEDED;
+}
+
+/* The replication that the job's lane ("replication:<id>") names. */
+static int lane_replication(struct vr_job_run *run, char id_out[VR_UUID_LEN + 1])
+{
+	static const char prefix[] = "replication:";
+	const char *lane = run->job->lane;
+	if (strncmp(lane, prefix, sizeof prefix - 1) != 0 ||
+	    vr_uuid_canon(id_out, lane + sizeof prefix - 1) != 0)
+		return vr_job_fail(run, 500, "INTERNAL_SERVER_ERROR", "JobLaneInvalid",
+				   "The job's lane '%.100s' names no replication.", lane);
+	return 0;
+}
+
+static int recovery_params(struct vr_job_run *run, struct vr_recovery_params *params)
+{
+	if (vr_worker_recovery_params_parse(params, run->job->params) != 0)
+		return vr_job_fail(run, 500, "INTERNAL_SERVER_ERROR", "JobParamsInvalid",
+				   "The parameters of the %s job are not valid.", run->job->action);
+	return 0;
+}
+
+static const char *instance_text(const struct vr_recovery_params *params, char *buf, size_t size)
+{
+	if (!params->instance_id[0])
+		return "the newest instance";
+	snprintf(buf, size, "instance %s", params->instance_id);
+	return buf;
+}
+
+/* failover, testFailover and plannedMigration share their shape. */
+static int recovery(struct vr_job_run *run, const char *what, const char *recover_step,
+		    bool always_sync)
+{
+	char rg[VR_UUID_LEN + 1];
+	struct vr_recovery_params params;
+	int rc = lane_replication(run, rg);
+	if (!rc)
+		rc = recovery_params(run, &params);
+	if (rc)
+		return rc;
+	char instance[64], first[256], third[256];
+	bool sync = always_sync || params.synchronize;
+	snprintf(first, sizeof first, "%s of replication %s: %s", what, rg,
+		 sync ? "synchronizing a last instance from the source site"
+		      : "preparing the recovery");
+	snprintf(third, sizeof third, "%s of replication %s: recovered from %s, %s", what, rg,
+		 sync ? "the synchronized instance"
+		      : instance_text(&params, instance, sizeof instance),
+		 params.power_on ? "powering on" : "left powered off");
+	return phases(run, first, recover_step, third);
+}
+
+static int action_failover(struct vr_job_run *run)
+{
+	return recovery(run, "Failover", "Failover: building the recovered virtual machine", false);
+}
+
+static int action_test_failover(struct vr_job_run *run)
+{
+	return recovery(run, "Test failover",
+			"Test failover: making an independent copy of the replica", false);
+}
+
+static int action_planned_migration(struct vr_job_run *run)
+{
+	return recovery(run, "Planned migration",
+			"Planned migration: building the migrated virtual machine", true);
+}
+
+/* Actions whose parameters are not read: a lane check and three phases. */
+static int simple(struct vr_job_run *run, const char *first, const char *second, const char *third)
+{
+	char rg[VR_UUID_LEN + 1];
+	int rc = lane_replication(run, rg);
+	if (rc)
+		return rc;
+	return phases(run, first, second, third);
+}
+
+static int action_test_cleanup(struct vr_job_run *run)
+{
+	return simple(run, "Test cleanup: finding the test virtual machine",
+		      "Test cleanup: removing the test copy",
+		      "Test cleanup: the replication is ready for another test");
+}
+
+static int action_sync(struct vr_job_run *run)
+{
+	return simple(run, "Sync: asking the source site for a new instance",
+		      "Sync: waiting for the instance transfer",
+		      "Sync: the new instance is committed");
+}
+
+static int action_pause(struct vr_job_run *run)
+{
+	return simple(run, "Pause: telling the source site to stop transfers",
+		      "Pause: closing the transfer in flight", "Pause: the replication is paused");
+}
+
+static int action_resume(struct vr_job_run *run)
+{
+	return simple(run, "Resume: telling the source site to transfer again",
+		      "Resume: checking the replica against the newest instance",
+		      "Resume: the replication is running");
+}
+
+static int action_reconfigure(struct vr_job_run *run)
+{
+	return simple(run, "Reconfigure: reading the new settings",
+		      "Reconfigure: sending the settings to the source site",
+		      "Reconfigure: the settings are in effect");
+}
+
+static int action_delete(struct vr_job_run *run)
+{
+	return simple(run, "Delete: stopping the replication",
+		      "Delete: removing the replica and its instances",
+		      "Delete: the replication is gone from this server");
+}
+
+static int action_reverse(struct vr_job_run *run)
+{
+	return simple(run, "Reverse: preparing the failback replication",
+		      "Reverse: asking the source site for its disks",
+		      "Reverse: the failback replication is configured");
+}
+
+static int action_move(struct vr_job_run *run)
+{
+	return simple(run, "Move: preparing the target datastore",
+		      "Move: copying the replica files", "Move: the replica files are moved");
+}
+
+static int action_switch_server(struct vr_job_run *run)
+{
+	return simple(run, "Switch server: handing the replica over",
+		      "Switch server: waiting for the new server to take the replica",
+		      "Switch server: the new replica server stages the data");
+}
+
+static int action_configure(struct vr_job_run *run)
+{
+	return simple(run, "Configure: creating the placeholder",
+		      "Configure: creating the empty replica disks",
+		      "Configure: the replication waits for its initial full sync");
+}
+
+const struct vr_job_action vr_worker_actions[] = {
+	{"failover", action_failover},
+	{"testFailover", action_test_failover},
+	{"testCleanup", action_test_cleanup},
+	{"plannedMigration", action_planned_migration},
+	{"sync", action_sync},
+	{"pause", action_pause},
+	{"resume", action_resume},
+	{"reconfigure", action_reconfigure},
+	{"delete", action_delete},
+	{"reverse", action_reverse},
+	{"moveReplication", action_move},
+	{"switchVrServer", action_switch_server},
+	{"configure", action_configure},
+	{NULL, NULL},
+};
+
+const struct vr_job_action *vr_worker_action_find(const char *name)
+{
+	if (!name)
+		return NULL;
+	for (const struct vr_job_action *a = vr_worker_actions; a->name; a++)
+		if (strcmp(a->name, name) == 0)
+			return a;
+	return NULL;
+}
+
+int vr_worker_job_execute(struct vr_job_run *run, struct vr_worker_result *result_out)
+{
+	memset(result_out, 0, sizeof *result_out);
+	run->error_major = 0;
+	run->error_minor[0] = run->error_vendor[0] = run->error_message[0] = '\0';
+	const struct vr_job_action *action = vr_worker_action_find(run->job->action);
+	int status = action ? action->run(run)
+			    : vr_job_fail(run, 500, "INTERNAL_SERVER_ERROR", "UnknownJobAction",
+					  "This replica server has no action '%.64s'.",
+					  run->job->action);
+	switch (status) {
+	case VR_JOB_SUCCEEDED: result_out->outcome = VR_OUTCOME_SUCCESS; break;
+	case VR_JOB_FAILED:
+		result_out->outcome = VR_OUTCOME_ERROR;
+		result_out->major = run->error_major;
+		result_out->minor = run->error_minor[0] ? run->error_minor : NULL;
+		result_out->vendor = run->error_vendor[0] ? run->error_vendor : NULL;
+		result_out->message = run->error_message[0] ? run->error_message : NULL;
+		break;
+	case VR_JOB_CANCELED:
+		result_out->outcome = VR_OUTCOME_CANCELED;
+		result_out->message = "The job was canceled.";
+		break;
+	case VR_JOB_LOST:
+	case VR_JOB_ABORTED: break;
+	default:
+		/* An action returned something that is not a status: a defect,
+		 * reported as the job's failure rather than hidden. */
+		status = vr_job_fail(run, 500, "INTERNAL_SERVER_ERROR", "JobActionFailed",
+				     "The %s action ended without a status.", run->job->action);
+		result_out->outcome = VR_OUTCOME_ERROR;
+		result_out->major = run->error_major;
+		result_out->minor = run->error_minor;
+		result_out->vendor = run->error_vendor;
+		result_out->message = run->error_message;
+		break;
+	}
+	return status;
+}
