@@ -33,6 +33,7 @@
 #include "integration/harness.h"
 #include "vrcloud/auth.h"
 #include "vrcloud/password.h"
+#include "vrcloud/redis.h"
 #include "vrcloud/xml.h"
 
 /* ======================================================================
@@ -936,6 +937,128 @@ void vrt_assert_db_unchanged_at(const char *what, const char *file, int line)
 	free(now);
 }
 
+/* ======================================================================
+ * Objects a test makes for itself
+ * ====================================================================== */
+
+static const char *sql_bool(bool b)
+{
+	return b ? "true" : "false";
+}
+
+char *vrt_new_vdc(bool failover, bool test_failover, bool planned_migration)
+{
+	char *vdc = vrt_db_value("INSERT INTO vdcs (org_id, name, description,"
+				 " replication_enabled, failover_enabled, test_failover_enabled,"
+				 " planned_migration_enabled)"
+				 " VALUES ($1::uuid, 'vdc-' || gen_random_uuid()::text,"
+				 " 'made by a test', true, $2::boolean, $3::boolean, $4::boolean)"
+				 " RETURNING id::text",
+				 VRT_ORG_A, sql_bool(failover), sql_bool(test_failover),
+				 sql_bool(planned_migration));
+	cr_assert_not_null(vdc);
+	vrt_db_exec("INSERT INTO peers (org_id, vdc_id, site_uuid, site_name)"
+		    " VALUES ($1::uuid, $2::uuid, gen_random_uuid(), 'onprem-test')",
+		    VRT_ORG_A, vdc);
+	return vdc;
+}
+
+char *vrt_new_replication(const char *vdc, const char *name, bool bare, const char *set)
+{
+	char *id = vrt_db_value(
+		"INSERT INTO replications (kind, org_id, vdc_id, peer_id, name, replication_state,"
+		" next_instance_seq)"
+		" SELECT 'incoming', v.org_id, v.id, p.id, $2, $3, $4::bigint"
+		" FROM vdcs v JOIN peers p ON p.vdc_id = v.id AND p.revoked_at IS NULL"
+		" WHERE v.id = $1::uuid ORDER BY p.created_at, p.id LIMIT 1 RETURNING id::text",
+		vdc ? vdc : VRT_VDC_A1, name, bare ? "initialSync" : "ok", bare ? "1" : "2");
+	cr_assert_not_null(id, "no replication made in VDC %s", vdc ? vdc : VRT_VDC_A1);
+	if (!bare)
+		vrt_db_exec("INSERT INTO instances (replication_id, seq, transfer_start_time,"
+			    " transfer_seconds, transfer_bytes)"
+			    " VALUES ($1::uuid, 1, now() - interval '10 minutes', 30, 1048576)",
+			    id);
+	if (set) {
+		char *sql = xasprintf("UPDATE replications SET %s WHERE id = $1::uuid", set);
+		cr_assert_eq(vrt_db_exec(sql, id), 1, "%s", sql);
+		free(sql);
+	}
+	return id;
+}
+
+char *vrt_replication_state(const char *id)
+{
+	return vrt_db_value("SELECT recovery_state || ' ' || test_recovery_state || ' ' ||"
+			    " replication_state || ' ' || paused::text FROM replications"
+			    " WHERE id = $1::uuid",
+			    id);
+}
+
+/* ======================================================================
+ * Redis
+ * ====================================================================== */
+
+static struct vr_redis *test_redis;
+
+static redisReply *redis_run(int argc, const char **argv)
+{
+	if (!test_redis) {
+		int rc = vr_redis_open(&test_redis, vrt_env("VRT_REDIS_URI"));
+		cr_assert_eq(rc, 0, "cannot connect to Redis at %s (%d)", vrt_env("VRT_REDIS_URI"),
+			     rc);
+	}
+	redisReply *reply = vr_redis_command(test_redis, argc, argv);
+	cr_assert_not_null(reply, "Redis did not answer %s", argv[0]);
+	cr_assert_neq(reply->type, REDIS_REPLY_ERROR, "Redis refused %s: %s", argv[0], reply->str);
+	return reply;
+}
+
+char *vrt_stream_jobs(const char *prefix)
+{
+	char *key = xasprintf("%s:jobs", prefix);
+	const char *argv[] = {"XRANGE", key, "-", "+"};
+	redisReply *reply = redis_run(4, argv);
+	struct body_sink out = {0};
+	for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
+		redisReply *entry = reply->element[i];
+		if (entry->type != REDIS_REPLY_ARRAY || entry->elements < 2)
+			continue;
+		redisReply *fields = entry->element[1];
+		for (size_t f = 0; fields->type == REDIS_REPLY_ARRAY && f + 1 < fields->elements;
+		     f += 2) {
+			if (strcmp(fields->element[f]->str, "job") != 0)
+				continue;
+			sink_append(&out, fields->element[f + 1]->str,
+				    strlen(fields->element[f + 1]->str));
+			sink_append(&out, "\n", 1);
+		}
+	}
+	freeReplyObject(reply);
+	free(key);
+	return out.data ? out.data : xstrdup("");
+}
+
+bool vrt_stream_has(const char *prefix, const char *job_id)
+{
+	char *jobs = vrt_stream_jobs(prefix);
+	char *line = xasprintf("%s\n", job_id);
+	bool found = false;
+	for (const char *p = jobs; *p && !found; p = strchr(p, '\n') + 1)
+		found = strncmp(p, line, strlen(line)) == 0;
+	free(line);
+	free(jobs);
+	return found;
+}
+
+long vrt_redis_del(const char *key)
+{
+	const char *argv[] = {"DEL", key};
+	redisReply *reply = redis_run(2, argv);
+	long n = reply->type == REDIS_REPLY_INTEGER ? (long)reply->integer : 0;
+	freeReplyObject(reply);
+	return n;
+}
+
 /* A libpq key=value string for uri with dbname replaced. */
 static char *conninfo_with_dbname(const char *uri, const char *dbname, char **error_out)
 {
@@ -1554,6 +1677,20 @@ static const char tasks_sql[] =
 								 "  'hcsDeleteReplication', 'success', 100, '2024-07-03T10:00:00.000Z',"
 								 "  '2024-07-03T10:01:00.000Z', '2024-10-01T10:00:00.000Z', NULL, NULL, NULL, NULL, NULL, '')";
 
+/* The queued Task and job that no test runs (harness.h says why the relay
+ * never publishes it). */
+static const char queued_job_sql[] =
+	"INSERT INTO tasks (id, org_id, user_id, user_name, owner_kind, owner_id, owner_name,"
+	" operation, operation_name, status, progress, start_time, expiry_time)"
+	" SELECT '" VRT_TASK_A_QUEUED "', '" VRT_ORG_A "', u.id, u.name, 'replication',"
+	" '" VRT_REPL_A2 "', 'vm-02', 'Synchronization of replication vm-02', 'hcsSync',"
+	" 'queued', 0, '2024-07-04T10:00:00.000Z', '2024-10-02T10:00:00.000Z'"
+	" FROM users u WHERE u.name = 'admin-a';\n"
+	"INSERT INTO jobs (id, task_id, org_id, lane, action, params, state, published_at,"
+	" created_at) VALUES ('" VRT_JOB_QUEUED "', '" VRT_TASK_A_QUEUED "', '" VRT_ORG_A "',"
+	" 'replication:" VRT_REPL_A2 "', 'sync', '{}', 'queued', 'infinity',"
+	" '2024-07-04T10:00:00.000Z');\n";
+
 static const char known_sessions_sql[] =
 	"INSERT INTO sessions (token_hash, user_id, created_at, last_used_at, expires_at,"
 	" client_addr) VALUES"
@@ -1582,6 +1719,7 @@ static void load_fixtures(const char *db_uri)
 	const char *user_params[] = {hash, spare};
 	exec_sql(conn, "users", users_sql, 2, user_params);
 	exec_sql(conn, "tasks", tasks_sql, 0, NULL);
+	exec_sql(conn, "queued job", queued_job_sql, 0, NULL);
 	PQfinish(conn);
 }
 

@@ -98,6 +98,13 @@ extern const struct vrt_suite vrt_suite;
 #define VRT_TASK_A_ERROR	"70000000-0000-4000-8000-0000000000a2"
 #define VRT_TASK_B		"70000000-0000-4000-8000-0000000000b1"
 #define VRT_TASK_A_ERROR_VENDOR "AlreadyTestRecovered"
+/* A queued synchronization of replication A2 and its job (lane
+ * "replication:" VRT_REPL_A2): the object of the job routes in tests that
+ * must not change it (test_api_badinput). No test starts, completes or
+ * publishes it, and its published_at of 'infinity' keeps the relay of
+ * every suite's API away from it, so the database stays as set up. */
+#define VRT_TASK_A_QUEUED "70000000-0000-4000-8000-0000000000a3"
+#define VRT_JOB_QUEUED	  "90000000-0000-4000-8000-0000000000a3"
 
 /* Replica servers: two listed (connected, disconnected), one unregistered. */
 #define VRT_SERVER_1	"80000000-0000-4000-8000-000000000001"
@@ -250,6 +257,35 @@ char *vrt_db_fingerprint(void);
 /* Asserts that the fingerprint equals the one taken after setup. */
 void vrt_assert_db_unchanged_at(const char *what, const char *file, int line);
 #define vrt_assert_db_unchanged(what) vrt_assert_db_unchanged_at(what, __FILE__, __LINE__)
+
+/* --- objects a test makes for itself ---------------------------------------- */
+
+/* A new VDC of org A, enabled for replication, with these recovery flags
+ * and a peer of its own. Returns its id; the caller frees. */
+char *vrt_new_vdc(bool failover, bool test_failover, bool planned_migration);
+/* A new incoming replication of org A in vdc (NULL: VRT_VDC_A1, peer
+ * VRT_PEER_A1) named name, replicating (ReplicationState ok) with one
+ * committed instance, or, when bare, configured only (initialSync, no
+ * instance). set (NULL: none) is an SQL SET list applied to it afterwards,
+ * such as "paused = true, paused_at = now()". Returns its id; the caller
+ * frees. Tests that change replications make their own with this. */
+char *vrt_new_replication(const char *vdc, const char *name, bool bare, const char *set);
+/* recovery_state, test_recovery_state, replication_state and paused of a
+ * replication, space-separated ("notStarted none ok false"), or NULL when
+ * it does not exist; the caller frees. */
+char *vrt_replication_state(const char *id);
+
+/* --- Redis ------------------------------------------------------------------ */
+
+/* The job ids of the stream "<prefix>:jobs" in the suite's Redis database
+ * (VRT_REDIS_URI), in stream order, each followed by '\n'; "" when the
+ * stream is empty or missing. The caller frees. Fails the test when Redis
+ * does not answer. */
+char *vrt_stream_jobs(const char *prefix);
+/* Whether job_id is in the stream "<prefix>:jobs". */
+bool vrt_stream_has(const char *prefix, const char *job_id);
+/* DEL key in the suite's Redis database; returns how many keys went. */
+long vrt_redis_del(const char *key);
 
 /* --- more API instances -------------------------------------------------- */
 

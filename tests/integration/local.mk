@@ -3,8 +3,8 @@
 # started through contrib/lib/services.sh) and the built vrcloud-api and
 # vrcloudctl. Each program sets up its own database, fixtures and API in
 # tests/integration/harness.c, so that `make -j2 check` runs them side by
-# side; the longest (sessions: expiry and throttling wait for real time)
-# comes first.
+# side; the longest (sessions: expiry and throttling wait for real time;
+# jobs: the relay does too) come first.
 
 check_PROGRAMS += tests/integration/test_api_sessions
 tests_integration_test_api_sessions_SOURCES = tests/integration/test_api_sessions.c \
@@ -13,6 +13,22 @@ tests_integration_test_api_sessions_CFLAGS = $(TEST_CFLAGS)
 tests_integration_test_api_sessions_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_integration_test_api_sessions_LDADD = $(TEST_LIBS)
 TESTS += tests/integration/test_api_sessions
+
+check_PROGRAMS += tests/integration/test_api_jobs
+tests_integration_test_api_jobs_SOURCES = tests/integration/test_api_jobs.c \
+	tests/integration/harness.c tests/integration/harness.h
+tests_integration_test_api_jobs_CFLAGS = $(TEST_CFLAGS)
+tests_integration_test_api_jobs_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_api_jobs_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/test_api_jobs
+
+check_PROGRAMS += tests/integration/test_api_actions
+tests_integration_test_api_actions_SOURCES = tests/integration/test_api_actions.c \
+	tests/integration/harness.c tests/integration/harness.h
+tests_integration_test_api_actions_CFLAGS = $(TEST_CFLAGS)
+tests_integration_test_api_actions_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_api_actions_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/test_api_actions
 
 check_PROGRAMS += tests/integration/test_api_negotiation
 tests_integration_test_api_negotiation_SOURCES = tests/integration/test_api_negotiation.c \

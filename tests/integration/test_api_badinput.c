@@ -62,6 +62,8 @@ static const char *good_id(const char *pattern)
 		return VRT_TASK_A_RUNNING;
 	if (strncmp(pattern, "/api/internal/servers/", 22) == 0)
 		return VRT_SERVER_1; /* the server of the credential VRT_SERVICE */
+	if (strncmp(pattern, "/api/internal/jobs/", 19) == 0)
+		return VRT_JOB_QUEUED; /* queued, and nothing here starts it */
 	cr_assert_fail("no fixture id for route %s: add one", pattern);
 	return NULL;
 }
@@ -278,7 +280,7 @@ Test(badinput, objects_of_another_org_are_404_on_every_id_route)
 			vrt_assert_error(&r, 404, "RESOURCE_NOT_FOUND", path);
 		cr_assert_null(strstr(r.body, "tenant-a"), "%s leaks org A", path);
 		vrt_resp_free(&r);
-		if (internal(route)) {
+		if (internal(route) && strncmp(route->pattern, "/api/internal/jobs/", 19) != 0) {
 			/* the server of another credential is answered like a missing one */
 			struct vrt_call other = {.method = route->method,
 						 .path = path,
@@ -293,6 +295,30 @@ Test(badinput, objects_of_another_org_are_404_on_every_id_route)
 		free(path);
 	}
 	vrt_assert_db_unchanged("after foreign reads");
+}
+
+/* Jobs belong to no credential: any worker may run any job, but only as a
+ * replica server of its own. Starting the fixture job as another
+ * credential's server is 403 and changes nothing (test_api_jobs has the
+ * other refusals of the job routes, which start and end jobs). */
+Test(badinput, starting_a_job_as_another_credentials_server_is_403)
+{
+	static const char body[] = "<JobStart xmlns=\"" VRT_NS_INTERNAL "\"><ServerId>" VRT_SERVER_1
+				   "</ServerId><Deliveries>1</Deliveries></JobStart>";
+	const char *headers[] = {"Content-Type: application/vnd.vrcloud.internal+xml", NULL};
+	struct vrt_call call = {.method = "POST",
+				.path = "/api/internal/jobs/" VRT_JOB_QUEUED "/start",
+				.bearer = vrt_service_token(VRT_SERVICE_OTHER),
+				.headers = headers,
+				.body = body,
+				.body_len = -1};
+	struct vrt_resp r;
+	call_ok(&call, &r);
+	vrt_assert_error(&r, 403, "ACCESS_TO_RESOURCE_IS_FORBIDDEN",
+			 "start as " VRT_SERVICE_OTHER " naming " VRT_SERVICE "'s server");
+	cr_assert_null(strstr(r.body, "tenant-a"), "the refusal leaks the job's org");
+	vrt_resp_free(&r);
+	vrt_assert_db_unchanged("after a start as another credential's server");
 }
 
 /* A concrete path for any route, as readable by admin-a or root. */

@@ -174,13 +174,27 @@ static const struct route_case get_routes[] = {
 };
 
 /* Routes of other methods, tested by other programs (sessions; internal,
- * which also checks that it knows every VR_ROUTE_SERVICE route). */
+ * which also checks that every VR_ROUTE_SERVICE route is under
+ * /api/internal/; actions and jobs, which check that they know every
+ * action and every job route). */
 static const char *const other_routes[] = {
 	"POST /api/sessions",
 	"DELETE /api/session",
 	"POST /api/internal/servers",
 	"POST /api/internal/servers/{id}/heartbeat",
 	"DELETE /api/internal/servers/{id}",
+	"DELETE /api/vr/replications/{id}",
+	"POST /api/vr/replications/{id}/action/failover",
+	"POST /api/vr/replications/{id}/action/testFailover",
+	"POST /api/vr/replications/{id}/action/testCleanup",
+	"POST /api/vr/replications/{id}/action/plannedMigration",
+	"POST /api/vr/replications/{id}/action/sync",
+	"POST /api/vr/replications/{id}/action/pause",
+	"POST /api/vr/replications/{id}/action/resume",
+	"POST /api/internal/jobs/{id}/start",
+	"POST /api/internal/jobs/{id}/progress",
+	"POST /api/internal/jobs/{id}/complete",
+	"POST /api/internal/jobs/{id}/dead",
 };
 
 static const struct route_case *case_for(const char *pattern)
