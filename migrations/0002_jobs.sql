@@ -57,3 +57,7 @@ CREATE TABLE service_credentials (
 
 -- A replica server registers under the name of its service credential.
 CREATE UNIQUE INDEX replica_servers_name_key ON replica_servers (name);
+
+-- ReplicationState takes the state machine's tokens (src/engine/state.c).
+ALTER TABLE replications ADD CONSTRAINT replications_replication_state_check
+    CHECK (replication_state IN ('initialSync', 'fullSync', 'ok', 'error', 'notActive'));

@@ -30,6 +30,7 @@ struct action_request {
 	const char *operation_name; /* operationName */
 	char params[256];           /* the job's parameters, JSON */
 	char operation_key[129];    /* "" when none */
+	char instance_id[VR_UUID_LEN + 1]; /* InstanceId asked for, "" when none */
 };
 
 static const char *const failover_types[] = {VR_MT_FAILOVER_PARAMS, NULL};
@@ -90,6 +91,7 @@ static bool read_params(struct vr_request *req, const struct vr_input_spec *spec
 			return false;
 		}
 	}
+	snprintf(a->instance_id, sizeof a->instance_id, "%s", instance);
 	snprintf(a->params, sizeof a->params,
 		 "{\"PowerOn\": %s, \"Synchronize\": %s, \"InstanceId\": %s%s%s}",
 		 power_on ? "true" : "false", synchronize ? "true" : "false", instance[0] ? "\"" : "",
@@ -127,6 +129,14 @@ static int accept_in_transaction(struct vr_request *req, struct vr_db *db,
 	if (rc <= 0) {
 		rc = rc < 0 ? rc : VR_ENOTFOUND;
 		goto fail;
+	}
+	if (a->instance_id[0]) {
+		const char *of[] = {a->instance_id, req->ids[0]};
+		rc = vr_db_exec(db, "action_instance_of", NULL, 2, of);
+		if (rc <= 0) {
+			rc = rc < 0 ? rc : VR_EINVAL;
+			goto fail;
+		}
 	}
 	struct vr_rg_state state;
 	struct vr_vdc_flags flags;
@@ -212,6 +222,11 @@ static enum MHD_Result accept_action(struct vr_request *req, const struct action
 	}
 	if (rc == VR_ENOTFOUND)
 		return vr_reply_not_found(req, "replication", req->ids[0]);
+	if (rc == VR_EINVAL)
+		return vr_reply_error(req, MHD_HTTP_BAD_REQUEST, "BAD_REQUEST",
+				      "InstanceId %s is not an instance of this replication (see its "
+				      "/instances).",
+				      a->instance_id);
 	if (rc < 0)
 		return rc == VR_EDB ? vr_reply_err(req, VR_EDB) : vr_reply_db(req, rc);
 	if (job[0])
@@ -222,7 +237,7 @@ static enum MHD_Result accept_action(struct vr_request *req, const struct action
 enum MHD_Result vr_api_replication_failover(struct vr_request *req)
 {
 	struct action_request a = {VR_ACTION_FAILOVER, "Failover of replication",
-				   "hcsFailover", "", ""};
+				   "hcsFailover", "", "", ""};
 	enum MHD_Result reply;
 	if (!read_params(req, &failover_spec, &a, &reply))
 		return reply;
@@ -233,7 +248,7 @@ enum MHD_Result vr_api_replication_planned_migration(struct vr_request *req)
 {
 	struct action_request a = {VR_ACTION_PLANNED_MIGRATION,
 				   "Planned migration of replication", "hcsPlannedMigration",
-				   "", ""};
+				   "", "", ""};
 	enum MHD_Result reply;
 	if (!read_params(req, &failover_spec, &a, &reply))
 		return reply;
@@ -243,7 +258,7 @@ enum MHD_Result vr_api_replication_planned_migration(struct vr_request *req)
 enum MHD_Result vr_api_replication_test_failover(struct vr_request *req)
 {
 	struct action_request a = {VR_ACTION_TEST_FAILOVER, "Test failover of replication",
-				   "hcsTestFailover", "", ""};
+				   "hcsTestFailover", "", "", ""};
 	enum MHD_Result reply;
 	if (!read_params(req, &test_failover_spec, &a, &reply))
 		return reply;
@@ -255,7 +270,7 @@ enum MHD_Result vr_api_replication_test_failover(struct vr_request *req)
 static enum MHD_Result simple_action(struct vr_request *req, enum vr_action action,
 				     const char *operation, const char *operation_name)
 {
-	struct action_request a = {action, operation, operation_name, "{}", ""};
+	struct action_request a = {action, operation, operation_name, "{}", "", ""};
 	return accept_action(req, &a);
 }
 

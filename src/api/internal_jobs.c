@@ -62,8 +62,9 @@ enum MHD_Result vr_api_internal_job_start(struct vr_request *req)
 	xmlNodePtr root = xmlDocGetRootElement(doc);
 	xmlChar *deliveries = vr_input_child_text(root, "Deliveries");
 	char delivery_text[16];
+	long delivered = deliveries ? strtol((const char *)deliveries, NULL, 10) : 1L;
 	snprintf(delivery_text, sizeof delivery_text, "%ld",
-		 deliveries ? strtol((const char *)deliveries, NULL, 10) : 1L);
+		 delivered < 1 ? 1L : delivered > 1000000 ? 1000000L : delivered);
 	xmlFree(deliveries);
 
 	struct vr_db *db = vr_request_db(req);
@@ -170,6 +171,13 @@ enum MHD_Result vr_api_internal_job_progress(struct vr_request *req)
 	struct vr_db *db = vr_request_db(req);
 	if (!db)
 		return vr_reply_err(req, VR_EUNAVAIL);
+	const char *owned[] = {server, req->who.user_name};
+	int own = vr_db_exec(db, "job_server_owned", NULL, 2, owned);
+	if (own < 0)
+		return vr_reply_db(req, own);
+	if (own == 0)
+		return vr_reply_error(req, MHD_HTTP_FORBIDDEN, "ACCESS_TO_RESOURCE_IS_FORBIDDEN",
+				      "ServerId names no replica server of this credential.");
 	const char *beat[] = {req->ids[0], server};
 	PGresult *res = NULL;
 	int rc = vr_db_exec(db, "job_heartbeat", &res, 2, beat);
@@ -237,8 +245,10 @@ static int apply_effect(struct vr_db *db, PGresult *job, bool succeeded)
 	s.deleting = action == VR_ACTION_DELETE;
 	PQclear(res);
 
-	if (action == VR_ACTION_DELETE && succeeded)
-		return vr_db_exec(db, "effect_replication_delete", NULL, 1, id);
+	if (action == VR_ACTION_DELETE && succeeded) {
+		rc = vr_db_exec(db, "effect_vapps_drop_all", NULL, 1, id);
+		return rc < 0 ? rc : vr_db_exec(db, "effect_replication_delete", NULL, 1, id);
+	}
 	vr_engine_finish(&s, action, succeeded);
 	const char *set[] = {rg, vr_engine_recovery_token(s.recovery),
 			     vr_engine_test_recovery_token(s.test_recovery),
@@ -246,21 +256,32 @@ static int apply_effect(struct vr_db *db, PGresult *job, bool succeeded)
 	rc = vr_db_exec(db, "action_replication_set_state", NULL, 5, set);
 	if (rc < 0 || !succeeded)
 		return rc;
-	bool power_on = strstr(vr_db_str(job, 0, J_PARAMS), "\"PowerOn\": false") == NULL;
+	const char *params = vr_db_str(job, 0, J_PARAMS);
+	bool power_on = strstr(params, "\"PowerOn\": false") == NULL;
+	/* "InstanceId": "<uuid>" as the API wrote it (a checked UUID). */
+	char instance[VR_UUID_LEN + 1] = "";
+	const char *at = strstr(params, "\"InstanceId\": \"");
+	if (at) {
+		char text[VR_UUID_LEN + 1];
+		snprintf(text, sizeof text, "%.*s", VR_UUID_LEN, at + strlen("\"InstanceId\": \""));
+		if (vr_uuid_canon(instance, text) != 0)
+			instance[0] = '\0';
+	}
+	const char *chosen = instance[0] ? instance : NULL;
 	switch (action) {
 	case VR_ACTION_FAILOVER:
 	case VR_ACTION_PLANNED_MIGRATION: {
 		const char *drop[] = {rg, "placeholder"};
-		const char *add[] = {rg, "recovered", power_on ? "on" : "off"};
+		const char *add[] = {rg, "recovered", power_on ? "on" : "off", chosen};
 		rc = vr_db_exec(db, "effect_vapps_drop", NULL, 2, drop);
 		if (rc >= 0)
-			rc = vr_db_exec(db, "effect_vapp_add", NULL, 3, add);
+			rc = vr_db_exec(db, "effect_vapp_add", NULL, 4, add);
 		break;
 	}
 	case VR_ACTION_TEST_FAILOVER: {
-		const char *add[] = {rg, "test", power_on ? "on" : "off"};
+		const char *add[] = {rg, "test", power_on ? "on" : "off", chosen};
 		const char *last[] = {rg, vr_db_str(job, 0, J_TASK)};
-		rc = vr_db_exec(db, "effect_vapp_add", NULL, 3, add);
+		rc = vr_db_exec(db, "effect_vapp_add", NULL, 4, add);
 		if (rc >= 0)
 			rc = vr_db_exec(db, "effect_last_test", NULL, 2, last);
 		break;
@@ -344,6 +365,21 @@ static enum MHD_Result result_route(struct vr_request *req, bool dead)
 	if (!vr_request_document(req, &result_spec, &doc, &reply))
 		return reply;
 	xmlNodePtr root = xmlDocGetRootElement(doc);
+	struct vr_db *db = vr_request_db(req);
+	if (!db) {
+		xmlFreeDoc(doc);
+		return vr_reply_err(req, VR_EUNAVAIL);
+	}
+	char server[VR_UUID_LEN + 1];
+	int own = owned_server(req, db, root, server);
+	if (own) {
+		xmlFreeDoc(doc);
+		if (own == VR_EFORBIDDEN || own == VR_EINVAL)
+			return vr_reply_error(req, MHD_HTTP_FORBIDDEN,
+					      "ACCESS_TO_RESOURCE_IS_FORBIDDEN",
+					      "ServerId names no replica server of this credential.");
+		return vr_reply_err(req, own);
+	}
 	xmlChar *outcome = vr_input_child_text(root, "Outcome");
 	xmlChar *major = vr_input_child_text(root, "MajorErrorCode");
 	xmlChar *minor = vr_input_child_text(root, "MinorErrorCode");

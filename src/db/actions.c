@@ -13,8 +13,12 @@ const struct vr_db_stmt vr_db_stmts_actions[] = {
 	 " EXISTS (SELECT 1 FROM jobs j WHERE j.lane = 'replication:' || r.id"
 	 "   AND j.action = 'delete' AND j.state IN ('queued', 'running'))"
 	 " FROM replications r JOIN vdcs v ON v.id = r.vdc_id"
-	 " WHERE r.id = $1::uuid AND ($2::uuid IS NULL OR r.org_id = $2::uuid)"
+	 " WHERE r.id = $1::uuid AND r.kind = 'incoming'"
+	 " AND ($2::uuid IS NULL OR r.org_id = $2::uuid)"
 	 " FOR UPDATE OF r"},
+	/* $1 instance, $2 replication: is it one of the replication's? */
+	{"action_instance_of",
+	 "SELECT 1 FROM instances WHERE id = $1::uuid AND replication_id = $2::uuid"},
 	/* $1 user, $2 key: the Task an earlier request with this key made. */
 	{"action_task_by_key",
 	 "SELECT id FROM tasks WHERE user_id = $1::uuid AND operation_key = $2"},

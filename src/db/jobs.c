@@ -69,13 +69,19 @@ const struct vr_db_stmt vr_db_stmts_jobs[] = {
 	 " r.test_recovery_state, r.replication_state, r.paused,"
 	 " EXISTS (SELECT 1 FROM instances i WHERE i.replication_id = r.id)"
 	 " FROM replications r WHERE r.id = $1::uuid FOR UPDATE"},
-	/* $1 replication, $2 kind, $3 power state, $4 task (the operation). */
+	/* $1 replication, $2 kind, $3 power state, $4 the instance asked for
+	 * (NULL: the newest). */
 	{"effect_vapp_add",
 	 "INSERT INTO vapps (org_id, vdc_id, replication_id, kind, name, power_state, instance_id)"
 	 " SELECT r.org_id, r.vdc_id, r.id, $2, r.name || CASE $2 WHEN 'test' THEN '-test'"
 	 "   ELSE '' END, $3,"
-	 " (SELECT i.id FROM instances i WHERE i.replication_id = r.id ORDER BY i.seq DESC LIMIT 1)"
+	 " coalesce($4::uuid, (SELECT i.id FROM instances i WHERE i.replication_id = r.id"
+	 "   ORDER BY i.seq DESC LIMIT 1))"
 	 " FROM replications r WHERE r.id = $1::uuid"},
+	/* A removed replication's vApps go too, but a recovered VM stays. */
+	{"effect_vapps_drop_all",
+	 "UPDATE vapps SET deleted_at = now() WHERE replication_id = $1::uuid"
+	 " AND kind IN ('placeholder', 'test') AND deleted_at IS NULL"},
 	{"effect_vapps_drop",
 	 "UPDATE vapps SET deleted_at = now() WHERE replication_id = $1::uuid AND kind = $2"
 	 " AND deleted_at IS NULL"},

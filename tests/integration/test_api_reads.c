@@ -448,7 +448,7 @@ Test(compat_6_7, replication_group_values_come_from_the_replication)
 		    "urn:vcloud:vapp:e0000000-0000-4000-8000-000000000001");
 	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:EventPartitionId)",
 		    "f0000000-0000-4000-8000-000000000001");
-	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:ReplicationState)", "OK");
+	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:ReplicationState)", "ok");
 	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:VrServerInfo/vr:Uuid)", VRT_SERVER_1);
 	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:VrServerInfo/vr:ReplicationTrafficAddress)",
 		    "127.0.0.1:31031");
