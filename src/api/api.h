@@ -15,6 +15,7 @@
 #define VR_MT_ORG "application/vnd.vmware.vcloud.org+xml"
 #define VR_MT_VDC "application/vnd.vmware.vcloud.vdc+xml"
 #define VR_MT_TASK "application/vnd.vmware.vcloud.task+xml"
+#define VR_MT_TASKS_LIST "application/vnd.vmware.vcloud.tasksList+xml"
 #define VR_MT_USER "application/vnd.vmware.admin.user+xml"
 #define VR_MT_QUERY_LIST "application/vnd.vmware.vcloud.query.queryList+xml"
 #define VR_MT_ENTITY "application/vnd.vmware.vcloud.entity+xml"
@@ -151,6 +152,7 @@ enum MHD_Result vr_api_failbackreplication_get(struct vr_request *req);
 enum MHD_Result vr_api_replication_instances_get(struct vr_request *req);
 enum MHD_Result vr_api_replication_details_get(struct vr_request *req);
 enum MHD_Result vr_api_task_get(struct vr_request *req);
+enum MHD_Result vr_api_tasks_list_get(struct vr_request *req);
 enum MHD_Result vr_api_admin_vdcs_query_get(struct vr_request *req);
 enum MHD_Result vr_api_admin_nodes_get(struct vr_request *req);
 enum MHD_Result vr_api_internal_server_register(struct vr_request *req);

@@ -54,6 +54,7 @@ const struct vr_route vr_api_routes[] = {
 	 0},
 
 	{"GET", "/api/task/{id}", vr_api_task_get, 0, 0},
+	{"GET", "/api/tasksList/{id}", vr_api_tasks_list_get, 0, 0},
 
 	/* Provider side (A2, A4) and the vCD typed query RaaSCLI uses. */
 	{"GET", "/api/admin/vdcs/query", vr_api_admin_vdcs_query_get, 0, VR_ROUTE_SLASH},

@@ -164,6 +164,8 @@ static const struct route_case get_routes[] = {
 	 VRT_USER_A, "application/vnd.vmware.hcs.replicationGroupInstanceList+xml", true},
 	{"/api/task/{id}", "/api/task/" VRT_TASK_A_RUNNING, VRT_USER_A,
 	 "application/vnd.vmware.vcloud.task+xml", true},
+	{"/api/tasksList/{id}", "/api/tasksList/" VRT_ORG_A, VRT_USER_A,
+	 "application/vnd.vmware.vcloud.tasksList+xml", true},
 	{"/api/admin/vdcs/query", "/api/admin/vdcs/query", VRT_USER_A,
 	 "application/vnd.vmware.vcloud.query.records+xml", true},
 	{"/api/admin/vr/nodes", "/api/admin/vr/nodes", VRT_ROOT,
