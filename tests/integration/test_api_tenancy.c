@@ -21,6 +21,7 @@ static const struct id_route org_routes[] = {
 	{"/api/org/", "/replications"},
 	{"/api/org/", "/failbackreplications"},
 	{"/api/org/", "/enabledForReplicationVdcs"},
+	{"/api/tasksList/", ""},
 };
 static const struct id_route vdc_routes[] = {
 	{"/api/vdc/", ""},
