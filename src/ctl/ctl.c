@@ -20,6 +20,7 @@ const struct vr_ctl_command vr_ctl_commands[] = {
 	{"peer", "record and list sites paired with VDCs", vr_ctl_cmd_peer},
 	{"replication", "configure and list replications", vr_ctl_cmd_replication},
 	{"service", "credentials of workers and proxies for the internal API", vr_ctl_cmd_service},
+	{"vapp", "list and show the vApps of replications", vr_ctl_cmd_vapp},
 	{NULL, NULL, NULL},
 };
 

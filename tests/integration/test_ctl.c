@@ -850,6 +850,56 @@ Test(ctl, service_tokens_are_shown_once_and_stored_hashed)
 	run_free(&list);
 }
 
+Test(ctl, vapp_list_and_show)
+{
+	need_db();
+	migrate();
+	struct run seed = ctl(NULL, "seed-demo", NULL);
+	expect_run(seed, 0);
+	struct run peer = ctl(NULL, "peer", "add", "demo", "demo-vdc", "--site-name", "Site A",
+			      NULL);
+	expect_run(peer, 0);
+	char *peer_id = kv(peer.out, "peer_id");
+	struct run rep = ctl(NULL, "replication", "add", "demo", "demo-vdc", "app01", "--peer",
+			     peer_id, "--disks", "1G", NULL);
+	expect_run(rep, 0);
+	char *rep_id = kv(rep.out, "replication_id");
+	char *vapp = query("INSERT INTO vapps (org_id, vdc_id, replication_id, kind, name)"
+			   " SELECT org_id, vdc_id, id, 'recovered', name FROM replications"
+			   " WHERE id = $1 RETURNING id",
+			   rep_id);
+	cr_assert_not_null(vapp);
+	exec_sql("INSERT INTO vapps (org_id, vdc_id, kind, name, deleted_at)"
+		 " SELECT org_id, vdc_id, 'test', 'gone-test', now() FROM replications");
+
+	struct run list = ctl(NULL, "vapp", "list", "demo", NULL);
+	expect_run(list, 0);
+	expect_in(list.out, vapp);
+	cr_assert_null(strstr(list.out, "gone-test"), "%s", list.out);
+	struct run all = ctl(NULL, "vapp", "list", "--all", NULL);
+	expect_run(all, 0);
+	expect_in(all.out, "gone-test");
+	struct run show = ctl(NULL, "vapp", "show", vapp, NULL);
+	expect_run(show, 0);
+	expect_in(show.out, "kind=recovered\n");
+	expect_in(show.out, "replication=app01\n");
+	struct run bad = ctl(NULL, "vapp", "show", "not-a-uuid", NULL);
+	expect_run(bad, 2);
+	struct run missing = ctl(NULL, "vapp", "show", "4fffffff-ffff-4fff-bfff-ffffffffffff", NULL);
+	expect_run(missing, 1);
+	free(peer_id);
+	free(rep_id);
+	free(vapp);
+	run_free(&seed);
+	run_free(&peer);
+	run_free(&rep);
+	run_free(&list);
+	run_free(&all);
+	run_free(&show);
+	run_free(&bad);
+	run_free(&missing);
+}
+
 /* ---- without a database ---- */
 
 Test(ctl_cli, help_everywhere)
