@@ -5,7 +5,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ini.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -16,6 +15,7 @@
 
 #include "vrcloud/alloc.h"
 #include "vrcloud/err.h"
+#include "vrcloud/ini.h"
 #include "vrcloud/redis.h"
 #include "vrcloud/worker.h"
 
@@ -66,36 +66,10 @@ void vr_worker_config_free(struct vr_worker_config *config)
 	memset(config, 0, sizeof *config);
 }
 
-static int parse_uint(const char *value, unsigned min, unsigned max, unsigned *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(value, &end, 10);
-	if (errno || end == value || *end != '\0' || !isdigit((unsigned char)value[0]) || v < min ||
-	    v > max)
-		return VR_ECONFIG;
-	*out = (unsigned)v;
-	return 0;
-}
+#define S(sec, k, field) VR_INI_STRING_KEY(struct vr_worker_config, sec, k, field)
+#define U(sec, k, field, lo, hi) VR_INI_UINT_KEY(struct vr_worker_config, sec, k, field, lo, hi)
 
-struct key_spec {
-	const char *section;
-	const char *key;
-	enum { K_STRING, K_UINT, K_LEVEL } kind;
-	size_t offset;
-	unsigned min, max;
-};
-
-#define S(sec, k, field)                                                                           \
-	{                                                                                          \
-		sec, k, K_STRING, offsetof(struct vr_worker_config, field), 0, 0                   \
-	}
-#define U(sec, k, field, lo, hi)                                                                   \
-	{                                                                                          \
-		sec, k, K_UINT, offsetof(struct vr_worker_config, field), lo, hi                   \
-	}
-
-static const struct key_spec keys[] = {
+static const struct vr_ini_key keys[] = {
 	S("worker", "name", name),
 	S("worker", "api_url", api_url),
 	S("worker", "token_file", token_file),
@@ -111,82 +85,20 @@ static const struct key_spec keys[] = {
 	S("redis", "uri", redis_uri),
 	S("jobs", "prefix", jobs_prefix),
 	U("jobs", "block", block, 100, 4000),
-	{"log", "level", K_LEVEL, offsetof(struct vr_worker_config, log_level), 0, 0},
+	VR_INI_LEVEL_KEY(struct vr_worker_config, "log", "level", log_level),
 	S("log", "file", log_file),
 };
 
 int vr_worker_config_set(struct vr_worker_config *config, const char *section, const char *key,
 			 const char *value, char **error_out)
 {
-	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-		const struct key_spec *k = &keys[i];
-		if (strcmp(k->section, section) != 0 || strcmp(k->key, key) != 0)
-			continue;
-		char *base = (char *)config;
-		switch (k->kind) {
-		case K_STRING: {
-			char **slot = (char **)(base + k->offset);
-			free(*slot);
-			*slot = value[0] ? vr_strdup(value) : NULL;
-			return 0;
-		}
-		case K_UINT:
-			if (parse_uint(value, k->min, k->max, (unsigned *)(base + k->offset))) {
-				if (error_out)
-					*error_out = vr_asprintf(
-						"[%s] %s: '%s' is not a whole number from %u to %u",
-						section, key, value, k->min, k->max);
-				return VR_ECONFIG;
-			}
-			return 0;
-		case K_LEVEL:
-			if (vr_log_parse_level(value, (enum vr_log_level *)(base + k->offset))) {
-				if (error_out)
-					*error_out = vr_asprintf(
-						"[%s] %s: '%s' is not one of debug, info, warn, error",
-						section, key, value);
-				return VR_ECONFIG;
-			}
-			return 0;
-		}
-	}
-	if (error_out)
-		*error_out = vr_asprintf("unknown setting [%s] %s", section, key);
-	return VR_ECONFIG;
-}
-
-struct load_state {
-	struct vr_worker_config *config;
-	char *error;
-};
-
-static int on_ini_value(void *user, const char *section, const char *name, const char *value)
-{
-	struct load_state *st = user;
-	if (st->error)
-		return 0;
-	return vr_worker_config_set(st->config, section, name, value, &st->error) == 0;
+	return vr_ini_set(keys, sizeof keys / sizeof keys[0], config, section, key, value,
+			  error_out);
 }
 
 int vr_worker_config_load(struct vr_worker_config *config, const char *path, char **error_out)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		if (error_out)
-			*error_out = vr_asprintf("cannot read %s: %s", path, strerror(errno));
-		return VR_EIO;
-	}
-	struct load_state st = {config, NULL};
-	int line = ini_parse_file(f, on_ini_value, &st);
-	fclose(f);
-	if (line != 0) {
-		if (error_out)
-			*error_out = vr_asprintf("%s:%d: %s", path, line,
-						 st.error ? st.error : "syntax error");
-		free(st.error);
-		return VR_ECONFIG;
-	}
-	return 0;
+	return vr_ini_load(keys, sizeof keys / sizeof keys[0], config, path, error_out);
 }
 
 /* The schema's NameType: [A-Za-z0-9][A-Za-z0-9._-]{0,127}. */
