@@ -8,6 +8,7 @@ libvrcloud_la_SOURCES += \
 	src/include/vrcloud/timefmt.h src/util/timefmt.c \
 	src/include/vrcloud/config.h src/util/config.c \
 	src/include/vrcloud/ini.h src/util/ini.c \
+	src/include/vrcloud/daemon.h src/util/daemon.c \
 	src/include/vrcloud/xml.h src/xml/writer.c src/xml/parse.c src/xml/schema.c \
 	src/include/vrcloud/input.h src/xml/input.c \
 	src/include/vrcloud/db.h src/db/statements.h src/db/conn.c src/db/statements.c \

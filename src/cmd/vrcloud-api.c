@@ -10,6 +10,7 @@
 #include "config.h"
 #include "api/publish.h"
 #include "vrcloud/config.h"
+#include "vrcloud/daemon.h"
 #include "vrcloud/err.h"
 #include "vrcloud/http.h"
 #include "vrcloud/log.h"
@@ -145,12 +146,7 @@ int main(int argc, char **argv)
 	/* Signals are taken synchronously by this thread; the pool threads
 	 * inherit the blocked mask. */
 	sigset_t signals;
-	sigemptyset(&signals);
-	sigaddset(&signals, SIGTERM);
-	sigaddset(&signals, SIGINT);
-	sigaddset(&signals, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &signals, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	vr_daemon_block_signals(&signals);
 
 	vr_xml_global_init();
 	struct vr_server *server = NULL;
@@ -180,18 +176,7 @@ int main(int argc, char **argv)
 	vr_log_info("started", "listen", config.listen, "port", port_text, "threads", threads,
 		    "version", PACKAGE_VERSION);
 
-	for (;;) {
-		int sig = 0;
-		if (sigwait(&signals, &sig) != 0)
-			continue;
-		if (sig == SIGHUP) {
-			if (vr_log_reopen(config.log_file))
-				vr_log_warn("log_reopen_failed", "path", config.log_file);
-			continue;
-		}
-		vr_log_info("stopping", "signal", sig == SIGTERM ? "TERM" : "INT");
-		break;
-	}
+	vr_daemon_wait_for_stop(&signals, config.log_file);
 	vr_relay_stop(relay);
 	vr_server_stop(server);
 	if (config.pid_file)

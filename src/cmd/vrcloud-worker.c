@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "vrcloud/daemon.h"
 #include "vrcloud/err.h"
 #include "vrcloud/log.h"
 #include "vrcloud/worker.h"
@@ -201,12 +202,7 @@ int main(int argc, char **argv)
 	/* Signals are taken synchronously by this thread; every other thread
 	 * inherits the blocked mask. */
 	sigset_t signals;
-	sigemptyset(&signals);
-	sigaddset(&signals, SIGTERM);
-	sigaddset(&signals, SIGINT);
-	sigaddset(&signals, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &signals, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	vr_daemon_block_signals(&signals);
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		vr_log_error("start_failed", "error", "libcurl could not be initialised");
@@ -227,18 +223,7 @@ int main(int argc, char **argv)
 	if (config.pid_file && write_pid(config.pid_file))
 		vr_log_warn("pid_file_failed", "path", config.pid_file);
 
-	for (;;) {
-		int sig = 0;
-		if (sigwait(&signals, &sig) != 0)
-			continue;
-		if (sig == SIGHUP) {
-			if (vr_log_reopen(config.log_file))
-				vr_log_warn("log_reopen_failed", "path", config.log_file);
-			continue;
-		}
-		vr_log_info("stopping", "signal", sig == SIGTERM ? "TERM" : "INT");
-		break;
-	}
+	vr_daemon_wait_for_stop(&signals, config.log_file);
 	vr_worker_stop(worker);
 	if (config.pid_file)
 		unlink(config.pid_file);
