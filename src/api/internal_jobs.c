@@ -53,6 +53,23 @@ static int owned_server(struct vr_request *req, struct vr_db *db, xmlNodePtr roo
 	return n == 1 ? 0 : VR_EFORBIDDEN;
 }
 
+/* owned_server, answering for the caller when it fails: false after the
+ * reply (403, 503, 500) is queued. */
+static bool caller_server(struct vr_request *req, struct vr_db *db, xmlNodePtr root,
+			  char server_out[VR_UUID_LEN + 1], enum MHD_Result *reply_out)
+{
+	int rc = owned_server(req, db, root, server_out);
+	if (rc == 0)
+		return true;
+	if (rc == VR_EFORBIDDEN || rc == VR_EINVAL)
+		*reply_out = vr_reply_error(req, MHD_HTTP_FORBIDDEN,
+					    "ACCESS_TO_RESOURCE_IS_FORBIDDEN",
+					    "ServerId names no replica server of this credential.");
+	else
+		*reply_out = vr_reply_err(req, rc);
+	return false;
+}
+
 enum MHD_Result vr_api_internal_job_start(struct vr_request *req)
 {
 	enum MHD_Result reply;
@@ -79,15 +96,11 @@ enum MHD_Result vr_api_internal_job_start(struct vr_request *req)
 		return vr_reply_db(req, rc);
 	}
 	PGresult *job = NULL;
-	rc = owned_server(req, db, root, server);
+	bool owned = caller_server(req, db, root, server, &reply);
 	xmlFreeDoc(doc);
-	if (rc) {
+	if (!owned) {
 		vr_db_rollback(db);
-		if (rc == VR_EFORBIDDEN)
-			return vr_reply_error(req, MHD_HTTP_FORBIDDEN,
-					      "ACCESS_TO_RESOURCE_IS_FORBIDDEN",
-					      "ServerId names no replica server of this credential.");
-		return vr_reply_err(req, rc);
+		return reply;
 	}
 	char stale[16];
 	snprintf(stale, sizeof stale, "%u", vr_server_config(req->server)->jobs_stale_after);
@@ -157,27 +170,17 @@ enum MHD_Result vr_api_internal_job_progress(struct vr_request *req)
 		return reply;
 	xmlNodePtr root = xmlDocGetRootElement(doc);
 	xmlChar *progress = vr_input_child_text(root, "Progress");
-	xmlChar *server_text = vr_input_child_text(root, "ServerId");
-	char progress_text[8], server[VR_UUID_LEN + 1] = "";
+	char progress_text[8], server[VR_UUID_LEN + 1];
 	snprintf(progress_text, sizeof progress_text, "%ld",
 		 progress ? strtol((const char *)progress, NULL, 10) : 0L);
-	bool server_ok = server_text && vr_uuid_canon(server, (const char *)server_text) == 0;
 	xmlFree(progress);
-	xmlFree(server_text);
-	xmlFreeDoc(doc);
-	if (!server_ok)
-		return vr_reply_error(req, MHD_HTTP_BAD_REQUEST, "BAD_REQUEST",
-				      "JobProgress needs the ServerId of the server running the job.");
 	struct vr_db *db = vr_request_db(req);
+	bool owned = db && caller_server(req, db, root, server, &reply);
+	xmlFreeDoc(doc);
 	if (!db)
 		return vr_reply_err(req, VR_EUNAVAIL);
-	const char *owned[] = {server, req->who.user_name};
-	int own = vr_db_exec(db, "job_server_owned", NULL, 2, owned);
-	if (own < 0)
-		return vr_reply_db(req, own);
-	if (own == 0)
-		return vr_reply_error(req, MHD_HTTP_FORBIDDEN, "ACCESS_TO_RESOURCE_IS_FORBIDDEN",
-				      "ServerId names no replica server of this credential.");
+	if (!owned)
+		return reply;
 	const char *beat[] = {req->ids[0], server};
 	PGresult *res = NULL;
 	int rc = vr_db_exec(db, "job_heartbeat", &res, 2, beat);
@@ -371,14 +374,9 @@ static enum MHD_Result result_route(struct vr_request *req, bool dead)
 		return vr_reply_err(req, VR_EUNAVAIL);
 	}
 	char server[VR_UUID_LEN + 1];
-	int own = owned_server(req, db, root, server);
-	if (own) {
+	if (!caller_server(req, db, root, server, &reply)) {
 		xmlFreeDoc(doc);
-		if (own == VR_EFORBIDDEN || own == VR_EINVAL)
-			return vr_reply_error(req, MHD_HTTP_FORBIDDEN,
-					      "ACCESS_TO_RESOURCE_IS_FORBIDDEN",
-					      "ServerId names no replica server of this credential.");
-		return vr_reply_err(req, own);
+		return reply;
 	}
 	xmlChar *outcome = vr_input_child_text(root, "Outcome");
 	xmlChar *major = vr_input_child_text(root, "MajorErrorCode");
