@@ -22,6 +22,6 @@ libvrcloud_la_SOURCES += \
 	src/api/api.h src/api/routes.c src/api/render.c src/api/versions.c src/api/health.c \
 	src/api/sessions.c src/api/orgs.c src/api/vdcs.c src/api/peers.c \
 	src/api/replications.c src/api/tasks.c src/api/admin.c \
-	src/api/internal_servers.c src/api/internal_jobs.c \
+	src/api/internal_servers.c src/api/internal_jobs.c src/api/effects.c \
 	src/api/actions.c src/api/publish.h src/api/publish.c src/api/relay.c
 libvrcloud_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src

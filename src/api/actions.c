@@ -23,16 +23,6 @@ enum lock_col {
 	L_HAS_INSTANCE, L_FAILOVER, L_TEST_FAILOVER, L_PLANNED, L_REPLICATION_ON, L_DELETING,
 };
 
-/* What a request asks for, once its body is read. */
-struct action_request {
-	enum vr_action action;
-	const char *operation;      /* "Failover of replication" */
-	const char *operation_name; /* operationName */
-	char params[256];           /* the job's parameters, JSON */
-	char operation_key[129];    /* "" when none */
-	char instance_id[VR_UUID_LEN + 1]; /* InstanceId asked for, "" when none */
-};
-
 static const char *const failover_types[] = {VR_MT_FAILOVER_PARAMS, NULL};
 static const char *const test_failover_types[] = {VR_MT_TEST_FAILOVER_PARAMS, "application/*+xml",
 						  VR_MT_FAILOVER_PARAMS, NULL};
@@ -65,7 +55,7 @@ static int load_state(PGresult *res, struct vr_rg_state *s, struct vr_vdc_flags 
 
 /* Read FailoverParams / TestFailoverParams into the job's parameters. */
 static bool read_params(struct vr_request *req, const struct vr_input_spec *spec,
-			struct action_request *a, enum MHD_Result *reply)
+			struct vr_action_request *a, enum MHD_Result *reply)
 {
 	xmlDocPtr doc = NULL;
 	if (!vr_request_document(req, spec, &doc, reply))
@@ -102,7 +92,7 @@ static bool read_params(struct vr_request *req, const struct vr_input_spec *spec
 /* The accepting transaction. Returns 0 with task_out (and *job_out when a
  * job was made), or a negative db status / VR_ENOTFOUND / VR_EDB. */
 static int accept_in_transaction(struct vr_request *req, struct vr_db *db,
-				 const struct action_request *a, char task_out[VR_UUID_LEN + 1],
+				 const struct vr_action_request *a, char task_out[VR_UUID_LEN + 1],
 				 char job_out[VR_UUID_LEN + 1], char lane_out[64])
 {
 	job_out[0] = '\0';
@@ -204,7 +194,7 @@ fail:
 	return rc;
 }
 
-static enum MHD_Result accept_action(struct vr_request *req, const struct action_request *a)
+enum MHD_Result vr_api_accept_action(struct vr_request *req, const struct vr_action_request *a)
 {
 	struct vr_db *db = vr_request_db(req);
 	if (!db)
@@ -236,33 +226,33 @@ static enum MHD_Result accept_action(struct vr_request *req, const struct action
 
 enum MHD_Result vr_api_replication_failover(struct vr_request *req)
 {
-	struct action_request a = {VR_ACTION_FAILOVER, "Failover of replication",
+	struct vr_action_request a = {VR_ACTION_FAILOVER, "Failover of replication",
 				   "hcsFailover", "", "", ""};
 	enum MHD_Result reply;
 	if (!read_params(req, &failover_spec, &a, &reply))
 		return reply;
-	return accept_action(req, &a);
+	return vr_api_accept_action(req, &a);
 }
 
 enum MHD_Result vr_api_replication_planned_migration(struct vr_request *req)
 {
-	struct action_request a = {VR_ACTION_PLANNED_MIGRATION,
+	struct vr_action_request a = {VR_ACTION_PLANNED_MIGRATION,
 				   "Planned migration of replication", "hcsPlannedMigration",
 				   "", "", ""};
 	enum MHD_Result reply;
 	if (!read_params(req, &failover_spec, &a, &reply))
 		return reply;
-	return accept_action(req, &a);
+	return vr_api_accept_action(req, &a);
 }
 
 enum MHD_Result vr_api_replication_test_failover(struct vr_request *req)
 {
-	struct action_request a = {VR_ACTION_TEST_FAILOVER, "Test failover of replication",
+	struct vr_action_request a = {VR_ACTION_TEST_FAILOVER, "Test failover of replication",
 				   "hcsTestFailover", "", "", ""};
 	enum MHD_Result reply;
 	if (!read_params(req, &test_failover_spec, &a, &reply))
 		return reply;
-	return accept_action(req, &a);
+	return vr_api_accept_action(req, &a);
 }
 
 /* The next ones take no parameters; any body and Content-Type is ignored
@@ -270,8 +260,8 @@ enum MHD_Result vr_api_replication_test_failover(struct vr_request *req)
 static enum MHD_Result simple_action(struct vr_request *req, enum vr_action action,
 				     const char *operation, const char *operation_name)
 {
-	struct action_request a = {action, operation, operation_name, "{}", "", ""};
-	return accept_action(req, &a);
+	struct vr_action_request a = {action, operation, operation_name, "{}", "", ""};
+	return vr_api_accept_action(req, &a);
 }
 
 enum MHD_Result vr_api_replication_test_cleanup(struct vr_request *req)

@@ -5,7 +5,9 @@
 
 #include <libpq-fe.h>
 
+#include "vrcloud/engine.h"
 #include "vrcloud/http.h"
+#include "vrcloud/uuid.h"
 #include "vrcloud/xml.h"
 
 #define VR_MT_REFERENCES "application/vnd.vmware.vcloud.query.references+xml"
@@ -117,6 +119,30 @@ enum MHD_Result vr_reply_task(struct vr_request *req, const char *id, unsigned s
 /* Publish the head of a job lane to the job stream when it waits to be
  * (publish.c). Failures are left to the relay, which publishes again. */
 void vr_api_publish_lane(struct vr_request *req, const char *lane);
+
+/* An action on a replication, once its request body is read
+ * (actions.c). */
+struct vr_action_request {
+	enum vr_action action;
+	const char *operation;      /* "Failover of replication" */
+	const char *operation_name; /* operationName */
+	char params[1024];          /* the job's parameters, JSON */
+	char operation_key[129];    /* "" when none */
+	char instance_id[VR_UUID_LEN + 1]; /* InstanceId asked for, "" when none */
+};
+
+/* Accept action a on replication req->ids[0]: the state machine decides,
+ * and the state change, the Task and the job are written in one
+ * transaction; replies 202 + Task (or the first Task of a repeated
+ * operationKey), 404 for an unknown or foreign replication. */
+enum MHD_Result vr_api_accept_action(struct vr_request *req, const struct vr_action_request *a);
+
+/* Apply what the job (lane, action, task, params as JSON text) changes
+ * besides its Task, inside the transaction that records its end
+ * (effects.c). Returns a db status (>= 0 ok). */
+struct vr_db;
+int vr_api_job_effect(struct vr_db *db, const char *lane, const char *action, const char *task,
+		      const char *params, bool succeeded);
 
 /* Map a negative vr_db_exec status to a reply. */
 enum MHD_Result vr_reply_db(struct vr_request *req, int status);

@@ -211,95 +211,6 @@ static const struct vr_input_spec result_spec = {
 	"JobResult", VR_NS_INTERNAL, vr_internal_media_types, false, false,
 };
 
-enum effect_col {
-	E_ID, E_NAME, E_KIND, E_ORG, E_VDC, E_RECOVERY, E_TEST, E_REPLICATION, E_PAUSED,
-	E_HAS_INSTANCE,
-};
-
-/* What a finished job changes besides its Task. Runs inside the finishing
- * transaction. Returns a db status (>= 0 ok). */
-static int apply_effect(struct vr_db *db, PGresult *job, bool succeeded)
-{
-	const char *lane = vr_db_str(job, 0, J_LANE);
-	if (strncmp(lane, "replication:", 12) != 0)
-		return 0;
-	const char *rg = lane + 12;
-	enum vr_action action;
-	if (vr_engine_action_parse(&action, vr_db_str(job, 0, J_ACTION)))
-		return VR_DB_HARD;
-	const char *id[] = {rg};
-	PGresult *res = NULL;
-	int rc = vr_db_exec(db, "effect_replication_lock", &res, 1, id);
-	if (rc <= 0) {
-		PQclear(res);
-		return rc; /* gone: nothing left to change */
-	}
-	struct vr_rg_state s;
-	memset(&s, 0, sizeof s);
-	if (vr_engine_kind_parse(&s.kind, vr_db_str(res, 0, E_KIND)) ||
-	    vr_engine_recovery_parse(&s.recovery, vr_db_str(res, 0, E_RECOVERY)) ||
-	    vr_engine_test_recovery_parse(&s.test_recovery, vr_db_str(res, 0, E_TEST)) ||
-	    vr_engine_replication_parse(&s.replication, vr_db_str(res, 0, E_REPLICATION))) {
-		PQclear(res);
-		return VR_DB_HARD;
-	}
-	s.paused = vr_db_bool(res, 0, E_PAUSED);
-	s.has_instance = vr_db_bool(res, 0, E_HAS_INSTANCE);
-	s.deleting = action == VR_ACTION_DELETE;
-	PQclear(res);
-
-	if (action == VR_ACTION_DELETE && succeeded) {
-		rc = vr_db_exec(db, "effect_vapps_drop_all", NULL, 1, id);
-		return rc < 0 ? rc : vr_db_exec(db, "effect_replication_delete", NULL, 1, id);
-	}
-	vr_engine_finish(&s, action, succeeded);
-	const char *set[] = {rg, vr_engine_recovery_token(s.recovery),
-			     vr_engine_test_recovery_token(s.test_recovery),
-			     vr_engine_replication_token(s.replication), s.paused ? "true" : "false"};
-	rc = vr_db_exec(db, "action_replication_set_state", NULL, 5, set);
-	if (rc < 0 || !succeeded)
-		return rc;
-	const char *params = vr_db_str(job, 0, J_PARAMS);
-	bool power_on = strstr(params, "\"PowerOn\": false") == NULL;
-	/* "InstanceId": "<uuid>" as the API wrote it (a checked UUID). */
-	char instance[VR_UUID_LEN + 1] = "";
-	const char *at = strstr(params, "\"InstanceId\": \"");
-	if (at) {
-		char text[VR_UUID_LEN + 1];
-		snprintf(text, sizeof text, "%.*s", VR_UUID_LEN, at + strlen("\"InstanceId\": \""));
-		if (vr_uuid_canon(instance, text) != 0)
-			instance[0] = '\0';
-	}
-	const char *chosen = instance[0] ? instance : NULL;
-	switch (action) {
-	case VR_ACTION_FAILOVER:
-	case VR_ACTION_PLANNED_MIGRATION: {
-		const char *drop[] = {rg, "placeholder"};
-		const char *add[] = {rg, "recovered", power_on ? "on" : "off", chosen};
-		rc = vr_db_exec(db, "effect_vapps_drop", NULL, 2, drop);
-		if (rc >= 0)
-			rc = vr_db_exec(db, "effect_vapp_add", NULL, 4, add);
-		break;
-	}
-	case VR_ACTION_TEST_FAILOVER: {
-		const char *add[] = {rg, "test", power_on ? "on" : "off", chosen};
-		const char *last[] = {rg, vr_db_str(job, 0, J_TASK)};
-		rc = vr_db_exec(db, "effect_vapp_add", NULL, 4, add);
-		if (rc >= 0)
-			rc = vr_db_exec(db, "effect_last_test", NULL, 2, last);
-		break;
-	}
-	case VR_ACTION_TEST_CLEANUP: {
-		const char *drop[] = {rg, "test"};
-		rc = vr_db_exec(db, "effect_vapps_drop", NULL, 2, drop);
-		break;
-	}
-	default:
-		break;
-	}
-	return rc;
-}
-
 /* End a job and its Task with outcome, applying the effect, all at once. */
 static enum MHD_Result finish_job(struct vr_request *req, const char *outcome, const char *major,
 				  const char *minor, const char *vendor, const char *message,
@@ -334,7 +245,8 @@ static enum MHD_Result finish_job(struct vr_request *req, const char *outcome, c
 		}
 		bool ok = strcmp(outcome, "success") == 0;
 		bool canceled = strcmp(outcome, "canceled") == 0;
-		rc = apply_effect(db, job, ok);
+		rc = vr_api_job_effect(db, vr_db_str(job, 0, J_LANE), vr_db_str(job, 0, J_ACTION),
+				       vr_db_str(job, 0, J_TASK), vr_db_str(job, 0, J_PARAMS), ok);
 		const char *task_status = ok ? "success" : canceled ? "canceled" : "error";
 		const char *job_state = ok ? "succeeded" : canceled ? "canceled" : dead ? "dead"
 											  : "failed";
