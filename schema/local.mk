@@ -19,6 +19,8 @@ EXTRA_DIST += \
 	schema/examples/valid/internal-replica-server.xml \
 	schema/examples/invalid/internal-job-result-bad-outcome.xml \
 	schema/examples/invalid/internal-progress-over-100.xml \
+	schema/examples/invalid/admin-vr-server-missing-replications-count.xml \
+	schema/examples/invalid/move-replication-group-params-no-moref.xml \
 	schema/examples/invalid/edit-recovery-details-params-wrong-order.xml \
 	schema/examples/invalid/error-major-code-not-int.xml \
 	schema/examples/invalid/error-missing-major-code.xml \
@@ -74,6 +76,7 @@ EXTRA_DIST += \
 	schema/examples/valid/test-failover-params-raascli.xml \
 	schema/examples/valid/vdc.xml \
 	schema/examples/valid/vr-network-mappings.xml \
+	schema/examples/valid/vr-network-mappings-request.xml \
 	schema/examples/valid/vr-recovery-details.xml \
 	schema/examples/valid/vr-server-statistics.xml \
 	schema/examples/valid/vrcs-nodes.xml

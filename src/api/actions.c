@@ -21,6 +21,7 @@
 enum lock_col {
 	L_ID, L_NAME, L_KIND, L_ORG, L_VDC, L_RECOVERY, L_TEST, L_REPLICATION, L_PAUSED,
 	L_HAS_INSTANCE, L_FAILOVER, L_TEST_FAILOVER, L_PLANNED, L_REPLICATION_ON, L_DELETING,
+	L_HAS_FAILBACK,
 };
 
 static const char *const failover_types[] = {VR_MT_FAILOVER_PARAMS, NULL};
@@ -46,6 +47,7 @@ static int load_state(PGresult *res, struct vr_rg_state *s, struct vr_vdc_flags 
 	s->paused = vr_db_bool(res, 0, L_PAUSED);
 	s->has_instance = vr_db_bool(res, 0, L_HAS_INSTANCE);
 	s->deleting = vr_db_bool(res, 0, L_DELETING);
+	s->has_failback = vr_db_bool(res, 0, L_HAS_FAILBACK);
 	f->failover = vr_db_bool(res, 0, L_FAILOVER);
 	f->test_failover = vr_db_bool(res, 0, L_TEST_FAILOVER);
 	f->planned_migration = vr_db_bool(res, 0, L_PLANNED);
@@ -92,8 +94,9 @@ static bool read_params(struct vr_request *req, const struct vr_input_spec *spec
 /* The accepting transaction. Returns 0 with task_out (and *job_out when a
  * job was made), or a negative db status / VR_ENOTFOUND / VR_EDB. */
 static int accept_in_transaction(struct vr_request *req, struct vr_db *db,
-				 const struct vr_action_request *a, char task_out[VR_UUID_LEN + 1],
-				 char job_out[VR_UUID_LEN + 1], char lane_out[64])
+				 const struct vr_action_request *a, enum vr_rg_kind kind,
+				 char task_out[VR_UUID_LEN + 1], char job_out[VR_UUID_LEN + 1],
+				 char lane_out[64])
 {
 	job_out[0] = '\0';
 	int rc = vr_db_begin(db);
@@ -114,8 +117,8 @@ static int accept_in_transaction(struct vr_request *req, struct vr_db *db,
 		PQclear(res);
 		res = NULL;
 	}
-	const char *lock[] = {req->ids[0], vr_request_scope(req)};
-	rc = vr_db_exec(db, "action_replication_lock", &rg, 2, lock);
+	const char *lock[] = {req->ids[0], vr_request_scope(req), vr_engine_kind_token(kind)};
+	rc = vr_db_exec(db, "action_replication_lock", &rg, 3, lock);
 	if (rc <= 0) {
 		rc = rc < 0 ? rc : VR_ENOTFOUND;
 		goto fail;
@@ -196,6 +199,12 @@ fail:
 
 enum MHD_Result vr_api_accept_action(struct vr_request *req, const struct vr_action_request *a)
 {
+	return vr_api_accept_action_of(req, a, VR_RG_INCOMING);
+}
+
+enum MHD_Result vr_api_accept_action_of(struct vr_request *req, const struct vr_action_request *a,
+					enum vr_rg_kind kind)
+{
 	struct vr_db *db = vr_request_db(req);
 	if (!db)
 		return vr_reply_err(req, VR_EUNAVAIL);
@@ -203,7 +212,7 @@ enum MHD_Result vr_api_accept_action(struct vr_request *req, const struct vr_act
 	int rc = VR_DB_SOFT;
 	/* Serialization failures and lost connections are retried. */
 	for (int attempt = 0; attempt < 3 && rc == VR_DB_SOFT; attempt++) {
-		rc = accept_in_transaction(req, db, a, task, job, lane);
+		rc = accept_in_transaction(req, db, a, kind, task, job, lane);
 		/* Two requests with one operationKey: the loser finds the
 		 * winner's Task on the next attempt. */
 		if (rc == VR_DB_HARD && a->operation_key[0] &&
@@ -211,7 +220,9 @@ enum MHD_Result vr_api_accept_action(struct vr_request *req, const struct vr_act
 			rc = VR_DB_SOFT;
 	}
 	if (rc == VR_ENOTFOUND)
-		return vr_reply_not_found(req, "replication", req->ids[0]);
+		return vr_reply_not_found(
+			req, kind == VR_RG_FAILBACK ? "failback replication" : "replication",
+			req->ids[0]);
 	if (rc == VR_EINVAL)
 		return vr_reply_error(req, MHD_HTTP_BAD_REQUEST, "BAD_REQUEST",
 				      "InstanceId %s is not an instance of this replication (see its "

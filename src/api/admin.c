@@ -111,6 +111,21 @@ enum MHD_Result vr_api_admin_nodes_get(struct vr_request *req)
 	return vr_reply_xml(req, w, VR_MT_NODES);
 }
 
+/* The datastore a disk's replica lives on, once the server managing it is
+ * known (a moveReplication names it). */
+static void datastore_ref(struct vr_xml *w, const char *moref, const char *server_href)
+{
+	if (!*moref || !*server_href)
+		return;
+	vr_xml_start(w, "extension:DatastoreVimObjectRef");
+	vr_xml_attr(w, "xmlns:extension", VR_NS_EXTENSION);
+	vr_render_ref(w, "vcloud:VimServerRef", "application/vnd.vmware.admin.vmwvirtualcenter+xml",
+		      server_href, NULL, NULL);
+	vr_xml_elem(w, "extension:MoRef", moref);
+	vr_xml_elem(w, "extension:VimObjectType", "DATASTORE");
+	vr_xml_end(w);
+}
+
 enum MHD_Result vr_api_replication_details_get(struct vr_request *req)
 {
 	enum MHD_Result reply;
@@ -130,6 +145,7 @@ enum MHD_Result vr_api_replication_details_get(struct vr_request *req)
 	for (int i = 0; i < rc; i++) {
 		vr_xml_start(w, "Disk");
 		vr_xml_elem(w, "Uuid", vr_db_str(res, i, 0));
+		datastore_ref(w, vr_db_str(res, i, 4), vr_db_str(res, i, 7));
 		vr_xml_elem(w, "DeviceKey", vr_db_str(res, i, 1));
 		vr_xml_elem(w, "SpaceRequirement", vr_db_str(res, i, 2));
 		vr_xml_end(w);

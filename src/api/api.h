@@ -136,6 +136,49 @@ struct vr_action_request {
  * transaction; replies 202 + Task (or the first Task of a repeated
  * operationKey), 404 for an unknown or foreign replication. */
 enum MHD_Result vr_api_accept_action(struct vr_request *req, const struct vr_action_request *a);
+/* The same on a replication of kind kind (vr_api_accept_action: incoming);
+ * one of the other kind is answered as a missing one. */
+enum MHD_Result vr_api_accept_action_of(struct vr_request *req, const struct vr_action_request *a,
+					enum vr_rg_kind kind);
+
+/* Size of an operationKey buffer: keys are cut at 128 bytes. */
+#define VR_OPERATION_KEY_SIZE 129
+/* Size of a lane buffer ("replication:<id>" and the like). */
+#define VR_LANE_SIZE 64
+
+/* The operationKey attribute of a request document's root (root may be
+ * NULL), "" when it has none (accept.c). */
+void vr_api_read_operation_key(xmlNodePtr root, char out[VR_OPERATION_KEY_SIZE]);
+
+/* A job on a lane that is not a replication's: a peer's, a VDC's, a
+ * replica server's (accept.c). */
+struct vr_db;
+struct vr_lane_request {
+	/* $1 req->ids[0], $2 the caller's org scope: the object under a row
+	 * lock, one row: its org (column 0) and name (1), then whatever check
+	 * reads; no row answers 404 */
+	const char *lock_stmt;
+	const char *what;           /* names the object in a 404: "peer" */
+	const char *owner_kind;     /* the Task's Owner: "peer", "vdc", "vrServer" */
+	const char *lane_prefix;    /* "peer:": the lane is prefix + id */
+	const char *action;         /* the job's action */
+	const char *operation;      /* "Network mappings of peer"; the name follows */
+	const char *operation_name; /* the Task's operationName */
+	const char *params;         /* the job's parameters, JSON; NULL: {} */
+	char operation_key[VR_OPERATION_KEY_SIZE]; /* "" when none */
+	/* NULL, or the refusal (an error Task, no job) the locked row earns */
+	const struct vr_engine_refusal *(*check)(PGresult *locked);
+	/* NULL, or what the accepted job needs written beside it in the same
+	 * transaction (staged data); returns a db status */
+	int (*stage)(struct vr_db *db, const char *job_id, const void *arg);
+	const void *stage_arg;
+};
+
+/* Accept a on the object req->ids[0]: the Task (refused, or queued with
+ * its job) in one transaction, published after the commit; replies 202 +
+ * Task (or the first Task of a repeated operationKey), 404 when the lock
+ * statement finds no object. */
+enum MHD_Result vr_api_accept_lane(struct vr_request *req, const struct vr_lane_request *a);
 
 /* Apply what the job (lane, action, task, params as JSON text) changes
  * besides its Task, inside the transaction that records its end
@@ -196,5 +239,17 @@ enum MHD_Result vr_api_internal_job_start(struct vr_request *req);
 enum MHD_Result vr_api_internal_job_progress(struct vr_request *req);
 enum MHD_Result vr_api_internal_job_complete(struct vr_request *req);
 enum MHD_Result vr_api_internal_job_dead(struct vr_request *req);
+enum MHD_Result vr_api_replication_reverse(struct vr_request *req);
+enum MHD_Result vr_api_failbackreplication_delete(struct vr_request *req);
+enum MHD_Result vr_api_failbackreplication_sync(struct vr_request *req);
+enum MHD_Result vr_api_failbackreplication_pause(struct vr_request *req);
+enum MHD_Result vr_api_failbackreplication_resume(struct vr_request *req);
+enum MHD_Result vr_api_peer_network_mappings_put(struct vr_request *req);
+enum MHD_Result vr_api_admin_vdc_edit_recovery_details(struct vr_request *req);
+enum MHD_Result vr_api_admin_replication_move(struct vr_request *req);
+enum MHD_Result vr_api_admin_vr_servers_get(struct vr_request *req);
+enum MHD_Result vr_api_admin_vr_server_get(struct vr_request *req);
+enum MHD_Result vr_api_admin_vr_server_delete(struct vr_request *req);
+enum MHD_Result vr_api_admin_vr_server_statistics_get(struct vr_request *req);
 
 #endif

@@ -87,10 +87,70 @@ static int replication_effect(struct vr_db *db, const char *rg, const char *acti
 		rc = vr_db_exec(db, "effect_vapps_drop", NULL, 2, drop);
 		break;
 	}
+	case VR_ACTION_REVERSE: {
+		/* the failback replicates the recovered vApp back, on the same disks */
+		PGresult *made = NULL;
+		rc = vr_db_exec(db, "effect_failback_create", &made, 1, id);
+		if (rc == 1) {
+			const char *disks[] = {vr_db_str(made, 0, 0), rg};
+			rc = vr_db_exec(db, "effect_failback_disks", NULL, 2, disks);
+		}
+		PQclear(made);
+		break;
+	}
+	case VR_ACTION_MOVE: {
+		const char *move[] = {rg, params};
+		rc = vr_db_exec(db, "effect_replication_move", NULL, 2, move);
+		if (rc >= 0)
+			rc = vr_db_exec(db, "effect_disks_move", NULL, 2, move);
+		break;
+	}
 	default:
 		break;
 	}
 	return rc;
+}
+
+/* The effect of a job of a peer's lane: the network mappings staged
+ * beside it replace the peer's when it succeeds, and go either way. */
+static int peer_effect(struct vr_db *db, const char *peer, const char *action, const char *task,
+		       const char *params, bool succeeded)
+{
+	if (strcmp(action, "setNetworkMappings") != 0)
+		return VR_DB_HARD;
+	const char *apply[] = {peer, task};
+	const char *unstage[] = {task};
+	int rc = 0;
+	if (succeeded) {
+		rc = vr_db_exec(db, "effect_network_mappings_clear", NULL, 1, apply);
+		if (rc >= 0)
+			rc = vr_db_exec(db, "effect_network_mappings_apply", NULL, 2, apply);
+	}
+	return rc < 0 ? rc : vr_db_exec(db, "effect_network_mappings_unstage", NULL, 1, unstage);
+}
+
+/* The effect of a job of a VDC's lane: its recovery flags (A1). */
+static int vdc_effect(struct vr_db *db, const char *vdc, const char *action, const char *task,
+		      const char *params, bool succeeded)
+{
+	if (strcmp(action, "editRecoveryDetails") != 0)
+		return VR_DB_HARD;
+	const char *set[] = {vdc, params};
+	return succeeded ? vr_db_exec(db, "effect_vdc_recovery_details", NULL, 2, set) : 0;
+}
+
+/* The effect of a job of a replica server's lane: unregistered, it runs
+ * no more jobs, and another server stages what it staged (E3). */
+static int server_effect(struct vr_db *db, const char *server, const char *action, const char *task,
+			 const char *params, bool succeeded)
+{
+	if (strcmp(action, "unregisterServer") != 0)
+		return VR_DB_HARD;
+	if (!succeeded)
+		return 0;
+	const char *id[] = {server};
+	int rc = vr_db_exec(db, "effect_server_unregister", NULL, 1, id);
+	return rc < 0 ? rc : vr_db_exec(db, "effect_server_release", NULL, 1, id);
 }
 
 /* Lanes and the effects of their jobs. */
@@ -100,6 +160,9 @@ static const struct {
 		      const char *params, bool succeeded);
 } lanes[] = {
 	{"replication:", replication_effect},
+	{"peer:", peer_effect},
+	{"vdc:", vdc_effect},
+	{"server:", server_effect},
 };
 
 int vr_api_job_effect(struct vr_db *db, const char *lane, const char *action, const char *task,

@@ -59,6 +59,13 @@ enum MHD_Result vr_api_internal_server_register(struct vr_request *req)
 	const char *params[] = {req->who.user_name, (const char *)address};
 	PGresult *res = NULL;
 	int rc = vr_db_exec(db, "server_register", &res, 2, params);
+	if (rc == 0) {
+		PQclear(res);
+		reply = vr_reply_error(req, MHD_HTTP_FORBIDDEN, "ACCESS_TO_RESOURCE_IS_FORBIDDEN",
+				       "The provider unregistered the replica server %s.",
+				       req->who.user_name);
+		goto cleanup;
+	}
 	if (rc != 1) {
 		PQclear(res);
 		reply = vr_reply_db(req, rc < 0 ? rc : VR_DB_HARD);

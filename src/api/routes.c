@@ -52,6 +52,21 @@ const struct vr_route vr_api_routes[] = {
 	{"POST", "/api/vr/replications/{id}/action/pause", vr_api_replication_pause, SMALL_BODY, 0},
 	{"POST", "/api/vr/replications/{id}/action/resume", vr_api_replication_resume, SMALL_BODY,
 	 0},
+	{"POST", "/api/vr/replications/{id}/action/reverse", vr_api_replication_reverse, SMALL_BODY,
+	 0},
+
+	/* Actions on a failback replication (U9 and the controls), and the
+	 * peer's network mappings (U13): 202 + Task. */
+	{"DELETE", "/api/vr/failbackreplications/{id}", vr_api_failbackreplication_delete,
+	 SMALL_BODY, 0},
+	{"POST", "/api/vr/failbackreplications/{id}/action/sync", vr_api_failbackreplication_sync,
+	 SMALL_BODY, 0},
+	{"POST", "/api/vr/failbackreplications/{id}/action/pause", vr_api_failbackreplication_pause,
+	 SMALL_BODY, 0},
+	{"POST", "/api/vr/failbackreplications/{id}/action/resume",
+	 vr_api_failbackreplication_resume, SMALL_BODY, 0},
+	{"PUT", "/api/vr/peers/{id}/networkMappings", vr_api_peer_network_mappings_put, SMALL_BODY,
+	 0},
 
 	{"GET", "/api/task/{id}", vr_api_task_get, 0, 0},
 	{"GET", "/api/tasksList/{id}", vr_api_tasks_list_get, 0, 0},
@@ -61,6 +76,20 @@ const struct vr_route vr_api_routes[] = {
 	{"GET", "/api/admin/vr/nodes", vr_api_admin_nodes_get, 0, VR_ROUTE_SYSADMIN},
 	{"GET", "/api/admin/vr/replications/{id}/details", vr_api_replication_details_get, 0,
 	 VR_ROUTE_SYSADMIN},
+
+	/* Provider actions (A1, A3) and the replica servers (E2-E4). */
+	{"POST", "/api/admin/vdc/{id}/action/editRecoveryDetails",
+	 vr_api_admin_vdc_edit_recovery_details, SMALL_BODY, VR_ROUTE_SYSADMIN},
+	{"POST", "/api/admin/vr/replications/{id}/action/moveReplication",
+	 vr_api_admin_replication_move, SMALL_BODY, VR_ROUTE_SYSADMIN},
+	{"GET", "/api/admin/extension/vr/vrServers", vr_api_admin_vr_servers_get, 0,
+	 VR_ROUTE_SYSADMIN},
+	{"GET", "/api/admin/extension/vr/vrs/{id}", vr_api_admin_vr_server_get, 0,
+	 VR_ROUTE_SYSADMIN},
+	{"DELETE", "/api/admin/extension/vr/vrs/{id}", vr_api_admin_vr_server_delete, SMALL_BODY,
+	 VR_ROUTE_SYSADMIN},
+	{"GET", "/api/admin/extension/vr/vrs/{id}/statistics",
+	 vr_api_admin_vr_server_statistics_get, 0, VR_ROUTE_SYSADMIN},
 
 	/* Internal API of vrcloud's own services (docs/pipeline.md). */
 	{"POST", "/api/internal/servers", vr_api_internal_server_register, SMALL_BODY,

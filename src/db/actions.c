@@ -3,7 +3,9 @@
 #include "db/statements.h"
 
 const struct vr_db_stmt vr_db_stmts_actions[] = {
-	/* $1 replication, $2 org scope. Locks the row for the transaction. */
+	/* $1 replication, $2 org scope, $3 kind. Locks the row for the
+	 * transaction. It has a failback from the moment a reverse is
+	 * accepted: the failback row itself is made when that job succeeds. */
 	{"action_replication_lock",
 	 "SELECT r.id, r.name, r.kind, r.org_id, r.vdc_id, r.recovery_state,"
 	 " r.test_recovery_state, r.replication_state, r.paused,"
@@ -11,9 +13,13 @@ const struct vr_db_stmt vr_db_stmts_actions[] = {
 	 " v.failover_enabled, v.test_failover_enabled, v.planned_migration_enabled,"
 	 " v.replication_enabled,"
 	 " EXISTS (SELECT 1 FROM jobs j WHERE j.lane = 'replication:' || r.id"
-	 "   AND j.action = 'delete' AND j.state IN ('queued', 'running'))"
+	 "   AND j.action = 'delete' AND j.state IN ('queued', 'running')),"
+	 " EXISTS (SELECT 1 FROM replications f WHERE f.kind = 'failback'"
+	 "   AND f.source_replication_id = r.id)"
+	 " OR EXISTS (SELECT 1 FROM jobs j WHERE j.lane = 'replication:' || r.id"
+	 "   AND j.action = 'reverse' AND j.state IN ('queued', 'running'))"
 	 " FROM replications r JOIN vdcs v ON v.id = r.vdc_id"
-	 " WHERE r.id = $1::uuid AND r.kind = 'incoming'"
+	 " WHERE r.id = $1::uuid AND r.kind = $3"
 	 " AND ($2::uuid IS NULL OR r.org_id = $2::uuid)"
 	 " FOR UPDATE OF r"},
 	/* $1 instance, $2 replication: is it one of the replication's? */

@@ -39,7 +39,7 @@ const struct vr_db_stmt vr_db_stmts_replications[] = {
 	 " WHERE r.id = $1::uuid AND r.kind = 'incoming'" SCOPE " ORDER BY i.seq DESC"},
 	{"replication_disks",
 	 "SELECT d.id, d.device_key, d.size_bytes, d.used_bytes, d.datastore_ref, r.source_vm_id,"
-	 " r.name FROM disks d JOIN replications r ON r.id = d.replication_id"
+	 " r.name, r.datastore_server_href FROM disks d JOIN replications r ON r.id = d.replication_id"
 	 " WHERE r.id = $1::uuid" SCOPE " ORDER BY d.device_key"},
 	{"replications_by_org", PAGED("org_id = $1::uuid")},
 	{"replications_by_vdc", PAGED("vdc_id = $1::uuid")},

@@ -2,12 +2,14 @@
 #include "db/statements.h"
 
 const struct vr_db_stmt vr_db_stmts_servers[] = {
-	/* Register by name: the same name gets the same id back. */
+	/* Register by name: the same name gets the same id back, unless the
+	 * provider unregistered that server (no row then). */
 	{"server_register",
 	 "INSERT INTO replica_servers (name, traffic_address, state, last_heartbeat)"
 	 " VALUES ($1, $2, 'connected', now())"
 	 " ON CONFLICT (name) DO UPDATE SET traffic_address = EXCLUDED.traffic_address,"
 	 " state = 'connected', last_heartbeat = now()"
+	 " WHERE replica_servers.state <> 'unregistered'"
 	 " RETURNING id, name, traffic_address"},
 	{"server_heartbeat",
 	 "UPDATE replica_servers SET last_heartbeat = now(), state = 'connected'"

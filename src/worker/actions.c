@@ -191,6 +191,49 @@ static int action_configure(struct vr_job_run *run)
 		      "Configure: the replication waits for its initial full sync");
 }
 
+/* Jobs of the other lanes: the object the lane ("<prefix><id>") names. */
+static int lane_object(struct vr_job_run *run, const char *prefix, char id_out[VR_UUID_LEN + 1])
+{
+	const char *lane = run->job->lane;
+	size_t n = strlen(prefix);
+	if (strncmp(lane, prefix, n) != 0 || vr_uuid_canon(id_out, lane + n) != 0)
+		return vr_job_fail(run, 500, "INTERNAL_SERVER_ERROR", "JobLaneInvalid",
+				   "The job's lane '%.100s' names no %.20s object.", lane, prefix);
+	return 0;
+}
+
+/* A lane check and three phases, for the jobs of the other lanes. */
+static int lane_phases(struct vr_job_run *run, const char *prefix, const char *first,
+		       const char *second, const char *third)
+{
+	char id[VR_UUID_LEN + 1];
+	int rc = lane_object(run, prefix, id);
+	if (rc)
+		return rc;
+	return phases(run, first, second, third);
+}
+
+static int action_set_network_mappings(struct vr_job_run *run)
+{
+	return lane_phases(run, "peer:", "Network mappings: reading the new mappings",
+			   "Network mappings: checking the target networks",
+			   "Network mappings: the new mappings apply to the next recovery");
+}
+
+static int action_edit_recovery_details(struct vr_job_run *run)
+{
+	return lane_phases(run, "vdc:", "Recovery details: reading the new recovery types",
+			   "Recovery details: checking the VDC's replications",
+			   "Recovery details: the VDC allows the new recovery types");
+}
+
+static int action_unregister_server(struct vr_job_run *run)
+{
+	return lane_phases(run, "server:", "Unregister: stopping transfers to the replica server",
+			   "Unregister: releasing the replications it stages",
+			   "Unregister: the replica server is unregistered");
+}
+
 const struct vr_job_action vr_worker_actions[] = {
 	{"failover", action_failover},
 	{"testFailover", action_test_failover},
@@ -205,6 +248,10 @@ const struct vr_job_action vr_worker_actions[] = {
 	{"moveReplication", action_move},
 	{"switchVrServer", action_switch_server},
 	{"configure", action_configure},
+	/* the jobs of peers, VDCs and replica servers (not of the engine) */
+	{"setNetworkMappings", action_set_network_mappings},
+	{"editRecoveryDetails", action_edit_recovery_details},
+	{"unregisterServer", action_unregister_server},
 	{NULL, NULL},
 };
 

@@ -22,6 +22,14 @@ tests_integration_test_api_jobs_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_integration_test_api_jobs_LDADD = $(TEST_LIBS)
 TESTS += tests/integration/test_api_jobs
 
+check_PROGRAMS += tests/integration/test_api_failback
+tests_integration_test_api_failback_SOURCES = tests/integration/test_api_failback.c \
+	tests/integration/harness.c tests/integration/harness.h
+tests_integration_test_api_failback_CFLAGS = $(TEST_CFLAGS)
+tests_integration_test_api_failback_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_api_failback_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/test_api_failback
+
 check_PROGRAMS += tests/integration/test_api_actions
 tests_integration_test_api_actions_SOURCES = tests/integration/test_api_actions.c \
 	tests/integration/harness.c tests/integration/harness.h

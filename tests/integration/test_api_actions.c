@@ -52,6 +52,7 @@ static const struct action actions[] = {
 	{"pause", "POST", "hcsPause", "Pause of replication"},
 	{"resume", "POST", "hcsResume", "Resume of replication"},
 	{"delete", "DELETE", "hcsDelete", "Removal of replication"},
+	{"reverse", "POST", "hcsReverse", "Reverse of replication"},
 };
 
 static const struct action *action_named(const char *name)

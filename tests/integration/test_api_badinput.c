@@ -62,6 +62,10 @@ static const char *good_id(const char *pattern)
 		return VRT_TASK_A_RUNNING;
 	if (strncmp(pattern, "/api/tasksList/", 15) == 0)
 		return VRT_ORG_A;
+	if (strncmp(pattern, "/api/admin/vdc/", 15) == 0)
+		return VRT_VDC_A1;
+	if (strncmp(pattern, "/api/admin/extension/vr/vrs/", 28) == 0)
+		return VRT_SERVER_1;
 	if (strncmp(pattern, "/api/internal/servers/", 22) == 0)
 		return VRT_SERVER_1; /* the server of the credential VRT_SERVICE */
 	if (strncmp(pattern, "/api/internal/jobs/", 19) == 0)

@@ -173,12 +173,21 @@ static const struct route_case get_routes[] = {
 	{"/api/admin/vr/replications/{id}/details",
 	 "/api/admin/vr/replications/" VRT_REPL_A1 "/details", VRT_ROOT,
 	 "application/vnd.vmware.hcs.adminReplicationGroupDetails+xml", true},
+	{"/api/admin/extension/vr/vrServers", "/api/admin/extension/vr/vrServers", VRT_ROOT,
+	 REFS_TYPE, true},
+	{"/api/admin/extension/vr/vrs/{id}", "/api/admin/extension/vr/vrs/" VRT_SERVER_1, VRT_ROOT,
+	 "application/vnd.vmware.hcs.vrServer+xml", true},
+	{"/api/admin/extension/vr/vrs/{id}/statistics",
+	 "/api/admin/extension/vr/vrs/" VRT_SERVER_1 "/statistics", VRT_ROOT,
+	 "application/vnd.vmware.hcs.vrServerStatistics+xml", true},
 };
 
 /* Routes of other methods, tested by other programs (sessions; internal,
  * which also checks that every VR_ROUTE_SERVICE route is under
  * /api/internal/; actions and jobs, which check that they know every
- * action and every job route). */
+ * action and every job route; failback, which checks that it knows every
+ * route of failback, network mappings, the provider's actions and the
+ * replica servers). */
 static const char *const other_routes[] = {
 	"POST /api/sessions",
 	"DELETE /api/session",
@@ -193,6 +202,15 @@ static const char *const other_routes[] = {
 	"POST /api/vr/replications/{id}/action/sync",
 	"POST /api/vr/replications/{id}/action/pause",
 	"POST /api/vr/replications/{id}/action/resume",
+	"POST /api/vr/replications/{id}/action/reverse",
+	"DELETE /api/vr/failbackreplications/{id}",
+	"POST /api/vr/failbackreplications/{id}/action/sync",
+	"POST /api/vr/failbackreplications/{id}/action/pause",
+	"POST /api/vr/failbackreplications/{id}/action/resume",
+	"PUT /api/vr/peers/{id}/networkMappings",
+	"POST /api/admin/vdc/{id}/action/editRecoveryDetails",
+	"POST /api/admin/vr/replications/{id}/action/moveReplication",
+	"DELETE /api/admin/extension/vr/vrs/{id}",
 	"POST /api/internal/jobs/{id}/start",
 	"POST /api/internal/jobs/{id}/progress",
 	"POST /api/internal/jobs/{id}/complete",
@@ -670,7 +688,7 @@ Test(compat_6_1_1, hrefs_are_absolute_and_end_with_the_36_character_id)
 			continue;
 		char *path = fmt("%s?pageSize=128", get_routes[i].path);
 		struct vrt_resp r;
-		get_doc(path, VRT_ADMIN_A, &r);
+		get_doc(path, get_routes[i].user, &r);
 		assert_hrefs_absolute(&r, path);
 		long n = vrt_xpath_count(r.body, "/v:References/v:Reference");
 		for (long k = 1; k <= n; k++) {
@@ -697,6 +715,8 @@ Test(compat_6_1_1, hrefs_are_absolute_and_end_with_the_36_character_id)
 		{"/api/admin/vdcs/query", VRT_ADMIN_A},
 		{"/api/admin/vr/nodes", VRT_ROOT},
 		{"/api/admin/vr/replications/" VRT_REPL_A1 "/details", VRT_ROOT},
+		{"/api/admin/extension/vr/vrs/" VRT_SERVER_1, VRT_ROOT},
+		{"/api/admin/extension/vr/vrs/" VRT_SERVER_1 "/statistics", VRT_ROOT},
 		{"/api/session", VRT_ADMIN_A},
 		{"/api/org", VRT_ROOT},
 	};
@@ -890,7 +910,7 @@ Test(compat_6_2_2, references_have_links_then_references_each_with_a_type)
 		for (size_t q = 0; q < N(queries); q++) {
 			char *path = fmt("%s%s", get_routes[i].path, queries[q]);
 			struct vrt_resp r;
-			get_doc(path, VRT_ADMIN_A, &r);
+			get_doc(path, get_routes[i].user, &r);
 			cr_assert_eq(vrt_xpath_count(r.body, "/v:References"), 1, "%s", path);
 			cr_assert_eq(vrt_xpath_count(r.body, "/v:References/*[not(self::v:Link or "
 							     "self::v:Reference)]"),

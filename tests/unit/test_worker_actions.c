@@ -48,6 +48,25 @@ static int run_job(const char *action, const char *lane, const char *params, str
 	return vr_worker_job_execute(run, result);
 }
 
+/* The actions of jobs on other lanes than a replication's, and their lanes. */
+static const struct {
+	const char *name, *prefix;
+} lane_actions[] = {
+	{"setNetworkMappings", "peer:"},
+	{"editRecoveryDetails", "vdc:"},
+	{"unregisterServer", "server:"},
+};
+#define N_LANE_ACTIONS (sizeof lane_actions / sizeof lane_actions[0])
+
+/* The lane prefix of an action's jobs. */
+static const char *lane_prefix(const char *action)
+{
+	for (size_t i = 0; i < N_LANE_ACTIONS; i++)
+		if (strcmp(lane_actions[i].name, action) == 0)
+			return lane_actions[i].prefix;
+	return "replication:";
+}
+
 Test(worker_actions, every_engine_action_has_an_entry)
 {
 	for (int a = 0; a < VR_ACTION_COUNT; a++) {
@@ -61,11 +80,17 @@ Test(worker_actions, every_engine_action_has_an_entry)
 	size_t n = 0;
 	for (const struct vr_job_action *e = vr_worker_actions; e->name; e++, n++) {
 		enum vr_action parsed;
-		cr_assert_eq(vr_engine_action_parse(&parsed, e->name), 0,
-			     "%s is no action of the engine", e->name);
+		bool lane_action = strcmp(lane_prefix(e->name), "replication:") != 0;
+		cr_assert(lane_action || vr_engine_action_parse(&parsed, e->name) == 0,
+			  "%s is no action of the engine nor of another lane", e->name);
+		cr_assert(!lane_action || vr_engine_action_parse(&parsed, e->name) != 0,
+			  "%s is an action of the engine", e->name);
 		cr_assert_eq(vr_worker_action_find(e->name), e, "%s is listed twice", e->name);
 	}
-	cr_assert_eq(n, VR_ACTION_COUNT);
+	cr_assert_eq(n, VR_ACTION_COUNT + N_LANE_ACTIONS);
+	for (size_t i = 0; i < N_LANE_ACTIONS; i++)
+		cr_assert_not_null(vr_worker_action_find(lane_actions[i].name), "no entry for %s",
+				   lane_actions[i].name);
 	cr_assert_null(vr_worker_action_find("Failover"), "names are case-sensitive");
 	cr_assert_null(vr_worker_action_find(""));
 	cr_assert_null(vr_worker_action_find(NULL));
@@ -77,7 +102,9 @@ Test(worker_actions, every_action_reports_three_phases_and_succeeds)
 		struct recorder rec = {.stop_at = -1};
 		struct vr_worker_result result;
 		struct vr_job_run run;
-		int status = run_job(e->name, "replication:" RG, "", &rec, &result, &run);
+		char lane[64];
+		snprintf(lane, sizeof lane, "%s%s", lane_prefix(e->name), RG);
+		int status = run_job(e->name, lane, "", &rec, &result, &run);
 		cr_assert_eq(status, VR_JOB_SUCCEEDED, "%s", e->name);
 		cr_assert_eq(result.outcome, VR_OUTCOME_SUCCESS);
 		cr_assert_null(result.vendor);
@@ -138,6 +165,18 @@ Test(worker_actions, bad_lane_and_bad_parameters_fail_the_job)
 	cr_assert_eq(run_job("pause", "replication:../../etc", "", &rec, &result, &run),
 		     VR_JOB_FAILED);
 	cr_assert_str_eq(result.vendor, "JobLaneInvalid");
+	/* the other lanes' jobs check theirs too */
+	for (size_t i = 0; i < N_LANE_ACTIONS; i++) {
+		cr_assert_eq(run_job(lane_actions[i].name, "replication:" RG, "", &rec, &result,
+				     &run),
+			     VR_JOB_FAILED, "%s on a replication's lane", lane_actions[i].name);
+		cr_assert_str_eq(result.vendor, "JobLaneInvalid");
+		char lane[64];
+		snprintf(lane, sizeof lane, "%snot-a-uuid", lane_actions[i].prefix);
+		cr_assert_eq(run_job(lane_actions[i].name, lane, "", &rec, &result, &run),
+			     VR_JOB_FAILED, "%s on %s", lane_actions[i].name, lane);
+		cr_assert_str_eq(result.vendor, "JobLaneInvalid");
+	}
 	cr_assert_eq(run_job("failover", "replication:" RG, "{\"PowerOn\": \"no\"}", &rec, &result,
 			     &run),
 		     VR_JOB_FAILED);
