@@ -87,10 +87,35 @@ static int replication_effect(struct vr_db *db, const char *rg, const char *acti
 		rc = vr_db_exec(db, "effect_vapps_drop", NULL, 2, drop);
 		break;
 	}
+	case VR_ACTION_CONFIGURE:
+		rc = vr_db_exec(db, "effect_placeholder_add", NULL, 1, id);
+		break;
+	case VR_ACTION_RECONFIGURE: {
+		/* The settings the request named (docs/configure.md). */
+		const char *change[] = {rg, params};
+		rc = vr_db_exec(db, "effect_reconfigure", NULL, 2, change);
+		if (rc >= 0)
+			rc = vr_db_exec(db, "effect_retention_clear", NULL, 2, change);
+		if (rc >= 0)
+			rc = vr_db_exec(db, "effect_retention_set", NULL, 2, change);
+		break;
+	}
 	default:
 		break;
 	}
 	return rc;
+}
+
+/* The effect of a job of a peer's lane: the pair job ends the pairing. */
+static int peer_effect(struct vr_db *db, const char *peer, const char *action, const char *task,
+		       const char *params, bool succeeded)
+{
+	(void)task;
+	(void)params;
+	if (strcmp(action, "pair") != 0)
+		return VR_DB_HARD;
+	const char *set[] = {peer, succeeded ? "paired" : "error"};
+	return vr_db_exec(db, "effect_peer_state", NULL, 2, set);
 }
 
 /* Lanes and the effects of their jobs. */
@@ -100,6 +125,7 @@ static const struct {
 		      const char *params, bool succeeded);
 } lanes[] = {
 	{"replication:", replication_effect},
+	{"peer:", peer_effect},
 };
 
 int vr_api_job_effect(struct vr_db *db, const char *lane, const char *action, const char *task,

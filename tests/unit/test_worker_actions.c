@@ -48,6 +48,25 @@ static int run_job(const char *action, const char *lane, const char *params, str
 	return vr_worker_job_execute(run, result);
 }
 
+/* Actions of the lanes of peers ("peer:<id>"), which are not the
+ * replication engine's. */
+static const char *const peer_actions[] = {"pair"};
+#define PEER_ACTIONS (sizeof peer_actions / sizeof peer_actions[0])
+
+static bool is_peer_action(const char *name)
+{
+	for (size_t i = 0; i < PEER_ACTIONS; i++)
+		if (strcmp(peer_actions[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* The lane a job of action name has. */
+static const char *lane_of(const char *name)
+{
+	return is_peer_action(name) ? "peer:" RG : "replication:" RG;
+}
+
 Test(worker_actions, every_engine_action_has_an_entry)
 {
 	for (int a = 0; a < VR_ACTION_COUNT; a++) {
@@ -61,11 +80,15 @@ Test(worker_actions, every_engine_action_has_an_entry)
 	size_t n = 0;
 	for (const struct vr_job_action *e = vr_worker_actions; e->name; e++, n++) {
 		enum vr_action parsed;
-		cr_assert_eq(vr_engine_action_parse(&parsed, e->name), 0,
-			     "%s is no action of the engine", e->name);
+		cr_assert(vr_engine_action_parse(&parsed, e->name) == 0 ||
+				  is_peer_action(e->name),
+			  "%s is no action of the engine nor of a peer", e->name);
 		cr_assert_eq(vr_worker_action_find(e->name), e, "%s is listed twice", e->name);
 	}
-	cr_assert_eq(n, VR_ACTION_COUNT);
+	cr_assert_eq(n, VR_ACTION_COUNT + PEER_ACTIONS);
+	for (size_t i = 0; i < PEER_ACTIONS; i++)
+		cr_assert_not_null(vr_worker_action_find(peer_actions[i]), "no entry for %s",
+				   peer_actions[i]);
 	cr_assert_null(vr_worker_action_find("Failover"), "names are case-sensitive");
 	cr_assert_null(vr_worker_action_find(""));
 	cr_assert_null(vr_worker_action_find(NULL));
@@ -77,7 +100,7 @@ Test(worker_actions, every_action_reports_three_phases_and_succeeds)
 		struct recorder rec = {.stop_at = -1};
 		struct vr_worker_result result;
 		struct vr_job_run run;
-		int status = run_job(e->name, "replication:" RG, "", &rec, &result, &run);
+		int status = run_job(e->name, lane_of(e->name), "", &rec, &result, &run);
 		cr_assert_eq(status, VR_JOB_SUCCEEDED, "%s", e->name);
 		cr_assert_eq(result.outcome, VR_OUTCOME_SUCCESS);
 		cr_assert_null(result.vendor);
@@ -111,6 +134,31 @@ Test(worker_actions, failover_reads_its_parameters)
 	cr_assert_eq(status, VR_JOB_SUCCEEDED);
 	cr_assert_not_null(strstr(rec.messages[0], "synchronizing"), "%s", rec.messages[0]);
 	cr_assert_not_null(strstr(rec.messages[2], "powering on"), "%s", rec.messages[2]);
+}
+
+Test(worker_actions, pair_names_its_peer_and_needs_a_peer_lane)
+{
+	struct recorder rec = {.stop_at = -1};
+	struct vr_worker_result result;
+	struct vr_job_run run;
+	int status = run_job("pair", "peer:" RG, "{\"SiteName\": \"Head Office\"}", &rec,
+			     &result, &run);
+	cr_assert_eq(status, VR_JOB_SUCCEEDED);
+	cr_assert_eq(rec.calls, 3);
+	for (int i = 0; i < 3; i++)
+		cr_assert_not_null(strstr(rec.messages[i], "peer " RG), "%s", rec.messages[i]);
+	cr_assert_not_null(strstr(rec.messages[2], "credential"), "%s", rec.messages[2]);
+
+	/* a peer's action on a replication's lane, and the other way round */
+	rec = (struct recorder){.stop_at = -1};
+	cr_assert_eq(run_job("pair", "replication:" RG, "", &rec, &result, &run), VR_JOB_FAILED);
+	cr_assert_str_eq(result.vendor, "JobLaneInvalid");
+	cr_assert_not_null(strstr(result.message, "names no peer"), "%s", result.message);
+	cr_assert_eq(run_job("pair", "peer:not-a-uuid", "", &rec, &result, &run), VR_JOB_FAILED);
+	cr_assert_str_eq(result.vendor, "JobLaneInvalid");
+	cr_assert_eq(run_job("configure", "peer:" RG, "", &rec, &result, &run), VR_JOB_FAILED);
+	cr_assert_str_eq(result.vendor, "JobLaneInvalid");
+	cr_assert_eq(rec.calls, 0, "nothing is reported before the lane is checked");
 }
 
 Test(worker_actions, unknown_action_fails_without_progress)
