@@ -9,7 +9,8 @@ dist_schema_DATA = \
 	schema/vcloud-extension-1.5.xsd \
 	schema/versions.xsd \
 	schema/vr-6.0.xsd \
-	schema/internal-1.xsd
+	schema/internal-1.xsd \
+	schema/extension-1.xsd
 
 EXTRA_DIST += schema/README.md
 
@@ -28,11 +29,15 @@ EXTRA_DIST += \
 	schema/examples/invalid/instance-list-bad-timestamp.xml \
 	schema/examples/invalid/link-missing-rel.xml \
 	schema/examples/invalid/network-mapping-target-before-source.xml \
+	schema/examples/invalid/peer-unknown-pairing-state.xml \
+	schema/examples/invalid/reconfigure-replication-group-params-no-instances.xml \
 	schema/examples/invalid/reference-missing-href.xml \
 	schema/examples/invalid/references-reference-before-link.xml \
 	schema/examples/invalid/replication-group-missing-href.xml \
 	schema/examples/invalid/replication-group-rpo-not-a-number.xml \
 	schema/examples/invalid/replication-group-spec-params-no-disk.xml \
+	schema/examples/invalid/replication-group-spec-params-empty-disk.xml \
+	schema/examples/invalid/replication-group-spec-params-rpo-too-small.xml \
 	schema/examples/invalid/replication-group-unknown-element.xml \
 	schema/examples/invalid/replication-group-unknown-recovery-state.xml \
 	schema/examples/invalid/replication-group-unknown-test-state.xml \
@@ -43,6 +48,7 @@ EXTRA_DIST += \
 	schema/examples/invalid/task-bad-status.xml \
 	schema/examples/invalid/task-error-after-user.xml \
 	schema/examples/invalid/task-progress-out-of-range.xml \
+	schema/examples/invalid/task-site-credential-too-short.xml \
 	schema/examples/invalid/test-failover-params-bad-boolean.xml \
 	schema/examples/invalid/test-failover-params-wrong-order.xml \
 	schema/examples/invalid/vrcs-nodes-node-missing-role.xml \
@@ -58,18 +64,22 @@ EXTRA_DIST += \
 	schema/examples/valid/org.xml \
 	schema/examples/valid/pair-vc-with-vdc-params.xml \
 	schema/examples/valid/peer.xml \
+	schema/examples/valid/peer-pairing.xml \
 	schema/examples/valid/query-result-records.xml \
 	schema/examples/valid/reconfigure-replication-group-params.xml \
+	schema/examples/valid/reconfigure-replication-group-params-keep-newest.xml \
 	schema/examples/valid/references-past-end.xml \
 	schema/examples/valid/references.xml \
 	schema/examples/valid/replication-group-details.xml \
 	schema/examples/valid/replication-group-instance-list.xml \
 	schema/examples/valid/replication-group-spec-params.xml \
 	schema/examples/valid/replication-group.xml \
+	schema/examples/valid/replication-group-retention.xml \
 	schema/examples/valid/session.xml \
 	schema/examples/valid/supported-versions.xml \
 	schema/examples/valid/switch-vr-server-params.xml \
 	schema/examples/valid/task-error.xml \
+	schema/examples/valid/task-pair-site.xml \
 	schema/examples/valid/task-running.xml \
 	schema/examples/valid/test-failover-params-java.xml \
 	schema/examples/valid/test-failover-params-python.xml \

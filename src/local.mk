@@ -13,7 +13,7 @@ libvrcloud_la_SOURCES += \
 	src/include/vrcloud/input.h src/xml/input.c \
 	src/include/vrcloud/db.h src/db/statements.h src/db/conn.c src/db/statements.c \
 	src/db/tenancy.c src/db/replications.c src/db/tasks.c src/db/servers.c \
-	src/db/jobs.c src/db/actions.c src/db/lanes.c src/db/failback.c \
+	src/db/jobs.c src/db/actions.c src/db/lanes.c src/db/failback.c src/db/configure.c \
 	src/include/vrcloud/redis.h src/queue/redis.c \
 	src/include/vrcloud/password.h src/include/vrcloud/auth.h \
 	src/auth/statements.c src/auth/token.c src/auth/login.c \
@@ -25,5 +25,6 @@ libvrcloud_la_SOURCES += \
 	src/api/internal_servers.c src/api/internal_jobs.c src/api/effects.c \
 	src/api/actions.c src/api/publish.h src/api/publish.c src/api/relay.c \
 	src/api/accept.c src/api/failback.c src/api/network_mappings.c \
-	src/api/recovery_details.c src/api/move_replication.c src/api/vr_servers.c
+	src/api/recovery_details.c src/api/move_replication.c src/api/vr_servers.c \
+	src/api/pairing.c src/api/configure.c
 libvrcloud_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src

@@ -24,6 +24,11 @@ enum lock_col {
 	L_HAS_FAILBACK,
 };
 
+/* accept_in_transaction's status for an InstanceId that is not one of the
+ * replication's: apart from the db statuses (VR_DB_HARD is VR_EINVAL's
+ * value) and VR_ENOTFOUND. */
+#define NO_SUCH_INSTANCE (-100)
+
 static const char *const failover_types[] = {VR_MT_FAILOVER_PARAMS, NULL};
 static const char *const test_failover_types[] = {VR_MT_TEST_FAILOVER_PARAMS, "application/*+xml",
 						  VR_MT_FAILOVER_PARAMS, NULL};
@@ -71,10 +76,7 @@ static bool read_params(struct vr_request *req, const struct vr_input_spec *spec
 		xmlChar *id = vr_input_child_text(root, "InstanceId");
 		bool bad_id = id && vr_uuid_canon(instance, (const char *)id) != 0;
 		xmlFree(id);
-		xmlChar *key = xmlGetProp(root, BAD_CAST "operationKey");
-		if (key)
-			snprintf(a->operation_key, sizeof a->operation_key, "%s", (const char *)key);
-		xmlFree(key);
+		vr_api_read_operation_key(root, a->operation_key);
 		xmlFreeDoc(doc);
 		if (bad_id) {
 			*reply = vr_reply_error(req, MHD_HTTP_BAD_REQUEST, "BAD_REQUEST",
@@ -127,7 +129,7 @@ static int accept_in_transaction(struct vr_request *req, struct vr_db *db,
 		const char *of[] = {a->instance_id, req->ids[0]};
 		rc = vr_db_exec(db, "action_instance_of", NULL, 2, of);
 		if (rc <= 0) {
-			rc = rc < 0 ? rc : VR_EINVAL;
+			rc = rc < 0 ? rc : NO_SUCH_INSTANCE;
 			goto fail;
 		}
 	}
@@ -223,7 +225,7 @@ enum MHD_Result vr_api_accept_action_of(struct vr_request *req, const struct vr_
 		return vr_reply_not_found(
 			req, kind == VR_RG_FAILBACK ? "failback replication" : "replication",
 			req->ids[0]);
-	if (rc == VR_EINVAL)
+	if (rc == NO_SUCH_INSTANCE)
 		return vr_reply_error(req, MHD_HTTP_BAD_REQUEST, "BAD_REQUEST",
 				      "InstanceId %s is not an instance of this replication (see its "
 				      "/instances).",

@@ -38,6 +38,11 @@
 #define VR_MT_VR_SERVER "application/vnd.vmware.hcs.vrServer+xml"
 #define VR_MT_INTERNAL "application/vnd.vrcloud.internal+xml"
 #define VR_NS_INTERNAL "urn:vrcloud:internal:1"
+#define VR_MT_PAIR_PARAMS "application/vnd.vmware.hcs.pairVcWithVdcParams+xml"
+#define VR_MT_SPEC_PARAMS "application/vnd.vmware.hcs.replicationGroupSpecParams+xml"
+#define VR_MT_RECONFIGURE_PARAMS "application/vnd.vmware.hcs.reconfigureReplicationGroupParams+xml"
+/* vrcloud's public extension elements (schema/extension-1.xsd). */
+#define VR_NS_EXTENSION_VRCLOUD "urn:vrcloud:extension:1"
 
 /* Media types the internal API accepts (internal_servers.c). */
 extern const char *const vr_internal_media_types[];
@@ -116,6 +121,24 @@ bool vr_api_fetch_children(struct vr_request *req, const char *visible_stmt, con
  * just accepted. */
 enum MHD_Result vr_reply_task(struct vr_request *req, const char *id, unsigned status_code);
 
+/* A secret shown once, in the 202 answer of the request that made it: as
+ * the response header `header` and as the element `element` of vrcloud's
+ * extension namespace in a VCloudExtension of the Task. */
+struct vr_task_secret {
+	const char *header;
+	const char *element;
+	const char *value;
+};
+
+/* Reply 202 with Task id, as vr_reply_task does, and the secret. */
+enum MHD_Result vr_reply_task_secret(struct vr_request *req, const char *id,
+				     const struct vr_task_secret *secret);
+
+/* Open <elem required="false"> (elem: "VCloudExtension", prefixed in VR
+ * documents) and in it <name xmlns="urn:vrcloud:extension:1">; close both
+ * with two vr_xml_end. */
+void vr_render_extension(struct vr_xml *w, const char *elem, const char *name);
+
 /* Publish the head of a job lane to the job stream when it waits to be
  * (publish.c). Failures are left to the relay, which publishes again. */
 void vr_api_publish_lane(struct vr_request *req, const char *lane);
@@ -187,6 +210,13 @@ struct vr_db;
 int vr_api_job_effect(struct vr_db *db, const char *lane, const char *action, const char *task,
 		      const char *params, bool succeeded);
 
+/* A name a tenant gives (a VM, a site, a disk): 1 to max_chars characters
+ * (UTF-8), not all spaces, no control characters (configure.c). */
+bool vr_api_name_ok(const char *s, size_t max_chars);
+/* The text of parent's first child element called name (any namespace)
+ * without surrounding white space, or NULL; the caller frees it. */
+char *vr_api_child_trimmed(xmlNodePtr parent, const char *name);
+
 /* Map a negative vr_db_exec status to a reply. */
 enum MHD_Result vr_reply_db(struct vr_request *req, int status);
 
@@ -251,5 +281,8 @@ enum MHD_Result vr_api_admin_vr_servers_get(struct vr_request *req);
 enum MHD_Result vr_api_admin_vr_server_get(struct vr_request *req);
 enum MHD_Result vr_api_admin_vr_server_delete(struct vr_request *req);
 enum MHD_Result vr_api_admin_vr_server_statistics_get(struct vr_request *req);
+enum MHD_Result vr_api_vdc_peers_post(struct vr_request *req);
+enum MHD_Result vr_api_vdc_replications_post(struct vr_request *req);
+enum MHD_Result vr_api_replication_reconfigure(struct vr_request *req);
 
 #endif

@@ -105,17 +105,36 @@ static int replication_effect(struct vr_db *db, const char *rg, const char *acti
 			rc = vr_db_exec(db, "effect_disks_move", NULL, 2, move);
 		break;
 	}
+	case VR_ACTION_CONFIGURE:
+		rc = vr_db_exec(db, "effect_placeholder_add", NULL, 1, id);
+		break;
+	case VR_ACTION_RECONFIGURE: {
+		/* The settings the request named (docs/configure.md). */
+		const char *change[] = {rg, params};
+		rc = vr_db_exec(db, "effect_reconfigure", NULL, 2, change);
+		if (rc >= 0)
+			rc = vr_db_exec(db, "effect_retention_clear", NULL, 2, change);
+		if (rc >= 0)
+			rc = vr_db_exec(db, "effect_retention_set", NULL, 2, change);
+		break;
+	}
 	default:
 		break;
 	}
 	return rc;
 }
 
-/* The effect of a job of a peer's lane: the network mappings staged
- * beside it replace the peer's when it succeeds, and go either way. */
+/* The effect of a job of a peer's lane: the pair job ends the pairing;
+ * the network mappings staged beside a setNetworkMappings job replace the
+ * peer's when it succeeds, and go either way. */
 static int peer_effect(struct vr_db *db, const char *peer, const char *action, const char *task,
 		       const char *params, bool succeeded)
 {
+	(void)params;
+	if (strcmp(action, "pair") == 0) {
+		const char *set[] = {peer, succeeded ? "paired" : "error"};
+		return vr_db_exec(db, "effect_peer_state", NULL, 2, set);
+	}
 	if (strcmp(action, "setNetworkMappings") != 0)
 		return VR_DB_HARD;
 	const char *apply[] = {peer, task};

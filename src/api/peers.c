@@ -1,5 +1,5 @@
 /* GET /api/vr/peers/{id} (U10), its listings (U11, U14) and its network
- * mappings (U12). */
+ * mappings (U12). Pairing a site is in pairing.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +29,11 @@ enum MHD_Result vr_api_peer_get(struct vr_request *req)
 	vr_render_root(w, VR_NS_VR, "Peer", self, VR_MT_PEER);
 	vr_xml_attrf(w, "id", "urn:vcloud:peer:%s", id);
 	vr_xml_attr(w, "name", vr_db_str(res, 0, 2));
+	/* Whether the pairing is done (docs/configure.md). */
+	vr_render_extension(w, "vcloud:VCloudExtension", "PairingState");
+	vr_xml_text(w, vr_db_str(res, 0, 5));
+	vr_xml_end(w);
+	vr_xml_end(w);
 	char *href = vr_href(req, "/api/vdc/%s", vr_db_str(res, 0, 4));
 	vr_render_link(w, "vcloud:Link", "up", VR_MT_VDC, href, NULL);
 	free(href);

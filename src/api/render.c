@@ -203,6 +203,14 @@ int vr_api_visible(struct vr_request *req, const char *stmt, const char *what,
 	return 1;
 }
 
+void vr_render_extension(struct vr_xml *w, const char *elem, const char *name)
+{
+	vr_xml_start(w, elem);
+	vr_xml_attr(w, "required", "false");
+	vr_xml_start(w, name);
+	vr_xml_attr(w, "xmlns", VR_NS_EXTENSION_VRCLOUD);
+}
+
 void vr_render_root(struct vr_xml *w, const char *ns, const char *root, const char *href,
 		    const char *media_type)
 {

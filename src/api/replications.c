@@ -13,6 +13,7 @@ enum rg_col {
 	RG_EVENT_PARTITION, RG_STATE, RG_SERVER_ID, RG_SERVER_ADDRESS, RG_NEXT_SEQ, RG_PAUSED,
 	RG_RPO_VIOLATION, RG_TEST_RECOVERY, RG_RECOVERY, RG_RECOVERY_TIME, RG_INST_ID,
 	RG_INST_START, RG_INST_SECONDS, RG_INST_BYTES, RG_LAST_TEST_OP, RG_VDC_ID, RG_PEER_ID,
+	RG_ORG_ID, RG_RETENTION,
 };
 
 struct rg_kind {
@@ -33,6 +34,30 @@ static const struct rg_kind failback = {
 	"/api/vr/failbackreplications/", "failback replication",
 };
 
+/* The retention rules ("instances:distance,..." in position order, NULL
+ * when there are none) in vrcloud's extension (docs/configure.md). */
+static void render_retention(struct vr_xml *w, PGresult *res)
+{
+	if (vr_db_isnull(res, 0, RG_RETENTION))
+		return;
+	vr_render_extension(w, "vcloud:VCloudExtension", "RetentionPolicy");
+	const char *p = vr_db_str(res, 0, RG_RETENTION);
+	long instances, distance;
+	int used;
+	while (sscanf(p, "%ld:%ld%n", &instances, &distance, &used) == 2) {
+		vr_xml_start(w, "Rule");
+		vr_xml_elemf(w, "NumberOfInstances", "%ld", instances);
+		vr_xml_elemf(w, "DistanceMinutes", "%ld", distance);
+		vr_xml_end(w);
+		p += used;
+		if (*p != ',')
+			break;
+		p++;
+	}
+	vr_xml_end(w);
+	vr_xml_end(w);
+}
+
 static void render_group(struct vr_request *req, struct vr_xml *w, const struct rg_kind *k,
 			 PGresult *res)
 {
@@ -41,6 +66,7 @@ static void render_group(struct vr_request *req, struct vr_xml *w, const struct 
 	vr_render_root(w, VR_NS_VR, k->root, self, k->media_type);
 	vr_xml_attrf(w, "id", "urn:vcloud:%s:%s", k->urn_kind, id);
 	vr_xml_attr(w, "name", vr_db_str(res, 0, RG_NAME));
+	render_retention(w, res);
 
 	char *href = vr_href(req, "/api/vdc/%s", vr_db_str(res, 0, RG_VDC_ID));
 	vr_render_link(w, "vcloud:Link", "up", VR_MT_VDC, href, NULL);

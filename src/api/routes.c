@@ -27,6 +27,9 @@ const struct vr_route vr_api_routes[] = {
 	{"GET", "/api/vdc/{id}/peers", vr_api_vdc_peers_get, 0, 0},
 	{"GET", "/api/vdc/{id}/recoveryDetails", vr_api_vdc_recovery_details_get, 0, 0},
 	{"GET", "/api/vdc/{id}/replications", vr_api_vdc_replications_get, 0, 0},
+	/* Pairing a site and configuring a replication: 202 + Task. */
+	{"POST", "/api/vdc/{id}/peers", vr_api_vdc_peers_post, SMALL_BODY, 0},
+	{"POST", "/api/vdc/{id}/replications", vr_api_vdc_replications_post, SMALL_BODY, 0},
 
 	/* Failback replications (U8), peers (U10-U12, U14), replications (U15, U20). */
 	{"GET", "/api/vr/failbackreplications/{id}", vr_api_failbackreplication_get, 0, 0},
@@ -67,6 +70,8 @@ const struct vr_route vr_api_routes[] = {
 	 vr_api_failbackreplication_resume, SMALL_BODY, 0},
 	{"PUT", "/api/vr/peers/{id}/networkMappings", vr_api_peer_network_mappings_put, SMALL_BODY,
 	 0},
+	{"POST", "/api/vr/replications/{id}/action/reconfigure", vr_api_replication_reconfigure,
+	 SMALL_BODY, 0},
 
 	{"GET", "/api/task/{id}", vr_api_task_get, 0, 0},
 	{"GET", "/api/tasksList/{id}", vr_api_tasks_list_get, 0, 0},

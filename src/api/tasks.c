@@ -35,8 +35,10 @@ enum MHD_Result vr_api_task_get(struct vr_request *req)
 }
 
 /* One Task element from row of a task_get-shaped result; root: as the
- * document's root (with its namespace). */
-static void render_task(struct vr_request *req, struct vr_xml *w, PGresult *t, int row, bool root)
+ * document's root (with its namespace). secret (NULL: none) goes into a
+ * VCloudExtension, the first child. */
+static void render_task(struct vr_request *req, struct vr_xml *w, PGresult *t, int row, bool root,
+			const struct vr_task_secret *secret)
 {
 	const char *status = vr_db_str(t, row, T_STATUS);
 	bool finished = !vr_db_isnull(t, row, T_END);
@@ -62,6 +64,12 @@ static void render_task(struct vr_request *req, struct vr_xml *w, PGresult *t, i
 		vr_xml_attr(w, "endTime", vr_db_str(t, row, T_END));
 	vr_xml_attr(w, "expiryTime", vr_db_str(t, row, T_EXPIRY));
 	vr_xml_attr(w, "cancelRequested", vr_db_bool(t, row, T_CANCEL) ? "true" : "false");
+	if (secret) {
+		vr_render_extension(w, "VCloudExtension", secret->element);
+		vr_xml_text(w, secret->value);
+		vr_xml_end(w);
+		vr_xml_end(w);
+	}
 
 	if (!vr_db_isnull(t, row, T_OWNER_ID)) {
 		const char *kind = vr_db_str(t, row, T_OWNER_KIND);
@@ -103,7 +111,8 @@ static void render_task(struct vr_request *req, struct vr_xml *w, PGresult *t, i
 	free(self);
 }
 
-enum MHD_Result vr_reply_task(struct vr_request *req, const char *id, unsigned status_code)
+static enum MHD_Result reply_task(struct vr_request *req, const char *id, unsigned status_code,
+				  const struct vr_task_secret *secret)
 {
 	struct vr_db *db = vr_request_db(req);
 	if (!db)
@@ -119,7 +128,7 @@ enum MHD_Result vr_reply_task(struct vr_request *req, const char *id, unsigned s
 	}
 	struct vr_xml *w = vr_xml_new();
 	char *self = vr_href(req, "/api/task/%s", id);
-	render_task(req, w, t, 0, true);
+	render_task(req, w, t, 0, true, secret);
 	PQclear(t);
 	if (status_code == MHD_HTTP_OK) {
 		free(self);
@@ -135,9 +144,22 @@ enum MHD_Result vr_reply_task(struct vr_request *req, const char *id, unsigned s
 					 req->version ? req->version : VR_API_VERSION_LATEST);
 	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
 	MHD_add_response_header(response, MHD_HTTP_HEADER_LOCATION, self);
+	if (secret)
+		MHD_add_response_header(response, secret->header, secret->value);
 	free(content_type);
 	free(self);
 	return vr_reply_response(req, status_code, response);
+}
+
+enum MHD_Result vr_reply_task(struct vr_request *req, const char *id, unsigned status_code)
+{
+	return reply_task(req, id, status_code, NULL);
+}
+
+enum MHD_Result vr_reply_task_secret(struct vr_request *req, const char *id,
+				     const struct vr_task_secret *secret)
+{
+	return reply_task(req, id, MHD_HTTP_ACCEPTED, secret);
 }
 
 /* GET /api/tasksList/{orgId}: the org's Tasks, newest first, one page. */
@@ -171,7 +193,7 @@ enum MHD_Result vr_api_tasks_list_get(struct vr_request *req)
 	if (vr_render_container(req, w, VR_NS_VCLOUD, "TasksList", VR_MT_TASKS_LIST, "tasksList",
 				&page, path))
 		for (int i = 0; i < rc; i++)
-			render_task(req, w, res, i, false);
+			render_task(req, w, res, i, false, NULL);
 	vr_xml_end(w);
 	free(path);
 	PQclear(res);

@@ -41,6 +41,20 @@ int vr_auth_token_new(char out[VR_TOKEN_LEN + 1])
 	return 0;
 }
 
+int vr_auth_site_credential_new(char out[VR_SITE_CREDENTIAL_LEN + 1])
+{
+	char encoded[VR_TOKEN_LEN + 1];
+	int rc = vr_auth_token_new(encoded);
+	if (rc)
+		return rc;
+	/* base64 of 32 bytes: 43 characters and one '=' of padding. */
+	for (int i = 0; i < VR_SITE_CREDENTIAL_LEN; i++)
+		out[i] = encoded[i] == '+' ? '-' : encoded[i] == '/' ? '_' : encoded[i];
+	out[VR_SITE_CREDENTIAL_LEN] = '\0';
+	OPENSSL_cleanse(encoded, sizeof encoded);
+	return 0;
+}
+
 static int db_err(int status)
 {
 	return status == VR_DB_SOFT ? VR_EUNAVAIL : VR_EDB;

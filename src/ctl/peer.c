@@ -1,6 +1,7 @@
 /* vrcloudctl peer: on-premises sites paired with a VDC. Sites pair
- * themselves through the API; this is the operator's way to record one by
- * hand (for example a site being onboarded) and to see them all. */
+ * themselves through the API (POST /api/vdc/{id}/peers); this is the
+ * operator's way to record one by hand, already paired (for example a
+ * site being onboarded), and to see them all with their state. */
 #include <stdio.h>
 #include <string.h>
 
@@ -27,7 +28,10 @@ static const char peer_add_help[] =
 
 static const char peer_list_help[] = "Usage: vrcloudctl peer list [ORG]\n"
 				     "\n"
-				     "List the peers of every org, or of ORG.\n"
+				     "List the peers of every org, or of ORG. STATE is pairing\n"
+				     "(a site's pairing through the API has not finished), paired,\n"
+				     "error (its pairing failed; the site may pair again) or\n"
+				     "revoked.\n"
 				     "\n"
 				     "Options:\n"
 				     "  -h, --help  show this help\n";
@@ -38,7 +42,7 @@ static const char sql_add[] =
 	" FROM vdcs v WHERE v.org_id = $1 AND lower(v.name) = lower($2) RETURNING id, site_uuid";
 
 static const char sql_list[] = "SELECT p.id, o.name, v.name, p.site_name, p.site_uuid,"
-			       " CASE WHEN p.revoked_at IS NULL THEN 'active' ELSE 'revoked' END"
+			       " CASE WHEN p.revoked_at IS NULL THEN p.state ELSE 'revoked' END"
 			       " FROM peers p JOIN vdcs v ON v.id = p.vdc_id"
 			       " JOIN orgs o ON o.id = p.org_id"
 			       " WHERE $1::uuid IS NULL OR p.org_id = $1"

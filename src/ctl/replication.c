@@ -48,6 +48,7 @@ static const char sql_add[] =
 	" quiesce_guest, network_compression)"
 	" SELECT v.org_id, v.id, p.id, $4, coalesce($5, ''), $6::int, $7::boolean, $8::boolean"
 	" FROM vdcs v JOIN peers p ON p.vdc_id = v.id AND p.revoked_at IS NULL"
+	" AND p.state = 'paired'"
 	" WHERE v.org_id = $1 AND lower(v.name) = lower($2) AND p.id = $3::uuid"
 	" RETURNING id";
 
@@ -168,8 +169,8 @@ static int replication_add(struct vr_ctl *ctl, int argc, char **argv)
 	if (err)
 		goto fail;
 	if (PQntuples(res) == 0) {
-		vr_ctl_error("org '%s' has no VDC '%s' paired with peer %s; 'vrcloudctl peer list "
-			     "%s' shows its peers",
+		vr_ctl_error("org '%s' has no VDC '%s' paired with peer %s (or its pairing is not "
+			     "done); 'vrcloudctl peer list %s' shows its peers",
 			     pos[0], pos[1], peer_id, pos[0]);
 		err = VR_ENOTFOUND;
 		goto fail;

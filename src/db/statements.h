@@ -15,6 +15,7 @@ extern const struct vr_db_stmt vr_db_stmts_jobs[];
 extern const struct vr_db_stmt vr_db_stmts_actions[];
 extern const struct vr_db_stmt vr_db_stmts_lanes[];
 extern const struct vr_db_stmt vr_db_stmts_failback[];
+extern const struct vr_db_stmt vr_db_stmts_configure[];
 
 /* NULL-terminated list of the tables above. */
 extern const struct vr_db_stmt *const vr_db_statement_tables[];

@@ -52,7 +52,7 @@ const struct vr_db_stmt vr_db_stmts_tenancy[] = {
 	{"peer_visible",
 	 "SELECT 1 FROM peers WHERE id = $1::uuid AND revoked_at IS NULL" SCOPE("org_id")},
 	{"peer_get",
-	 "SELECT id, site_uuid, site_name, description, vdc_id FROM peers"
+	 "SELECT id, site_uuid, site_name, description, vdc_id, state FROM peers"
 	 " WHERE id = $1::uuid AND revoked_at IS NULL" SCOPE("org_id")},
 	{"peer_network_mappings",
 	 "SELECT m.kind, m.position, m.source_network, m.target_network_id, m.target_network_name"

@@ -66,12 +66,13 @@ int vr_error_render(struct vr_buf *out, unsigned status, const char *minor, cons
 }
 
 static enum MHD_Result reply_error_header(struct vr_request *req, unsigned status,
-					  const char *minor, const char *message,
-					  const char *header, const char *value)
+					  const char *minor, const char *vendor,
+					  const char *message, const char *header,
+					  const char *value)
 {
 	struct vr_buf body;
 	vr_buf_init(&body, 0);
-	if (vr_error_render(&body, status, minor, NULL, message)) {
+	if (vr_error_render(&body, status, minor, vendor, message)) {
 		vr_buf_free(&body);
 		return MHD_NO;
 	}
@@ -97,7 +98,7 @@ static enum MHD_Result reply_error_header(struct vr_request *req, unsigned statu
 static enum MHD_Result reply_error_text(struct vr_request *req, unsigned status,
 					const char *minor, const char *message)
 {
-	return reply_error_header(req, status, minor, message, NULL, NULL);
+	return reply_error_header(req, status, minor, NULL, message, NULL, NULL);
 }
 
 enum MHD_Result vr_reply_rate_limited(struct vr_request *req, unsigned retry_after)
@@ -107,7 +108,7 @@ enum MHD_Result vr_reply_rate_limited(struct vr_request *req, unsigned retry_aft
 	char *message = vr_asprintf("Too many failed logins from this address or for this user; "
 				    "retry in %s seconds.", seconds);
 	enum MHD_Result r = reply_error_header(req, MHD_HTTP_TOO_MANY_REQUESTS,
-					       "TOO_MANY_REQUESTS", message,
+					       "TOO_MANY_REQUESTS", NULL, message,
 					       MHD_HTTP_HEADER_RETRY_AFTER, seconds);
 	free(message);
 	return r;
@@ -123,6 +124,21 @@ enum MHD_Result vr_reply_error(struct vr_request *req, unsigned status, const ch
 		message = NULL;
 	va_end(ap);
 	enum MHD_Result r = reply_error_text(req, status, minor, message ? message : "error");
+	free(message);
+	return r;
+}
+
+enum MHD_Result vr_reply_error_vendor(struct vr_request *req, unsigned status, const char *minor,
+				      const char *vendor, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *message = NULL;
+	if (vasprintf(&message, fmt, ap) < 0)
+		message = NULL;
+	va_end(ap);
+	enum MHD_Result r = reply_error_header(req, status, minor, vendor,
+					       message ? message : "error", NULL, NULL);
 	free(message);
 	return r;
 }

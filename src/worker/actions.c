@@ -2,7 +2,8 @@
  * replication's records is applied by the API when the job completes
  * (docs/pipeline.md, section 3); each function here is the replica
  * server's part of its action, reporting its phases as it goes. The
- * engine's action tokens (src/engine/state.c) name the entries. */
+ * engine's action tokens (src/engine/state.c) name the entries of the
+ * replication lanes; "pair" is the one action of a peer's lane. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -54,6 +55,18 @@ static int lane_replication(struct vr_job_run *run, char id_out[VR_UUID_LEN + 1]
 	    vr_uuid_canon(id_out, lane + sizeof prefix - 1) != 0)
 		return vr_job_fail(run, 500, "INTERNAL_SERVER_ERROR", "JobLaneInvalid",
 				   "The job's lane '%.100s' names no replication.", lane);
+	return 0;
+}
+
+/* The peer that the job's lane ("peer:<id>") names. */
+static int lane_peer(struct vr_job_run *run, char id_out[VR_UUID_LEN + 1])
+{
+	static const char prefix[] = "peer:";
+	const char *lane = run->job->lane;
+	if (strncmp(lane, prefix, sizeof prefix - 1) != 0 ||
+	    vr_uuid_canon(id_out, lane + sizeof prefix - 1) != 0)
+		return vr_job_fail(run, 500, "INTERNAL_SERVER_ERROR", "JobLaneInvalid",
+				   "The job's lane '%.100s' names no peer.", lane);
 	return 0;
 }
 
@@ -234,6 +247,23 @@ static int action_unregister_server(struct vr_job_run *run)
 			   "Unregister: the replica server is unregistered");
 }
 
+/* Pairing a site (docs/configure.md): the API marks the peer paired when
+ * this succeeds, and the site then connects with its credential. */
+static int action_pair(struct vr_job_run *run)
+{
+	char peer[VR_UUID_LEN + 1];
+	int rc = lane_peer(run, peer);
+	if (rc)
+		return rc;
+	char first[128], second[128], third[128];
+	snprintf(first, sizeof first, "Pair of peer %s: checking the site's registration", peer);
+	snprintf(second, sizeof second,
+		 "Pair of peer %s: preparing the replication endpoint for the site", peer);
+	snprintf(third, sizeof third, "Pair of peer %s: the site may connect with its credential",
+		 peer);
+	return phases(run, first, second, third);
+}
+
 const struct vr_job_action vr_worker_actions[] = {
 	{"failover", action_failover},
 	{"testFailover", action_test_failover},
@@ -252,6 +282,7 @@ const struct vr_job_action vr_worker_actions[] = {
 	{"setNetworkMappings", action_set_network_mappings},
 	{"editRecoveryDetails", action_edit_recovery_details},
 	{"unregisterServer", action_unregister_server},
+	{"pair", action_pair},
 	{NULL, NULL},
 };
 

@@ -38,6 +38,14 @@ tests_integration_test_api_actions_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_integration_test_api_actions_LDADD = $(TEST_LIBS)
 TESTS += tests/integration/test_api_actions
 
+check_PROGRAMS += tests/integration/test_api_configure
+tests_integration_test_api_configure_SOURCES = tests/integration/test_api_configure.c \
+	tests/integration/harness.c tests/integration/harness.h
+tests_integration_test_api_configure_CFLAGS = $(TEST_CFLAGS)
+tests_integration_test_api_configure_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_api_configure_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/test_api_configure
+
 check_PROGRAMS += tests/integration/test_api_negotiation
 tests_integration_test_api_negotiation_SOURCES = tests/integration/test_api_negotiation.c \
 	tests/integration/harness.c tests/integration/harness.h

@@ -51,6 +51,7 @@ static const struct action actions[] = {
 	{"sync", "POST", "hcsSync", "Synchronization of replication"},
 	{"pause", "POST", "hcsPause", "Pause of replication"},
 	{"resume", "POST", "hcsResume", "Resume of replication"},
+	{"reconfigure", "POST", "hcsReconfigure", "Reconfiguration of replication"},
 	{"delete", "DELETE", "hcsDelete", "Removal of replication"},
 	{"reverse", "POST", "hcsReverse", "Reverse of replication"},
 };
@@ -457,6 +458,12 @@ Test(accepted, resume_answers_202_for_a_paused_replication)
 {
 	assert_action_accepted("resume", NULL, "paused = true, paused_at = now()",
 			       "notStarted none ok true", NULL);
+}
+
+Test(accepted, reconfigure_without_a_body_answers_202_and_changes_nothing_yet)
+{
+	/* test_api_configure has the settings and their effect */
+	assert_action_accepted("reconfigure", NULL, NULL, "notStarted none ok false", NULL);
 }
 
 Test(accepted, delete_answers_202_and_the_replication_stays_until_its_job_ends)

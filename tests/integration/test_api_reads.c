@@ -211,6 +211,9 @@ static const char *const other_routes[] = {
 	"POST /api/admin/vdc/{id}/action/editRecoveryDetails",
 	"POST /api/admin/vr/replications/{id}/action/moveReplication",
 	"DELETE /api/admin/extension/vr/vrs/{id}",
+	"POST /api/vr/replications/{id}/action/reconfigure",
+	"POST /api/vdc/{id}/peers",
+	"POST /api/vdc/{id}/replications",
 	"POST /api/internal/jobs/{id}/start",
 	"POST /api/internal/jobs/{id}/progress",
 	"POST /api/internal/jobs/{id}/complete",
@@ -361,7 +364,7 @@ Test(http, wrong_method_is_405_with_allow)
 	assert_method_not_allowed("POST", "/api/org", "GET, HEAD");
 	assert_method_not_allowed("POST", "/api/org/", "GET, HEAD");
 	assert_method_not_allowed("PUT", "/api/vr/replications/" VRT_REPL_A1, "GET, HEAD, DELETE");
-	assert_method_not_allowed("PATCH", "/api/vdc/" VRT_VDC_A1 "/replications", "GET, HEAD");
+	assert_method_not_allowed("PATCH", "/api/vdc/" VRT_VDC_A1 "/replications", "GET, HEAD, POST");
 	assert_method_not_allowed("GET", "/api/sessions", "POST");
 	assert_method_not_allowed("PUT", "/api/session", "GET, HEAD, DELETE");
 	assert_method_not_allowed("OPTIONS", "/api/admin/vr/nodes", "GET, HEAD");

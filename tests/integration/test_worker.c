@@ -247,6 +247,91 @@ Test(worker, test_failover_reads_its_parameters_and_the_api_applies_it)
 	free(task);
 }
 
+/* POST a document to path as admin-a; returns the Task's id (202). */
+static char *post_task(const char *path, const char *content_type, const char *body)
+{
+	char header[160];
+	snprintf(header, sizeof header, "Content-Type: %s", content_type);
+	const char *headers[] = {header, NULL};
+	struct vrt_call call = {.method = "POST",
+				.path = path,
+				.token = vrt_token(VRT_ADMIN_A),
+				.headers = headers,
+				.body = body,
+				.body_len = -1};
+	struct vrt_resp resp;
+	cr_assert_eq(vrt_call(&call, &resp), 0);
+	cr_assert_eq(resp.status, 202, "%s: %ld %s", path, resp.status, resp.body);
+	char *id = vrt_xpath_str(resp.body, "substring-after(/v:Task/@id, 'urn:vcloud:task:')");
+	vrt_resp_free(&resp);
+	cr_assert(id && strlen(id) == 36, "%s", id ? id : "(none)");
+	return id;
+}
+
+/* docs/configure.md end to end: a site pairs, one of its VMs is
+ * configured, then reconfigured, each through a job the worker runs. */
+Test(worker, pairs_a_site_then_configures_and_reconfigures_its_vm)
+{
+	struct worker w;
+	worker_start(&w, vrt_base_url(), NULL);
+	cr_assert(wait_for_log(&w, "event=registered", 15));
+	char *site = vrt_db_value("SELECT gen_random_uuid()::text");
+	char body[1024];
+	snprintf(body, sizeof body,
+		 "<PairVcWithVdcParams xmlns=\"http://www.vmware.com/vr/v6.0\">"
+		 "<SiteUuid>%s</SiteUuid><SiteName>Worker site</SiteName></PairVcWithVdcParams>",
+		 site);
+	char *task = post_task("/api/vdc/" VRT_VDC_A1 "/peers",
+			       "application/vnd.vmware.hcs.pairVcWithVdcParams+xml", body);
+	char *status = task_final_status(task, 20);
+	cr_assert_str_eq(status, "success", "pairing task %s ended %s", task, status);
+	cr_assert(wait_for_log(&w, "action=pair outcome=success", 5));
+	char *peer = vrt_db_value("SELECT id::text FROM peers WHERE site_uuid = $1::uuid", site);
+	char *state = vrt_db_value("SELECT state FROM peers WHERE id = $1::uuid", peer);
+	cr_assert_str_eq(state, "paired");
+	free(status);
+	free(task);
+
+	snprintf(body, sizeof body,
+		 "<ReplicationGroupSpecParams xmlns=\"http://www.vmware.com/vr/v6.0\">"
+		 "<PeerId>%s</PeerId><VmName>worker-vm</VmName><Rpo>15</Rpo>"
+		 "<Disk><DeviceKey>2000</DeviceKey><SizeBytes>1048576</SizeBytes></Disk>"
+		 "</ReplicationGroupSpecParams>",
+		 peer);
+	task = post_task("/api/vdc/" VRT_VDC_A1 "/replications",
+			 "application/vnd.vmware.hcs.replicationGroupSpecParams+xml", body);
+	status = task_final_status(task, 20);
+	cr_assert_str_eq(status, "success", "configure task %s ended %s", task, status);
+	char *rg = vrt_db_value("SELECT owner_id::text FROM tasks WHERE id = $1::uuid", task);
+	char *placeholder = vrt_db_value("SELECT count(*) FROM replications r JOIN vapps v"
+					 " ON v.id = r.placeholder_vapp_id"
+					 " WHERE r.id = $1::uuid AND v.kind = 'placeholder'",
+					 rg);
+	cr_assert_str_eq(placeholder, "1", "no placeholder after the configure job");
+	free(status);
+	free(task);
+
+	char path[128];
+	snprintf(path, sizeof path, "/api/vr/replications/%s/action/reconfigure", rg);
+	task = post_task(path, "application/*+xml",
+			 "<ReconfigureReplicationGroupParams xmlns=\"http://www.vmware.com/vr/v6.0\">"
+			 "<Rpo>30</Rpo></ReconfigureReplicationGroupParams>");
+	status = task_final_status(task, 20);
+	cr_assert_str_eq(status, "success", "reconfigure task %s ended %s", task, status);
+	char *rpo = vrt_db_value("SELECT rpo_minutes::text FROM replications WHERE id = $1::uuid",
+				 rg);
+	cr_assert_str_eq(rpo, "30");
+	cr_assert_eq(worker_stop(&w, 15, NULL), 0);
+	free(rpo);
+	free(placeholder);
+	free(rg);
+	free(status);
+	free(task);
+	free(state);
+	free(peer);
+	free(site);
+}
+
 /* Add job_id to the suite's job stream, as the API's publisher does. */
 static void publish(const char *job_id)
 {

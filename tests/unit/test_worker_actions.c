@@ -55,6 +55,7 @@ static const struct {
 	{"setNetworkMappings", "peer:"},
 	{"editRecoveryDetails", "vdc:"},
 	{"unregisterServer", "server:"},
+	{"pair", "peer:"},
 };
 #define N_LANE_ACTIONS (sizeof lane_actions / sizeof lane_actions[0])
 
@@ -138,6 +139,31 @@ Test(worker_actions, failover_reads_its_parameters)
 	cr_assert_eq(status, VR_JOB_SUCCEEDED);
 	cr_assert_not_null(strstr(rec.messages[0], "synchronizing"), "%s", rec.messages[0]);
 	cr_assert_not_null(strstr(rec.messages[2], "powering on"), "%s", rec.messages[2]);
+}
+
+Test(worker_actions, pair_names_its_peer_and_needs_a_peer_lane)
+{
+	struct recorder rec = {.stop_at = -1};
+	struct vr_worker_result result;
+	struct vr_job_run run;
+	int status = run_job("pair", "peer:" RG, "{\"SiteName\": \"Head Office\"}", &rec,
+			     &result, &run);
+	cr_assert_eq(status, VR_JOB_SUCCEEDED);
+	cr_assert_eq(rec.calls, 3);
+	for (int i = 0; i < 3; i++)
+		cr_assert_not_null(strstr(rec.messages[i], "peer " RG), "%s", rec.messages[i]);
+	cr_assert_not_null(strstr(rec.messages[2], "credential"), "%s", rec.messages[2]);
+
+	/* a peer's action on a replication's lane, and the other way round */
+	rec = (struct recorder){.stop_at = -1};
+	cr_assert_eq(run_job("pair", "replication:" RG, "", &rec, &result, &run), VR_JOB_FAILED);
+	cr_assert_str_eq(result.vendor, "JobLaneInvalid");
+	cr_assert_not_null(strstr(result.message, "names no peer"), "%s", result.message);
+	cr_assert_eq(run_job("pair", "peer:not-a-uuid", "", &rec, &result, &run), VR_JOB_FAILED);
+	cr_assert_str_eq(result.vendor, "JobLaneInvalid");
+	cr_assert_eq(run_job("configure", "peer:" RG, "", &rec, &result, &run), VR_JOB_FAILED);
+	cr_assert_str_eq(result.vendor, "JobLaneInvalid");
+	cr_assert_eq(rec.calls, 0, "nothing is reported before the lane is checked");
 }
 
 Test(worker_actions, unknown_action_fails_without_progress)

@@ -66,6 +66,15 @@ int vr_auth_service_lookup(struct vr_db *db, const char *token, struct vr_princi
 /* A new token: base64 of 32 bytes from the OpenSSL CSPRNG. 0 or VR_EIO. */
 int vr_auth_token_new(char out[VR_TOKEN_LEN + 1]);
 
+/* Text of a site credential: unpadded base64url of 32 random bytes. */
+#define VR_SITE_CREDENTIAL_LEN 43
+
+/* A new site credential (the secret a paired site authenticates with):
+ * 32 bytes from the OpenSSL CSPRNG in unpadded base64url, so that it
+ * travels in a header or a URL as is. 0 or VR_EIO. Store only its
+ * vr_auth_token_hash_hex. */
+int vr_auth_site_credential_new(char out[VR_SITE_CREDENTIAL_LEN + 1]);
+
 /* SHA-256 of a token as the "\x..." hex text PostgreSQL reads as bytea. */
 void vr_auth_token_hash_hex(char out[2 + 64 + 1], const char *token);
 

@@ -143,6 +143,11 @@ enum MHD_Result vr_reply_doc(struct vr_request *req, unsigned status, const char
 /* Reply with a vCD Error document. minor: minorErrorCode; message printf-like. */
 enum MHD_Result vr_reply_error(struct vr_request *req, unsigned status, const char *minor,
 			       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The same, with a vendorSpecificErrorCode (vrcloud's CamelCase codes, as
+ * failed Tasks carry them; docs/state-machine.md). */
+enum MHD_Result vr_reply_error_vendor(struct vr_request *req, unsigned status, const char *minor,
+				      const char *vendor, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 /* Reply with the Error that fits an internal error code. */
 enum MHD_Result vr_reply_err(struct vr_request *req, int err);
 /* 404 for an object the caller cannot see: identical for missing and foreign. */
