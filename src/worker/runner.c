@@ -88,6 +88,11 @@ static int report_progress(struct vr_job_run *run, int progress, const char *mes
 	char path[128], pct[24], status[24];
 	if (atomic_load(&x->w->aborting))
 		return VR_JOB_ABORTED;
+	/* [worker] phase_delay: each phase lasts at least that long, so that
+	 * a test can stop a worker in the middle of a job. */
+	if (x->w->config->phase_delay &&
+	    vr_worker_sleep(x->w, x->w->config->phase_delay, VR_WAKE_ABORT))
+		return VR_JOB_ABORTED;
 	/* Keep the entry from being claimed while the job is alive here. */
 	int rc = vr_jobq_touch(x->q, d->entry_id);
 	if (rc == VR_ENOTFOUND)
