@@ -18,10 +18,13 @@ const struct vr_db_stmt vr_db_stmts_jobs[] = {
 	{"job_server_owned",
 	 "SELECT 1 FROM replica_servers WHERE id = $1::uuid AND name = $2"
 	 " AND state <> 'unregistered'"},
+	/* $1 job, $2 server, $3 the stream's delivery count. Every start
+	 * counts: a job the relay published again comes back as a new stream
+	 * entry whose count starts over at 1. */
 	{"job_start",
-	 "UPDATE jobs SET state = 'running', deliveries = greatest(deliveries, $3::int),"
+	 "UPDATE jobs SET state = 'running', deliveries = greatest(deliveries + 1, $3::int),"
 	 " worker_id = $2::uuid, started_at = coalesce(started_at, now()), heartbeat_at = now()"
-	 " WHERE id = $1::uuid"},
+	 " WHERE id = $1::uuid RETURNING deliveries"},
 	/* The first replica server that runs a job of a replication stages its
 	 * data from then on (VrServerInfo). $1 lane, $2 server. */
 	{"job_assign_server",
