@@ -6,6 +6,8 @@
 #   svc_start_pg DIR [--persistent]     # exports SVC_PG_URI, SVC_PG_PORT, ...
 #   svc_start_redis DIR [--persistent]  # exports SVC_REDIS_URI, SVC_REDIS_PORT, ...
 #   svc_stop DIR                        # stops both; removes DIR if throwaway
+#   svc_stop_pg DIR [MODE]              # stops PostgreSQL only (svc_start_pg restarts it)
+#   svc_stop_redis DIR                  # stops Redis only (a throwaway one restarts empty)
 #   svc_tempdir                         # prints a new directory for throwaway servers
 #
 # Two modes, chosen when DIR is first used and remembered in DIR/svc.mode:
@@ -467,28 +469,38 @@ svc__kill() {
 	svc__wait_gone "$pid" 5
 }
 
-# Stop both servers of DIR and check that their processes are gone. A
-# throwaway DIR is then deleted with everything it recorded elsewhere.
-svc_stop() {
-	local dir mode user pid port data rc=0 extra
+# Stop the PostgreSQL server of DIR (if it runs) and check that it is gone;
+# its data stays, and svc_start_pg DIR starts it again on the same port when
+# that is still free. HOW is a pg_ctl shutdown mode (smart, fast,
+# immediate); by default fast for a persistent DIR, immediate for a
+# throwaway one.
+svc_stop_pg() {
+	local dir mode user pid data how
 	dir=$(cd "${1:-}" 2>/dev/null && pwd -P) || return 0
 	[ -f "$dir/svc.mode" ] || return 0
 	mode=$(svc__read "$dir/svc.mode")
-
-	if pid=$(svc_pg_pid "$dir"); then
-		user=$(svc__user postgres)
-		data=$(svc__read "$dir/pg.datadir") || data=$dir/pg
-		local how=fast
-		[ "$mode" = persistent ] || how=immediate
-		svc__as "$user" "$SVC_PGBIN/pg_ctl" -D "$data" -m "$how" -w -t "$SVC_STOP_TIMEOUT" \
-			-s stop >>"$dir/log/postgresql.log" 2>&1 || true
-		svc__wait_gone "$pid" 5 || svc__kill "$pid" postgres
-		svc_alive "$pid" && {
-			svc__say "PostgreSQL (pid $pid) is still running"
-			rc=1
-		}
+	pid=$(svc_pg_pid "$dir") || return 0
+	how=${2:-}
+	[ -n "$how" ] || { how=fast; [ "$mode" = persistent ] || how=immediate; }
+	user=$(svc__user postgres)
+	data=$(svc__read "$dir/pg.datadir") || data=$dir/pg
+	svc__as "$user" "$SVC_PGBIN/pg_ctl" -D "$data" -m "$how" -w -t "$SVC_STOP_TIMEOUT" \
+		-s stop >>"$dir/log/postgresql.log" 2>&1 || true
+	svc__wait_gone "$pid" 5 || svc__kill "$pid" postgres
+	if svc_alive "$pid"; then
+		svc__say "PostgreSQL (pid $pid) is still running"
+		return 1
 	fi
+}
 
+# Stop the Redis server of DIR (if it runs) and check that it is gone. A
+# throwaway Redis keeps nothing: svc_start_redis DIR starts it again empty,
+# on the same port when that is still free.
+svc_stop_redis() {
+	local dir mode pid port
+	dir=$(cd "${1:-}" 2>/dev/null && pwd -P) || return 0
+	[ -f "$dir/svc.mode" ] || return 0
+	mode=$(svc__read "$dir/svc.mode")
 	if pid=$(svc_redis_pid "$dir"); then
 		port=$(svc__read "$dir/redis.port")
 		if [ "$mode" = persistent ]; then
@@ -498,13 +510,23 @@ svc_stop() {
 		fi
 		# shutdown answers before the process has gone: wait for its pid
 		svc__wait_gone "$pid" "$SVC_STOP_TIMEOUT" || svc__kill "$pid" redis-server
-		svc_alive "$pid" && {
+		if svc_alive "$pid"; then
 			svc__say "Redis (pid $pid) is still running"
-			rc=1
-		}
+			return 1
+		fi
 	fi
 	rm -f "$dir/redis.pid"
+}
 
+# Stop both servers of DIR and check that their processes are gone. A
+# throwaway DIR is then deleted with everything it recorded elsewhere.
+svc_stop() {
+	local dir mode rc=0
+	dir=$(cd "${1:-}" 2>/dev/null && pwd -P) || return 0
+	[ -f "$dir/svc.mode" ] || return 0
+	mode=$(svc__read "$dir/svc.mode")
+	svc_stop_pg "$dir" || rc=1
+	svc_stop_redis "$dir" || rc=1
 	[ "$mode" = throwaway ] && [ "$rc" -eq 0 ] && svc__remove "$dir"
 	return "$rc"
 }

@@ -131,7 +131,11 @@ enum MHD_Result vr_api_internal_job_start(struct vr_request *req)
 	const char *start[] = {req->ids[0], server, delivery_text};
 	const char *task[] = {vr_db_str(job, 0, J_TASK)};
 	const char *assign[] = {vr_db_str(job, 0, J_LANE), server};
-	rc = vr_db_exec(db, "job_start", NULL, 3, start);
+	PGresult *started = NULL;
+	rc = vr_db_exec(db, "job_start", &started, 3, start);
+	if (rc == 1)
+		snprintf(delivery_text, sizeof delivery_text, "%s", vr_db_str(started, 0, 0));
+	PQclear(started);
 	if (rc >= 0)
 		rc = vr_db_exec(db, "job_assign_server", NULL, 2, assign);
 	if (rc >= 0)

@@ -43,6 +43,8 @@ static void usage(FILE *out)
 	      "      --shutdown-timeout S   seconds running jobs get after SIGTERM (default 30)\n"
 	      "      --http-timeout S       seconds one API call may take (default 30)\n"
 	      "      --connect-timeout S    seconds to connect to the API (default 5)\n"
+	      "      --phase-delay MS       milliseconds each phase of a job lasts at least,\n"
+	      "                             for tests and demonstrations (default 0)\n"
 	      "  -L, --log-level LEVEL      debug, info, warn or error (default info)\n"
 	      "      --log-file FILE        log there instead of stderr (reopened on SIGHUP)\n"
 	      "      --pid-file FILE        write the process id to FILE\n"
@@ -82,6 +84,7 @@ enum {
 	OPT_SHUTDOWN,
 	OPT_HTTP_TIMEOUT,
 	OPT_CONNECT_TIMEOUT,
+	OPT_PHASE_DELAY,
 	OPT_LOG_FILE,
 	OPT_PID_FILE,
 };
@@ -103,6 +106,7 @@ int main(int argc, char **argv)
 		{"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN},
 		{"http-timeout", required_argument, NULL, OPT_HTTP_TIMEOUT},
 		{"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+		{"phase-delay", required_argument, NULL, OPT_PHASE_DELAY},
 		{"log-level", required_argument, NULL, 'L'},
 		{"log-file", required_argument, NULL, OPT_LOG_FILE},
 		{"pid-file", required_argument, NULL, OPT_PID_FILE},
@@ -127,6 +131,7 @@ int main(int argc, char **argv)
 		{OPT_SHUTDOWN, "worker", "shutdown_timeout"},
 		{OPT_HTTP_TIMEOUT, "worker", "http_timeout"},
 		{OPT_CONNECT_TIMEOUT, "worker", "connect_timeout"},
+		{OPT_PHASE_DELAY, "worker", "phase_delay"},
 		{'L', "log", "level"},
 		{OPT_LOG_FILE, "log", "file"},
 		{OPT_PID_FILE, "worker", "pid_file"},

@@ -18,10 +18,13 @@ const struct vr_db_stmt vr_db_stmts_jobs[] = {
 	{"job_server_owned",
 	 "SELECT 1 FROM replica_servers WHERE id = $1::uuid AND name = $2"
 	 " AND state <> 'unregistered'"},
+	/* $1 job, $2 server, $3 the stream's delivery count. Every start
+	 * counts: a job the relay published again comes back as a new stream
+	 * entry whose count starts over at 1. */
 	{"job_start",
-	 "UPDATE jobs SET state = 'running', deliveries = greatest(deliveries, $3::int),"
+	 "UPDATE jobs SET state = 'running', deliveries = greatest(deliveries + 1, $3::int),"
 	 " worker_id = $2::uuid, started_at = coalesce(started_at, now()), heartbeat_at = now()"
-	 " WHERE id = $1::uuid"},
+	 " WHERE id = $1::uuid RETURNING deliveries"},
 	/* The first replica server that runs a job of a replication stages its
 	 * data from then on (VrServerInfo). $1 lane, $2 server. */
 	{"job_assign_server",
@@ -47,9 +50,14 @@ const struct vr_db_stmt vr_db_stmts_jobs[] = {
 	 "UPDATE tasks SET status = $2, progress = 100, end_time = now(),"
 	 " error_major = $3::int, error_minor = $4, error_vendor = $5, error_message = $6"
 	 " WHERE id = $1::uuid AND end_time IS NULL"},
-	/* The head of a lane, if it waits to be published. */
+	/* The head of a lane, if it waits to be published: queued and never
+	 * published. A head already in the stream or running is left alone
+	 * (the relay publishes it again should Redis lose it), so that every
+	 * action accepted behind it does not add another delivery of it. */
 	{"job_lane_head",
-	 "SELECT id FROM jobs WHERE lane = $1 AND state IN " OPEN " ORDER BY seq LIMIT 1"},
+	 "SELECT h.id FROM (SELECT id, state, published_at FROM jobs"
+	 " WHERE lane = $1 AND state IN " OPEN " ORDER BY seq LIMIT 1) h"
+	 " WHERE h.state = 'queued' AND h.published_at IS NULL"},
 	{"job_published", "UPDATE jobs SET published_at = now() WHERE id = $1::uuid"},
 	/* The relay: heads not started within $1 s of their publication, or
 	 * running without a sign of life for $2 s. */

@@ -81,6 +81,7 @@ static const struct vr_ini_key keys[] = {
 	U("worker", "shutdown_timeout", shutdown_timeout, 0, 86400),
 	U("worker", "http_timeout", http_timeout, 1, 3600),
 	U("worker", "connect_timeout", connect_timeout, 1, 600),
+	U("worker", "phase_delay", phase_delay, 0, 600000),
 	S("worker", "pid_file", pid_file),
 	S("redis", "uri", redis_uri),
 	S("jobs", "prefix", jobs_prefix),

@@ -16,8 +16,9 @@ struct vr_worker_runner {
 	unsigned index;
 	pthread_t thread;
 	bool started;
-	unsigned seed;	    /* rand_r state for backoff jitter */
-	char consumer[192]; /* its consumer name in the group: "<name>/<index>" */
+	unsigned seed;		   /* rand_r state for backoff jitter */
+	char consumer[192];	   /* its consumer name in the group: "<name>/<index>" */
+	char job[VR_UUID_LEN + 1]; /* the job it runs, "" when none (worker's lock) */
 };
 
 struct vr_worker {

@@ -88,6 +88,11 @@ static int report_progress(struct vr_job_run *run, int progress, const char *mes
 	char path[128], pct[24], status[24];
 	if (atomic_load(&x->w->aborting))
 		return VR_JOB_ABORTED;
+	/* [worker] phase_delay: each phase lasts at least that long, so that
+	 * a test can stop a worker in the middle of a job. */
+	if (x->w->config->phase_delay &&
+	    vr_worker_sleep(x->w, x->w->config->phase_delay, VR_WAKE_ABORT))
+		return VR_JOB_ABORTED;
 	/* Keep the entry from being claimed while the job is alive here. */
 	int rc = vr_jobq_touch(x->q, d->entry_id);
 	if (rc == VR_ENOTFOUND)
@@ -232,10 +237,36 @@ static enum delivery_end run_job(struct runner *x, const struct vr_jobq_delivery
 	return complete(x, d, job, &result);
 }
 
+/* Take job_id as this runner's job, unless another runner of this worker
+ * runs it: a second delivery of a running job (the relay published it
+ * again, or another runner claimed its idle entry) would otherwise start
+ * it a second time, since the API lets a server start its own job again
+ * (how a restarted worker takes its jobs back). */
+static bool job_take(struct runner *x, const char *job_id)
+{
+	struct vr_worker *w = x->w;
+	bool taken = true;
+	pthread_mutex_lock(&w->lock);
+	for (unsigned i = 0; i < w->nrunners && taken; i++)
+		if (&w->runners[i] != x->self && strcmp(w->runners[i].job, job_id) == 0)
+			taken = false;
+	if (taken)
+		snprintf(x->self->job, sizeof x->self->job, "%s", job_id);
+	pthread_mutex_unlock(&w->lock);
+	return taken;
+}
+
+static void job_release(struct runner *x)
+{
+	pthread_mutex_lock(&x->w->lock);
+	x->self->job[0] = '\0';
+	pthread_mutex_unlock(&x->w->lock);
+}
+
 /* Start a delivered job through the API and run it. The start is retried
  * in place while the API is unavailable, for at most claim_idle: after
  * that the entry is left to whichever worker claims it. */
-static enum delivery_end handle_delivery(struct runner *x, const struct vr_jobq_delivery *d)
+static enum delivery_end start_and_run(struct runner *x, const struct vr_jobq_delivery *d)
 {
 	const struct vr_worker_config *c = x->w->config;
 	char path[128], status[24], retry[24];
@@ -316,6 +347,19 @@ static enum delivery_end handle_delivery(struct runner *x, const struct vr_jobq_
 		if (vr_worker_sleep(x->w, wait, VR_WAKE_STOP))
 			return DELIVERY_STOPPED;
 	}
+}
+
+static enum delivery_end handle_delivery(struct runner *x, const struct vr_jobq_delivery *d)
+{
+	if (!job_take(x, d->job_id)) {
+		vr_log_info("job_dropped", "job", d->job_id, "entry", d->entry_id, "reason",
+			    "another runner of this worker runs it");
+		ack(x, d);
+		return DELIVERY_DONE;
+	}
+	enum delivery_end end = start_and_run(x, d);
+	job_release(x);
+	return end;
 }
 
 /* Fail the Task of a job delivered too often. The entry is already

@@ -1456,8 +1456,8 @@ static void setup_fail(const char *fmt, ...)
 
 static void start_services(char **pg_uri, char **redis_uri)
 {
-	const char *pg = getenv("VRCLOUD_TEST_PGURI");
-	const char *redis = getenv("VRCLOUD_TEST_REDIS");
+	const char *pg = vrt_suite.own_services ? NULL : getenv("VRCLOUD_TEST_PGURI");
+	const char *redis = vrt_suite.own_services ? NULL : getenv("VRCLOUD_TEST_REDIS");
 	if (pg && pg[0] && redis && redis[0]) {
 		*pg_uri = xstrdup(pg);
 		*redis_uri = xstrdup(redis);
@@ -1479,7 +1479,10 @@ static void start_services(char **pg_uri, char **redis_uri)
 		(char *)(pg ? pg : ""),
 		(char *)(redis ? redis : ""),
 		NULL};
-	say("VRCLOUD_TEST_PGURI/VRCLOUD_TEST_REDIS not set: starting throwaway servers");
+	if (vrt_suite.own_services)
+		say("this program stops and starts its servers: starting throwaway ones");
+	else
+		say("VRCLOUD_TEST_PGURI/VRCLOUD_TEST_REDIS not set: starting throwaway servers");
 	int st = run_command(argv, log, 120);
 	free(script);
 	if (st != 0) {
@@ -1500,6 +1503,30 @@ static void start_services(char **pg_uri, char **redis_uri)
 	*pg_uri = xstrdup(uris);
 	*redis_uri = xstrdup(second);
 	free(uris);
+}
+
+int vrt_services(const char *function, const char *arg)
+{
+	const char *dir = vrt_env("VRT_SVC_DIR");
+	char *script = services_script();
+	char *log = xasprintf("%s/services-%ld.log", workdir_get(), (long)getpid());
+	char *argv[] = {(char *)"/bin/bash",
+			(char *)"-c",
+			(char *)". \"$1\" && \"$2\" \"$3\" $4",
+			(char *)"vrt-services",
+			script,
+			(char *)function,
+			(char *)dir,
+			(char *)(arg ? arg : ""),
+			NULL};
+	int st = run_command(argv, log, 90);
+	if (st != 0) {
+		say("%s %s %s: status %d", function, dir, arg ? arg : "", st);
+		print_tail(log, 3000);
+	}
+	free(script);
+	free(log);
+	return st;
 }
 
 /* redis://host:port -> redis://host:port/N (unless it names a database). */
@@ -1956,6 +1983,8 @@ ReportHook(PRE_ALL)(struct criterion_test_set *tests)
 	setenv("VRT_PUBLIC_URL", vrt_suite.public_url ? vrt_suite.public_url : run.api.base, 1);
 	setenv("VRT_API_PID", pid, 1);
 	setenv("VRT_API_DIR", run.api.dir, 1);
+	if (run.svcdir[0])
+		setenv("VRT_SVC_DIR", run.svcdir, 1);
 	free(redis);
 
 	static const char *const users[] = {VRT_ADMIN_A, VRT_USER_A, VRT_ADMIN_B, VRT_ROOT};

@@ -26,6 +26,9 @@ struct vrt_suite {
 	unsigned redis_db;	/* Redis database number of this program's API */
 	const char *public_url; /* --public-url of the API; NULL: its own address */
 	const char *config;	/* INI text added to the API's config file */
+	bool own_services;	/* always start throwaway PostgreSQL and Redis of its
+				 * own (ignoring VRCLOUD_TEST_*), which its tests may
+				 * stop and start with vrt_services */
 };
 
 /* Exactly one test file of a program defines it:
@@ -286,6 +289,15 @@ char *vrt_stream_jobs(const char *prefix);
 bool vrt_stream_has(const char *prefix, const char *job_id);
 /* DEL key in the suite's Redis database; returns how many keys went. */
 long vrt_redis_del(const char *key);
+
+/* --- the program's own services ------------------------------------------- */
+
+/* Run a function of contrib/lib/services.sh on the services directory of
+ * a suite with own_services: vrt_services("svc_stop_pg", "fast"),
+ * vrt_services("svc_start_pg", NULL), vrt_services("svc_stop_redis", NULL).
+ * Returns the exit status (its output goes to the runner's work
+ * directory and is printed when it fails). */
+int vrt_services(const char *function, const char *arg);
 
 /* --- more API instances -------------------------------------------------- */
 

@@ -3,8 +3,20 @@
 # started through contrib/lib/services.sh) and the built vrcloud-api and
 # vrcloudctl. Each program sets up its own database, fixtures and API in
 # tests/integration/harness.c, so that `make -j2 check` runs them side by
-# side; the longest (sessions: expiry and throttling wait for real time;
-# jobs: the relay does too) come first.
+# side; the longest (faults: servers stopped and workers killed; sessions:
+# expiry and throttling wait for real time; jobs: the relay does too) come
+# first.
+
+# Faults with real processes (worker killed mid-job, Redis restarted empty,
+# PostgreSQL stopped, 500 concurrent actions): its own servers, which it
+# stops and starts.
+check_PROGRAMS += tests/integration/test_faults
+tests_integration_test_faults_SOURCES = tests/integration/test_faults.c \
+	tests/integration/harness.c tests/integration/harness.h
+tests_integration_test_faults_CFLAGS = $(TEST_CFLAGS)
+tests_integration_test_faults_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_faults_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/test_faults
 
 check_PROGRAMS += tests/integration/test_api_sessions
 tests_integration_test_api_sessions_SOURCES = tests/integration/test_api_sessions.c \
@@ -95,3 +107,4 @@ tests_integration_test_api_internal_LDADD = $(TEST_LIBS)
 TESTS += tests/integration/test_api_internal
 
 EXTRA_DIST += tests/integration/README.md
+

@@ -234,7 +234,10 @@ Test(worker, test_failover_reads_its_parameters_and_the_api_applies_it)
 	struct worker w;
 	worker_start(&w, vrt_base_url(), NULL);
 	cr_assert(wait_for_log(&w, "event=registered", 15));
-	char *task = act(VRT_REPL_A2, "testFailover",
+	/* a replication of its own: the fixture's A2 has a queued job that
+	 * never runs (harness.h), and its lane waits behind it */
+	char *rg = vrt_new_replication(NULL, "worker-test-failover", false, NULL);
+	char *task = act(rg, "testFailover",
 			 "application/vnd.vmware.hcs.testFailoverParams+xml",
 			 "<TestFailoverParams xmlns=\"http://www.vmware.com/vr/v6.0\">"
 			 "<PowerOn>false</PowerOn><Synchronize>false</Synchronize>"
@@ -245,6 +248,7 @@ Test(worker, test_failover_reads_its_parameters_and_the_api_applies_it)
 	cr_assert_eq(worker_stop(&w, 15, NULL), 0);
 	free(status);
 	free(task);
+	free(rg);
 }
 
 /* POST a document to path as admin-a; returns the Task's id (202). */

@@ -54,6 +54,7 @@ Test(worker_config, defaults)
 	cr_assert_eq(c.http_timeout, 30);
 	cr_assert_eq(c.connect_timeout, 5);
 	cr_assert_eq(c.block, 2000);
+	cr_assert_eq(c.phase_delay, 0);
 	cr_assert_str_eq(c.redis_uri, "redis://127.0.0.1:6379/0");
 	cr_assert_str_eq(c.jobs_prefix, "vrcloud");
 	cr_assert_eq(c.log_level, VR_LOG_INFO);
@@ -76,6 +77,7 @@ Test(worker_config, file_sets_every_key)
 				      "shutdown_timeout = 0\n"
 				      "http_timeout = 12\n"
 				      "connect_timeout = 2\n"
+				      "phase_delay = 250\n"
 				      "pid_file = /run/vrcloud-worker.pid\n"
 				      "[redis]\n"
 				      "uri = unix:///run/redis.sock?db=2\n"
@@ -100,6 +102,7 @@ Test(worker_config, file_sets_every_key)
 	cr_assert_eq(c.shutdown_timeout, 0);
 	cr_assert_eq(c.http_timeout, 12);
 	cr_assert_eq(c.connect_timeout, 2);
+	cr_assert_eq(c.phase_delay, 250);
 	cr_assert_str_eq(c.pid_file, "/run/vrcloud-worker.pid");
 	cr_assert_str_eq(c.redis_uri, "unix:///run/redis.sock?db=2");
 	cr_assert_str_eq(c.jobs_prefix, "test1");

@@ -40,6 +40,7 @@ struct vr_worker_config {
 	unsigned http_timeout;	   /* seconds one API call may take, default 30 */
 	unsigned connect_timeout;  /* seconds to connect to the API, default 5 */
 	unsigned block;		   /* ms one stream read waits for new entries, default 2000 */
+	unsigned phase_delay;	   /* ms each job phase waits before its report, default 0 */
 	char *pid_file;		   /* optional */
 	/* [redis] */
 	char *redis_uri; /* default redis://127.0.0.1:6379/0 */
