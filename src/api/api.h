@@ -213,9 +213,6 @@ int vr_api_job_effect(struct vr_db *db, const char *lane, const char *action, co
 /* A name a tenant gives (a VM, a site, a disk): 1 to max_chars characters
  * (UTF-8), not all spaces, no control characters (configure.c). */
 bool vr_api_name_ok(const char *s, size_t max_chars);
-/* The text of parent's first child element called name (any namespace)
- * without surrounding white space, or NULL; the caller frees it. */
-char *vr_api_child_trimmed(xmlNodePtr parent, const char *name);
 
 /* Map a negative vr_db_exec status to a reply. */
 enum MHD_Result vr_reply_db(struct vr_request *req, int status);

@@ -63,28 +63,12 @@ bool vr_api_name_ok(const char *s, size_t max_chars)
 	return !blank && chars <= max_chars;
 }
 
-char *vr_api_child_trimmed(xmlNodePtr parent, const char *name)
-{
-	xmlChar *text = vr_input_child_text(parent, name);
-	if (!text)
-		return NULL;
-	const char *s = (const char *)text;
-	while (isspace((unsigned char)*s))
-		s++;
-	size_t n = strlen(s);
-	while (n && isspace((unsigned char)s[n - 1]))
-		n--;
-	char *copy = vr_strndup(s, n);
-	xmlFree(text);
-	return copy;
-}
-
 /* An integer child within [min, max]: 0, VR_ENOTFOUND (absent) or
  * VR_EINVAL (not a number, or out of range). */
 static int child_integer(xmlNodePtr parent, const char *name, long long min, long long max,
 			 long long *out)
 {
-	char *text = vr_api_child_trimmed(parent, name);
+	char *text = vr_input_child_trimmed(parent, name);
 	if (!text)
 		return VR_ENOTFOUND;
 	char *end;
@@ -227,7 +211,7 @@ static void spec_clear(struct spec *s)
 
 static bool read_peer_id(xmlNodePtr root, struct spec *s, struct refusal *why)
 {
-	char *text = vr_api_child_trimmed(root, "PeerId");
+	char *text = vr_input_child_trimmed(root, "PeerId");
 	if (!text)
 		return true;
 	const char *id = strncmp(text, PEER_URN, strlen(PEER_URN)) == 0 ? text + strlen(PEER_URN)
@@ -254,7 +238,7 @@ static bool read_disks(xmlNodePtr root, struct spec *s, struct refusal *why)
 			return refuse(why,
 				      "Disk %d: SizeBytes must be 1 byte to 64 TiB (%" PRId64 ").",
 				      i + 1, DISK_SIZE_MAX);
-		disk->name = vr_api_child_trimmed(d, "Name");
+		disk->name = vr_input_child_trimmed(d, "Name");
 		if (disk->name && !vr_api_name_ok(disk->name, NAME_MAX_CHARS))
 			return refuse(why,
 				      "Disk %d: Name must have 1 to %d characters and no "
@@ -276,7 +260,7 @@ static bool read_spec_document(xmlNodePtr root, struct spec *s, struct refusal *
 {
 	if (!read_peer_id(root, s, why))
 		return false;
-	s->vm_name = vr_api_child_trimmed(root, "VmName");
+	s->vm_name = vr_input_child_trimmed(root, "VmName");
 	if (!s->vm_name || !vr_api_name_ok(s->vm_name, NAME_MAX_CHARS))
 		return refuse(why,
 			      "VmName must have 1 to %d characters, not all spaces, and no "

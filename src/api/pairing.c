@@ -50,8 +50,8 @@ static bool read_pairing(struct vr_request *req, struct pairing *p, enum MHD_Res
 	if (!vr_request_document(req, &pair_spec, &doc, reply))
 		return false;
 	xmlNodePtr root = xmlDocGetRootElement(doc);
-	char *uuid = vr_api_child_trimmed(root, "SiteUuid");
-	p->site_name = vr_api_child_trimmed(root, "SiteName");
+	char *uuid = vr_input_child_trimmed(root, "SiteUuid");
+	p->site_name = vr_input_child_trimmed(root, "SiteName");
 	xmlChar *description = vr_input_child_text(root, "Description");
 	if (description)
 		p->description = vr_strdup((const char *)description);

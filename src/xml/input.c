@@ -6,6 +6,7 @@
 
 #include <libxml/xmlmemory.h>
 
+#include "vrcloud/alloc.h"
 #include "vrcloud/err.h"
 #include "vrcloud/input.h"
 
@@ -98,24 +99,34 @@ xmlChar *vr_input_child_text(xmlNodePtr root, const char *name)
 	return NULL;
 }
 
-int vr_input_child_bool(xmlNodePtr root, const char *name, bool *value)
+char *vr_input_child_trimmed(xmlNodePtr root, const char *name)
 {
 	xmlChar *text = vr_input_child_text(root, name);
 	if (!text)
-		return VR_ENOTFOUND;
+		return NULL;
 	const char *s = (const char *)text;
 	while (isspace((unsigned char)*s))
 		s++;
 	size_t n = strlen(s);
 	while (n && isspace((unsigned char)s[n - 1]))
 		n--;
+	char *copy = vr_strndup(s, n);
+	xmlFree(text);
+	return copy;
+}
+
+int vr_input_child_bool(xmlNodePtr root, const char *name, bool *value)
+{
+	char *s = vr_input_child_trimmed(root, name);
+	if (!s)
+		return VR_ENOTFOUND;
 	int rc = 0;
-	if ((n == 4 && strncmp(s, "true", 4) == 0) || (n == 1 && s[0] == '1'))
+	if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0)
 		*value = true;
-	else if ((n == 5 && strncmp(s, "false", 5) == 0) || (n == 1 && s[0] == '0'))
+	else if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0)
 		*value = false;
 	else
 		rc = VR_EINVAL;
-	xmlFree(text);
+	free(s);
 	return rc;
 }

@@ -43,6 +43,9 @@ bool vr_input_media_type_is(const char *content_type, const char *media_type);
 /* The text of root's first child element named name (any namespace), or
  * NULL. The caller frees it with xmlFree. */
 xmlChar *vr_input_child_text(xmlNodePtr root, const char *name);
+/* The text of root's first child element named name (any namespace)
+ * without surrounding white space, or NULL; the caller frees it with free. */
+char *vr_input_child_trimmed(xmlNodePtr root, const char *name);
 /* An xs:boolean child: 0 and *value set; VR_ENOTFOUND when absent;
  * VR_EINVAL when not true/false/1/0 (surrounding white space allowed). */
 int vr_input_child_bool(xmlNodePtr root, const char *name, bool *value);
