@@ -188,6 +188,12 @@ enum MHD_Result vr_api_internal_job_progress(struct vr_request *req)
 		return vr_reply_db(req, rc);
 	if (rc == 0) {
 		PQclear(res);
+		const char *id[] = {req->ids[0]};
+		rc = vr_db_exec(db, "job_exists", NULL, 1, id);
+		if (rc < 0)
+			return vr_reply_db(req, rc);
+		if (rc == 0)
+			return vr_reply_not_found(req, "job", req->ids[0]);
 		return conflict(req, "JOB_NOT_RUNNING",
 				"The job is not running on this server (it ended, or another "
 				"server took it over).");
