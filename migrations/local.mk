@@ -1,3 +1,4 @@
 # Numbered SQL migrations, applied in order by `vrcloudctl migrate`.
 migrationsdir = $(datadir)/vrcloud/migrations
 dist_migrations_DATA = migrations/0001_foundation.sql migrations/0002_jobs.sql
+dist_migrations_DATA += migrations/0005_cancel.sql

@@ -13,7 +13,7 @@ libvrcloud_la_SOURCES += \
 	src/include/vrcloud/input.h src/xml/input.c \
 	src/include/vrcloud/db.h src/db/statements.h src/db/conn.c src/db/statements.c \
 	src/db/tenancy.c src/db/replications.c src/db/tasks.c src/db/servers.c \
-	src/db/jobs.c src/db/actions.c \
+	src/db/jobs.c src/db/actions.c src/db/cancel.c \
 	src/include/vrcloud/redis.h src/queue/redis.c \
 	src/include/vrcloud/password.h src/include/vrcloud/auth.h \
 	src/auth/statements.c src/auth/token.c src/auth/login.c \
@@ -23,5 +23,6 @@ libvrcloud_la_SOURCES += \
 	src/api/sessions.c src/api/orgs.c src/api/vdcs.c src/api/peers.c \
 	src/api/replications.c src/api/tasks.c src/api/admin.c \
 	src/api/internal_servers.c src/api/internal_jobs.c src/api/effects.c \
-	src/api/actions.c src/api/publish.h src/api/publish.c src/api/relay.c
+	src/api/actions.c src/api/publish.h src/api/publish.c src/api/relay.c \
+	src/api/cancel.c
 libvrcloud_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src

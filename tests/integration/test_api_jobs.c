@@ -618,8 +618,8 @@ Test(progress, after_a_cancel_request_is_409_job_cancel_requested)
 	complete_ok(a.job, "canceled");
 	assert_task(a.task, "canceled", "100");
 	assert_job_row(a.job, "canceled " VRT_SERVER_1, "canceled job");
-	/* a canceled test failover did not happen: finish(false) */
-	assert_state(rg, "notStarted testError ok false", "after a canceled test failover");
+	/* a canceled test failover did not happen: the state before it is back */
+	assert_state(rg, "notStarted none ok false", "after a canceled test failover");
 	assert_vapps(rg, "", "after a canceled test failover");
 	accepted_free(&a);
 	free(rg);
