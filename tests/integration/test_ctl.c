@@ -337,10 +337,15 @@ Test(ctl, migrate_twice_is_idempotent)
 	cr_assert_str_eq(second.out, expected);
 	cr_assert_null(strstr(second.out, "applied"));
 
-	char count[16];
-	snprintf(count, sizeof count, "%d", n);
+	/* versions need not be contiguous: one row per migration applied */
+	int applied = 0;
+	for (const char *p = first.out; (p = strstr(p, "applied migration ")); p++)
+		applied++;
+	char count[16], version[16];
+	snprintf(count, sizeof count, "%d", applied);
+	snprintf(version, sizeof version, "%d", n);
 	expect_query("SELECT count(*) FROM schema_migrations", NULL, count);
-	expect_query("SELECT max(version) FROM schema_migrations", NULL, count);
+	expect_query("SELECT max(version) FROM schema_migrations", NULL, version);
 	expect_query("SELECT count(*) FROM orgs WHERE is_system", NULL, "1");
 
 	struct run after = ctl(NULL, "migrate", "--status", NULL);
