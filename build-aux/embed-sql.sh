@@ -9,7 +9,8 @@
 # may not share a version. The output defines, in parallel arrays:
 #   vr_ctl_migration_count, vr_ctl_migration_version[],
 #   vr_ctl_migration_name[], vr_ctl_migration_sql[]
-# (declared in src/ctl/ctl.h).
+# (declared in src/ctl/ctl.h), and vr_db_schema_version, the newest version:
+# the schema this build works with (declared in src/include/vrcloud/db.h).
 set -eu
 LC_ALL=C
 export LC_ALL
@@ -106,6 +107,7 @@ END {
 		print ";"
 	print ""
 	printf "const size_t vr_ctl_migration_count = %d;\n", count
+	printf "const int vr_db_schema_version = %d;\n", (count > 0 ? version[count] : 0)
 	print ""
 	print "const int vr_ctl_migration_version[] = {"
 	for (i = 1; i <= count; i++)

@@ -13,7 +13,7 @@ libvrcloud_la_SOURCES += \
 	src/include/vrcloud/input.h src/xml/input.c \
 	src/include/vrcloud/db.h src/db/statements.h src/db/conn.c src/db/statements.c \
 	src/db/tenancy.c src/db/replications.c src/db/tasks.c src/db/servers.c \
-	src/db/jobs.c src/db/actions.c src/db/lanes.c src/db/failback.c src/db/configure.c \
+	src/db/jobs.c src/db/actions.c src/db/lanes.c src/db/failback.c src/db/configure.c src/db/cancel.c \
 	src/include/vrcloud/redis.h src/queue/redis.c \
 	src/include/vrcloud/password.h src/include/vrcloud/auth.h \
 	src/auth/statements.c src/auth/token.c src/auth/login.c \
@@ -26,5 +26,5 @@ libvrcloud_la_SOURCES += \
 	src/api/actions.c src/api/publish.h src/api/publish.c src/api/relay.c \
 	src/api/accept.c src/api/failback.c src/api/network_mappings.c \
 	src/api/recovery_details.c src/api/move_replication.c src/api/vr_servers.c \
-	src/api/pairing.c src/api/configure.c
+	src/api/pairing.c src/api/configure.c src/api/cancel.c
 libvrcloud_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src

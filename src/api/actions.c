@@ -173,6 +173,7 @@ static int accept_in_transaction(struct vr_request *req, struct vr_db *db,
 					refusal->message};
 		rc = vr_db_exec(db, "action_task_refuse", NULL, 5, refuse);
 	} else {
+		struct vr_rg_state prior = state; /* put back if the job is canceled */
 		vr_engine_begin(&state, a->action);
 		const char *set[] = {req->ids[0], vr_engine_recovery_token(state.recovery),
 				     vr_engine_test_recovery_token(state.test_recovery),
@@ -184,8 +185,10 @@ static int accept_in_transaction(struct vr_request *req, struct vr_db *db,
 				     vr_engine_action_token(a->action), a->params};
 		if (rc >= 0)
 			rc = vr_db_exec(db, "action_job_insert", &res, 5, job);
-		if (rc == 1)
+		if (rc == 1) {
 			snprintf(job_out, VR_UUID_LEN + 1, "%s", vr_db_str(res, 0, 0));
+			rc = vr_api_job_record_prior(db, job_out, &prior);
+		}
 	}
 	if (rc < 0)
 		goto fail;

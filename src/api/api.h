@@ -214,6 +214,22 @@ int vr_api_job_effect(struct vr_db *db, const char *lane, const char *action, co
  * (UTF-8), not all spaces, no control characters (configure.c). */
 bool vr_api_name_ok(const char *s, size_t max_chars);
 
+/* Cancellation (cancel.c). Record, in the accepting transaction, the
+ * replication state as it was before vr_engine_begin (prior) with job. */
+int vr_api_job_record_prior(struct vr_db *db, const char *job, const struct vr_rg_state *prior);
+/* Put back what accepting job (of lane, action) changed on its
+ * replication, for a job that ends canceled: each state field the
+ * acceptance changed returns to its recorded value while it still holds
+ * the accepted one. *restored_out is false when the job recorded nothing
+ * (a lane that is not a replication's, or a job accepted before jobs
+ * recorded it). Returns a db status (>= 0 ok). */
+int vr_api_job_restore(struct vr_db *db, const char *job, const char *lane, const char *action,
+		       bool *restored_out);
+/* What a canceled job leaves: vr_api_job_restore, or, for a job that
+ * recorded nothing, the effect of a failure (vr_api_job_effect). */
+int vr_api_job_cancel_effect(struct vr_db *db, const char *job, const char *lane,
+			     const char *action, const char *task, const char *params);
+
 /* Map a negative vr_db_exec status to a reply. */
 enum MHD_Result vr_reply_db(struct vr_request *req, int status);
 
@@ -249,6 +265,7 @@ enum MHD_Result vr_api_replication_instances_get(struct vr_request *req);
 enum MHD_Result vr_api_replication_details_get(struct vr_request *req);
 enum MHD_Result vr_api_task_get(struct vr_request *req);
 enum MHD_Result vr_api_tasks_list_get(struct vr_request *req);
+enum MHD_Result vr_api_task_cancel(struct vr_request *req);
 enum MHD_Result vr_api_admin_vdcs_query_get(struct vr_request *req);
 enum MHD_Result vr_api_admin_nodes_get(struct vr_request *req);
 enum MHD_Result vr_api_internal_server_register(struct vr_request *req);

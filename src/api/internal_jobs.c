@@ -192,6 +192,12 @@ enum MHD_Result vr_api_internal_job_progress(struct vr_request *req)
 		return vr_reply_db(req, rc);
 	if (rc == 0) {
 		PQclear(res);
+		const char *id[] = {req->ids[0]};
+		rc = vr_db_exec(db, "job_exists", NULL, 1, id);
+		if (rc < 0)
+			return vr_reply_db(req, rc);
+		if (rc == 0)
+			return vr_reply_not_found(req, "job", req->ids[0]);
 		return conflict(req, "JOB_NOT_RUNNING",
 				"The job is not running on this server (it ended, or another "
 				"server took it over).");
@@ -249,8 +255,17 @@ static enum MHD_Result finish_job(struct vr_request *req, const char *outcome, c
 		}
 		bool ok = strcmp(outcome, "success") == 0;
 		bool canceled = strcmp(outcome, "canceled") == 0;
-		rc = vr_api_job_effect(db, vr_db_str(job, 0, J_LANE), vr_db_str(job, 0, J_ACTION),
-				       vr_db_str(job, 0, J_TASK), vr_db_str(job, 0, J_PARAMS), ok);
+		/* A canceled job did not happen: what its acceptance changed goes
+		 * back (cancel.c). */
+		if (canceled)
+			rc = vr_api_job_cancel_effect(db, req->ids[0], vr_db_str(job, 0, J_LANE),
+						      vr_db_str(job, 0, J_ACTION),
+						      vr_db_str(job, 0, J_TASK),
+						      vr_db_str(job, 0, J_PARAMS));
+		else
+			rc = vr_api_job_effect(db, vr_db_str(job, 0, J_LANE),
+					       vr_db_str(job, 0, J_ACTION), vr_db_str(job, 0, J_TASK),
+					       vr_db_str(job, 0, J_PARAMS), ok);
 		const char *task_status = ok ? "success" : canceled ? "canceled" : "error";
 		const char *job_state = ok ? "succeeded" : canceled ? "canceled" : dead ? "dead"
 											  : "failed";

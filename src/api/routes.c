@@ -74,6 +74,8 @@ const struct vr_route vr_api_routes[] = {
 	 SMALL_BODY, 0},
 
 	{"GET", "/api/task/{id}", vr_api_task_get, 0, 0},
+	/* vCD CancelTask: consumes nothing, any body is ignored; 204. */
+	{"POST", "/api/task/{id}/action/cancel", vr_api_task_cancel, SMALL_BODY, 0},
 	{"GET", "/api/tasksList/{id}", vr_api_tasks_list_get, 0, 0},
 
 	/* Provider side (A2, A4) and the vCD typed query RaaSCLI uses. */

@@ -1,4 +1,4 @@
-/* GET /api/task/{id}. */
+/* GET /api/task/{id} and the org's Tasks list (POST .../action/cancel: cancel.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +69,12 @@ static void render_task(struct vr_request *req, struct vr_xml *w, PGresult *t, i
 		vr_xml_text(w, secret->value);
 		vr_xml_end(w);
 		vr_xml_end(w);
+	}
+	/* As vCD: while the Task may still be canceled (queued or running). */
+	if (!finished && (strcmp(status, "queued") == 0 || strcmp(status, "running") == 0)) {
+		char *cancel = vr_href(req, "/api/task/%s/action/cancel", id);
+		vr_render_link(w, "Link", "task:cancel", NULL, cancel, NULL);
+		free(cancel);
 	}
 
 	if (!vr_db_isnull(t, row, T_OWNER_ID)) {

@@ -11,6 +11,7 @@
 #include "api/publish.h"
 #include "vrcloud/config.h"
 #include "vrcloud/daemon.h"
+#include "vrcloud/db.h"
 #include "vrcloud/err.h"
 #include "vrcloud/http.h"
 #include "vrcloud/log.h"
@@ -175,6 +176,12 @@ int main(int argc, char **argv)
 	snprintf(threads, sizeof threads, "%u", config.threads);
 	vr_log_info("started", "listen", config.listen, "port", port_text, "threads", threads,
 		    "version", PACKAGE_VERSION);
+	/* A database at another schema version than this build's is logged
+	 * now (db_schema_mismatch); the API runs on and answers 503 until a
+	 * connection finds the right version. */
+	struct vr_db *db = NULL;
+	if (vr_db_open(&db, config.database_uri) == 0)
+		vr_db_close(db);
 
 	vr_daemon_wait_for_stop(&signals, config.log_file);
 	vr_relay_stop(relay);

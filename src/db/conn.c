@@ -1,4 +1,5 @@
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,78 @@ static int prepare_all(struct vr_db *db)
 	return 0;
 }
 
+/* The version of the schema found on the last connection whose schema was
+ * not the one this build needs, or -1 while the last one was: shared by
+ * every thread, so that a mismatch is logged once and every 503 names it. */
+static atomic_int schema_found = -1;
+
+static void schema_message(char *out, size_t size, int found)
+{
+	if (found < vr_db_schema_version)
+		snprintf(out, size,
+			 "database schema is version %d, this build needs %d: run vrcloudctl "
+			 "migrate",
+			 found, vr_db_schema_version);
+	else
+		snprintf(out, size,
+			 "database schema is version %d, this build needs %d: run the vrcloud "
+			 "release that migrated it, or a newer one",
+			 found, vr_db_schema_version);
+}
+
+/* The newest migration recorded by vrcloudctl migrate (0 on a database it
+ * never migrated). Returns 0 or VR_EUNAVAIL. */
+static int read_schema_version(PGconn *conn, int *version_out)
+{
+	PGresult *res = PQexecParams(conn,
+				     "SELECT coalesce(max(version), 0) FROM schema_migrations", 0,
+				     NULL, NULL, NULL, NULL, 0);
+	int rc = 0;
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+		*version_out = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+	} else {
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		if (state && strcmp(state, "42P01") == 0) { /* undefined_table */
+			*version_out = 0;
+		} else {
+			vr_log_warn("db_schema_unreadable", "error",
+				    res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+			rc = VR_EUNAVAIL;
+		}
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* Whether the database's schema is the one this build needs; logs each
+ * change between a mismatch and a match once for the whole process. */
+static bool schema_matches(int found)
+{
+	int want = found == vr_db_schema_version ? -1 : found;
+	int before = atomic_exchange(&schema_found, want);
+	if (want == before)
+		return want == -1;
+	if (want == -1) {
+		char version[16];
+		snprintf(version, sizeof version, "%d", found);
+		vr_log_info("db_schema_ok", "version", version);
+		return true;
+	}
+	char message[160];
+	schema_message(message, sizeof message, found);
+	vr_log_error("db_schema_mismatch", "message", message);
+	return false;
+}
+
+bool vr_db_schema_problem(char *message_out, size_t size)
+{
+	int found = atomic_load(&schema_found);
+	if (found < 0)
+		return false;
+	schema_message(message_out, size, found);
+	return true;
+}
+
 static int connect_db(struct vr_db *db)
 {
 	if (db->conn)
@@ -53,7 +126,15 @@ static int connect_db(struct vr_db *db)
 		return VR_EUNAVAIL;
 	}
 	PQsetNoticeReceiver(db->conn, silence_notices, NULL);
-	int rc = prepare_all(db);
+	/* Statements are prepared only against the schema they were written
+	 * for; on another one every request is refused until a reconnection
+	 * finds the right version (a migration while this process runs). */
+	int found = 0;
+	int rc = read_schema_version(db->conn, &found);
+	if (!rc && !schema_matches(found))
+		rc = VR_EUNAVAIL;
+	if (!rc)
+		rc = prepare_all(db);
 	if (rc) {
 		PQfinish(db->conn);
 		db->conn = NULL;

@@ -38,6 +38,8 @@ const struct vr_db_stmt vr_db_stmts_jobs[] = {
 	{"job_heartbeat",
 	 "UPDATE jobs SET heartbeat_at = now() WHERE id = $1::uuid AND state = 'running'"
 	 " AND worker_id = $2::uuid RETURNING task_id"},
+	/* $1 job: whether it exists at all (progress answers 404 if not). */
+	{"job_exists", "SELECT 1 FROM jobs WHERE id = $1::uuid"},
 	{"job_task_progress",
 	 "UPDATE tasks SET progress = greatest(progress, least($2::int, 99))"
 	 " WHERE id = $1::uuid AND status = 'running' RETURNING cancel_requested"},

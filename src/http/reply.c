@@ -7,6 +7,7 @@
 
 #include "http/internal.h"
 #include "vrcloud/alloc.h"
+#include "vrcloud/db.h"
 #include "vrcloud/err.h"
 #include "vrcloud/log.h"
 #include "vrcloud/xml.h"
@@ -172,6 +173,11 @@ static const struct {
 
 enum MHD_Result vr_reply_err(struct vr_request *req, int err)
 {
+	/* The database answers but holds another schema version: say so. */
+	char schema[160];
+	if (err == VR_EUNAVAIL && vr_db_schema_problem(schema, sizeof schema))
+		return reply_error_text(req, MHD_HTTP_SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE",
+					schema);
 	for (size_t i = 0; i < sizeof error_map / sizeof error_map[0]; i++)
 		if (error_map[i].err == err)
 			return reply_error_text(req, error_map[i].status, error_map[i].minor,

@@ -106,5 +106,21 @@ tests_integration_test_api_internal_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_integration_test_api_internal_LDADD = $(TEST_LIBS)
 TESTS += tests/integration/test_api_internal
 
+check_PROGRAMS += tests/integration/test_api_cancel
+tests_integration_test_api_cancel_SOURCES = tests/integration/test_api_cancel.c \
+	tests/integration/harness.c tests/integration/harness.h
+tests_integration_test_api_cancel_CFLAGS = $(TEST_CFLAGS)
+tests_integration_test_api_cancel_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_api_cancel_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/test_api_cancel
+
+check_PROGRAMS += tests/integration/test_api_schema
+tests_integration_test_api_schema_SOURCES = tests/integration/test_api_schema.c \
+	tests/integration/harness.c tests/integration/harness.h
+tests_integration_test_api_schema_CFLAGS = $(TEST_CFLAGS)
+tests_integration_test_api_schema_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_api_schema_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/test_api_schema
+
 EXTRA_DIST += tests/integration/README.md
 

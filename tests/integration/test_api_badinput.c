@@ -58,6 +58,8 @@ static const char *good_id(const char *pattern)
 		return VRT_PEER_A1;
 	if (strstr(pattern, "/replications/{id}"))
 		return VRT_REPL_A1;
+	if (strcmp(pattern, "/api/task/{id}/action/cancel") == 0)
+		return VRT_TASK_A_ERROR; /* finished: a cancel is refused and changes nothing */
 	if (strncmp(pattern, "/api/task/", 10) == 0)
 		return VRT_TASK_A_RUNNING;
 	if (strncmp(pattern, "/api/tasksList/", 15) == 0)

@@ -6,6 +6,7 @@
 #define VRCLOUD_DB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <libpq-fe.h>
 
@@ -23,8 +24,15 @@ struct vr_db_stmt {
 
 struct vr_db;
 
-/* Connect and prepare every registered statement. Returns 0, VR_EUNAVAIL
- * (server unreachable) or VR_EDB (preparing failed: a schema mismatch). */
+/* The schema version this build works with: its newest migration
+ * (generated from migrations/ by build-aux/embed-sql.sh). */
+extern const int vr_db_schema_version;
+
+/* Connect, check that the database's schema is at vr_db_schema_version
+ * (the newest version vrcloudctl migrate recorded), and prepare every
+ * registered statement. Returns 0, VR_EUNAVAIL (server unreachable, or
+ * its schema is another version: see vr_db_schema_problem) or VR_EDB
+ * (preparing failed). */
 int vr_db_open(struct vr_db **out, const char *conninfo);
 void vr_db_close(struct vr_db *db);
 /* The calling thread's connection to conninfo, opened on first use and
@@ -32,6 +40,13 @@ void vr_db_close(struct vr_db *db);
  * server cannot be reached right now. */
 struct vr_db *vr_db_thread(const char *conninfo);
 void vr_db_thread_close(void);
+
+/* Whether the last connection made by this process found the database's
+ * schema at another version than vr_db_schema_version; if so, message_out
+ * says which and what to do ("database schema is version N, this build
+ * needs M: run vrcloudctl migrate"). A connection that finds the right
+ * version clears it. */
+bool vr_db_schema_problem(char *message_out, size_t size);
 
 /* Run a prepared statement. Returns the number of rows (SELECT) or rows
  * affected (INSERT/UPDATE/DELETE), or a vr_db_status. *res_out (may be
