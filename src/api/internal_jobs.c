@@ -70,63 +70,49 @@ static bool caller_server(struct vr_request *req, struct vr_db *db, xmlNodePtr r
 	return false;
 }
 
-enum MHD_Result vr_api_internal_job_start(struct vr_request *req)
+/* The starting transaction of job req->ids[0] for server. Returns 0 with
+ * *job_out (the job's row) and delivery_text set to the recorded number of
+ * deliveries, STARTED_REPLIED once a refusal is queued in *reply, or a db
+ * status. */
+#define STARTED_REPLIED 1
+static int start_in_transaction(struct vr_request *req, struct vr_db *db, const char *server,
+				char delivery_text[16], PGresult **job_out, enum MHD_Result *reply)
 {
-	enum MHD_Result reply;
-	xmlDocPtr doc = NULL;
-	if (!vr_request_document(req, &start_spec, &doc, &reply))
-		return reply;
-	xmlNodePtr root = xmlDocGetRootElement(doc);
-	xmlChar *deliveries = vr_input_child_text(root, "Deliveries");
-	char delivery_text[16];
-	long delivered = deliveries ? strtol((const char *)deliveries, NULL, 10) : 1L;
-	snprintf(delivery_text, sizeof delivery_text, "%ld",
-		 delivered < 1 ? 1L : delivered > 1000000 ? 1000000L : delivered);
-	xmlFree(deliveries);
-
-	struct vr_db *db = vr_request_db(req);
-	if (!db) {
-		xmlFreeDoc(doc);
-		return vr_reply_err(req, VR_EUNAVAIL);
-	}
-	char server[VR_UUID_LEN + 1];
+	*job_out = NULL;
 	int rc = vr_db_begin(db);
-	if (rc) {
-		xmlFreeDoc(doc);
-		return vr_reply_db(req, rc);
-	}
-	PGresult *job = NULL;
-	bool owned = caller_server(req, db, root, server, &reply);
-	xmlFreeDoc(doc);
-	if (!owned) {
-		vr_db_rollback(db);
-		return reply;
-	}
+	if (rc)
+		return rc;
 	char stale[16];
 	snprintf(stale, sizeof stale, "%u", vr_server_config(req->server)->jobs_stale_after);
 	const char *lock[] = {req->ids[0], stale};
+	PGresult *job = NULL;
 	rc = vr_db_exec(db, "job_lock", &job, 2, lock);
 	if (rc <= 0) {
 		vr_db_rollback(db);
 		PQclear(job);
-		return rc < 0 ? vr_reply_db(req, rc) : vr_reply_not_found(req, "job", req->ids[0]);
+		if (rc < 0)
+			return rc;
+		*reply = vr_reply_not_found(req, "job", req->ids[0]);
+		return STARTED_REPLIED;
 	}
-	if (is_final(vr_db_str(job, 0, J_STATE))) {
-		reply = conflict(req, "JOB_FINISHED", "The job has ended; acknowledge and drop it.");
-		goto rollback;
-	}
-	if (vr_db_bool(job, 0, J_BLOCKED)) {
-		reply = conflict(req, "JOB_NOT_HEAD",
-				 "An older job of the same lane is still open; acknowledge and "
-				 "drop this delivery, the job is published again in turn.");
-		goto rollback;
-	}
-	if (strcmp(vr_db_str(job, 0, J_STATE), "running") == 0 && vr_db_bool(job, 0, J_ALIVE) &&
-	    strcmp(vr_db_str(job, 0, J_WORKER), server) != 0) {
-		reply = conflict(req, "JOB_RUNNING",
-				 "Another replica server runs this job and is alive; acknowledge "
-				 "and drop this delivery.");
-		goto rollback;
+	*reply = MHD_NO;
+	if (is_final(vr_db_str(job, 0, J_STATE)))
+		*reply = conflict(req, "JOB_FINISHED", "The job has ended; acknowledge and drop it.");
+	else if (vr_db_bool(job, 0, J_BLOCKED))
+		*reply = conflict(req, "JOB_NOT_HEAD",
+				  "An older job of the same lane is still open; acknowledge and "
+				  "drop this delivery, the job is published again in turn.");
+	else if (strcmp(vr_db_str(job, 0, J_STATE), "running") == 0 &&
+		 vr_db_bool(job, 0, J_ALIVE) && strcmp(vr_db_str(job, 0, J_WORKER), server) != 0)
+		*reply = conflict(req, "JOB_RUNNING",
+				  "Another replica server runs this job and is alive; acknowledge "
+				  "and drop this delivery.");
+	else
+		rc = 0;
+	if (rc) {
+		vr_db_rollback(db);
+		PQclear(job);
+		return STARTED_REPLIED;
 	}
 	const char *start[] = {req->ids[0], server, delivery_text};
 	const char *task[] = {vr_db_str(job, 0, J_TASK)};
@@ -134,7 +120,7 @@ enum MHD_Result vr_api_internal_job_start(struct vr_request *req)
 	PGresult *started = NULL;
 	rc = vr_db_exec(db, "job_start", &started, 3, start);
 	if (rc == 1)
-		snprintf(delivery_text, sizeof delivery_text, "%s", vr_db_str(started, 0, 0));
+		snprintf(delivery_text, 16, "%s", vr_db_str(started, 0, 0));
 	PQclear(started);
 	if (rc >= 0)
 		rc = vr_db_exec(db, "job_assign_server", NULL, 2, assign);
@@ -145,8 +131,47 @@ enum MHD_Result vr_api_internal_job_start(struct vr_request *req)
 	if (rc < 0) {
 		vr_db_rollback(db);
 		PQclear(job);
-		return vr_reply_db(req, rc);
+		return rc;
 	}
+	*job_out = job;
+	return 0;
+}
+
+enum MHD_Result vr_api_internal_job_start(struct vr_request *req)
+{
+	enum MHD_Result reply;
+	xmlDocPtr doc = NULL;
+	if (!vr_request_document(req, &start_spec, &doc, &reply))
+		return reply;
+	xmlNodePtr root = xmlDocGetRootElement(doc);
+	xmlChar *deliveries = vr_input_child_text(root, "Deliveries");
+	long delivered = deliveries ? strtol((const char *)deliveries, NULL, 10) : 1L;
+	xmlFree(deliveries);
+	delivered = delivered < 1 ? 1L : delivered > 1000000 ? 1000000L : delivered;
+
+	struct vr_db *db = vr_request_db(req);
+	if (!db) {
+		xmlFreeDoc(doc);
+		return vr_reply_err(req, VR_EUNAVAIL);
+	}
+	char server[VR_UUID_LEN + 1];
+	bool owned = caller_server(req, db, root, server, &reply);
+	xmlFreeDoc(doc);
+	if (!owned)
+		return reply;
+	/* The publisher stamps a job's row right after its XADD, so a start
+	 * may meet a serialization failure: retried here, not by the worker. */
+	PGresult *job = NULL;
+	char delivery_text[16];
+	int rc = VR_DB_SOFT;
+	for (int attempt = 0; attempt < 3 && rc == VR_DB_SOFT; attempt++) {
+		snprintf(delivery_text, sizeof delivery_text, "%ld", delivered);
+		rc = start_in_transaction(req, db, server, delivery_text, &job, &reply);
+	}
+	if (rc == STARTED_REPLIED)
+		return reply;
+	if (rc < 0)
+		return vr_reply_db(req, rc);
 	struct vr_xml *w = vr_xml_new();
 	vr_xml_start(w, "Job");
 	vr_xml_attr(w, "xmlns", VR_NS_INTERNAL);
@@ -160,10 +185,6 @@ enum MHD_Result vr_api_internal_job_start(struct vr_request *req)
 	vr_xml_end(w);
 	PQclear(job);
 	return vr_reply_xml(req, w, VR_MT_INTERNAL);
-rollback:
-	vr_db_rollback(db);
-	PQclear(job);
-	return reply;
 }
 
 enum MHD_Result vr_api_internal_job_progress(struct vr_request *req)
