@@ -134,7 +134,11 @@ static int cancel_now(struct vr_db *db, const char *task, PGresult *job)
 			rc = vr_db_exec(db, "job_finish", NULL, 2, finish);
 		}
 	}
+	/* the canceled Task shows that a cancel was asked for */
 	const char *finish_task[] = {task, "canceled", NULL, NULL, NULL, NULL};
+	const char *request[] = {task};
+	if (rc >= 0)
+		rc = vr_db_exec(db, "cancel_task_request", NULL, 1, request);
 	return rc < 0 ? rc : vr_db_exec(db, "job_task_finish", NULL, 6, finish_task);
 }
 

@@ -280,7 +280,7 @@ static char *cancel_queued_in(const char *vdc, const char *action, const char *s
 	assert_task(a.task, "queued", "0", "false", true);
 
 	cancel_ok(VRT_ADMIN_A, a.task);
-	assert_task(a.task, "canceled", "100", "false", false);
+	assert_task(a.task, "canceled", "100", "true", false);
 	assert_job_state(a.job, "canceled", "the canceled job");
 	assert_db("SELECT (finished_at IS NOT NULL AND worker_id IS NULL)::text FROM jobs"
 		  " WHERE id = $1::uuid",
@@ -673,15 +673,15 @@ Test(permissions, the_tasks_user_its_org_admin_and_sysadmin_may_cancel)
 	/* user-a's own Task */
 	struct accepted own = accept_by(VRT_USER_A, "sync", rg);
 	cancel_ok(VRT_USER_A, own.task);
-	assert_task(own.task, "canceled", "100", "false", false);
+	assert_task(own.task, "canceled", "100", "true", false);
 	/* user-a's Task, by the org's administrator */
 	struct accepted by_admin = accept_by(VRT_USER_A, "sync", rg);
 	cancel_ok(VRT_ADMIN_A, by_admin.task);
-	assert_task(by_admin.task, "canceled", "100", "false", false);
+	assert_task(by_admin.task, "canceled", "100", "true", false);
 	/* admin-a's Task, by the System administrator */
 	struct accepted by_root = accept_by(VRT_ADMIN_A, "testFailover", rg);
 	cancel_ok(VRT_ROOT, by_root.task);
-	assert_task(by_root.task, "canceled", "100", "false", false);
+	assert_task(by_root.task, "canceled", "100", "true", false);
 	assert_state(rg, "notStarted none ok false", "after the canceled test failover");
 	accepted_free(&own);
 	accepted_free(&by_admin);
@@ -746,7 +746,7 @@ Test(document, the_link_is_followed_with_any_body_and_content_type)
 	cr_assert_eq(vrt_call(&call, &r), 0);
 	assert_canceled_204(&r, "cancel with a body");
 	vrt_resp_free(&r);
-	assert_task(a.task, "canceled", "100", "false", false);
+	assert_task(a.task, "canceled", "100", "true", false);
 	free(href);
 	accepted_free(&a);
 	free(rg);
@@ -762,7 +762,7 @@ Test(document, a_task_without_a_job_that_never_ended_is_canceled_at_once)
 			  " AND name = 'admin-a' RETURNING id::text",
 			  VRT_ORG_A);
 	cancel_ok(VRT_ADMIN_A, task);
-	assert_task(task, "canceled", "100", "false", false);
+	assert_task(task, "canceled", "100", "true", false);
 	free(task);
 }
 
