@@ -1,0 +1,14 @@
+# The tunnel protocol (frames, hello, commands), TLS helpers and the event
+# loop shared by vrcloud-proxy and vrcloud-agent (docs/tunnels.md).
+libvrcloud_la_SOURCES += \
+	src/include/vrcloud/tunnel.h src/tunnel/frame.c src/tunnel/address.c \
+	src/include/vrcloud/tls.h src/tunnel/tls.c \
+	src/include/vrcloud/loop.h src/tunnel/loop.c
+
+check_PROGRAMS += tests/unit/test_tunnel_frame
+tests_unit_test_tunnel_frame_SOURCES = tests/unit/test_tunnel_frame.c
+tests_unit_test_tunnel_frame_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_tunnel_frame_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_tunnel_frame_LDADD = $(TEST_LIBS)
+TESTS += tests/unit/test_tunnel_frame
+
