@@ -25,3 +25,5 @@ libvrcloud_la_SOURCES += \
 	src/api/internal_servers.c src/api/internal_jobs.c src/api/effects.c \
 	src/api/actions.c src/api/publish.h src/api/publish.c src/api/relay.c
 libvrcloud_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
+# The internal route of the proxies (docs/tunnels.md).
+libvrcloud_la_SOURCES += src/db/sites.c src/api/internal_sites.c

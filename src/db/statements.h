@@ -13,6 +13,7 @@ extern const struct vr_db_stmt vr_db_stmts_tasks[];
 extern const struct vr_db_stmt vr_db_stmts_servers[];
 extern const struct vr_db_stmt vr_db_stmts_jobs[];
 extern const struct vr_db_stmt vr_db_stmts_actions[];
+extern const struct vr_db_stmt vr_db_stmts_sites[];
 
 /* NULL-terminated list of the tables above. */
 extern const struct vr_db_stmt *const vr_db_statement_tables[];

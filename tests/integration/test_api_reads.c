@@ -197,6 +197,7 @@ static const char *const other_routes[] = {
 	"POST /api/internal/jobs/{id}/progress",
 	"POST /api/internal/jobs/{id}/complete",
 	"POST /api/internal/jobs/{id}/dead",
+	"POST /api/internal/sites/verify",
 };
 
 static const struct route_case *case_for(const char *pattern)
