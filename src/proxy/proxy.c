@@ -72,6 +72,7 @@ static int bind_public(struct vr_proxy *p, char **error_out)
 		return VR_EIO;
 	}
 	struct sockaddr_storage bound;
+	memset(&bound, 0, sizeof bound);
 	socklen_t bound_len = sizeof bound;
 	if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) == 0)
 		p->port = ntohs(bound.ss_family == AF_INET6
@@ -193,7 +194,9 @@ static void on_accept(struct vr_loop *loop, int fd, unsigned events, void *arg)
 			static uint64_t last_warned;
 			uint64_t now = vr_loop_now_ms();
 			if (now - last_warned >= 1000) {
-				vr_log_warn("connection_limit", "max_connections", NULL);
+				char max[16];
+				snprintf(max, sizeof max, "%u", p->config->max_connections);
+				vr_log_warn("connection_limit", "max_connections", max);
 				last_warned = now;
 			}
 			close(c);

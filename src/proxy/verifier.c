@@ -62,7 +62,7 @@ static void credential_key(char out[2 * SHA256_DIGEST_LENGTH + 1], const char *c
 	static const char hex[] = "0123456789abcdef";
 	unsigned char digest[SHA256_DIGEST_LENGTH];
 	SHA256((const unsigned char *)credential, strlen(credential), digest);
-	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+	for (size_t i = 0; i < SHA256_DIGEST_LENGTH; i++) {
 		out[2 * i] = hex[digest[i] >> 4];
 		out[2 * i + 1] = hex[digest[i] & 15];
 	}

@@ -355,11 +355,11 @@ int vr_tunnel_command_parse(struct vr_tunnel_command *out, const char *payload, 
 	const char *id = vr_tunnel_field(&fields, "id");
 	const char *name = vr_tunnel_field(&fields, "name");
 	const char *reason = NULL;
-	if (!id || !vr_tunnel_id_valid(id))
+	if (!id || !vr_tunnel_id_valid(id)) {
 		reason = "the command has no valid id";
-	else if (!name || !vr_tunnel_id_valid(name))
+	} else if (!name || !vr_tunnel_id_valid(name)) {
 		reason = "the command has no valid name";
-	if (!reason) {
+	} else {
 		memcpy(out->id, id, strlen(id) + 1);
 		memcpy(out->name, name, strlen(name) + 1);
 	}
