@@ -349,7 +349,7 @@ static void spawn(struct proc *p, const char *const *argv)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		int null = open("/dev/null", O_RDWR);
 		dup2(null, 0);
-		execv(argv[0], (char *const *)argv);
+		execvp(argv[0], (char *const *)argv);
 		_exit(127);
 	}
 }
@@ -1044,7 +1044,7 @@ static void redis_start(struct proc *p, const struct world *w, unsigned port)
 	char *port_text = fmt("%u", port);
 	unlink(p->log);
 	const char *argv[] = {
-		"/usr/bin/redis-server", "--port", port_text,	"--bind", "127.0.0.1", "--save", "",
+		"redis-server", "--port", port_text,	"--bind", "127.0.0.1", "--save", "",
 		"--appendonly",		 "no",	   "--logfile", p->log,	  NULL};
 	spawn(p, argv);
 	p->port = port;
