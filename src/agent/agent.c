@@ -81,6 +81,22 @@ static int on_command(struct vr_agent *agent, struct vr_agent_conn *conn,
 	return rc;
 }
 
+/* A CONNECT frame: a worker asks for a reverse connection. Receiving
+ * failback data is not part of this agent, so it does not dial; the
+ * worker's request times out at the proxy. */
+static void on_connect(const struct vr_tunnel_frame *frame)
+{
+	struct vr_tunnel_connect connect;
+	const char *reason = NULL;
+	if (vr_tunnel_connect_parse(&connect, frame->payload, frame->len, false, &reason)) {
+		vr_log_warn("connect_malformed", "error", reason);
+		return;
+	}
+	vr_log_warn("reverse_not_taken", "replication", connect.replication, "address",
+		    connect.address, "reason", "this agent has no failback receiver");
+	explicit_bzero(connect.cookie, sizeof connect.cookie);
+}
+
 /* Run one established control connection until it ends or stop is set. */
 static void session(struct vr_agent *agent, struct vr_agent_conn *conn, unsigned heartbeat_s)
 {
@@ -120,6 +136,10 @@ static void session(struct vr_agent *agent, struct vr_agent_conn *conn, unsigned
 				why = "an ack could not be sent";
 				break;
 			}
+			continue;
+		}
+		if (frame.type == VR_FRAME_CONNECT) {
+			on_connect(&frame);
 			continue;
 		}
 		if (frame.type == VR_FRAME_REFUSE) {

@@ -452,3 +452,30 @@ int vr_agent_data_open(struct vr_agent_conn **out, const struct vr_agent_tls *tl
 	vr_tunnel_hello_clear(&hello);
 	return rc;
 }
+
+int vr_agent_reverse_open(struct vr_agent_conn **out, const struct vr_agent_tls *tls,
+			  const struct vr_agent_config *config, const char *credential,
+			  const char *address, const char *cookie, char **error_out)
+{
+	*out = NULL;
+	*error_out = NULL;
+	struct vr_tunnel_hello hello;
+	memset(&hello, 0, sizeof hello);
+	hello.version = VR_TUNNEL_VERSION;
+	hello.kind = VR_TUNNEL_REVERSE;
+	snprintf(hello.agent, sizeof hello.agent, "%s", config->name ? config->name : "");
+	if (strlen(credential) > VR_TUNNEL_MAX_CREDENTIAL || !vr_tunnel_id_valid(cookie)) {
+		*error_out = vr_strdup("the credential or the cookie is malformed");
+		return VR_EINVAL;
+	}
+	memcpy(hello.credential, credential, strlen(credential) + 1);
+	memcpy(hello.cookie, cookie, strlen(cookie) + 1);
+	struct vr_tunnel_fields welcome;
+	int rc = vr_agent_conn_open(out, &welcome, tls, address, &hello,
+				    config->connect_timeout * 1000u, error_out);
+	if (rc == 0)
+		vr_tunnel_fields_free(&welcome);
+	vr_tunnel_hello_clear(&hello);
+	explicit_bzero(hello.cookie, sizeof hello.cookie);
+	return rc;
+}

@@ -34,9 +34,13 @@ static void usage(FILE *out)
 	      "      --cert FILE            certificate chain, PEM, leaf first (required)\n"
 	      "      --key FILE             its private key, PEM (required)\n"
 	      "      --reverse-address H:P  where agents reach this proxy itself, not through\n"
-	      "                             the load balancer (default <name>:<port>)\n"
+	      "                             the load balancer (default <name>:<port>; port 0:\n"
+	      "                             the bound public port)\n"
 	      "      --worker-address H:P   where data connections are forwarded\n"
 	      "                             (default 127.0.0.1:44046)\n"
+	      "      --internal-listen H:P  plain port where workers ask for reverse\n"
+	      "                             connections (default 127.0.0.1:8444)\n"
+	      "      --reverse-timeout S    seconds a worker waits for the site (default 30)\n"
 	      "  -a, --api-url URL          vrcloud-api base URL (default http://127.0.0.1:8080)\n"
 	      "  -k, --token-file FILE      file holding the service token of\n"
 	      "                             `vrcloudctl service add NAME --kind proxy` (required)\n"
@@ -52,7 +56,7 @@ static void usage(FILE *out)
 	      "  -L, --log-level LEVEL      debug, info, warn or error (default info)\n"
 	      "      --log-file FILE        log there instead of stderr (reopened on SIGHUP)\n"
 	      "      --pid-file FILE        write the process id to FILE\n"
-	      "      --port-file FILE       write the bound public port to FILE\n"
+	      "      --port-file FILE       write the bound public and internal ports to FILE\n"
 	      "  -h, --help                 show this help and exit\n"
 	      "  -V, --version              show the version and exit\n"
 	      "\n"
@@ -86,6 +90,8 @@ enum {
 	OPT_KEY,
 	OPT_REVERSE,
 	OPT_WORKER,
+	OPT_INTERNAL,
+	OPT_REVERSE_TIMEOUT,
 	OPT_PREFIX,
 	OPT_HEARTBEAT,
 	OPT_TTL,
@@ -106,6 +112,8 @@ int main(int argc, char **argv)
 		{"key", required_argument, NULL, OPT_KEY},
 		{"reverse-address", required_argument, NULL, OPT_REVERSE},
 		{"worker-address", required_argument, NULL, OPT_WORKER},
+		{"internal-listen", required_argument, NULL, OPT_INTERNAL},
+		{"reverse-timeout", required_argument, NULL, OPT_REVERSE_TIMEOUT},
 		{"api-url", required_argument, NULL, 'a'},
 		{"token-file", required_argument, NULL, 'k'},
 		{"redis", required_argument, NULL, 'r'},
@@ -132,6 +140,8 @@ int main(int argc, char **argv)
 		{OPT_KEY, "proxy", "key_file"},
 		{OPT_REVERSE, "proxy", "reverse_address"},
 		{OPT_WORKER, "proxy", "worker_address"},
+		{OPT_INTERNAL, "proxy", "internal_listen"},
+		{OPT_REVERSE_TIMEOUT, "proxy", "reverse_timeout"},
 		{'a', "proxy", "api_url"},
 		{'k', "proxy", "token_file"},
 		{'r', "redis", "uri"},

@@ -31,6 +31,8 @@ void vr_proxy_config_init(struct vr_proxy_config *config)
 	config->name = host_name();
 	config->listen = vr_strdup("0.0.0.0:8443");
 	config->worker_address = vr_strdup("127.0.0.1:44046");
+	config->internal_listen = vr_strdup("127.0.0.1:8444");
+	config->reverse_timeout = 30;
 	config->api_url = vr_strdup("http://127.0.0.1:8080");
 	config->heartbeat_interval = 10;
 	config->registry_ttl = 30;
@@ -57,6 +59,7 @@ void vr_proxy_config_free(struct vr_proxy_config *config)
 	free(config->key_file);
 	free(config->reverse_address);
 	free(config->worker_address);
+	free(config->internal_listen);
 	free(config->api_url);
 	free(config->token_file);
 	free(config->pid_file);
@@ -77,6 +80,8 @@ static const struct vr_ini_key keys[] = {
 	S("proxy", "key_file", key_file),
 	S("proxy", "reverse_address", reverse_address),
 	S("proxy", "worker_address", worker_address),
+	S("proxy", "internal_listen", internal_listen),
+	U("proxy", "reverse_timeout", reverse_timeout, 1, 3600),
 	S("proxy", "api_url", api_url),
 	S("proxy", "token_file", token_file),
 	U("proxy", "heartbeat_interval", heartbeat_interval, 1, 3600),
@@ -84,7 +89,7 @@ static const struct vr_ini_key keys[] = {
 	U("proxy", "verify_cache", verify_cache, 0, 3600),
 	U("proxy", "verify_threads", verify_threads, 1, 64),
 	U("proxy", "max_connections", max_connections, 2, 1000000),
-	U("proxy", "buffer_kib", buffer_kib, 16, 65536),
+	U("proxy", "buffer_kib", buffer_kib, 64, 65536),
 	U("proxy", "handshake_timeout", handshake_timeout, 1, 600),
 	U("proxy", "shutdown_timeout", shutdown_timeout, 0, 86400),
 	U("proxy", "http_timeout", http_timeout, 1, 600),
@@ -179,7 +184,10 @@ static char *check(const struct vr_proxy_config *c)
 	if (!c->cert_file || !c->key_file)
 		return vr_strdup("[proxy] cert_file and key_file are required (PEM files of "
 				 "the proxy's certificate chain and key)");
-	if (c->reverse_address && !address_valid(c->reverse_address, false))
+	if (!address_valid(c->internal_listen, true))
+		return vr_asprintf("[proxy] internal_listen: '%s' is not host:port",
+				   c->internal_listen ? c->internal_listen : "");
+	if (c->reverse_address && !address_valid(c->reverse_address, true))
 		return vr_asprintf("[proxy] reverse_address: '%s' is not host:port",
 				   c->reverse_address);
 	if (!address_valid(c->worker_address, false))

@@ -32,6 +32,7 @@
 #define IN_CAP (VR_TUNNEL_HEADER_LEN + VR_TUNNEL_MAX_PAYLOAD)
 
 static int service(struct conn *conn);
+static int data_fail(struct conn *conn, const char *reason);
 static void on_agent(struct vr_loop *loop, int fd, unsigned events, void *arg);
 static void on_worker(struct vr_loop *loop, int fd, unsigned events, void *arg);
 
@@ -73,6 +74,8 @@ static size_t pb_room(struct pipebuf *b)
 
 static bool pb_put(struct pipebuf *b, const void *data, size_t len)
 {
+	if (!len)
+		return true;
 	if (pb_room(b) < len)
 		return false;
 	memcpy(b->data + b->end, data, len);
@@ -419,6 +422,77 @@ static int data_accepted(struct conn *conn)
 	return 0;
 }
 
+/* Buffers of a data or reverse connection, each starting with what goes
+ * first to that side; false when they cannot hold it. */
+static bool buffers_start(struct conn *c, const void *to_worker, size_t to_worker_len,
+			  const void *worker_early, size_t worker_early_len,
+			  const struct vr_buf *welcome)
+{
+	size_t cap = (size_t)c->proxy->config->buffer_kib * 1024u;
+	c->a2w.data = vr_malloc(cap);
+	c->w2a.data = vr_malloc(cap);
+	c->a2w.cap = c->w2a.cap = cap;
+	struct vr_buf frame;
+	vr_buf_init(&frame, 0);
+	bool ok = pb_put(&c->a2w, to_worker, to_worker_len) && pb_put(&c->a2w, c->in, c->in_len) &&
+		  vr_tunnel_frame_append(&frame, VR_FRAME_WELCOME, welcome->data, welcome->len) ==
+			  0 &&
+		  pb_put(&c->w2a, frame.data, frame.len) &&
+		  pb_put(&c->w2a, worker_early, worker_early_len);
+	vr_buf_free(&frame);
+	c->bytes_up = c->in_len;
+	c->in_len = 0;
+	return ok;
+}
+
+/* An agent answers a worker's request: stitch its connection to the
+ * worker's waiting one. The worker gets a welcome naming the site, the
+ * agent one naming the replication, then bytes flow as on a data
+ * connection. */
+static int reverse_accepted(struct conn *c)
+{
+	struct vr_proxy *p = c->proxy;
+	struct waiter *w = vr_proxy_waiter_find(p, c->hello.cookie);
+	explicit_bzero(c->hello.cookie, sizeof c->hello.cookie);
+	/* A cookie is bound to the site it was made for. */
+	if (!w || strcmp(w->request.peer, c->site.peer_id) != 0)
+		return do_refuse(c, "cookie",
+				 "the cookie is unknown, used, expired or another site's");
+	memcpy(c->hello.replication, w->request.replication, sizeof c->hello.replication);
+	c->wfd = vr_proxy_waiter_detach(w);
+	struct vr_buf to_worker, to_agent;
+	vr_buf_init(&to_worker, 0);
+	vr_buf_init(&to_agent, 0);
+	vr_tunnel_field_append(&to_worker, "proxy", p->config->name);
+	vr_tunnel_field_append(&to_worker, "peer", c->site.peer_id);
+	vr_tunnel_field_append(&to_worker, "org", c->site.org_id);
+	vr_tunnel_field_append(&to_worker, "vdc", c->site.vdc_id);
+	vr_tunnel_field_append(&to_worker, "site", c->site.site_uuid);
+	vr_tunnel_field_append(&to_worker, "replication", c->hello.replication);
+	vr_tunnel_field_append(&to_agent, "proxy", p->config->name);
+	vr_tunnel_field_append(&to_agent, "peer", c->site.peer_id);
+	vr_tunnel_field_append(&to_agent, "replication", c->hello.replication);
+	struct vr_buf frame;
+	vr_buf_init(&frame, 0);
+	bool ok = vr_tunnel_frame_append(&frame, VR_FRAME_WELCOME, to_worker.data, to_worker.len) ==
+			  0 &&
+		  buffers_start(c, frame.data, frame.len, w->in, w->in_len, &to_agent);
+	char worker[VR_TUNNEL_MAX_ID + 1];
+	memcpy(worker, w->request.worker, sizeof worker);
+	vr_proxy_waiter_free(w);
+	vr_buf_free(&frame);
+	vr_buf_free(&to_worker);
+	vr_buf_free(&to_agent);
+	if (!ok)
+		return data_fail(c, "the buffers are too small for the welcomes");
+	c->state = CS_DATA;
+	c->deadline_ms = 0;
+	c->started_ms = vr_loop_now_ms();
+	vr_log_info("reverse_connected", "peer", c->site.peer_id, "replication",
+		    c->hello.replication, "client", c->client, "worker", worker[0] ? worker : NULL);
+	return 0;
+}
+
 /* Leave CS_VERIFYING with the answer; -1 when that closed the connection. */
 static int verified(struct conn *conn, int status, const struct vr_proxy_site *site)
 {
@@ -434,6 +508,8 @@ static int verified(struct conn *conn, int status, const struct vr_proxy_site *s
 		return control_accepted(conn);
 	/* The credential of a data connection is needed no more. */
 	vr_tunnel_hello_clear(&conn->hello);
+	if (conn->hello.kind == VR_TUNNEL_REVERSE)
+		return reverse_accepted(conn);
 	return data_accepted(conn);
 }
 
@@ -444,10 +520,6 @@ static int on_hello(struct conn *conn, const struct vr_tunnel_frame *frame)
 	const char *reason = NULL;
 	if (vr_tunnel_hello_parse(&conn->hello, frame->payload, frame->len, &reason))
 		return do_refuse(conn, "protocol", reason);
-	if (conn->hello.kind == VR_TUNNEL_REVERSE) {
-		vr_tunnel_hello_clear(&conn->hello);
-		return do_refuse(conn, "unsupported", "this proxy takes no reverse connections");
-	}
 	if (conn->proxy->stopping)
 		return do_refuse(conn, "shutdown", "this proxy is stopping");
 	conn->state = CS_VERIFYING;
@@ -600,6 +672,25 @@ void vr_proxy_conn_commands(struct conn *conn, const char *const *elements, cons
 	}
 	if (conn->fetch_again)
 		vr_proxy_conn_fetch(conn);
+	service(conn);
+}
+
+void vr_proxy_conn_connect(struct conn *conn, const struct vr_tunnel_connect *connect)
+{
+	if (conn->state != CS_CONTROL || conn->dead)
+		return;
+	struct vr_buf payload;
+	vr_buf_init(&payload, VR_TUNNEL_MAX_PAYLOAD);
+	vr_tunnel_field_append(&payload, "address", connect->address);
+	vr_tunnel_field_append(&payload, "cookie", connect->cookie);
+	vr_tunnel_field_append(&payload, "replication", connect->replication);
+	int rc = queue_frame(conn, VR_FRAME_CONNECT, payload.data, payload.len);
+	explicit_bzero(payload.data, payload.len);
+	vr_buf_free(&payload);
+	if (rc)
+		return;
+	vr_log_info("connect_sent", "peer", conn->site.peer_id, "replication", connect->replication,
+		    "address", connect->address);
 	service(conn);
 }
 
@@ -795,30 +886,18 @@ static int pump(struct conn *c)
 static int data_start(struct conn *c)
 {
 	struct vr_proxy *p = c->proxy;
-	size_t cap = (size_t)p->config->buffer_kib * 1024u;
-	c->a2w.data = vr_malloc(cap);
-	c->w2a.data = vr_malloc(cap);
-	c->a2w.cap = c->w2a.cap = cap;
 	char *preamble = vr_asprintf("VRCLOUD-DATA 1 peer=%s org=%s vdc=%s site=%s replication=%s "
 				     "proxy=%s\n",
 				     c->site.peer_id, c->site.org_id, c->site.vdc_id,
 				     c->site.site_uuid, c->hello.replication, p->config->name);
-	bool ok = pb_put(&c->a2w, preamble, strlen(preamble)) && pb_put(&c->a2w, c->in, c->in_len);
-	free(preamble);
-	c->bytes_up = c->in_len;
-	c->in_len = 0;
 	struct vr_buf welcome;
 	vr_buf_init(&welcome, 0);
 	vr_tunnel_field_append(&welcome, "proxy", p->config->name);
 	vr_tunnel_field_append(&welcome, "peer", c->site.peer_id);
 	vr_tunnel_field_append(&welcome, "replication", c->hello.replication);
-	struct vr_buf frame;
-	vr_buf_init(&frame, 0);
-	ok = ok &&
-	     vr_tunnel_frame_append(&frame, VR_FRAME_WELCOME, welcome.data, welcome.len) == 0 &&
-	     pb_put(&c->w2a, frame.data, frame.len);
+	bool ok = buffers_start(c, preamble, strlen(preamble), NULL, 0, &welcome);
 	vr_buf_free(&welcome);
-	vr_buf_free(&frame);
+	free(preamble);
 	if (!ok)
 		return data_fail(c, "the buffers are too small for the preamble");
 	c->state = CS_DATA;

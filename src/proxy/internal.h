@@ -135,6 +135,56 @@ void vr_proxy_conn_command_removed(struct conn *conn, const char *id);
 void vr_proxy_conn_removal_lost(struct conn *conn, const char *id);
 void vr_proxy_conn_fetch(struct conn *conn);
 
+/* Queue a CONNECT frame (dial a proxy with a cookie) on a control
+ * connection. */
+void vr_proxy_conn_connect(struct conn *conn, const struct vr_tunnel_connect *connect);
+
+/* --- reverse requests of workers (reverse.c) ------------------------------------ */
+
+enum waiter_state {
+	WS_REQUEST,  /* reading the worker's request */
+	WS_LOCATING, /* asking Redis whether a proxy holds the site */
+	WS_WAITING,  /* published: waiting for the site's agent to dial in */
+	WS_CLOSING,  /* sending a REFUSE, then close */
+};
+
+/* A worker's connection on the internal port, waiting to be stitched to
+ * an agent's reverse connection. */
+struct waiter {
+	struct vr_proxy *proxy;
+	struct waiter *prev, *next;
+	enum waiter_state state;
+	int fd;
+	bool watched;
+	char client[64];
+	uint64_t deadline_ms;
+	struct vr_tunnel_request request;
+	char cookie[VR_TUNNEL_COOKIE_LEN + 1];
+	unsigned char in[VR_TUNNEL_HEADER_LEN + VR_TUNNEL_MAX_PAYLOAD];
+	size_t in_len; /* after the request: bytes the worker sent early */
+	struct vr_buf out;
+};
+
+/* Take fd (non-blocking) from the internal listener. */
+void vr_proxy_waiter_accept(struct vr_proxy *proxy, int fd, const struct sockaddr *addr);
+/* The waiter holding cookie, or NULL. */
+struct waiter *vr_proxy_waiter_find(struct vr_proxy *proxy, const char *cookie);
+/* Take the waiter's socket for stitching: it leaves the loop, the cookie
+ * map and the list; the caller owns the fd and frees the waiter with
+ * vr_proxy_waiter_free. */
+int vr_proxy_waiter_detach(struct waiter *waiter);
+void vr_proxy_waiter_free(struct waiter *waiter);
+/* Redis answered whether a proxy holds the waiter's site: 1 yes, 0 no,
+ * -1 Redis went away first. */
+void vr_proxy_waiter_located(struct vr_proxy *proxy, const char *cookie, int held);
+/* A reverse request from the bus: if this proxy holds the site, tell its
+ * agent. */
+void vr_proxy_reverse_message(struct vr_proxy *proxy, const char *payload, size_t len);
+/* Deadlines of the waiters. */
+void vr_proxy_waiter_sweep(struct vr_proxy *proxy, uint64_t now);
+/* Close every waiter (stopping). */
+void vr_proxy_waiter_close_all(struct vr_proxy *proxy);
+
 /* --- verifier (verifier.c) -------------------------------------------------- */
 
 struct vr_proxy_verifier;
@@ -181,6 +231,13 @@ bool vr_proxy_registry_fetch(struct vr_proxy_registry *registry, const char *pee
  * away first). false when the request could not be sent. */
 bool vr_proxy_registry_remove(struct vr_proxy_registry *registry, const char *peer_id,
 			      const char *id, const char *element, size_t len);
+/* Ask whether any proxy holds peer's site; the answer goes to
+ * vr_proxy_waiter_located(cookie). false when it could not be sent. */
+bool vr_proxy_registry_locate(struct vr_proxy_registry *registry, const char *peer_id,
+			      const char *cookie);
+/* Publish a reverse request on the bus. false when it could not be sent. */
+bool vr_proxy_registry_publish_reverse(struct vr_proxy_registry *registry, const char *payload,
+				       size_t len);
 /* Disconnect cleanly once pending replies are in; true when nothing is
  * left to wait for. */
 bool vr_proxy_registry_shutdown(struct vr_proxy_registry *registry);
@@ -193,8 +250,10 @@ struct vr_proxy {
 	struct vr_loop *loop;
 	SSL_CTX *ssl_ctx;
 	int listen_fd;
+	int internal_fd;
 	int signal_fd;
-	unsigned port; /* the bound public port */
+	unsigned port;		/* the bound public port */
+	unsigned internal_port; /* the bound internal port */
 	char reverse_address[300];
 	struct sockaddr_storage worker_addr;
 	socklen_t worker_addrlen;
@@ -203,6 +262,9 @@ struct vr_proxy {
 	size_t nconns;
 	uint64_t next_serial;
 	struct vr_proxy_map *sites; /* peer id -> its control connection */
+	struct waiter *waiters;	    /* workers' reverse requests */
+	size_t nwaiters;
+	struct vr_proxy_map *cookies; /* cookie -> its waiter */
 
 	struct vr_proxy_verifier *verifier;
 	struct vr_proxy_registry *registry;

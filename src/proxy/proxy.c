@@ -51,11 +51,11 @@ static int resolve(struct sockaddr_storage *out, socklen_t *len_out, const char 
 	return 0;
 }
 
-static int bind_public(struct vr_proxy *p, char **error_out)
+static int bind_listener(int *fd_out, unsigned *port_out, const char *address, char **error_out)
 {
 	struct sockaddr_storage addr;
 	socklen_t len;
-	int rc = resolve(&addr, &len, p->config->listen, true, error_out);
+	int rc = resolve(&addr, &len, address, true, error_out);
 	if (rc)
 		return rc;
 	int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -66,8 +66,7 @@ static int bind_public(struct vr_proxy *p, char **error_out)
 	int on = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
 	if (bind(fd, (struct sockaddr *)&addr, len) != 0 || listen(fd, 512) != 0) {
-		*error_out =
-			vr_asprintf("cannot listen on %s: %s", p->config->listen, strerror(errno));
+		*error_out = vr_asprintf("cannot listen on %s: %s", address, strerror(errno));
 		close(fd);
 		return VR_EIO;
 	}
@@ -75,20 +74,20 @@ static int bind_public(struct vr_proxy *p, char **error_out)
 	memset(&bound, 0, sizeof bound);
 	socklen_t bound_len = sizeof bound;
 	if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) == 0)
-		p->port = ntohs(bound.ss_family == AF_INET6
-					? ((struct sockaddr_in6 *)&bound)->sin6_port
-					: ((struct sockaddr_in *)&bound)->sin_port);
-	p->listen_fd = fd;
+		*port_out = ntohs(bound.ss_family == AF_INET6
+					  ? ((struct sockaddr_in6 *)&bound)->sin6_port
+					  : ((struct sockaddr_in *)&bound)->sin_port);
+	*fd_out = fd;
 	return 0;
 }
 
-static int write_port_file(const char *path, unsigned port)
+static int write_port_file(const char *path, unsigned port, unsigned internal_port)
 {
 	char *tmp = vr_asprintf("%s.tmp", path);
 	FILE *f = fopen(tmp, "w");
 	int rc = VR_EIO;
 	if (f) {
-		fprintf(f, "%u\n", port);
+		fprintf(f, "%u\n%u\n", port, internal_port);
 		if (fclose(f) == 0 && rename(tmp, path) == 0)
 			rc = 0;
 	}
@@ -98,13 +97,20 @@ static int write_port_file(const char *path, unsigned port)
 	return rc;
 }
 
+static void close_fd(struct vr_proxy *p, int *fd)
+{
+	if (*fd < 0)
+		return;
+	if (p->loop)
+		vr_loop_unwatch(p->loop, *fd);
+	close(*fd);
+	*fd = -1;
+}
+
 static void close_listener(struct vr_proxy *p)
 {
-	if (p->listen_fd < 0)
-		return;
-	vr_loop_unwatch(p->loop, p->listen_fd);
-	close(p->listen_fd);
-	p->listen_fd = -1;
+	close_fd(p, &p->listen_fd);
+	close_fd(p, &p->internal_fd);
 }
 
 static void close_all(struct vr_proxy *p, bool keep_data)
@@ -123,6 +129,7 @@ static void close_all(struct vr_proxy *p, bool keep_data)
 static void check_stop(struct vr_proxy *p)
 {
 	uint64_t now = vr_loop_now_ms();
+	vr_proxy_waiter_close_all(p);
 	if (p->nconns && now < p->stop_deadline_ms)
 		return;
 	if (p->nconns)
@@ -147,6 +154,7 @@ static void sweep(struct vr_loop *loop, void *arg)
 {
 	struct vr_proxy *p = arg;
 	vr_proxy_conn_sweep(p, vr_loop_now_ms());
+	vr_proxy_waiter_sweep(p, vr_loop_now_ms());
 	if (p->stopping)
 		check_stop(p);
 	p->sweep_timer = vr_loop_timer(loop, SWEEP_MS, sweep, p);
@@ -164,6 +172,23 @@ static void on_signal(struct vr_loop *loop, int fd, unsigned events, void *arg)
 		}
 		if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT)
 			begin_stop(p, info.ssi_signo == SIGTERM ? "TERM" : "INT");
+	}
+}
+
+static void on_internal_accept(struct vr_loop *loop, int fd, unsigned events, void *arg)
+{
+	struct vr_proxy *p = arg;
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage addr;
+		socklen_t len = sizeof addr;
+		int c = accept4(fd, (struct sockaddr *)&addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (c < 0)
+			return;
+		if (p->nconns + p->nwaiters >= p->config->max_connections) {
+			close(c);
+			continue;
+		}
+		vr_proxy_waiter_accept(p, c, (struct sockaddr *)&addr);
 	}
 }
 
@@ -190,7 +215,7 @@ static void on_accept(struct vr_loop *loop, int fd, unsigned events, void *arg)
 			vr_loop_timer(loop, ACCEPT_PAUSE_MS, resume_accept, p);
 			return;
 		}
-		if (p->nconns >= p->config->max_connections) {
+		if (p->nconns + p->nwaiters >= p->config->max_connections) {
 			static uint64_t last_warned;
 			uint64_t now = vr_loop_now_ms();
 			if (now - last_warned >= 1000) {
@@ -206,6 +231,23 @@ static void on_accept(struct vr_loop *loop, int fd, unsigned events, void *arg)
 	}
 }
 
+/* [proxy] reverse_address, its port 0 standing for the bound public port;
+ * by default <name>:<bound port>. */
+static void reverse_address(struct vr_proxy *p)
+{
+	const char *configured = p->config->reverse_address;
+	char host[256];
+	unsigned port = 0;
+	if (!configured || vr_tunnel_split_address(host, sizeof host, &port, configured))
+		snprintf(host, sizeof host, "%s", p->config->name);
+	if (configured && port)
+		snprintf(p->reverse_address, sizeof p->reverse_address, "%s", configured);
+	else if (strchr(host, ':'))
+		snprintf(p->reverse_address, sizeof p->reverse_address, "[%s]:%u", host, p->port);
+	else
+		snprintf(p->reverse_address, sizeof p->reverse_address, "%s:%u", host, p->port);
+}
+
 int vr_proxy_start(struct vr_proxy **out, const struct vr_proxy_config *config,
 		   const sigset_t *signals, char **error_out)
 {
@@ -213,7 +255,7 @@ int vr_proxy_start(struct vr_proxy **out, const struct vr_proxy_config *config,
 	*error_out = NULL;
 	struct vr_proxy *p = vr_calloc(1, sizeof *p);
 	p->config = config;
-	p->listen_fd = p->signal_fd = -1;
+	p->listen_fd = p->internal_fd = p->signal_fd = -1;
 	char token[VR_WORKER_MAX_TOKEN + 1];
 	bool loose = false;
 	int rc = vr_worker_token_read(token, config->token_file, &loose, error_out);
@@ -236,15 +278,13 @@ int vr_proxy_start(struct vr_proxy **out, const struct vr_proxy_config *config,
 		*error_out = vr_strdup("cannot make the event loop");
 		goto fail;
 	}
-	if ((rc = bind_public(p, error_out)) != 0)
+	if ((rc = bind_listener(&p->listen_fd, &p->port, config->listen, error_out)) != 0 ||
+	    (rc = bind_listener(&p->internal_fd, &p->internal_port, config->internal_listen,
+				error_out)) != 0)
 		goto fail;
-	if (config->reverse_address)
-		snprintf(p->reverse_address, sizeof p->reverse_address, "%s",
-			 config->reverse_address);
-	else
-		snprintf(p->reverse_address, sizeof p->reverse_address, "%s:%u", config->name,
-			 p->port);
+	reverse_address(p);
 	p->sites = vr_proxy_map_new();
+	p->cookies = vr_proxy_map_new();
 	p->signal_fd = signalfd(-1, signals, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (p->signal_fd < 0 ||
 	    vr_loop_watch(p->loop, p->signal_fd, VR_LOOP_READ, on_signal, p) != 0) {
@@ -261,22 +301,24 @@ int vr_proxy_start(struct vr_proxy **out, const struct vr_proxy_config *config,
 		*error_out = vr_strdup("[redis] uri is not usable");
 		goto fail;
 	}
-	if (vr_loop_watch(p->loop, p->listen_fd, VR_LOOP_READ, on_accept, p)) {
+	if (vr_loop_watch(p->loop, p->listen_fd, VR_LOOP_READ, on_accept, p) ||
+	    vr_loop_watch(p->loop, p->internal_fd, VR_LOOP_READ, on_internal_accept, p)) {
 		*error_out = vr_strdup("cannot watch the listening socket");
 		rc = VR_EIO;
 		goto fail;
 	}
-	if (config->port_file && write_port_file(config->port_file, p->port)) {
+	if (config->port_file && write_port_file(config->port_file, p->port, p->internal_port)) {
 		*error_out = vr_asprintf("cannot write the port file %s", config->port_file);
 		rc = VR_EIO;
 		goto fail;
 	}
 	p->sweep_timer = vr_loop_timer(p->loop, SWEEP_MS, sweep, p);
-	char port[16];
+	char port[16], internal_port[16];
 	snprintf(port, sizeof port, "%u", p->port);
+	snprintf(internal_port, sizeof internal_port, "%u", p->internal_port);
 	vr_log_info("started", "name", config->name, "listen", config->listen, "port", port,
-		    "reverse_address", p->reverse_address, "worker_address",
-		    config->worker_address);
+		    "internal_port", internal_port, "reverse_address", p->reverse_address,
+		    "worker_address", config->worker_address);
 	*out = p;
 	return 0;
 fail:
@@ -300,8 +342,11 @@ void vr_proxy_free(struct vr_proxy *p)
 	/* Answers still due go to their connections (or free them). */
 	vr_proxy_verifier_stop(p->verifier);
 	close_all(p, false);
+	if (p->loop)
+		vr_proxy_waiter_close_all(p);
 	vr_proxy_registry_free(p->registry);
 	vr_proxy_map_free(p->sites, NULL);
+	vr_proxy_map_free(p->cookies, NULL);
 	if (p->signal_fd >= 0) {
 		if (p->loop)
 			vr_loop_unwatch(p->loop, p->signal_fd);

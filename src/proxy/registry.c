@@ -38,9 +38,10 @@ struct vr_proxy_registry {
 	bool closing;
 	uint64_t reconnect_timer;
 	uint64_t beat_timer;
-	char *value;	    /* what an entry of this proxy holds: "<name> <reverse address>" */
-	char *proxy_key;    /* <prefix>:tunnel:proxy:<name> */
-	char *wake_channel; /* <prefix>:tunnel:wake */
+	char *value;	       /* what an entry of this proxy holds: "<name> <reverse address>" */
+	char *proxy_key;       /* <prefix>:tunnel:proxy:<name> */
+	char *wake_channel;    /* <prefix>:tunnel:wake */
+	char *reverse_channel; /* <prefix>:tunnel:reverse */
 	char ttl[16];
 };
 
@@ -51,7 +52,9 @@ enum request_kind {
 	REQ_RELEASE,
 	REQ_FETCH,
 	REQ_REMOVE,
-	REQ_BEAT
+	REQ_BEAT,
+	REQ_LOCATE,
+	REQ_PUBLISH,
 };
 
 struct request {
@@ -105,6 +108,15 @@ static void on_reply(redisAsyncContext *ac, void *reply_p, void *privdata)
 	struct vr_proxy_registry *r = req->registry;
 	redisReply *reply = reply_p;
 	struct conn *conn = r->closing || !req->peer[0] ? NULL : site_conn(r, req->peer);
+	if (req->kind == REQ_LOCATE) {
+		int held = !reply || reply->type == REDIS_REPLY_ERROR ? -1
+			   : reply->type == REDIS_REPLY_STRING	      ? 1
+								      : 0;
+		if (!r->closing)
+			vr_proxy_waiter_located(r->proxy, req->id, held);
+		free(req);
+		return;
+	}
 	if (!reply) {
 		/* Redis went away before answering: what waited is asked again
 		 * once it is back (claim_and_fetch). */
@@ -140,7 +152,9 @@ static void on_reply(redisAsyncContext *ac, void *reply_p, void *privdata)
 		break;
 	case REQ_CLAIM:
 	case REQ_RELEASE:
-	case REQ_BEAT: break;
+	case REQ_BEAT:
+	case REQ_LOCATE:
+	case REQ_PUBLISH: break;
 	}
 	free(req);
 }
@@ -241,13 +255,22 @@ static void on_message(redisAsyncContext *ac, void *reply_p, void *privdata)
 	redisReply *kind = reply->element[0], *payload = reply->element[2];
 	if (kind->type != REDIS_REPLY_STRING)
 		return;
+	redisReply *channel = reply->element[1];
+	if (channel->type != REDIS_REPLY_STRING)
+		return;
 	if (strcmp(kind->str, "subscribe") == 0) {
 		/* Wake-ups sent while unsubscribed were lost: look at every list. */
-		vr_proxy_map_each(r->proxy->sites, fetch_site, r);
+		if (strcmp(channel->str, r->wake_channel) == 0)
+			vr_proxy_map_each(r->proxy->sites, fetch_site, r);
 		return;
 	}
-	if (strcmp(kind->str, "message") != 0 || payload->type != REDIS_REPLY_STRING ||
-	    payload->len != VR_UUID_LEN)
+	if (strcmp(kind->str, "message") != 0 || payload->type != REDIS_REPLY_STRING)
+		return;
+	if (strcmp(channel->str, r->reverse_channel) == 0) {
+		vr_proxy_reverse_message(r->proxy, payload->str, payload->len);
+		return;
+	}
+	if (payload->len != VR_UUID_LEN)
 		return;
 	struct conn *conn = site_conn(r, payload->str);
 	if (conn)
@@ -315,10 +338,10 @@ static void connect_all(struct vr_loop *loop, void *arg)
 		if (r->sub) {
 			redisAsyncSetConnectCallback(r->sub, on_sub_connect);
 			redisAsyncSetDisconnectCallback(r->sub, on_sub_disconnect);
-			const char *argv[] = {"SUBSCRIBE", r->wake_channel};
-			size_t lens[2];
-			argv_lens(lens, 2, argv);
-			redisAsyncCommandArgv(r->sub, on_message, r, 2, argv, lens);
+			const char *argv[] = {"SUBSCRIBE", r->wake_channel, r->reverse_channel};
+			size_t lens[3];
+			argv_lens(lens, 3, argv);
+			redisAsyncCommandArgv(r->sub, on_message, r, 3, argv, lens);
 		}
 	}
 	if (!r->cmd || !r->sub)
@@ -338,6 +361,7 @@ int vr_proxy_registry_start(struct vr_proxy_registry **out, struct vr_proxy *pro
 	r->value = vr_asprintf("%s %s", proxy->config->name, proxy->reverse_address);
 	r->proxy_key = vr_asprintf("%s:tunnel:proxy:%s", prefix, proxy->config->name);
 	r->wake_channel = vr_asprintf("%s:tunnel:wake", prefix);
+	r->reverse_channel = vr_asprintf("%s:tunnel:reverse", prefix);
 	snprintf(r->ttl, sizeof r->ttl, "%u", proxy->config->registry_ttl);
 	connect_all(proxy->loop, r);
 	*out = r;
@@ -410,6 +434,28 @@ bool vr_proxy_registry_remove(struct vr_proxy_registry *r, const char *peer_id, 
 	return sent;
 }
 
+bool vr_proxy_registry_locate(struct vr_proxy_registry *r, const char *peer_id, const char *cookie)
+{
+	if (!vr_proxy_registry_ready(r))
+		return false;
+	char *key = key_of(r, "peer", peer_id);
+	const char *argv[] = {"GET", key};
+	size_t lens[2];
+	argv_lens(lens, 2, argv);
+	bool sent = send_command(r, REQ_LOCATE, peer_id, cookie, 2, argv, lens);
+	free(key);
+	return sent;
+}
+
+bool vr_proxy_registry_publish_reverse(struct vr_proxy_registry *r, const char *payload, size_t len)
+{
+	if (!vr_proxy_registry_ready(r))
+		return false;
+	const char *argv[] = {"PUBLISH", r->reverse_channel, payload};
+	size_t lens[3] = {7, strlen(r->reverse_channel), len};
+	return send_command(r, REQ_PUBLISH, NULL, NULL, 3, argv, lens);
+}
+
 bool vr_proxy_registry_shutdown(struct vr_proxy_registry *r)
 {
 	if (!r)
@@ -449,5 +495,6 @@ void vr_proxy_registry_free(struct vr_proxy_registry *r)
 	free(r->value);
 	free(r->proxy_key);
 	free(r->wake_channel);
+	free(r->reverse_channel);
 	free(r);
 }

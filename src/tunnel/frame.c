@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
 #include "vrcloud/alloc.h"
 #include "vrcloud/err.h"
 #include "vrcloud/tunnel.h"
@@ -14,6 +18,7 @@ static const char *const frame_names[] = {
 	[VR_FRAME_HELLO] = "hello",	[VR_FRAME_WELCOME] = "welcome",
 	[VR_FRAME_REFUSE] = "refuse",	[VR_FRAME_HEARTBEAT] = "heartbeat",
 	[VR_FRAME_COMMAND] = "command", [VR_FRAME_ACK] = "ack",
+	[VR_FRAME_REQUEST] = "request", [VR_FRAME_CONNECT] = "connect",
 };
 
 const char *vr_tunnel_frame_name(unsigned type)
@@ -365,6 +370,118 @@ int vr_tunnel_command_parse(struct vr_tunnel_command *out, const char *payload, 
 	}
 	vr_tunnel_fields_free(&fields);
 	if (reason) {
+		*reason_out = reason;
+		return VR_EINVAL;
+	}
+	return 0;
+}
+
+/* --- reverse connections --------------------------------------------------- */
+
+int vr_tunnel_cookie_new(char out[VR_TUNNEL_COOKIE_LEN + 1])
+{
+	unsigned char raw[32];
+	unsigned char encoded[48];
+	if (RAND_bytes(raw, sizeof raw) != 1)
+		return VR_EIO;
+	int n = EVP_EncodeBlock(encoded, raw, sizeof raw);
+	OPENSSL_cleanse(raw, sizeof raw);
+	if (n != VR_TUNNEL_COOKIE_LEN + 1) /* 44 with one '=' of padding */
+		return VR_EIO;
+	for (int i = 0; i < VR_TUNNEL_COOKIE_LEN; i++)
+		out[i] = encoded[i] == '+' ? '-' : encoded[i] == '/' ? '_' : (char)encoded[i];
+	out[VR_TUNNEL_COOKIE_LEN] = '\0';
+	OPENSSL_cleanse(encoded, sizeof encoded);
+	return 0;
+}
+
+/* A required UUID field, canonical. */
+static const char *uuid_field(char out[VR_UUID_LEN + 1], const struct vr_tunnel_fields *f,
+			      const char *key, const char *missing, const char *malformed)
+{
+	const char *v = vr_tunnel_field(f, key);
+	if (!v)
+		return missing;
+	return vr_uuid_canon(out, v) ? malformed : NULL;
+}
+
+static const char *request_check(struct vr_tunnel_request *out, const struct vr_tunnel_fields *f)
+{
+	const char *version = vr_tunnel_field(f, "version");
+	if (!version || strcmp(version, "1") != 0)
+		return "the request's version is not 1";
+	const char *reason = uuid_field(out->peer, f, "peer", "the request names no peer",
+					"the request's peer is not a UUID");
+	if (!reason)
+		reason = uuid_field(out->replication, f, "replication",
+				    "the request names no replication",
+				    "the request's replication is not a UUID");
+	if (reason)
+		return reason;
+	const char *worker = vr_tunnel_field(f, "worker");
+	if (worker) {
+		if (!vr_tunnel_id_valid(worker))
+			return "the request's worker is not 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'";
+		memcpy(out->worker, worker, strlen(worker) + 1);
+	}
+	return NULL;
+}
+
+int vr_tunnel_request_parse(struct vr_tunnel_request *out, const char *payload, size_t len,
+			    const char **reason_out)
+{
+	memset(out, 0, sizeof *out);
+	struct vr_tunnel_fields fields;
+	if (vr_tunnel_fields_parse(&fields, payload, len, reason_out))
+		return VR_EINVAL;
+	const char *reason = request_check(out, &fields);
+	vr_tunnel_fields_free(&fields);
+	if (reason) {
+		memset(out, 0, sizeof *out);
+		*reason_out = reason;
+		return VR_EINVAL;
+	}
+	return 0;
+}
+
+static const char *connect_check(struct vr_tunnel_connect *out, const struct vr_tunnel_fields *f,
+				 bool need_peer)
+{
+	const char *reason = NULL;
+	if (need_peer || vr_tunnel_field(f, "peer"))
+		reason = uuid_field(out->peer, f, "peer", "the request names no peer",
+				    "the request's peer is not a UUID");
+	if (!reason)
+		reason = uuid_field(out->replication, f, "replication",
+				    "the request names no replication",
+				    "the request's replication is not a UUID");
+	if (reason)
+		return reason;
+	const char *cookie = vr_tunnel_field(f, "cookie");
+	if (!cookie || !vr_tunnel_id_valid(cookie))
+		return "the request has no valid cookie";
+	memcpy(out->cookie, cookie, strlen(cookie) + 1);
+	const char *address = vr_tunnel_field(f, "address");
+	char host[256];
+	unsigned port = 0;
+	if (!address || strlen(address) >= sizeof out->address ||
+	    vr_tunnel_split_address(host, sizeof host, &port, address) || port == 0)
+		return "the request has no valid address (host:port)";
+	memcpy(out->address, address, strlen(address) + 1);
+	return NULL;
+}
+
+int vr_tunnel_connect_parse(struct vr_tunnel_connect *out, const char *payload, size_t len,
+			    bool need_peer, const char **reason_out)
+{
+	memset(out, 0, sizeof *out);
+	struct vr_tunnel_fields fields;
+	if (vr_tunnel_fields_parse(&fields, payload, len, reason_out))
+		return VR_EINVAL;
+	const char *reason = connect_check(out, &fields, need_peer);
+	vr_tunnel_fields_free(&fields);
+	if (reason) {
+		memset(out, 0, sizeof *out);
 		*reason_out = reason;
 		return VR_EINVAL;
 	}

@@ -338,6 +338,7 @@ struct proc {
 	char name[64];
 	char log[320];
 	unsigned port;
+	unsigned internal_port; /* proxies: the workers' port */
 	int status;
 };
 
@@ -425,6 +426,8 @@ static void proxy_start(struct proc *p, const struct world *w, const char *name,
 				w->prefix,
 				"--worker-address",
 				worker,
+				"--internal-listen",
+				"127.0.0.1:0",
 				"--heartbeat-interval",
 				"1",
 				"--registry-ttl",
@@ -447,6 +450,8 @@ static void proxy_start(struct proc *p, const struct world *w, const char *name,
 	while (now_s() < end) {
 		char *text = read_text(port_file);
 		p->port = (unsigned)atoi(text);
+		const char *second = strchr(text, '\n');
+		p->internal_port = second ? (unsigned)atoi(second + 1) : 0;
 		free(text);
 		if (p->port)
 			break;
@@ -1043,9 +1048,9 @@ static void redis_start(struct proc *p, const struct world *w, unsigned port)
 	snprintf(p->log, sizeof p->log, "%s/redis.log", w->dir);
 	char *port_text = fmt("%u", port);
 	unlink(p->log);
-	const char *argv[] = {
-		"redis-server", "--port", port_text,	"--bind", "127.0.0.1", "--save", "",
-		"--appendonly",		 "no",	   "--logfile", p->log,	  NULL};
+	const char *argv[] = {"redis-server", "--port",	   port_text, "--bind",
+			      "127.0.0.1",    "--save",	   "",	      "--appendonly",
+			      "no",	      "--logfile", p->log,    NULL};
 	spawn(p, argv);
 	p->port = port;
 	double end = now_s() + 10;
@@ -1364,6 +1369,268 @@ Test(tunnel, data_connections_are_refused_for_bad_credentials_and_absent_workers
 	free(address);
 }
 
+/* --- tests: reverse connections ------------------------------------------------------ */
+
+/* Read one frame from a plain socket (15 s at most); its payload is
+ * NUL-terminated. Returns the frame's type, 0 when none came whole. */
+static unsigned read_plain_frame(int fd, char *payload, size_t cap)
+{
+	struct timeval tv = {15, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	unsigned char header[4];
+	size_t n = 0;
+	while (n < 4) {
+		ssize_t r = read(fd, header + n, 4 - n);
+		if (r <= 0)
+			return 0;
+		n += (size_t)r;
+	}
+	size_t len = (size_t)header[1] << 16 | (size_t)header[2] << 8 | header[3];
+	cr_assert_lt(len, cap);
+	for (n = 0; n < len;) {
+		ssize_t r = read(fd, payload + n, len - n);
+		if (r <= 0)
+			return 0;
+		n += (size_t)r;
+	}
+	payload[len] = '\0';
+	return header[0];
+}
+
+/* A worker's request on a proxy's internal port; returns the socket. */
+static int worker_request(unsigned internal_port, const char *peer, const char *text_override)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in addr = {.sin_family = AF_INET,
+				   .sin_port = htons((uint16_t)internal_port),
+				   .sin_addr.s_addr = htonl(0x7f000001)};
+	cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+	char *payload =
+		text_override
+			? strdup(text_override)
+			: fmt("version=1\npeer=%s\nreplication=" REPL "\nworker=worker-9\n", peer);
+	size_t len = strlen(payload);
+	unsigned char header[4] = {VR_FRAME_REQUEST, 0, (unsigned char)(len >> 8),
+				   (unsigned char)len};
+	cr_assert_eq(write(fd, header, 4), 4);
+	cr_assert_eq(write(fd, payload, len), (ssize_t)len);
+	free(payload);
+	return fd;
+}
+
+/* This process as a site's agent: a control connection through the
+ * library that beats and waits for a CONNECT frame. */
+static void await_connect(struct vr_agent_conn *ctl, struct vr_tunnel_connect *out)
+{
+	double end = now_s() + 15, next_beat = 0;
+	while (now_s() < end) {
+		if (now_s() >= next_beat) {
+			cr_assert_eq(
+				vr_agent_conn_send(ctl, VR_FRAME_HEARTBEAT, "seq=1\n", 6, 5000), 0);
+			next_beat = now_s() + 0.5;
+		}
+		struct vr_tunnel_frame frame;
+		cr_assert_eq(vr_agent_conn_recv(ctl, &frame, 200, -1), 0,
+			     "control connection lost");
+		if (frame.type != VR_FRAME_CONNECT)
+			continue;
+		const char *reason = NULL;
+		cr_assert_eq(vr_tunnel_connect_parse(out, frame.payload, frame.len, false, &reason),
+			     0, "%s", reason);
+		return;
+	}
+	cr_assert_fail("no CONNECT frame came");
+}
+
+static struct vr_agent_conn *control_open(struct vr_agent_tls *tls, const struct world *w,
+					  const char *address)
+{
+	struct vr_tunnel_hello hello;
+	memset(&hello, 0, sizeof hello);
+	hello.version = VR_TUNNEL_VERSION;
+	hello.kind = VR_TUNNEL_CONTROL;
+	snprintf(hello.credential, sizeof hello.credential, "%s", w->credential);
+	struct vr_agent_conn *ctl = NULL;
+	struct vr_tunnel_fields welcome;
+	char *error = NULL;
+	cr_assert_eq(vr_agent_conn_open(&ctl, &welcome, tls, address, &hello, 5000, &error), 0,
+		     "%s", error ? error : "");
+	vr_tunnel_fields_free(&welcome);
+	return ctl;
+}
+
+struct plain_upload {
+	int fd;
+	size_t total;
+	uint64_t seed;
+	unsigned char sent_digest[32];
+	unsigned char got_digest[32];
+	uint64_t got;
+};
+
+/* The worker's side: send total bytes, end its direction, read the rest. */
+static void *plain_worker_main(void *arg)
+{
+	struct plain_upload *u = arg;
+	unsigned char *buf = malloc(MIB);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	uint64_t state = u->seed;
+	for (size_t done = 0; done < u->total;) {
+		size_t len = u->total - done < MIB ? u->total - done : MIB;
+		fill_random(buf, len, &state);
+		EVP_DigestUpdate(md, buf, len);
+		for (size_t off = 0; off < len;) {
+			ssize_t n = write(u->fd, buf + off, len - off);
+			if (n <= 0)
+				goto out;
+			off += (size_t)n;
+		}
+		done += len;
+	}
+	EVP_DigestFinal_ex(md, u->sent_digest, NULL);
+	shutdown(u->fd, SHUT_WR);
+	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	ssize_t n;
+	while ((n = read(u->fd, buf, MIB)) > 0) {
+		EVP_DigestUpdate(md, buf, (size_t)n);
+		u->got += (uint64_t)n;
+	}
+	EVP_DigestFinal_ex(md, u->got_digest, NULL);
+out:
+	EVP_MD_CTX_free(md);
+	free(buf);
+	return NULL;
+}
+
+Test(tunnel, a_worker_reaches_a_site_through_a_reverse_connection_stitched_by_its_proxy)
+{
+	struct world w, w2;
+	world_init(&w);
+	other_site(&w2, &w);
+	/* p1 takes the worker's request; the site's control connection is on p2 */
+	static const char *const own_address[] = {"--reverse-address", "127.0.0.1:0", NULL};
+	struct proxy_opts o = {.extra = own_address};
+	struct proc p1, p2;
+	proxy_start(&p1, &w, "p1", &o);
+	proxy_start(&p2, &w, "p2", &o);
+	char *a1 = address_of(&p1), *a2 = address_of(&p2);
+	struct vr_agent_config config;
+	data_config(&config, &w, a2);
+	struct vr_agent_tls tls;
+	char *error = NULL;
+	cr_assert_eq(vr_agent_tls_init(&tls, &config, &error), 0);
+	struct vr_agent_conn *ctl = control_open(&tls, &w, a2);
+
+	int worker = worker_request(p1.internal_port, w.peer, NULL);
+	struct vr_tunnel_connect connect;
+	await_connect(ctl, &connect);
+	cr_assert_str_eq(connect.address, a1, "the agent is sent to the proxy of the request");
+	cr_assert_str_eq(connect.replication, REPL);
+	cr_assert_eq(strlen(connect.cookie), VR_TUNNEL_COOKIE_LEN);
+
+	/* another site's credential cannot use the cookie */
+	struct vr_agent_conn *rev = NULL;
+	cr_assert_eq(vr_agent_reverse_open(&rev, &tls, &config, w2.credential, connect.address,
+					   connect.cookie, &error),
+		     VR_ECONFLICT);
+	cr_assert(strncmp(error, "cookie:", 7) == 0, "%s", error);
+	free(error);
+	/* the site's own can */
+	cr_assert_eq(vr_agent_reverse_open(&rev, &tls, &config, w.credential, connect.address,
+					   connect.cookie, &error),
+		     0, "%s", error ? error : "");
+	char payload[4096];
+	cr_assert_eq(read_plain_frame(worker, payload, sizeof payload), VR_FRAME_WELCOME);
+	char *expect = fmt("proxy=p1\npeer=%s\norg=%s\nvdc=%s\nsite=%s\nreplication=" REPL "\n",
+			   w.peer, VRT_ORG_A, w.vdc, w.site);
+	cr_assert_str_eq(payload, expect);
+	free(expect);
+
+	/* 16 MiB worker -> site, then 4 MiB back, each compared by SHA-256 */
+	struct plain_upload up = {.fd = worker, .total = 16 * MIB + 5, .seed = 0xabc};
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, plain_worker_main, &up), 0);
+	unsigned char got[32];
+	cr_assert_eq(download(rev, got), up.total);
+	struct upload back = {.conn = rev, .total = 4 * MIB + 3, .seed = 0xdef};
+	upload_main(&back);
+	cr_assert_eq(back.rc, 0);
+	pthread_join(t, NULL);
+	cr_assert_eq(memcmp(got, up.sent_digest, 32), 0, "worker -> site differs");
+	cr_assert_eq(up.got, back.total);
+	cr_assert_eq(memcmp(up.got_digest, back.digest, 32), 0, "site -> worker differs");
+	vr_agent_conn_close(rev);
+	close(worker);
+	cr_assert(wait_file_contains(p1.log, "event=reverse_connected", 5));
+	cr_assert(wait_file_contains(p1.log, "kind=reverse", 5), "%s", read_text(p1.log));
+	cr_assert(file_contains(p2.log, "event=connect_sent"));
+
+	/* a cookie works once */
+	cr_assert_eq(vr_agent_reverse_open(&rev, &tls, &config, w.credential, connect.address,
+					   connect.cookie, &error),
+		     VR_ECONFLICT);
+	free(error);
+	vr_agent_conn_close(ctl);
+	cr_assert_eq(stop_proc(&p1, SIGTERM, 10), 0);
+	cr_assert_eq(stop_proc(&p2, SIGTERM, 10), 0);
+	cr_assert(!file_contains(p1.log, connect.cookie), "a cookie was logged");
+	vr_agent_tls_free(&tls);
+	vr_agent_config_free(&config);
+	free(a1);
+	free(a2);
+}
+
+Test(tunnel, reverse_requests_that_cannot_be_met_are_refused)
+{
+	struct world w;
+	world_init(&w);
+	char *config_path = fmt("%s/proxy.ini", w.dir);
+	FILE *f = fopen(config_path, "w");
+	cr_assert_not_null(f);
+	fputs("[proxy]\nreverse_timeout = 2\n", f);
+	fclose(f);
+	const char *const extra[] = {"--config", config_path, NULL};
+	struct proxy_opts o = {.extra = extra};
+	struct proc proxy, agent;
+	proxy_start(&proxy, &w, "p1", &o);
+	char payload[4096];
+
+	/* no proxy holds the site: refused at once */
+	double start = now_s();
+	int fd = worker_request(proxy.internal_port, w.peer, NULL);
+	cr_assert_eq(read_plain_frame(fd, payload, sizeof payload), VR_FRAME_REFUSE);
+	cr_assert_not_null(strstr(payload, "reason=unreachable\n"), "%s", payload);
+	cr_assert_lt(now_s() - start, 1.5);
+	close(fd);
+
+	/* a malformed request */
+	fd = worker_request(proxy.internal_port, NULL, "version=1\npeer=nope\n");
+	cr_assert_eq(read_plain_frame(fd, payload, sizeof payload), VR_FRAME_REFUSE);
+	cr_assert_not_null(strstr(payload, "reason=protocol\n"), "%s", payload);
+	close(fd);
+
+	/* the site is connected, but its agent takes no failback data: the
+	 * request times out */
+	char *address = address_of(&proxy);
+	agent_start(&agent, &w, "site-a", address, NULL);
+	cr_assert(wait_file_contains(agent.log, "event=connected", 15));
+	start = now_s();
+	fd = worker_request(proxy.internal_port, w.peer, NULL);
+	cr_assert_eq(read_plain_frame(fd, payload, sizeof payload), VR_FRAME_REFUSE);
+	cr_assert_not_null(strstr(payload, "reason=unreachable\n"), "%s", payload);
+	cr_assert_geq(now_s() - start, 1.5);
+	close(fd);
+	cr_assert(wait_file_contains(agent.log, "event=reverse_not_taken", 5), "%s",
+		  read_text(agent.log));
+	cr_assert(alive(&agent));
+	cr_assert(!file_contains(agent.log, "event=disconnected"));
+	cr_assert_eq(stop_proc(&agent, SIGTERM, 10), 0);
+	cr_assert_eq(stop_proc(&proxy, SIGTERM, 10), 0);
+	free(address);
+	free(config_path);
+}
+
 /* --- tests: hostile clients ------------------------------------------------------------------ */
 
 /* A raw TLS connection to the proxy (no certificate check: a hostile
@@ -1508,13 +1775,16 @@ Test(tunnel, hostile_clients_are_refused_or_cut_off)
 		raw_close(&r);
 	}
 	{
-		const char *hello = "version=1\nkind=reverse\ncredential=x\ncookie=abc\n";
+		/* a reverse hello of a real site with a cookie nobody made */
+		char *hello =
+			fmt("version=1\nkind=reverse\ncredential=%s\ncookie=abc\n", w.credential);
 		unsigned char frame[256] = {VR_FRAME_HELLO, 0, 0, (unsigned char)strlen(hello)};
 		memcpy(frame + 4, hello, strlen(hello));
 		raw_open(&r, proxy.port, true);
 		raw_send(&r, frame, 4 + strlen(hello));
-		assert_refused(&r, "unsupported");
+		assert_refused(&r, "cookie");
 		raw_close(&r);
+		free(hello);
 	}
 
 	cr_assert_eq(stop_proc(&proxy, SIGTERM, 10), 0);

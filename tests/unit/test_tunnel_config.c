@@ -61,6 +61,8 @@ Test(tunnel_config, proxy_defaults)
 	cr_assert_str_eq(c.name, host);
 	cr_assert_str_eq(c.listen, "0.0.0.0:8443");
 	cr_assert_str_eq(c.worker_address, "127.0.0.1:44046");
+	cr_assert_str_eq(c.internal_listen, "127.0.0.1:8444");
+	cr_assert_eq(c.reverse_timeout, 30);
 	cr_assert_str_eq(c.api_url, "http://127.0.0.1:8080");
 	cr_assert_null(c.reverse_address);
 	cr_assert_eq(c.heartbeat_interval, 10);
@@ -131,7 +133,8 @@ Test(tunnel_config, proxy_bad_settings)
 		{"listen", "8443", "listen"},
 		{"worker_address", "127.0.0.1:0", "worker_address"},
 		{"worker_address", "nowhere", "worker_address"},
-		{"reverse_address", "proxy:0", "reverse_address"},
+		{"reverse_address", "proxy", "reverse_address"},
+		{"internal_listen", "8444", "internal_listen"},
 		{"api_url", "ftp://api", "api_url"},
 		{"api_url", "http://user:pw@api", "api_url"},
 	};

@@ -89,7 +89,7 @@ Test(tunnel_frame, an_oversize_length_is_refused_from_the_header_alone)
 
 Test(tunnel_frame, unknown_types_are_refused_at_the_first_byte)
 {
-	static const unsigned char bad[] = {0, 7, 8, 0x16, 'G', 0x80, 0xff};
+	static const unsigned char bad[] = {0, 9, 10, 0x16, 'G', 0x80, 0xff};
 	for (size_t i = 0; i < sizeof bad; i++) {
 		unsigned char buf[1] = {bad[i]};
 		struct vr_tunnel_frame f;
@@ -117,6 +117,7 @@ Test(tunnel_frame, the_encoder_writes_what_the_parser_reads)
 	cr_assert_eq(used, out.len);
 	cr_assert_eq(vr_tunnel_frame_append(&out, 0, "", 0), VR_EINVAL);
 	cr_assert_eq(vr_tunnel_frame_append(&out, 9, "", 0), VR_EINVAL);
+	cr_assert_eq(vr_tunnel_frame_append(&out, 200, "", 0), VR_EINVAL);
 	char *big = calloc(1, VR_TUNNEL_MAX_PAYLOAD + 1);
 	cr_assert_eq(vr_tunnel_frame_append(&out, VR_FRAME_COMMAND, big, VR_TUNNEL_MAX_PAYLOAD + 1),
 		     VR_ETOOBIG);
@@ -339,7 +340,9 @@ Test(tunnel_frame, kind_and_frame_names)
 	cr_assert_null(vr_tunnel_kind_name(0));
 	cr_assert_null(vr_tunnel_kind_name(4));
 	cr_assert_str_eq(vr_tunnel_frame_name(VR_FRAME_ACK), "ack");
+	cr_assert_str_eq(vr_tunnel_frame_name(VR_FRAME_CONNECT), "connect");
 	cr_assert_null(vr_tunnel_frame_name(0));
+	cr_assert_null(vr_tunnel_frame_name(9));
 	cr_assert_null(vr_tunnel_frame_name(255));
 }
 
@@ -382,4 +385,75 @@ Test(tunnel_frame, addresses_split_into_host_and_port)
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		cr_assert_eq(vr_tunnel_split_address(host, sizeof host, &port, bad[i]), VR_EINVAL,
 			     "accepted: %s", bad[i]);
+}
+
+/* --- reverse connections ----------------------------------------------------- */
+
+Test(tunnel_frame, cookies_are_43_url_safe_characters_and_differ)
+{
+	char a[VR_TUNNEL_COOKIE_LEN + 1], b[VR_TUNNEL_COOKIE_LEN + 1];
+	cr_assert_eq(vr_tunnel_cookie_new(a), 0);
+	cr_assert_eq(vr_tunnel_cookie_new(b), 0);
+	cr_assert_eq(strlen(a), VR_TUNNEL_COOKIE_LEN);
+	cr_assert(vr_tunnel_id_valid(a), "%s", a);
+	cr_assert_str_neq(a, b);
+	for (size_t i = 0; i < VR_TUNNEL_COOKIE_LEN; i++)
+		cr_assert_null(strchr("+/=", a[i]), "%s", a);
+}
+
+Test(tunnel_frame, worker_requests_name_a_peer_and_a_replication)
+{
+	struct vr_tunnel_request r;
+	const char *reason = NULL;
+	const char *ok = "version=1\npeer=30000000-0000-4000-8000-0000000000A1\nreplication=" REPL
+			 "\nworker=worker-1\n";
+	cr_assert_eq(vr_tunnel_request_parse(&r, ok, strlen(ok), &reason), 0, "%s", reason);
+	cr_assert_str_eq(r.peer, "30000000-0000-4000-8000-0000000000a1");
+	cr_assert_str_eq(r.replication, REPL);
+	cr_assert_str_eq(r.worker, "worker-1");
+	static const char *const bad[] = {
+		"peer=30000000-0000-4000-8000-0000000000a1\nreplication=" REPL "\n",
+		"version=2\npeer=30000000-0000-4000-8000-0000000000a1\nreplication=" REPL "\n",
+		"version=1\nreplication=" REPL "\n",
+		"version=1\npeer=nope\nreplication=" REPL "\n",
+		"version=1\npeer=30000000-0000-4000-8000-0000000000a1\n",
+		"version=1\npeer=30000000-0000-4000-8000-0000000000a1\nreplication=" REPL
+		"\nworker=a b\n",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		reason = NULL;
+		cr_assert_eq(vr_tunnel_request_parse(&r, bad[i], strlen(bad[i]), &reason),
+			     VR_EINVAL, "accepted: %s", bad[i]);
+		cr_assert_not_null(reason);
+	}
+}
+
+Test(tunnel_frame, connect_frames_and_bus_messages)
+{
+	struct vr_tunnel_connect c;
+	const char *reason = NULL;
+	const char *frame = "address=proxy-2.example:8443\ncookie=abc-DEF_123\nreplication=" REPL
+			    "\n";
+	cr_assert_eq(vr_tunnel_connect_parse(&c, frame, strlen(frame), false, &reason), 0, "%s",
+		     reason);
+	cr_assert_str_eq(c.address, "proxy-2.example:8443");
+	cr_assert_str_eq(c.cookie, "abc-DEF_123");
+	cr_assert_str_eq(c.peer, "");
+	/* the bus message must name the peer */
+	cr_assert_eq(vr_tunnel_connect_parse(&c, frame, strlen(frame), true, &reason), VR_EINVAL);
+	const char *bus = "peer=30000000-0000-4000-8000-0000000000a1\naddress=[::1]:8443\ncookie=c"
+			  "\nreplication=" REPL "\n";
+	cr_assert_eq(vr_tunnel_connect_parse(&c, bus, strlen(bus), true, &reason), 0, "%s", reason);
+	cr_assert_str_eq(c.peer, "30000000-0000-4000-8000-0000000000a1");
+	static const char *const bad[] = {
+		"address=p:1\nreplication=" REPL "\n",
+		"address=p:1\ncookie=a/b\nreplication=" REPL "\n",
+		"address=p\ncookie=c\nreplication=" REPL "\n",
+		"address=p:0\ncookie=c\nreplication=" REPL "\n",
+		"cookie=c\nreplication=" REPL "\n",
+		"address=p:1\ncookie=c\n",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		cr_assert_eq(vr_tunnel_connect_parse(&c, bad[i], strlen(bad[i]), false, &reason),
+			     VR_EINVAL, "accepted: %s", bad[i]);
 }

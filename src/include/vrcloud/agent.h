@@ -107,6 +107,13 @@ int vr_agent_data_open(struct vr_agent_conn **out, const struct vr_agent_tls *tl
 		       const struct vr_agent_config *config, const char *credential,
 		       const char *replication, char **error_out);
 
+/* Answer a CONNECT frame: open a reverse connection to address (a
+ * proxy's own, not the load balancer) with the cookie. Returns as
+ * vr_agent_conn_open; after it, bytes flow with the worker that asked. */
+int vr_agent_reverse_open(struct vr_agent_conn **out, const struct vr_agent_tls *tls,
+			  const struct vr_agent_config *config, const char *credential,
+			  const char *address, const char *cookie, char **error_out);
+
 /* Read the site credential file (as a service token file). */
 int vr_agent_credential_read(char out[VR_TUNNEL_MAX_CREDENTIAL + 1], const char *path,
 			     char **error_out);

@@ -24,7 +24,10 @@ struct vr_proxy_config {
 	char *cert_file;	     /* certificate chain, PEM, leaf first (required) */
 	char *key_file;		     /* its key, PEM (required) */
 	char *reverse_address;	     /* host:port agents dial to reach this proxy itself;
-					default <name>:<bound port> */
+					default <name>:<bound port>; port 0: the bound one */
+	char *internal_listen;	     /* plain port of workers' reverse requests,
+					default 127.0.0.1:8444 */
+	unsigned reverse_timeout;    /* seconds a worker waits for the site, default 30 */
 	char *worker_address;	     /* host:port where data connections go, default
 					127.0.0.1:44046 */
 	char *api_url;		     /* vrcloud-api base URL, default http://127.0.0.1:8080 */
@@ -40,7 +43,7 @@ struct vr_proxy_config {
 	unsigned http_timeout;	     /* seconds one API call may take, default 10 */
 	unsigned connect_timeout;    /* seconds to connect to the API or a worker, 5 */
 	char *pid_file;		     /* optional */
-	char *port_file;	     /* optional: the bound public port is written here */
+	char *port_file; /* optional: the bound public and internal ports, a line each */
 	/* [redis] */
 	char *redis_uri;    /* default redis://127.0.0.1:6379/0 */
 	char *redis_prefix; /* key and channel prefix, default "vrcloud" */

@@ -32,6 +32,8 @@ enum vr_tunnel_frame_type {
 	VR_FRAME_HEARTBEAT = 4, /* both ways on control connections */
 	VR_FRAME_COMMAND = 5,	/* proxy -> agent */
 	VR_FRAME_ACK = 6,	/* agent -> proxy: a command was taken */
+	VR_FRAME_REQUEST = 7,	/* worker -> proxy (internal port): reach a site */
+	VR_FRAME_CONNECT = 8,	/* proxy -> agent (control): dial a proxy with a cookie */
 };
 
 /* "hello", "welcome", ...; NULL for a type the protocol does not have. */
@@ -124,6 +126,42 @@ int vr_tunnel_command_parse(struct vr_tunnel_command *out, const char *payload, 
 			    const char **reason_out);
 /* Whether s is a valid command id or name. */
 bool vr_tunnel_id_valid(const char *s);
+
+/* --- reverse connections --------------------------------------------------- */
+
+/* Length of a cookie: 32 random bytes in unpadded base64url. */
+#define VR_TUNNEL_COOKIE_LEN 43
+
+/* A new one-time cookie from the OpenSSL CSPRNG. Returns 0 or VR_EIO. */
+int vr_tunnel_cookie_new(char out[VR_TUNNEL_COOKIE_LEN + 1]);
+
+/* A worker's request on a proxy's internal port: version=1, peer (the
+ * site's peer id), replication, and optionally worker (its name, for
+ * logs). */
+struct vr_tunnel_request {
+	char peer[VR_UUID_LEN + 1];
+	char replication[VR_UUID_LEN + 1];
+	char worker[VR_TUNNEL_MAX_ID + 1];
+};
+
+/* Returns 0 or VR_EINVAL with *reason_out (static text). */
+int vr_tunnel_request_parse(struct vr_tunnel_request *out, const char *payload, size_t len,
+			    const char **reason_out);
+
+/* What a CONNECT frame (and a request on the bus) carries: the address of
+ * the proxy to dial, the cookie, the replication; the bus message names
+ * the peer too. */
+struct vr_tunnel_connect {
+	char peer[VR_UUID_LEN + 1]; /* "" when absent (CONNECT frames) */
+	char address[256];
+	char cookie[VR_TUNNEL_MAX_ID + 1];
+	char replication[VR_UUID_LEN + 1];
+};
+
+/* Returns 0 or VR_EINVAL with *reason_out. need_peer: the peer field is
+ * required (bus messages). */
+int vr_tunnel_connect_parse(struct vr_tunnel_connect *out, const char *payload, size_t len,
+			    bool need_peer, const char **reason_out);
 
 /* --- addresses ------------------------------------------------------------ */
 
