@@ -5,6 +5,7 @@ EXTRA_DIST += \
 	contrib/install-deps \
 	contrib/lib/services.sh \
 	contrib/run-tests \
+	contrib/tunnel-test-ca \
 	contrib/vrcloud-up \
 	tests/ci-summary.sh \
 	tests/with-services.sh

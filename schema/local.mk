@@ -18,6 +18,10 @@ EXTRA_DIST += \
 	schema/examples/valid/internal-job-result.xml \
 	schema/examples/valid/internal-job.xml \
 	schema/examples/valid/internal-replica-server.xml \
+	schema/examples/valid/internal-site-verify.xml \
+	schema/examples/valid/internal-site.xml \
+	schema/examples/invalid/internal-site-verify-empty-credential.xml \
+	schema/examples/invalid/internal-site-missing-vdc.xml \
 	schema/examples/invalid/internal-job-result-bad-outcome.xml \
 	schema/examples/invalid/internal-progress-over-100.xml \
 	schema/examples/invalid/admin-vr-server-missing-replications-count.xml \

@@ -28,3 +28,5 @@ libvrcloud_la_SOURCES += \
 	src/api/recovery_details.c src/api/move_replication.c src/api/vr_servers.c \
 	src/api/pairing.c src/api/configure.c src/api/cancel.c
 libvrcloud_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
+# The internal route of the proxies (docs/tunnels.md).
+libvrcloud_la_SOURCES += src/db/sites.c src/api/internal_sites.c

@@ -299,4 +299,10 @@ enum MHD_Result vr_api_vdc_peers_post(struct vr_request *req);
 enum MHD_Result vr_api_vdc_replications_post(struct vr_request *req);
 enum MHD_Result vr_api_replication_reconfigure(struct vr_request *req);
 
+/* --- internal API of proxies (internal_sites.c) ------------------------ */
+
+/* POST /api/internal/sites/verify: a site credential to its peer, org,
+ * VDC and site UUID; 403 SITE_CREDENTIAL_INVALID otherwise. */
+enum MHD_Result vr_api_internal_site_verify(struct vr_request *req);
+
 #endif

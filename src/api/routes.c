@@ -113,6 +113,8 @@ const struct vr_route vr_api_routes[] = {
 	 VR_ROUTE_SERVICE | VR_ROUTE_NO_NEGOTIATE},
 	{"POST", "/api/internal/jobs/{id}/dead", vr_api_internal_job_dead, SMALL_BODY,
 	 VR_ROUTE_SERVICE | VR_ROUTE_NO_NEGOTIATE},
+	{"POST", "/api/internal/sites/verify", vr_api_internal_site_verify, SMALL_BODY,
+	 VR_ROUTE_SERVICE | VR_ROUTE_NO_NEGOTIATE},
 	{NULL, NULL, NULL, 0, 0},
 };
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "vrcloud/auth.h"
 #include "vrcloud/err.h"
 
 static const char peer_help[] = "Usage: vrcloudctl peer SUBCOMMAND [ARGS...]\n"
@@ -35,6 +36,20 @@ static const char peer_list_help[] = "Usage: vrcloudctl peer list [ORG]\n"
 				     "\n"
 				     "Options:\n"
 				     "  -h, --help  show this help\n";
+
+static const char peer_credential_help[] =
+	"Usage: vrcloudctl peer credential PEER-ID\n"
+	"\n"
+	"Make a new site credential for the peer PEER-ID and print it (credential=...)\n"
+	"once: put it in the site agent's credential file. Only its SHA-256 is stored;\n"
+	"the peer's previous credential stops working (connections the proxies hold\n"
+	"with it are dropped when they check it again).\n"
+	"\n"
+	"Options:\n"
+	"  -h, --help  show this help\n";
+
+static const char sql_credential[] = "UPDATE peers SET credential_hash = $2::bytea"
+				     " WHERE id = $1::uuid AND revoked_at IS NULL RETURNING id";
 
 static const char sql_add[] =
 	"INSERT INTO peers (org_id, vdc_id, site_uuid, site_name, description)"
@@ -92,6 +107,45 @@ static int peer_add(struct vr_ctl *ctl, int argc, char **argv)
 	return rc;
 }
 
+static int peer_credential(struct vr_ctl *ctl, int argc, char **argv)
+{
+	const char *pos[1];
+	char id[VR_UUID_LEN + 1];
+	int rc = vr_ctl_parse_args(pos, NULL, "peer credential", peer_credential_help, 1, 1, NULL,
+				   argc, argv);
+	if (rc != VR_CTL_EXIT_CONTINUE)
+		return rc;
+	if (vr_uuid_canon(id, pos[0]))
+		return vr_ctl_usage_error("peer credential", "'%s' is not a peer id (a UUID)",
+					  pos[0]);
+	int err = vr_ctl_db_open(ctl);
+	if (err)
+		return vr_ctl_exit_status(err);
+	char credential[VR_TOKEN_LEN + 1], hash[2 + 64 + 1];
+	if (vr_auth_token_new(credential)) {
+		vr_ctl_error("the random number generator failed");
+		return VR_CTL_EXIT_FAILURE;
+	}
+	vr_auth_token_hash_hex(hash, credential);
+	const char *params[] = {id, hash};
+	PGresult *res = NULL;
+	err = vr_ctl_db_exec(&res, ctl, sql_credential, 2, params);
+	if (err) {
+		explicit_bzero(credential, sizeof credential);
+		return vr_ctl_exit_status(err);
+	}
+	if (PQntuples(res) == 0) {
+		vr_ctl_error("there is no active peer %s; 'vrcloudctl peer list' shows them", id);
+		rc = VR_CTL_EXIT_FAILURE;
+	} else {
+		printf("peer_id=%s\ncredential=%s\n", id, credential);
+		rc = VR_CTL_EXIT_OK;
+	}
+	explicit_bzero(credential, sizeof credential);
+	PQclear(res);
+	return rc;
+}
+
 static int peer_list(struct vr_ctl *ctl, int argc, char **argv)
 {
 	static const char *const headers[] = {"ID", "ORG", "VDC", "SITE", "SITE-UUID", "STATE"};
@@ -101,6 +155,7 @@ static int peer_list(struct vr_ctl *ctl, int argc, char **argv)
 static const struct vr_ctl_command peer_commands[] = {
 	{"add", "record a site paired with a VDC", peer_add},
 	{"list", "list the peers of every org or of one", peer_list},
+	{"credential", "make a new site credential for a peer", peer_credential},
 	{NULL, NULL, NULL},
 };
 

@@ -219,6 +219,7 @@ static const char *const other_routes[] = {
 	"POST /api/internal/jobs/{id}/complete",
 	"POST /api/internal/jobs/{id}/dead",
 	"POST /api/task/{id}/action/cancel", /* test_api_cancel */
+	"POST /api/internal/sites/verify",
 };
 
 static const struct route_case *case_for(const char *pattern)

@@ -1,0 +1,311 @@
+/* vrcloud-agent's control connection: one thread keeps one connection to
+ * a proxy, beats at the interval the proxy's welcome asks for, logs and
+ * acknowledges the commands that come down, and reconnects with jittered
+ * exponential backoff, trying the configured addresses in turn. A command
+ * seen again (delivery is at least once) is acknowledged again and logged
+ * as repeated. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "vrcloud/agent.h"
+#include "vrcloud/alloc.h"
+#include "vrcloud/err.h"
+#include "vrcloud/log.h"
+
+/* Command ids remembered to recognise repeats. */
+#define RECENT 256
+
+struct vr_agent {
+	const struct vr_agent_config *config;
+	struct vr_agent_tls tls;
+	char credential[VR_TUNNEL_MAX_CREDENTIAL + 1];
+	char **addresses;
+	size_t naddresses;
+	pthread_t thread;
+	bool started;
+	int wake[2];
+	atomic_bool stop;
+	char recent[RECENT][VR_TUNNEL_MAX_ID + 1];
+	size_t recent_next;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool seen(struct vr_agent *agent, const char *id)
+{
+	for (size_t i = 0; i < RECENT; i++)
+		if (strcmp(agent->recent[i], id) == 0)
+			return true;
+	snprintf(agent->recent[agent->recent_next], sizeof agent->recent[0], "%s", id);
+	agent->recent_next = (agent->recent_next + 1) % RECENT;
+	return false;
+}
+
+/* One COMMAND frame: log it and acknowledge it. Returns 0 or VR_EUNAVAIL. */
+static int on_command(struct vr_agent *agent, struct vr_agent_conn *conn,
+		      const struct vr_tunnel_frame *frame)
+{
+	struct vr_tunnel_command command;
+	const char *reason = NULL;
+	if (vr_tunnel_command_parse(&command, frame->payload, frame->len, &reason)) {
+		/* Without an id it cannot be acknowledged; the proxy drops such
+		 * entries itself, so this is a proxy speaking another version. */
+		vr_log_warn("command_malformed", "error", reason);
+		return 0;
+	}
+	bool repeated = seen(agent, command.id);
+	vr_log_info(repeated ? "command_repeated" : "command", "id", command.id, "name",
+		    command.name);
+	struct vr_buf ack;
+	vr_buf_init(&ack, 0);
+	vr_tunnel_field_append(&ack, "id", command.id);
+	vr_tunnel_field_append(&ack, "status", "received");
+	int rc = vr_agent_conn_send(conn, VR_FRAME_ACK, ack.data, ack.len,
+				    agent->config->connect_timeout * 1000u);
+	vr_buf_free(&ack);
+	return rc;
+}
+
+/* A CONNECT frame: a worker asks for a reverse connection. Receiving
+ * failback data is not part of this agent, so it does not dial; the
+ * worker's request times out at the proxy. */
+static void on_connect(const struct vr_tunnel_frame *frame)
+{
+	struct vr_tunnel_connect connect;
+	const char *reason = NULL;
+	if (vr_tunnel_connect_parse(&connect, frame->payload, frame->len, false, &reason)) {
+		vr_log_warn("connect_malformed", "error", reason);
+		return;
+	}
+	vr_log_warn("reverse_not_taken", "replication", connect.replication, "address",
+		    connect.address, "reason", "this agent has no failback receiver");
+	explicit_bzero(connect.cookie, sizeof connect.cookie);
+}
+
+/* Run one established control connection until it ends or stop is set. */
+static void session(struct vr_agent *agent, struct vr_agent_conn *conn, unsigned heartbeat_s)
+{
+	int64_t interval = (int64_t)heartbeat_s * 1000;
+	int64_t next_beat = now_ms() + interval, last_heard = now_ms();
+	unsigned long long seq = 0;
+	const char *why = NULL;
+	while (!atomic_load(&agent->stop)) {
+		int64_t now = now_ms();
+		if (now - last_heard > 3 * interval) {
+			why = "the proxy went silent";
+			break;
+		}
+		if (now >= next_beat) {
+			char payload[48];
+			int len = snprintf(payload, sizeof payload, "seq=%llu\n", ++seq);
+			if (vr_agent_conn_send(conn, VR_FRAME_HEARTBEAT, payload, (size_t)len,
+					       agent->config->connect_timeout * 1000u)) {
+				why = "a heartbeat could not be sent";
+				break;
+			}
+			next_beat = now + interval;
+		}
+		struct vr_tunnel_frame frame;
+		int64_t wait = next_beat - now_ms();
+		if (vr_agent_conn_recv(conn, &frame, wait > 0 ? (int)wait : 0, agent->wake[0])) {
+			why = "the connection was lost";
+			break;
+		}
+		if (frame.type == 0)
+			continue;
+		last_heard = now_ms();
+		if (frame.type == VR_FRAME_HEARTBEAT)
+			continue;
+		if (frame.type == VR_FRAME_COMMAND) {
+			if (on_command(agent, conn, &frame)) {
+				why = "an ack could not be sent";
+				break;
+			}
+			continue;
+		}
+		if (frame.type == VR_FRAME_CONNECT) {
+			on_connect(&frame);
+			continue;
+		}
+		if (frame.type == VR_FRAME_REFUSE) {
+			why = "the proxy ended the connection";
+			break;
+		}
+		why = "the proxy sent a frame a control connection does not take";
+		break;
+	}
+	vr_log_info("disconnected", "reason", atomic_load(&agent->stop) ? "stopping" : why);
+}
+
+static uint32_t random32(void)
+{
+	uint32_t r = 0;
+	if (RAND_bytes((unsigned char *)&r, sizeof r) != 1)
+		r = (uint32_t)now_ms();
+	return r;
+}
+
+/* Wait ms or until stop; true when stopping. */
+static bool pause_ms(struct vr_agent *agent, unsigned ms)
+{
+	int64_t deadline = now_ms() + ms;
+	while (!atomic_load(&agent->stop)) {
+		int64_t left = deadline - now_ms();
+		if (left <= 0)
+			return false;
+		struct pollfd p = {agent->wake[0], POLLIN, 0};
+		if (poll(&p, 1, left > 60000 ? 60000 : (int)left) < 0 && errno != EINTR)
+			break;
+	}
+	return true;
+}
+
+static void *control_main(void *arg)
+{
+	struct vr_agent *agent = arg;
+	const struct vr_agent_config *config = agent->config;
+	struct vr_tunnel_hello hello;
+	memset(&hello, 0, sizeof hello);
+	hello.version = VR_TUNNEL_VERSION;
+	hello.kind = VR_TUNNEL_CONTROL;
+	memcpy(hello.credential, agent->credential, sizeof hello.credential);
+	snprintf(hello.agent, sizeof hello.agent, "%s", config->name);
+	unsigned attempt = 0;
+	size_t next = 0;
+	while (!atomic_load(&agent->stop)) {
+		const char *address = agent->addresses[next++ % agent->naddresses];
+		struct vr_agent_conn *conn = NULL;
+		struct vr_tunnel_fields welcome;
+		char *error = NULL;
+		int rc = vr_agent_conn_open(&conn, &welcome, &agent->tls, address, &hello,
+					    config->connect_timeout * 1000u, &error);
+		if (rc == 0) {
+			attempt = 0;
+			const char *beat = vr_tunnel_field(&welcome, "heartbeat");
+			unsigned heartbeat = config->heartbeat_default;
+			if (beat) {
+				char *end;
+				unsigned long v = strtoul(beat, &end, 10);
+				if (!*end && v >= 1 && v <= 3600)
+					heartbeat = (unsigned)v;
+			}
+			char beat_text[16];
+			snprintf(beat_text, sizeof beat_text, "%u", heartbeat);
+			vr_log_info("connected", "address", address, "proxy",
+				    vr_tunnel_field(&welcome, "proxy"), "peer",
+				    vr_tunnel_field(&welcome, "peer"), "site",
+				    vr_tunnel_field(&welcome, "site"), "heartbeat", beat_text);
+			vr_tunnel_fields_free(&welcome);
+			session(agent, conn, heartbeat);
+			vr_agent_conn_close(conn);
+		} else if (rc == VR_EAUTH) {
+			vr_log_error("certificate_rejected", "address", address, "error", error);
+		} else if (rc == VR_EFORBIDDEN || rc == VR_ECONFLICT) {
+			vr_log_error("refused", "address", address, "error", error);
+		} else {
+			vr_log_warn("connect_failed", "address", address, "error", error);
+		}
+		free(error);
+		if (atomic_load(&agent->stop))
+			break;
+		unsigned wait = vr_agent_backoff_ms(attempt++, config->backoff_initial,
+						    config->backoff_max * 1000u, random32());
+		char wait_text[16];
+		snprintf(wait_text, sizeof wait_text, "%u", wait);
+		vr_log_debug("reconnect_wait", "ms", wait_text);
+		if (pause_ms(agent, wait))
+			break;
+	}
+	vr_tunnel_hello_clear(&hello);
+	return NULL;
+}
+
+static void split_addresses(struct vr_agent *agent, const char *list)
+{
+	const char *p = list;
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		agent->addresses = vr_realloc(agent->addresses,
+					      (agent->naddresses + 1) * sizeof *agent->addresses);
+		agent->addresses[agent->naddresses++] = vr_strndup(p, len);
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+}
+
+static void agent_free(struct vr_agent *agent)
+{
+	for (size_t i = 0; i < agent->naddresses; i++)
+		free(agent->addresses[i]);
+	free(agent->addresses);
+	vr_agent_tls_free(&agent->tls);
+	if (agent->wake[0] >= 0)
+		close(agent->wake[0]);
+	if (agent->wake[1] >= 0)
+		close(agent->wake[1]);
+	explicit_bzero(agent->credential, sizeof agent->credential);
+	free(agent);
+}
+
+int vr_agent_start(struct vr_agent **out, const struct vr_agent_config *config, char **error_out)
+{
+	*out = NULL;
+	*error_out = NULL;
+	struct vr_agent *agent = vr_calloc(1, sizeof *agent);
+	agent->config = config;
+	agent->wake[0] = agent->wake[1] = -1;
+	atomic_init(&agent->stop, false);
+	int rc = vr_agent_credential_read(agent->credential, config->credential_file, error_out);
+	if (rc) {
+		agent_free(agent);
+		return VR_ECONFIG;
+	}
+	rc = vr_agent_tls_init(&agent->tls, config, error_out);
+	if (rc) {
+		agent_free(agent);
+		return rc == VR_ENOMEM ? rc : VR_ECONFIG;
+	}
+	split_addresses(agent, config->proxy);
+	if (pipe2(agent->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+		*error_out = vr_asprintf("pipe: %s", strerror(errno));
+		agent_free(agent);
+		return VR_EIO;
+	}
+	if (pthread_create(&agent->thread, NULL, control_main, agent) != 0) {
+		*error_out = vr_strdup("the control thread could not be started");
+		agent_free(agent);
+		return VR_EIO;
+	}
+	agent->started = true;
+	*out = agent;
+	return 0;
+}
+
+void vr_agent_stop(struct vr_agent *agent)
+{
+	if (!agent)
+		return;
+	atomic_store(&agent->stop, true);
+	char byte = 1;
+	if (write(agent->wake[1], &byte, 1) < 0)
+		vr_log_warn("agent_wake_failed", "error", strerror(errno));
+	if (agent->started)
+		pthread_join(agent->thread, NULL);
+	agent_free(agent);
+}

@@ -1,0 +1,132 @@
+/* vrcloud-agent, network side (docs/tunnels.md): the on-premises end of the
+ * tunnels. It dials out only (it never listens): one long-lived control
+ * connection that beats, takes commands and acknowledges them, and
+ * reconnects with jittered exponential backoff to any proxy it is given;
+ * data connections on demand. The proxy is authenticated by a CA and/or a
+ * pinned public key before the site credential is sent. */
+#ifndef VRCLOUD_AGENT_H
+#define VRCLOUD_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vrcloud/log.h"
+#include "vrcloud/tls.h"
+#include "vrcloud/tunnel.h"
+
+/* --- configuration ---------------------------------------------------- */
+
+struct vr_agent_config {
+	/* [agent] */
+	char *name;		    /* sent in the hello, for the proxy's logs; default host name */
+	char *proxy;		    /* host:port[,host:port...]: the load balancer or proxies */
+	char *credential_file;	    /* the site credential (required) */
+	char *ca_file;		    /* CA of the proxies' certificates (PEM) */
+	char *pin;		    /* SHA-256 of the proxies' public keys, comma-separated */
+	char *server_name;	    /* name the certificate must carry; default the host dialled */
+	unsigned connect_timeout;   /* seconds for TCP, TLS and hello, default 10 */
+	unsigned backoff_initial;   /* milliseconds before the first retry, default 500 */
+	unsigned backoff_max;	    /* seconds the wait between attempts grows to, default 60 */
+	unsigned heartbeat_default; /* seconds, when the proxy's welcome names none: 10 */
+	char *pid_file;		    /* optional */
+	/* [log] */
+	enum vr_log_level log_level;
+	char *log_file;
+};
+
+void vr_agent_config_init(struct vr_agent_config *config);
+int vr_agent_config_load(struct vr_agent_config *config, const char *path, char **error_out);
+int vr_agent_config_set(struct vr_agent_config *config, const char *section, const char *key,
+			const char *value, char **error_out);
+/* Required keys, at least one of ca_file and pin, pins and addresses
+ * well-formed. Returns 0 or VR_ECONFIG with *error_out. */
+int vr_agent_config_check(const struct vr_agent_config *config, char **error_out);
+void vr_agent_config_free(struct vr_agent_config *config);
+
+/* The next wait before reconnecting: full jitter over an exponential
+ * ceiling, ceiling = min(max_ms, initial_ms * 2^attempt); the result is in
+ * [ceiling / 2, ceiling]. rnd is a random 32-bit value. */
+unsigned vr_agent_backoff_ms(unsigned attempt, unsigned initial_ms, unsigned max_ms, uint32_t rnd);
+
+/* --- connections to a proxy --------------------------------------------- */
+
+/* What every connection shares: the TLS context and the checks. */
+struct vr_agent_tls {
+	SSL_CTX *ctx;
+	struct vr_tls_pins pins;
+	bool verify_chain;
+	char *server_name; /* NULL: the host of the address dialled */
+};
+
+/* Returns 0 or VR_ECONFIG / VR_EIO with *error_out (caller frees). */
+int vr_agent_tls_init(struct vr_agent_tls *tls, const struct vr_agent_config *config,
+		      char **error_out);
+void vr_agent_tls_free(struct vr_agent_tls *tls);
+
+struct vr_agent_conn;
+
+/* Connect to address (host:port), complete TLS, check the proxy, send
+ * hello and wait for the welcome, all within timeout_ms. *welcome_out
+ * (fields of the welcome) is for the caller to free. Returns 0;
+ * VR_EUNAVAIL (no connection, timed out, closed); VR_EAUTH (the proxy's
+ * certificate was rejected: nothing was sent); VR_EFORBIDDEN (refused:
+ * credential) or VR_ECONFLICT (refused otherwise); *error_out (caller
+ * frees) says why, with the refusal's reason token first ("credential: ..."). */
+int vr_agent_conn_open(struct vr_agent_conn **out, struct vr_tunnel_fields *welcome_out,
+		       const struct vr_agent_tls *tls, const char *address,
+		       const struct vr_tunnel_hello *hello, unsigned timeout_ms, char **error_out);
+void vr_agent_conn_close(struct vr_agent_conn *conn);
+/* Underlying socket (for poll). */
+int vr_agent_conn_fd(const struct vr_agent_conn *conn);
+
+/* Send one frame within timeout_ms. Returns 0 or VR_EUNAVAIL. */
+int vr_agent_conn_send(struct vr_agent_conn *conn, unsigned type, const char *payload, size_t len,
+		       unsigned timeout_ms);
+/* Wait up to timeout_ms for a frame, or until wake_fd (-1: none) is
+ * readable. Returns 0 with frame_out->type 0 when none came, 0 with a
+ * frame (its payload valid until the next call), or VR_EUNAVAIL (closed,
+ * lost, malformed frame). */
+int vr_agent_conn_recv(struct vr_agent_conn *conn, struct vr_tunnel_frame *frame_out,
+		       int timeout_ms, int wake_fd);
+
+/* Data connections: raw bytes after the welcome. Each call waits at most
+ * the connection's timeout for progress. */
+int vr_agent_conn_write(struct vr_agent_conn *conn, const void *data, size_t len);
+/* Read up to cap bytes; *n_out = 0 at the end of the stream. Returns 0 or
+ * VR_EUNAVAIL. */
+int vr_agent_conn_read(struct vr_agent_conn *conn, void *buf, size_t cap, size_t *n_out);
+/* End the agent's direction (TLS close_notify); reading goes on. */
+int vr_agent_conn_finish(struct vr_agent_conn *conn);
+/* Set the per-call timeout of write/read/finish (milliseconds). */
+void vr_agent_conn_set_timeout(struct vr_agent_conn *conn, unsigned timeout_ms);
+
+/* Open a data connection for replication through the first address of
+ * config's proxy list that accepts it. Returns as vr_agent_conn_open. */
+int vr_agent_data_open(struct vr_agent_conn **out, const struct vr_agent_tls *tls,
+		       const struct vr_agent_config *config, const char *credential,
+		       const char *replication, char **error_out);
+
+/* Answer a CONNECT frame: open a reverse connection to address (a
+ * proxy's own, not the load balancer) with the cookie. Returns as
+ * vr_agent_conn_open; after it, bytes flow with the worker that asked. */
+int vr_agent_reverse_open(struct vr_agent_conn **out, const struct vr_agent_tls *tls,
+			  const struct vr_agent_config *config, const char *credential,
+			  const char *address, const char *cookie, char **error_out);
+
+/* Read the site credential file (as a service token file). */
+int vr_agent_credential_read(char out[VR_TUNNEL_MAX_CREDENTIAL + 1], const char *path,
+			     char **error_out);
+
+/* --- the daemon ------------------------------------------------------- */
+
+struct vr_agent;
+
+/* Read the credential, prepare TLS and start the control thread. The
+ * caller blocks signals first. Returns 0, VR_ECONFIG / VR_EIO (with
+ * *error_out) or VR_ENOMEM. */
+int vr_agent_start(struct vr_agent **out, const struct vr_agent_config *config, char **error_out);
+/* Close the control connection and stop. */
+void vr_agent_stop(struct vr_agent *agent);
+
+#endif

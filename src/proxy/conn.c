@@ -1,0 +1,1014 @@
+/* One agent connection through the proxy (docs/tunnels.md): TLS handshake,
+ * the hello, the credential check, then either a control connection
+ * (heartbeats, commands down, acks up) or a data connection whose bytes
+ * are copied to and from a worker. Everything runs on the loop: a call
+ * that may close the connection returns -1 after it did, and the caller
+ * touches the connection no more.
+ *
+ * Data connections keep one bounded buffer per direction. A side is read
+ * only while the buffer towards the other side has room, so a slow worker
+ * slows the agent down through TCP instead of filling the proxy's memory.
+ * The end of each direction is passed on separately (TLS close_notify to
+ * a TCP half-close and back); any failure resets the worker's side, so a
+ * cut stream never looks complete to it. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "proxy/internal.h"
+#include "vrcloud/alloc.h"
+#include "vrcloud/err.h"
+#include "vrcloud/log.h"
+#include "vrcloud/tls.h"
+
+#define IN_CAP (VR_TUNNEL_HEADER_LEN + VR_TUNNEL_MAX_PAYLOAD)
+
+static int service(struct conn *conn);
+static int data_fail(struct conn *conn, const char *reason);
+static void on_agent(struct vr_loop *loop, int fd, unsigned events, void *arg);
+static void on_worker(struct vr_loop *loop, int fd, unsigned events, void *arg);
+
+static const char *kind_name(const struct conn *conn)
+{
+	const char *kind = conn->hello.kind ? vr_tunnel_kind_name(conn->hello.kind) : NULL;
+	return kind ? kind : "unknown";
+}
+
+static void set_keepalive(int fd)
+{
+	int on = 1, idle = 60, interval = 10, count = 6;
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+}
+
+/* --- byte queues --------------------------------------------------------- */
+
+static size_t pb_len(const struct pipebuf *b)
+{
+	return b->end - b->start;
+}
+
+/* Room at the end, after moving the waiting bytes to the front when that
+ * makes room (moving is allowed: SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER). */
+static size_t pb_room(struct pipebuf *b)
+{
+	if (b->start == b->end)
+		b->start = b->end = 0;
+	if (b->end == b->cap && b->start > 0) {
+		memmove(b->data, b->data + b->start, b->end - b->start);
+		b->end -= b->start;
+		b->start = 0;
+	}
+	return b->cap - b->end;
+}
+
+static bool pb_put(struct pipebuf *b, const void *data, size_t len)
+{
+	if (!len)
+		return true;
+	if (pb_room(b) < len)
+		return false;
+	memcpy(b->data + b->end, data, len);
+	b->end += len;
+	return true;
+}
+
+/* --- lifecycle ------------------------------------------------------------- */
+
+static void unlink_conn(struct conn *conn)
+{
+	struct vr_proxy *p = conn->proxy;
+	if (conn->prev)
+		conn->prev->next = conn->next;
+	else if (p->conns == conn)
+		p->conns = conn->next;
+	if (conn->next)
+		conn->next->prev = conn->prev;
+	conn->prev = conn->next = NULL;
+	p->nconns--;
+}
+
+static void close_fd(struct conn *conn, int *fd, bool *watched, bool reset)
+{
+	if (*fd < 0)
+		return;
+	if (*watched)
+		vr_loop_unwatch(conn->proxy->loop, *fd);
+	*watched = false;
+	if (reset) {
+		struct linger linger = {1, 0};
+		setsockopt(*fd, SOL_SOCKET, SO_LINGER, &linger, sizeof linger);
+	}
+	close(*fd);
+	*fd = -1;
+}
+
+void vr_proxy_conn_close(struct conn *conn, const char *reason)
+{
+	if (conn->dead)
+		return;
+	conn->dead = true;
+	struct vr_proxy *p = conn->proxy;
+	bool control = conn->state == CS_CONTROL;
+	if (control && vr_proxy_map_get(p->sites, conn->site.peer_id) == conn) {
+		vr_proxy_map_del(p->sites, conn->site.peer_id);
+		vr_proxy_registry_release(p->registry, conn->site.peer_id);
+	}
+	if (control || conn->state == CS_DATA || conn->state == CS_CONNECTING) {
+		char up[24], down[24], ms[24];
+		snprintf(up, sizeof up, "%llu", (unsigned long long)conn->bytes_up);
+		snprintf(down, sizeof down, "%llu", (unsigned long long)conn->bytes_down);
+		snprintf(ms, sizeof ms, "%llu",
+			 (unsigned long long)(vr_loop_now_ms() - conn->started_ms));
+		bool data = !control;
+		vr_log_info("connection_closed", "kind", kind_name(conn), "peer",
+			    conn->site.peer_id[0] ? conn->site.peer_id : NULL, "client",
+			    conn->client, "reason", reason, "bytes_up", data ? up : NULL,
+			    "bytes_down", data ? down : NULL, "duration_ms", ms);
+	} else {
+		vr_log_debug("connection_closed", "client", conn->client, "reason", reason);
+	}
+	bool complete = conn->state == CS_DATA && conn->a_eof && conn->w_shut;
+	close_fd(conn, &conn->wfd, &conn->w_watched, conn->wfd >= 0 && !complete);
+	if (conn->ssl) {
+		SSL_free(conn->ssl);
+		conn->ssl = NULL;
+	}
+	close_fd(conn, &conn->fd, &conn->a_watched, false);
+	if (!conn->verify_pending)
+		vr_tunnel_hello_clear(&conn->hello);
+	free(conn->in);
+	conn->in = NULL;
+	vr_buf_free(&conn->out);
+	for (size_t i = 0; i < conn->ndeliveries; i++)
+		free(conn->deliveries[i].element);
+	conn->ndeliveries = 0;
+	free(conn->a2w.data);
+	free(conn->w2a.data);
+	conn->a2w.data = conn->w2a.data = NULL;
+	unlink_conn(conn);
+	/* The verifier still points at it: its answer frees it. */
+	if (!conn->verify_pending)
+		free(conn);
+}
+
+void vr_proxy_conn_accept(struct vr_proxy *proxy, int fd, const struct sockaddr *addr,
+			  socklen_t addrlen)
+{
+	struct conn *conn = vr_calloc(1, sizeof *conn);
+	conn->proxy = proxy;
+	conn->fd = fd;
+	conn->wfd = -1;
+	conn->serial = ++proxy->next_serial;
+	conn->state = CS_HANDSHAKE;
+	conn->started_ms = vr_loop_now_ms();
+	conn->deadline_ms = conn->started_ms + (uint64_t)proxy->config->handshake_timeout * 1000u;
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+	if (addr->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+		port = ntohs(in->sin_port);
+	} else if (addr->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+		port = ntohs(in6->sin6_port);
+	}
+	snprintf(conn->client, sizeof conn->client, "%s:%u", host, port);
+	int on = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+	set_keepalive(fd);
+	vr_buf_init(&conn->out, 0);
+	conn->in = vr_malloc(IN_CAP);
+	conn->next = proxy->conns;
+	if (proxy->conns)
+		proxy->conns->prev = conn;
+	proxy->conns = conn;
+	proxy->nconns++;
+	conn->ssl = SSL_new(proxy->ssl_ctx);
+	if (!conn->ssl || SSL_set_fd(conn->ssl, fd) != 1) {
+		vr_log_warn("tls_setup_failed", "error", vr_tls_error());
+		vr_proxy_conn_close(conn, "TLS could not be set up");
+		return;
+	}
+	SSL_set_accept_state(conn->ssl);
+	if (vr_loop_watch(proxy->loop, fd, VR_LOOP_READ, on_agent, conn)) {
+		vr_proxy_conn_close(conn, "the loop refused the connection");
+		return;
+	}
+	conn->a_watched = true;
+}
+
+/* --- interest ---------------------------------------------------------------- */
+
+static int set_side(struct conn *conn, int fd, unsigned events, bool *watched, bool hup,
+		    vr_loop_fd_fn fn)
+{
+	struct vr_loop *loop = conn->proxy->loop;
+	/* A hung-up socket is reported even with no events asked for: take it
+	 * off the loop until there is something to do with it. */
+	if (events == 0 && hup) {
+		if (*watched)
+			vr_loop_unwatch(loop, fd);
+		*watched = false;
+		return 0;
+	}
+	if (!*watched) {
+		if (vr_loop_watch(loop, fd, events, fn, conn))
+			return VR_EIO;
+		*watched = true;
+		return 0;
+	}
+	return vr_loop_events(loop, fd, events);
+}
+
+static unsigned tls_read_bits(const struct conn *conn)
+{
+	return conn->read_wants_write ? VR_LOOP_WRITE : VR_LOOP_READ;
+}
+
+static unsigned tls_write_bits(const struct conn *conn)
+{
+	return conn->write_wants_read ? VR_LOOP_READ : VR_LOOP_WRITE;
+}
+
+static int update_interest(struct conn *conn)
+{
+	unsigned a = 0, w = 0;
+	switch (conn->state) {
+	case CS_HANDSHAKE:
+	case CS_HELLO:
+	case CS_CONTROL:
+		a = tls_read_bits(conn);
+		if (conn->out.len)
+			a |= tls_write_bits(conn);
+		break;
+	case CS_VERIFYING: break;
+	case CS_CONNECTING: w = VR_LOOP_WRITE; break;
+	case CS_DATA:
+		if (!conn->a_eof && conn->a2w.end - conn->a2w.start < conn->a2w.cap)
+			a |= tls_read_bits(conn);
+		if (pb_len(&conn->w2a) || (conn->w_eof && !conn->a_shut))
+			a |= tls_write_bits(conn);
+		if (!conn->w_eof && pb_len(&conn->w2a) < conn->w2a.cap)
+			w |= VR_LOOP_READ;
+		if (pb_len(&conn->a2w) || (conn->a_eof && !conn->w_shut))
+			w |= VR_LOOP_WRITE;
+		break;
+	case CS_CLOSING: a = tls_write_bits(conn); break;
+	}
+	int rc = set_side(conn, conn->fd, a, &conn->a_watched, conn->a_hup, on_agent);
+	if (!rc && conn->wfd >= 0)
+		rc = set_side(conn, conn->wfd, w, &conn->w_watched, conn->w_hup, on_worker);
+	if (rc) {
+		vr_proxy_conn_close(conn, "the loop refused the connection");
+		return -1;
+	}
+	return 0;
+}
+
+/* --- TLS I/O ----------------------------------------------------------------- */
+
+/* What an SSL call's failure means: 1 = try again later, -1 = the
+ * connection is gone (the caller closes it). */
+static int tls_retry(struct conn *conn, int ret, bool reading)
+{
+	int e = SSL_get_error(conn->ssl, ret);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		bool other = e == (reading ? SSL_ERROR_WANT_WRITE : SSL_ERROR_WANT_READ);
+		if (reading)
+			conn->read_wants_write = other;
+		else
+			conn->write_wants_read = other;
+		return 1;
+	}
+	if (e == SSL_ERROR_ZERO_RETURN)
+		return 0;
+	vr_log_debug("tls_error", "client", conn->client, "error", vr_tls_error());
+	return -1;
+}
+
+static int write_out(struct conn *conn)
+{
+	while (conn->out.len) {
+		ERR_clear_error();
+		int n = SSL_write(conn->ssl, conn->out.data,
+				  conn->out.len > INT32_MAX ? INT32_MAX : (int)conn->out.len);
+		if (n > 0) {
+			memmove(conn->out.data, conn->out.data + n, conn->out.len - (size_t)n);
+			conn->out.len -= (size_t)n;
+			conn->write_wants_read = false;
+			continue;
+		}
+		if (tls_retry(conn, n, false) > 0)
+			return 0;
+		vr_proxy_conn_close(conn, "the connection was lost");
+		return -1;
+	}
+	return 0;
+}
+
+static int queue_frame(struct conn *conn, unsigned type, const char *payload, size_t len)
+{
+	if (conn->out.len > VR_PROXY_CONTROL_OUT_MAX) {
+		vr_proxy_conn_close(conn, "the agent does not read its frames");
+		return -1;
+	}
+	if (vr_tunnel_frame_append(&conn->out, type, payload, len)) {
+		vr_proxy_conn_close(conn, "a frame could not be made");
+		return -1;
+	}
+	return 0;
+}
+
+static int do_refuse(struct conn *conn, const char *reason, const char *message)
+{
+	vr_log_info("refused", "client", conn->client, "kind", kind_name(conn), "peer",
+		    conn->site.peer_id[0] ? conn->site.peer_id : NULL, "reason", reason, "message",
+		    message);
+	struct vr_buf payload;
+	vr_buf_init(&payload, VR_TUNNEL_MAX_PAYLOAD);
+	vr_tunnel_field_append(&payload, "reason", reason);
+	vr_tunnel_field_append(&payload, "message", message);
+	int rc = queue_frame(conn, VR_FRAME_REFUSE, payload.data ? payload.data : "", payload.len);
+	vr_buf_free(&payload);
+	if (rc)
+		return -1;
+	conn->state = CS_CLOSING;
+	conn->close_reason = reason;
+	conn->deadline_ms = vr_loop_now_ms() + VR_PROXY_CLOSE_GRACE_MS;
+	return 0;
+}
+
+/* Send what is queued, then close_notify, then close. */
+static int flush_closing(struct conn *conn)
+{
+	if (write_out(conn))
+		return -1;
+	if (conn->out.len)
+		return update_interest(conn);
+	ERR_clear_error();
+	int r = SSL_shutdown(conn->ssl);
+	if (r < 0 && tls_retry(conn, r, false) > 0)
+		return update_interest(conn);
+	vr_proxy_conn_close(conn, conn->close_reason ? conn->close_reason : "closed");
+	return -1;
+}
+
+/* --- after the credential is known ---------------------------------------------- */
+
+static int control_accepted(struct conn *conn)
+{
+	struct vr_proxy *p = conn->proxy;
+	const char *peer = conn->site.peer_id;
+	struct conn *old = vr_proxy_map_put(p->sites, peer, conn);
+	/* Only the newest connection of a site is kept. The map already
+	 * names the new one, so closing the old releases nothing. */
+	if (old && old != conn)
+		vr_proxy_conn_close(old, "replaced by a newer connection of the site");
+	conn->state = CS_CONTROL;
+	uint64_t now = vr_loop_now_ms();
+	conn->verified_ms = now;
+	conn->deadline_ms = now + 3000u * (uint64_t)p->config->heartbeat_interval;
+	vr_proxy_registry_claim(p->registry, peer);
+	char heartbeat[16];
+	snprintf(heartbeat, sizeof heartbeat, "%u", p->config->heartbeat_interval);
+	struct vr_buf payload;
+	vr_buf_init(&payload, VR_TUNNEL_MAX_PAYLOAD);
+	vr_tunnel_field_append(&payload, "proxy", p->config->name);
+	vr_tunnel_field_append(&payload, "peer", peer);
+	vr_tunnel_field_append(&payload, "site", conn->site.site_uuid);
+	vr_tunnel_field_append(&payload, "heartbeat", heartbeat);
+	int rc = queue_frame(conn, VR_FRAME_WELCOME, payload.data, payload.len);
+	vr_buf_free(&payload);
+	if (rc)
+		return -1;
+	vr_log_info("site_connected", "peer", peer, "site", conn->site.site_uuid, "org",
+		    conn->site.org_id, "client", conn->client, "agent",
+		    conn->hello.agent[0] ? conn->hello.agent : NULL);
+	vr_proxy_conn_fetch(conn);
+	return 0;
+}
+
+static int data_accepted(struct conn *conn)
+{
+	struct vr_proxy *p = conn->proxy;
+	int fd = socket(p->worker_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return do_refuse(conn, "worker", "the proxy cannot open a connection");
+	int on = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+	set_keepalive(fd);
+	if (connect(fd, (const struct sockaddr *)&p->worker_addr, p->worker_addrlen) != 0 &&
+	    errno != EINPROGRESS) {
+		vr_log_warn("worker_connect_failed", "address", p->config->worker_address, "error",
+			    strerror(errno));
+		close(fd);
+		return do_refuse(conn, "worker", "the worker cannot be reached");
+	}
+	conn->wfd = fd;
+	conn->state = CS_CONNECTING;
+	conn->deadline_ms = vr_loop_now_ms() + (uint64_t)p->config->connect_timeout * 1000u;
+	return 0;
+}
+
+/* Buffers of a data or reverse connection, each starting with what goes
+ * first to that side; false when they cannot hold it. */
+static bool buffers_start(struct conn *c, const void *to_worker, size_t to_worker_len,
+			  const void *worker_early, size_t worker_early_len,
+			  const struct vr_buf *welcome)
+{
+	size_t cap = (size_t)c->proxy->config->buffer_kib * 1024u;
+	c->a2w.data = vr_malloc(cap);
+	c->w2a.data = vr_malloc(cap);
+	c->a2w.cap = c->w2a.cap = cap;
+	struct vr_buf frame;
+	vr_buf_init(&frame, 0);
+	bool ok = pb_put(&c->a2w, to_worker, to_worker_len) && pb_put(&c->a2w, c->in, c->in_len) &&
+		  vr_tunnel_frame_append(&frame, VR_FRAME_WELCOME, welcome->data, welcome->len) ==
+			  0 &&
+		  pb_put(&c->w2a, frame.data, frame.len) &&
+		  pb_put(&c->w2a, worker_early, worker_early_len);
+	vr_buf_free(&frame);
+	c->bytes_up = c->in_len;
+	c->in_len = 0;
+	return ok;
+}
+
+/* An agent answers a worker's request: stitch its connection to the
+ * worker's waiting one. The worker gets a welcome naming the site, the
+ * agent one naming the replication, then bytes flow as on a data
+ * connection. */
+static int reverse_accepted(struct conn *c)
+{
+	struct vr_proxy *p = c->proxy;
+	struct waiter *w = vr_proxy_waiter_find(p, c->hello.cookie);
+	explicit_bzero(c->hello.cookie, sizeof c->hello.cookie);
+	/* A cookie is bound to the site it was made for. */
+	if (!w || strcmp(w->request.peer, c->site.peer_id) != 0)
+		return do_refuse(c, "cookie",
+				 "the cookie is unknown, used, expired or another site's");
+	memcpy(c->hello.replication, w->request.replication, sizeof c->hello.replication);
+	c->wfd = vr_proxy_waiter_detach(w);
+	struct vr_buf to_worker, to_agent;
+	vr_buf_init(&to_worker, 0);
+	vr_buf_init(&to_agent, 0);
+	vr_tunnel_field_append(&to_worker, "proxy", p->config->name);
+	vr_tunnel_field_append(&to_worker, "peer", c->site.peer_id);
+	vr_tunnel_field_append(&to_worker, "org", c->site.org_id);
+	vr_tunnel_field_append(&to_worker, "vdc", c->site.vdc_id);
+	vr_tunnel_field_append(&to_worker, "site", c->site.site_uuid);
+	vr_tunnel_field_append(&to_worker, "replication", c->hello.replication);
+	vr_tunnel_field_append(&to_agent, "proxy", p->config->name);
+	vr_tunnel_field_append(&to_agent, "peer", c->site.peer_id);
+	vr_tunnel_field_append(&to_agent, "replication", c->hello.replication);
+	struct vr_buf frame;
+	vr_buf_init(&frame, 0);
+	bool ok = vr_tunnel_frame_append(&frame, VR_FRAME_WELCOME, to_worker.data, to_worker.len) ==
+			  0 &&
+		  buffers_start(c, frame.data, frame.len, w->in, w->in_len, &to_agent);
+	char worker[VR_TUNNEL_MAX_ID + 1];
+	memcpy(worker, w->request.worker, sizeof worker);
+	vr_proxy_waiter_free(w);
+	vr_buf_free(&frame);
+	vr_buf_free(&to_worker);
+	vr_buf_free(&to_agent);
+	if (!ok)
+		return data_fail(c, "the buffers are too small for the welcomes");
+	c->state = CS_DATA;
+	c->deadline_ms = 0;
+	c->started_ms = vr_loop_now_ms();
+	vr_log_info("reverse_connected", "peer", c->site.peer_id, "replication",
+		    c->hello.replication, "client", c->client, "worker", worker[0] ? worker : NULL);
+	return 0;
+}
+
+/* Leave CS_VERIFYING with the answer; -1 when that closed the connection. */
+static int verified(struct conn *conn, int status, const struct vr_proxy_site *site)
+{
+	if (status == VR_EFORBIDDEN)
+		return do_refuse(conn, "credential", "the site credential is not valid");
+	if (status != 0)
+		return do_refuse(conn, "unavailable",
+				 "the credential cannot be checked now; try again later");
+	conn->site = *site;
+	if (conn->proxy->stopping)
+		return do_refuse(conn, "shutdown", "this proxy is stopping");
+	if (conn->hello.kind == VR_TUNNEL_CONTROL)
+		return control_accepted(conn);
+	/* The credential of a data connection is needed no more. */
+	vr_tunnel_hello_clear(&conn->hello);
+	if (conn->hello.kind == VR_TUNNEL_REVERSE)
+		return reverse_accepted(conn);
+	return data_accepted(conn);
+}
+
+static int on_hello(struct conn *conn, const struct vr_tunnel_frame *frame)
+{
+	if (frame->type != VR_FRAME_HELLO)
+		return do_refuse(conn, "protocol", "the first frame must be a hello");
+	const char *reason = NULL;
+	if (vr_tunnel_hello_parse(&conn->hello, frame->payload, frame->len, &reason))
+		return do_refuse(conn, "protocol", reason);
+	if (conn->proxy->stopping)
+		return do_refuse(conn, "shutdown", "this proxy is stopping");
+	conn->state = CS_VERIFYING;
+	conn->deadline_ms = 0; /* the verifier always answers */
+	struct vr_proxy_site site;
+	if (vr_proxy_verifier_cached(conn->proxy->verifier, conn->hello.credential, &site))
+		return verified(conn, 0, &site);
+	vr_proxy_verifier_submit(conn->proxy->verifier, conn);
+	return 0;
+}
+
+void vr_proxy_conn_verified(struct conn *conn, int status, const struct vr_proxy_site *site)
+{
+	conn->verify_pending = false;
+	if (conn->dead) {
+		vr_tunnel_hello_clear(&conn->hello);
+		free(conn);
+		return;
+	}
+	if (conn->reverify) {
+		/* A periodic check of an established control connection. */
+		conn->reverify = false;
+		if (status == VR_EFORBIDDEN) {
+			vr_proxy_verifier_forget(conn->proxy->verifier, conn->hello.credential);
+			vr_proxy_conn_close(conn, "the site credential is no longer valid");
+		} else if (status == 0) {
+			conn->verified_ms = vr_loop_now_ms();
+		}
+		return;
+	}
+	if (conn->state != CS_VERIFYING)
+		return;
+	if (verified(conn, status, site) == 0)
+		service(conn);
+}
+
+/* --- control frames ----------------------------------------------------------- */
+
+static struct delivery *delivery_find(struct conn *conn, const char *id)
+{
+	for (size_t i = 0; i < conn->ndeliveries; i++)
+		if (strcmp(conn->deliveries[i].id, id) == 0)
+			return &conn->deliveries[i];
+	return NULL;
+}
+
+/* Send the removals that wait (Redis was away when their ack came). */
+static void send_removals(struct conn *conn)
+{
+	if (!vr_proxy_registry_ready(conn->proxy->registry))
+		return;
+	for (size_t i = 0; i < conn->ndeliveries; i++) {
+		struct delivery *d = &conn->deliveries[i];
+		if (d->state != DL_ACKED)
+			continue;
+		if (!vr_proxy_registry_remove(conn->proxy->registry, conn->site.peer_id, d->id,
+					      d->element, d->len))
+			return;
+		d->state = DL_REMOVING;
+	}
+}
+
+static int on_ack(struct conn *conn, const struct vr_tunnel_frame *frame)
+{
+	struct vr_tunnel_fields fields;
+	const char *reason = NULL;
+	if (vr_tunnel_fields_parse(&fields, frame->payload, frame->len, &reason)) {
+		vr_proxy_conn_close(conn, "the agent sent a malformed ack");
+		return -1;
+	}
+	const char *id = vr_tunnel_field(&fields, "id");
+	struct delivery *d = id ? delivery_find(conn, id) : NULL;
+	if (d && d->state == DL_SENT) {
+		d->state = DL_ACKED;
+		vr_log_info("command_acked", "peer", conn->site.peer_id, "id", d->id, "status",
+			    vr_tunnel_field(&fields, "status"));
+		send_removals(conn);
+	} else {
+		vr_log_debug("ack_ignored", "peer", conn->site.peer_id, "id",
+			     id && vr_tunnel_id_valid(id) ? id : NULL);
+	}
+	vr_tunnel_fields_free(&fields);
+	return 0;
+}
+
+static int on_control_frame(struct conn *conn, const struct vr_tunnel_frame *frame)
+{
+	struct vr_proxy *p = conn->proxy;
+	conn->deadline_ms = vr_loop_now_ms() + 3000u * (uint64_t)p->config->heartbeat_interval;
+	switch (frame->type) {
+	case VR_FRAME_HEARTBEAT:
+		if (queue_frame(conn, VR_FRAME_HEARTBEAT, frame->payload, frame->len))
+			return -1;
+		vr_proxy_registry_renew(p->registry, conn->site.peer_id);
+		/* A wake-up may have been lost: look at the list anyway. */
+		vr_proxy_conn_fetch(conn);
+		return 0;
+	case VR_FRAME_ACK: return on_ack(conn, frame);
+	default:
+		vr_proxy_conn_close(conn, "the agent sent a frame a control connection does "
+					  "not take");
+		return -1;
+	}
+}
+
+void vr_proxy_conn_fetch(struct conn *conn)
+{
+	if (conn->state != CS_CONTROL || conn->dead ||
+	    !vr_proxy_registry_ready(conn->proxy->registry))
+		return;
+	if (conn->fetching) {
+		conn->fetch_again = true;
+		return;
+	}
+	conn->fetch_again = false;
+	conn->fetching = vr_proxy_registry_fetch(conn->proxy->registry, conn->site.peer_id);
+}
+
+void vr_proxy_conn_commands(struct conn *conn, const char *const *elements, const size_t *lens,
+			    size_t count)
+{
+	conn->fetching = false;
+	if (conn->state != CS_CONTROL)
+		return;
+	send_removals(conn);
+	for (size_t i = 0; i < count; i++) {
+		struct vr_tunnel_command command;
+		const char *reason = NULL;
+		if (vr_tunnel_command_parse(&command, elements[i], lens[i], &reason)) {
+			/* It would block the list for ever. */
+			vr_log_warn("command_dropped", "peer", conn->site.peer_id, "error", reason);
+			vr_proxy_registry_remove(conn->proxy->registry, conn->site.peer_id, NULL,
+						 elements[i], lens[i]);
+			continue;
+		}
+		if (delivery_find(conn, command.id))
+			continue;
+		if (conn->ndeliveries == VR_PROXY_WINDOW)
+			break;
+		struct delivery *d = &conn->deliveries[conn->ndeliveries++];
+		memcpy(d->id, command.id, sizeof d->id);
+		d->element = vr_malloc(lens[i] ? lens[i] : 1);
+		memcpy(d->element, elements[i], lens[i]);
+		d->len = lens[i];
+		d->state = DL_SENT;
+		if (queue_frame(conn, VR_FRAME_COMMAND, elements[i], lens[i]))
+			return;
+		vr_log_info("command_sent", "peer", conn->site.peer_id, "id", command.id, "name",
+			    command.name);
+	}
+	if (conn->fetch_again)
+		vr_proxy_conn_fetch(conn);
+	service(conn);
+}
+
+void vr_proxy_conn_connect(struct conn *conn, const struct vr_tunnel_connect *connect)
+{
+	if (conn->state != CS_CONTROL || conn->dead)
+		return;
+	struct vr_buf payload;
+	vr_buf_init(&payload, VR_TUNNEL_MAX_PAYLOAD);
+	vr_tunnel_field_append(&payload, "address", connect->address);
+	vr_tunnel_field_append(&payload, "cookie", connect->cookie);
+	vr_tunnel_field_append(&payload, "replication", connect->replication);
+	int rc = queue_frame(conn, VR_FRAME_CONNECT, payload.data, payload.len);
+	explicit_bzero(payload.data, payload.len);
+	vr_buf_free(&payload);
+	if (rc)
+		return;
+	vr_log_info("connect_sent", "peer", conn->site.peer_id, "replication", connect->replication,
+		    "address", connect->address);
+	service(conn);
+}
+
+void vr_proxy_conn_removal_lost(struct conn *conn, const char *id)
+{
+	struct delivery *d = delivery_find(conn, id);
+	if (d && d->state == DL_REMOVING)
+		d->state = DL_ACKED;
+}
+
+void vr_proxy_conn_command_removed(struct conn *conn, const char *id)
+{
+	for (size_t i = 0; i < conn->ndeliveries; i++) {
+		if (strcmp(conn->deliveries[i].id, id) != 0)
+			continue;
+		free(conn->deliveries[i].element);
+		memmove(&conn->deliveries[i], &conn->deliveries[i + 1],
+			(conn->ndeliveries - i - 1) * sizeof conn->deliveries[0]);
+		conn->ndeliveries--;
+		break;
+	}
+	/* Room in the window: more may wait. */
+	vr_proxy_conn_fetch(conn);
+}
+
+/* --- reading frames ------------------------------------------------------------- */
+
+/* Handle the whole frames in conn->in. Stops when the state leaves
+ * CS_HELLO / CS_CONTROL (the rest waits for the new state). */
+static int process_frames(struct conn *conn)
+{
+	size_t pos = 0;
+	int rc = 0;
+	while (conn->state == CS_HELLO || conn->state == CS_CONTROL) {
+		struct vr_tunnel_frame frame;
+		size_t used = 0;
+		int err = vr_tunnel_frame_parse(&frame, &used, conn->in + pos, conn->in_len - pos);
+		if (err) {
+			const char *why = err == VR_ETOOBIG ? "a frame is longer than 16384 bytes"
+							    : "a frame has an unknown type";
+			if (conn->state == CS_HELLO) {
+				rc = do_refuse(conn, "protocol", why);
+			} else {
+				vr_proxy_conn_close(conn, why);
+				rc = -1;
+			}
+			break;
+		}
+		if (!used)
+			break;
+		pos += used;
+		rc = conn->state == CS_HELLO ? on_hello(conn, &frame)
+					     : on_control_frame(conn, &frame);
+		if (rc)
+			return -1;
+	}
+	if (rc < 0 || conn->dead)
+		return -1;
+	if (conn->state == CS_CLOSING) {
+		conn->in_len = 0;
+		return 0;
+	}
+	memmove(conn->in, conn->in + pos, conn->in_len - pos);
+	conn->in_len -= pos;
+	return 0;
+}
+
+static int read_frames(struct conn *conn)
+{
+	while (conn->state == CS_HELLO || conn->state == CS_CONTROL) {
+		if (process_frames(conn))
+			return -1;
+		if (conn->state != CS_HELLO && conn->state != CS_CONTROL)
+			return 0;
+		ERR_clear_error();
+		int n = SSL_read(conn->ssl, conn->in + conn->in_len, (int)(IN_CAP - conn->in_len));
+		if (n > 0) {
+			conn->in_len += (size_t)n;
+			conn->read_wants_write = false;
+			continue;
+		}
+		int r = tls_retry(conn, n, true);
+		if (r > 0)
+			return 0;
+		vr_proxy_conn_close(conn,
+				    r == 0 ? "closed by the agent" : "the connection was lost");
+		return -1;
+	}
+	return 0;
+}
+
+/* --- data --------------------------------------------------------------------- */
+
+static int data_fail(struct conn *conn, const char *reason)
+{
+	vr_proxy_conn_close(conn, reason);
+	return -1;
+}
+
+/* Move bytes until nothing moves, then ask the loop for what blocked. */
+static int pump(struct conn *c)
+{
+	bool progress = true;
+	while (progress) {
+		progress = false;
+		/* agent -> buffer */
+		if (!c->a_eof && pb_room(&c->a2w)) {
+			ERR_clear_error();
+			size_t room = c->a2w.cap - c->a2w.end;
+			int n = SSL_read(c->ssl, c->a2w.data + c->a2w.end,
+					 room > INT32_MAX ? INT32_MAX : (int)room);
+			if (n > 0) {
+				c->a2w.end += (size_t)n;
+				c->bytes_up += (uint64_t)n;
+				c->read_wants_write = false;
+				progress = true;
+			} else {
+				int r = tls_retry(c, n, true);
+				if (r < 0)
+					return data_fail(c, "the agent's connection was lost");
+				if (r == 0) {
+					c->a_eof = true;
+					progress = true;
+				}
+			}
+		}
+		/* buffer -> worker */
+		if (pb_len(&c->a2w)) {
+			ssize_t n = send(c->wfd, c->a2w.data + c->a2w.start, pb_len(&c->a2w),
+					 MSG_NOSIGNAL);
+			if (n > 0) {
+				c->a2w.start += (size_t)n;
+				progress = true;
+			} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+				return data_fail(c, "the worker's connection was lost");
+			}
+		}
+		if (c->a_eof && !pb_len(&c->a2w) && !c->w_shut) {
+			shutdown(c->wfd, SHUT_WR);
+			c->w_shut = true;
+			progress = true;
+		}
+		/* worker -> buffer */
+		if (!c->w_eof && pb_room(&c->w2a)) {
+			ssize_t n =
+				recv(c->wfd, c->w2a.data + c->w2a.end, c->w2a.cap - c->w2a.end, 0);
+			if (n > 0) {
+				c->w2a.end += (size_t)n;
+				progress = true;
+			} else if (n == 0) {
+				c->w_eof = true;
+				progress = true;
+			} else if (errno != EAGAIN && errno != EINTR) {
+				return data_fail(c, "the worker's connection was lost");
+			}
+		}
+		/* buffer -> agent */
+		if (pb_len(&c->w2a)) {
+			ERR_clear_error();
+			size_t len = pb_len(&c->w2a);
+			int n = SSL_write(c->ssl, c->w2a.data + c->w2a.start,
+					  len > INT32_MAX ? INT32_MAX : (int)len);
+			if (n > 0) {
+				c->w2a.start += (size_t)n;
+				c->bytes_down += (uint64_t)n;
+				c->write_wants_read = false;
+				progress = true;
+			} else if (tls_retry(c, n, false) <= 0) {
+				return data_fail(c, "the agent's connection was lost");
+			}
+		}
+		if (c->w_eof && !pb_len(&c->w2a) && !c->a_shut) {
+			ERR_clear_error();
+			int r = SSL_shutdown(c->ssl);
+			if (r >= 0) {
+				c->a_shut = true;
+				progress = true;
+			} else if (tls_retry(c, r, false) <= 0) {
+				return data_fail(c, "the agent's connection was lost");
+			}
+		}
+		if (c->a_eof && c->w_eof && c->a_shut && c->w_shut && !pb_len(&c->a2w) &&
+		    !pb_len(&c->w2a)) {
+			vr_proxy_conn_close(c, "finished");
+			return -1;
+		}
+	}
+	return update_interest(c);
+}
+
+/* The worker accepted the connection: the worker's preamble and the
+ * agent's welcome go first, then whatever the agent sent after its hello. */
+static int data_start(struct conn *c)
+{
+	struct vr_proxy *p = c->proxy;
+	char *preamble = vr_asprintf("VRCLOUD-DATA 1 peer=%s org=%s vdc=%s site=%s replication=%s "
+				     "proxy=%s\n",
+				     c->site.peer_id, c->site.org_id, c->site.vdc_id,
+				     c->site.site_uuid, c->hello.replication, p->config->name);
+	struct vr_buf welcome;
+	vr_buf_init(&welcome, 0);
+	vr_tunnel_field_append(&welcome, "proxy", p->config->name);
+	vr_tunnel_field_append(&welcome, "peer", c->site.peer_id);
+	vr_tunnel_field_append(&welcome, "replication", c->hello.replication);
+	bool ok = buffers_start(c, preamble, strlen(preamble), NULL, 0, &welcome);
+	vr_buf_free(&welcome);
+	free(preamble);
+	if (!ok)
+		return data_fail(c, "the buffers are too small for the preamble");
+	c->state = CS_DATA;
+	c->deadline_ms = 0;
+	c->started_ms = vr_loop_now_ms();
+	vr_log_info("data_connected", "peer", c->site.peer_id, "replication", c->hello.replication,
+		    "client", c->client, "worker", p->config->worker_address);
+	return 0;
+}
+
+static void on_worker(struct vr_loop *loop, int fd, unsigned events, void *arg)
+{
+	struct conn *conn = arg;
+	if (events & VR_LOOP_ERROR)
+		conn->w_hup = true;
+	if (conn->state == CS_CONNECTING) {
+		int err = 0;
+		socklen_t len = sizeof err;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+			err = errno;
+		if (err == EINPROGRESS)
+			return;
+		if (err) {
+			vr_log_warn("worker_connect_failed", "address",
+				    conn->proxy->config->worker_address, "error", strerror(err));
+			close_fd(conn, &conn->wfd, &conn->w_watched, false);
+			conn->w_hup = false;
+			if (do_refuse(conn, "worker", "the worker cannot be reached") == 0)
+				service(conn);
+			return;
+		}
+		if (data_start(conn))
+			return;
+	}
+	service(conn);
+}
+
+static void on_agent(struct vr_loop *loop, int fd, unsigned events, void *arg)
+{
+	struct conn *conn = arg;
+	if (events & VR_LOOP_ERROR)
+		conn->a_hup = true;
+	service(conn);
+}
+
+static int service(struct conn *conn)
+{
+	for (;;) {
+		switch (conn->state) {
+		case CS_HANDSHAKE: {
+			ERR_clear_error();
+			int r = SSL_do_handshake(conn->ssl);
+			if (r == 1) {
+				conn->state = CS_HELLO;
+				conn->read_wants_write = false;
+				continue;
+			}
+			int e = SSL_get_error(conn->ssl, r);
+			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+				conn->read_wants_write = e == SSL_ERROR_WANT_WRITE;
+				return update_interest(conn);
+			}
+			vr_log_debug("tls_handshake_failed", "client", conn->client, "error",
+				     vr_tls_error());
+			vr_proxy_conn_close(conn, "the TLS handshake failed");
+			return -1;
+		}
+		case CS_HELLO:
+		case CS_CONTROL: {
+			enum conn_state before = conn->state;
+			if (read_frames(conn))
+				return -1;
+			if (conn->state != before && conn->state != CS_CONTROL)
+				continue;
+			if (write_out(conn))
+				return -1;
+			return update_interest(conn);
+		}
+		case CS_VERIFYING:
+		case CS_CONNECTING: return update_interest(conn);
+		case CS_DATA: return pump(conn);
+		case CS_CLOSING: return flush_closing(conn);
+		}
+	}
+}
+
+void vr_proxy_conn_sweep(struct vr_proxy *proxy, uint64_t now)
+{
+	uint64_t reverify_ms = (uint64_t)proxy->config->verify_cache * 1000u;
+	struct conn *next;
+	for (struct conn *conn = proxy->conns; conn; conn = next) {
+		next = conn->next;
+		if (conn->deadline_ms && now >= conn->deadline_ms) {
+			switch (conn->state) {
+			case CS_CONNECTING:
+				vr_log_warn("worker_connect_failed", "address",
+					    proxy->config->worker_address, "error", "timed out");
+				close_fd(conn, &conn->wfd, &conn->w_watched, false);
+				if (do_refuse(conn, "worker", "the worker did not answer") == 0)
+					service(conn);
+				break;
+			case CS_CONTROL: vr_proxy_conn_close(conn, "no heartbeat in time"); break;
+			case CS_CLOSING: vr_proxy_conn_close(conn, conn->close_reason); break;
+			default: vr_proxy_conn_close(conn, "no hello in time"); break;
+			}
+			continue;
+		}
+		if (conn->state == CS_CONTROL && reverify_ms && !conn->verify_pending &&
+		    now - conn->verified_ms >= reverify_ms) {
+			conn->reverify = true;
+			vr_proxy_verifier_submit(proxy->verifier, conn);
+		}
+	}
+}
