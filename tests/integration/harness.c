@@ -81,7 +81,7 @@ void vrt_sleep(double seconds)
 		;
 }
 
-static double now_s(void)
+double vrt_now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -206,7 +206,7 @@ static pid_t spawn(char *const argv[], const char *out_path, bool die_with_paren
  * or -1 when it is still running. */
 static int wait_for(pid_t pid, double timeout_s)
 {
-	double deadline = now_s() + timeout_s;
+	double deadline = vrt_now() + timeout_s;
 	for (;;) {
 		int st = 0;
 		pid_t r = waitpid(pid, &st, WNOHANG);
@@ -214,7 +214,7 @@ static int wait_for(pid_t pid, double timeout_s)
 			return WIFEXITED(st) ? WEXITSTATUS(st) : 256 + WTERMSIG(st);
 		if (r < 0 && errno != EINTR)
 			return 256; /* not our child any more */
-		if (now_s() >= deadline)
+		if (vrt_now() >= deadline)
 			return -1;
 		vrt_sleep(0.02);
 	}
@@ -626,9 +626,9 @@ int vrt_raw(const char *request, size_t len, struct vrt_resp *resp)
 		off += (size_t)n;
 	}
 	struct body_sink sink = {0};
-	double deadline = now_s() + 30;
+	double deadline = vrt_now() + 30;
 	bool done = false;
-	while (!done && now_s() < deadline) {
+	while (!done && vrt_now() < deadline) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 		if (poll(&pfd, 1, 200) <= 0)
 			continue;
@@ -1155,8 +1155,8 @@ static int api_start_in(struct vrt_api *api, const char *parent, const struct vr
 		say("cannot start %s: %s", exe, strerror(errno));
 		goto cleanup;
 	}
-	double deadline = now_s() + 30;
-	while (now_s() < deadline) {
+	double deadline = vrt_now() + 30;
+	while (vrt_now() < deadline) {
 		char *text = read_file(port_file);
 		unsigned port = text ? (unsigned)strtoul(text, NULL, 10) : 0;
 		free(text);
@@ -1281,8 +1281,8 @@ static int stop_suite_api(double timeout_s, bool *died_before)
 	*died_before = api_exited;
 	if (!api_exited)
 		kill(run.api.pid, SIGTERM);
-	double deadline = now_s() + timeout_s;
-	while (!api_exited && now_s() < deadline) {
+	double deadline = vrt_now() + timeout_s;
+	while (!api_exited && vrt_now() < deadline) {
 		reap_api();
 		if (!api_exited)
 			vrt_sleep(0.02);
@@ -1882,9 +1882,9 @@ static void add_services(void)
 
 static void wait_healthy(const char *base)
 {
-	double deadline = now_s() + 30;
+	double deadline = vrt_now() + 30;
 	long status = 0;
-	while (now_s() < deadline) {
+	while (vrt_now() < deadline) {
 		struct vrt_call call = {.base = base, .path = "/healthz", .accept = ""};
 		struct vrt_resp resp;
 		int rc = vrt_call(&call, &resp);
@@ -1928,7 +1928,7 @@ static const char base_config[] = "# written by the integration test harness\n"
 ReportHook(PRE_ALL)(struct criterion_test_set *tests)
 {
 	(void)tests;
-	double t0 = now_s();
+	double t0 = vrt_now();
 	run.pid = getpid();
 	run.active = true;
 	curl_init_once();
@@ -1992,13 +1992,13 @@ ReportHook(PRE_ALL)(struct criterion_test_set *tests)
 		export_token(run.api.base, users[i]);
 	add_known_sessions(run.db_uri);
 	say("suite '%s' ready in %.1f s: api %s (pid %ld), database %s", vrt_suite.name,
-	    now_s() - t0, run.api.base, (long)run.api.pid, run.db_name);
+	    vrt_now() - t0, run.api.base, (long)run.api.pid, run.db_name);
 	fflush(NULL);
 }
 
 ReportHook(POST_ALL)(struct criterion_global_stats *stats)
 {
-	double t0 = now_s();
+	double t0 = vrt_now();
 	cleanup_all(true);
 	if (run.failed) {
 		say("TEARDOWN FAILED: counted as one more failing test");
@@ -2006,7 +2006,7 @@ ReportHook(POST_ALL)(struct criterion_global_stats *stats)
 		if (stats->tests_passed)
 			stats->tests_passed--;
 	} else {
-		say("suite '%s' torn down in %.1f s", vrt_suite.name, now_s() - t0);
+		say("suite '%s' torn down in %.1f s", vrt_suite.name, vrt_now() - t0);
 	}
 	fflush(NULL);
 }

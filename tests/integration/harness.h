@@ -328,5 +328,7 @@ bool vrt_api_log_contains(const struct vrt_api *api, const char *needle);
 unsigned vrt_closed_port(void);
 /* Wall-clock sleep that survives signals. */
 void vrt_sleep(double seconds);
+/* Seconds on the monotonic clock, for deadlines. */
+double vrt_now(void);
 
 #endif

@@ -12,12 +12,12 @@
  * a time, so that each may compare the whole database before and after
  * its refused requests. Each test makes the replications it changes. */
 #include <criterion/criterion.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "integration/harness.h"
+#include "integration/helpers.h"
 #include "vrcloud/http.h"
 
 #define PREFIX "vrt-actions"
@@ -25,14 +25,7 @@
 VRT_SUITE(.name = "actions", .jobs = 1, .redis_db = 8,
 	  .config = "[jobs]\nprefix = " PREFIX "\nrepublish_after = 86400\n");
 
-#define N(a)	    (sizeof(a) / sizeof((a)[0]))
-#define NS_VR	    "http://www.vmware.com/vr/v6.0"
-#define NS_VCLOUD   "http://www.vmware.com/vcloud/v1.5"
-#define RG_TYPE	    "application/vnd.vmware.hcs.replicationGroup+xml"
-#define TASK_TYPE   "application/vnd.vmware.vcloud.task+xml"
-#define MT_FAILOVER "application/vnd.vmware.hcs.failoverParams+xml"
-#define MT_TEST	    "application/vnd.vmware.hcs.testFailoverParams+xml"
-#define BODY_CAP    (64 * 1024)
+#define N(a) (sizeof(a) / sizeof((a)[0]))
 
 /* --- the actions ------------------------------------------------------------ */
 
@@ -67,43 +60,11 @@ static const struct action *action_named(const char *name)
 
 /* --- helpers ------------------------------------------------------------- */
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	va_start(ap, f);
-	char *s = NULL;
-	cr_assert(vasprintf(&s, f, ap) > 0);
-	va_end(ap);
-	return s;
-}
-
-static bool is_uuid(const char *s)
-{
-	if (strlen(s) != 36)
-		return false;
-	for (int i = 0; i < 36; i++) {
-		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-		if (dash ? s[i] != '-' : !strchr("0123456789abcdef", s[i]))
-			return false;
-	}
-	return true;
-}
-
-static char *filler(size_t n, char c)
-{
-	char *s = malloc(n + 1);
-	cr_assert_not_null(s);
-	memset(s, c, n);
-	s[n] = '\0';
-	return s;
-}
-
 static char *action_path(const struct action *a, const char *rg)
 {
 	if (strcmp(a->method, "DELETE") == 0)
-		return fmt("/api/vr/replications/%s", rg);
-	return fmt("/api/vr/replications/%s/action/%s", rg, a->name);
+		return vrt_fmt("/api/vr/replications/%s", rg);
+	return vrt_fmt("/api/vr/replications/%s/action/%s", rg, a->name);
 }
 
 /* One request of an action on replication rg. token NULL: admin-a's.
@@ -119,7 +80,7 @@ static void act(const char *name, const char *rg, const struct act *o, struct vr
 {
 	const struct action *a = action_named(name);
 	char *path = action_path(a, rg);
-	char *type = o && o->content_type ? fmt("Content-Type: %s", o->content_type)
+	char *type = o && o->content_type ? vrt_fmt("Content-Type: %s", o->content_type)
 					  : strdup("Content-Type:");
 	const char *headers[] = {type, NULL};
 	struct vrt_call call = {.method = a->method,
@@ -132,20 +93,6 @@ static void act(const char *name, const char *rg, const struct act *o, struct vr
 	cr_assert_eq(vrt_call(&call, r), 0, "%s %s: no response", a->method, path);
 	free(type);
 	free(path);
-}
-
-static char *xstr(const struct vrt_resp *r, const char *xpath)
-{
-	char *s = vrt_xpath_str(r->body, xpath);
-	cr_assert_not_null(s, "not XML:\n%s", r->body);
-	return s;
-}
-
-static void assert_xstr(const struct vrt_resp *r, const char *xpath, const char *expected)
-{
-	char *s = xstr(r, xpath);
-	cr_assert_str_eq(s, expected, "%s is '%s', expected '%s'\n%s", xpath, s, expected, r->body);
-	free(s);
 }
 
 static char *value(const char *sql, const char *param)
@@ -163,14 +110,6 @@ static char *state_of(const char *rg)
 {
 	char *s = vrt_replication_state(rg);
 	return s ? s : strdup("(gone)");
-}
-
-static void assert_state(const char *rg, const char *expected, const char *what)
-{
-	char *s = state_of(rg);
-	cr_assert_str_eq(s, expected, "%s: replication %s is '%s', expected '%s'", what, rg, s,
-			 expected);
-	free(s);
 }
 
 static long count(const char *sql, const char *param)
@@ -193,38 +132,39 @@ static char *assert_task_202(const struct vrt_resp *r, const char *action, const
 	cr_assert_eq(r->status, 202, "%s: %ld, expected 202\n%s", what, r->status, r->body);
 	vrt_assert_valid(r, what);
 	const char *type = vrt_header(r, "Content-Type");
-	cr_assert(type && strncmp(type, TASK_TYPE ";version=", strlen(TASK_TYPE ";version=")) == 0,
+	cr_assert(type && strncmp(type, VRT_MT_TASK ";version=", strlen(VRT_MT_TASK ";version=")) ==
+				  0,
 		  "%s: Content-Type '%s' is not the task type with a version", what,
 		  type ? type : "(none)");
 	cr_assert_not_null(vrt_header(r, "X-VMWARE-VCLOUD-REQUEST-ID"), "%s", what);
 	cr_assert_eq(vrt_xpath_count(r->body, "/v:Task"), 1, "%s: not a Task\n%s", what, r->body);
-	char *href = xstr(r, "string(/v:Task/@href)");
+	char *href = vrt_xstr(r, "string(/v:Task/@href)");
 	const char *location = vrt_header(r, "Location");
 	cr_assert_not_null(location, "%s: 202 without Location", what);
 	cr_assert_str_eq(location, href, "%s: Location is not the Task's href", what);
-	char *prefix = fmt("%s/api/task/", vrt_public_url());
-	cr_assert(strncmp(href, prefix, strlen(prefix)) == 0 && is_uuid(href + strlen(prefix)),
+	char *prefix = vrt_fmt("%s/api/task/", vrt_public_url());
+	cr_assert(strncmp(href, prefix, strlen(prefix)) == 0 && vrt_is_uuid(href + strlen(prefix)),
 		  "%s: Task href %s", what, href);
 	char *id = strdup(href + strlen(prefix));
-	char *urn = fmt("urn:vcloud:task:%s", id);
-	assert_xstr(r, "string(/v:Task/@id)", urn);
-	assert_xstr(r, "string(/v:Task/@type)", TASK_TYPE);
-	assert_xstr(r, "string(/v:Task/@name)", "task");
-	assert_xstr(r, "string(/v:Task/@operationName)", a->operation_name);
+	char *urn = vrt_fmt("urn:vcloud:task:%s", id);
+	vrt_assert_xstr(r, "string(/v:Task/@id)", urn);
+	vrt_assert_xstr(r, "string(/v:Task/@type)", VRT_MT_TASK);
+	vrt_assert_xstr(r, "string(/v:Task/@name)", "task");
+	vrt_assert_xstr(r, "string(/v:Task/@operationName)", a->operation_name);
 	char *name = rg_name(rg);
-	char *operation = fmt("%s %s", a->operation, name);
-	assert_xstr(r, "string(/v:Task/@operation)", operation);
-	char *owner = fmt("%s/api/vr/replications/%s", vrt_public_url(), rg);
-	assert_xstr(r, "string(/v:Task/v:Owner/@href)", owner);
-	assert_xstr(r, "string(/v:Task/v:Owner/@type)", RG_TYPE);
-	assert_xstr(r, "string(/v:Task/v:Owner/@name)", name);
+	char *operation = vrt_fmt("%s %s", a->operation, name);
+	vrt_assert_xstr(r, "string(/v:Task/@operation)", operation);
+	char *owner = vrt_fmt("%s/api/vr/replications/%s", vrt_public_url(), rg);
+	vrt_assert_xstr(r, "string(/v:Task/v:Owner/@href)", owner);
+	vrt_assert_xstr(r, "string(/v:Task/v:Owner/@type)", VRT_MT_RG);
+	vrt_assert_xstr(r, "string(/v:Task/v:Owner/@name)", name);
 	char *user_name = strndup(user, strcspn(user, "@"));
-	assert_xstr(r, "string(/v:Task/v:User/@name)", user_name);
-	char *org = fmt("%s/api/org/" VRT_ORG_A, vrt_public_url());
-	assert_xstr(r, "string(/v:Task/v:Organization/@href)", org);
-	assert_xstr(r, "string(/v:Task/v:Organization/@name)", VRT_ORG_A_NAME);
-	char *start = xstr(r, "string(/v:Task/@startTime)");
-	char *expiry = xstr(r, "string(/v:Task/@expiryTime)");
+	vrt_assert_xstr(r, "string(/v:Task/v:User/@name)", user_name);
+	char *org = vrt_fmt("%s/api/org/" VRT_ORG_A, vrt_public_url());
+	vrt_assert_xstr(r, "string(/v:Task/v:Organization/@href)", org);
+	vrt_assert_xstr(r, "string(/v:Task/v:Organization/@name)", VRT_ORG_A_NAME);
+	char *start = vrt_xstr(r, "string(/v:Task/@startTime)");
+	char *expiry = vrt_xstr(r, "string(/v:Task/@expiryTime)");
 	cr_assert(start[0] && expiry[0], "%s: startTime '%s', expiryTime '%s'", what, start,
 		  expiry);
 	/* the href answers the same document with the same credentials */
@@ -234,7 +174,7 @@ static char *assert_task_202(const struct vrt_resp *r, const char *action, const
 		     again.body);
 	cr_assert_str_eq(again.body, r->body, "%s: GET of the Task differs from the 202 body",
 			 what);
-	cr_assert_str_eq(vrt_header(&again, "Content-Type"), TASK_TYPE ";version=5.5");
+	cr_assert_str_eq(vrt_header(&again, "Content-Type"), VRT_MT_TASK ";version=5.5");
 	vrt_resp_free(&again);
 	free(start);
 	free(expiry);
@@ -256,9 +196,9 @@ static char *assert_accepted_as(const struct vrt_resp *r, const char *action, co
 				const char *user, char **task_out, const char *what)
 {
 	char *task = assert_task_202(r, action, rg, user, vrt_token(user), what);
-	assert_xstr(r, "string(/v:Task/@status)", "queued");
-	assert_xstr(r, "string(/v:Task/v:Progress)", "0");
-	assert_xstr(r, "string(/v:Task/@cancelRequested)", "false");
+	vrt_assert_xstr(r, "string(/v:Task/@status)", "queued");
+	vrt_assert_xstr(r, "string(/v:Task/v:Progress)", "0");
+	vrt_assert_xstr(r, "string(/v:Task/@cancelRequested)", "false");
 	cr_assert_eq(vrt_xpath_count(r->body, "/v:Task/@endTime"), 0, "%s", what);
 	cr_assert_eq(vrt_xpath_count(r->body, "/v:Task/v:Error"), 0, "%s", what);
 	char *job = vrt_db_value("SELECT id::text FROM jobs WHERE task_id = $1::uuid", task);
@@ -267,7 +207,7 @@ static char *assert_accepted_as(const struct vrt_resp *r, const char *action, co
 				 " org_id::text || ' ' || (published_at IS NOT NULL)::text"
 				 " FROM jobs WHERE id = $1::uuid",
 				 job);
-	char *expected = fmt("queued replication:%s %s " VRT_ORG_A " true", rg, action);
+	char *expected = vrt_fmt("queued replication:%s %s " VRT_ORG_A " true", rg, action);
 	cr_assert_str_eq(row, expected, "%s: job %s", what, job);
 	cr_assert(vrt_stream_has(PREFIX, job), "%s: job %s is not in the stream %s:jobs", what, job,
 		  PREFIX);
@@ -294,15 +234,15 @@ static char *assert_refused(const struct vrt_resp *r, const char *action, const 
 			    const char *what)
 {
 	char *task = assert_task_202(r, action, rg, VRT_ADMIN_A, vrt_token(VRT_ADMIN_A), what);
-	assert_xstr(r, "string(/v:Task/@status)", "error");
-	assert_xstr(r, "string(/v:Task/v:Progress)", "100");
+	vrt_assert_xstr(r, "string(/v:Task/@status)", "error");
+	vrt_assert_xstr(r, "string(/v:Task/v:Progress)", "100");
 	cr_assert_eq(vrt_xpath_count(r->body, "/v:Task/@endTime"), 1, "%s: no endTime", what);
 	cr_assert_eq(vrt_xpath_count(r->body, "/v:Task/v:Error"), 1, "%s: no Error\n%s", what,
 		     r->body);
-	assert_xstr(r, "string(/v:Task/v:Error/@vendorSpecificErrorCode)", vendor);
-	assert_xstr(r, "string(/v:Task/v:Error/@majorErrorCode)", major);
-	assert_xstr(r, "string(/v:Task/v:Error/@minorErrorCode)", minor);
-	char *message = xstr(r, "string(/v:Task/v:Error/@message)");
+	vrt_assert_xstr(r, "string(/v:Task/v:Error/@vendorSpecificErrorCode)", vendor);
+	vrt_assert_xstr(r, "string(/v:Task/v:Error/@majorErrorCode)", major);
+	vrt_assert_xstr(r, "string(/v:Task/v:Error/@minorErrorCode)", minor);
+	char *message = vrt_xstr(r, "string(/v:Task/v:Error/@message)");
 	cr_assert(message[0], "%s: the Error has no message", what);
 	free(message);
 	cr_assert_eq(count("SELECT count(*) FROM jobs WHERE task_id = $1::uuid", task), 0,
@@ -319,9 +259,9 @@ static void assert_action_refused(const char *action, const char *rg, const stru
 	long jobs = count("SELECT count(*) FROM jobs WHERE lane = 'replication:' || $1", rg);
 	struct vrt_resp r;
 	act(action, rg, o, &r);
-	char *what = fmt("%s of %s (%s)", action, rg, before);
+	char *what = vrt_fmt("%s of %s (%s)", action, rg, before);
 	free(assert_refused(&r, action, rg, vendor, major, minor, what));
-	assert_state(rg, before, what);
+	vrt_assert_state(rg, before, what);
 	cr_assert_eq(count("SELECT count(*) FROM jobs WHERE lane = 'replication:' || $1", rg), jobs,
 		     "%s: the replication's jobs changed", what);
 	free(what);
@@ -343,14 +283,6 @@ static void assert_params(const char *job, const char *expected, const char *wha
 	char *p = params_of(job);
 	cr_assert_str_eq(p, expected, "%s: job params '%s', expected '%s'", what, p, expected);
 	free(p);
-}
-
-static void assert_unchanged_since(const char *before, const char *what)
-{
-	char *now = vrt_db_fingerprint();
-	cr_assert_str_eq(now, before, "%s: the database changed.\nbefore: %s\nnow:    %s", what,
-			 before, now);
-	free(now);
 }
 
 /* --- routes ----------------------------------------------------------------- */
@@ -386,9 +318,9 @@ static void assert_action_accepted(const char *action, const char *vdc, const ch
 	char *rg = vrt_new_replication(vdc, action, false, set);
 	struct vrt_resp r;
 	act(action, rg, NULL, &r);
-	char *what = fmt("%s of a fresh replication", action);
+	char *what = vrt_fmt("%s of a fresh replication", action);
 	char *job = assert_accepted(&r, action, rg, what);
-	assert_state(rg, state_after, what);
+	vrt_assert_state(rg, state_after, what);
 	if (params)
 		assert_params(job, params, what);
 	else
@@ -398,11 +330,11 @@ static void assert_action_accepted(const char *action, const char *vdc, const ch
 			     1, "%s: the job has parameters", what);
 	/* the replication is still there (a delete removes it when its job ends) */
 	struct vrt_resp g;
-	char *path = fmt("/api/vr/replications/%s", rg);
+	char *path = vrt_fmt("/api/vr/replications/%s", rg);
 	vrt_get(path, vrt_token(VRT_ADMIN_A), &g);
 	cr_assert_eq(g.status, 200, "%s: GET %s: %ld", what, path, g.status);
 	char *recovery = strndup(state_after, strcspn(state_after, " "));
-	assert_xstr(&g, "string(/vr:ReplicationGroup/vr:RecoveryState)", recovery);
+	vrt_assert_xstr(&g, "string(/vr:ReplicationGroup/vr:RecoveryState)", recovery);
 	free(recovery);
 	vrt_resp_free(&g);
 	free(path);
@@ -497,9 +429,9 @@ Test(accepted, a_system_administrator_acts_on_a_tenants_replication)
 	char *task = NULL;
 	/* the Task is the tenant's (Organization), the sysadmin its User */
 	free(assert_accepted_as(&r, "sync", rg, VRT_ROOT, &task, "sync as root"));
-	assert_xstr(&r, "string(/v:Task/v:User/@name)", "root");
+	vrt_assert_xstr(&r, "string(/v:Task/v:User/@name)", "root");
 	/* and the tenant reads it */
-	char *path = fmt("/api/task/%s", task);
+	char *path = vrt_fmt("/api/task/%s", task);
 	struct vrt_resp t;
 	vrt_get(path, vrt_token(VRT_USER_A), &t);
 	cr_assert_eq(t.status, 200, "GET %s as user-a: %ld\n%s", path, t.status, t.body);
@@ -530,7 +462,7 @@ Test(accepted, the_task_carries_the_version_the_client_negotiated)
 	act("sync", rg, &(struct act){.accept = "application/*+xml;version=20.0;vr-version=4.0"},
 	    &r);
 	cr_assert_eq(r.status, 202, "%ld\n%s", r.status, r.body);
-	cr_assert_str_eq(vrt_header(&r, "Content-Type"), TASK_TYPE ";version=20.0");
+	cr_assert_str_eq(vrt_header(&r, "Content-Type"), VRT_MT_TASK ";version=20.0");
 	vrt_assert_valid(&r, "sync, version 20.0");
 	vrt_resp_free(&r);
 	free(rg);
@@ -547,13 +479,13 @@ Test(accepted, a_second_action_queues_behind_the_first_in_the_lane)
 	act("pause", rg, NULL, &r2);
 	char *task = assert_task_202(&r2, "pause", rg, VRT_ADMIN_A, vrt_token(VRT_ADMIN_A),
 				     "second pause");
-	assert_xstr(&r2, "string(/v:Task/@status)", "queued");
+	vrt_assert_xstr(&r2, "string(/v:Task/@status)", "queued");
 	char *second = vrt_db_value("SELECT id::text FROM jobs WHERE task_id = $1::uuid", task);
 	cr_assert_not_null(second, "the second pause has no job");
 	char *order = vrt_db_value("SELECT string_agg(id::text, ' ' ORDER BY seq) FROM jobs"
 				   " WHERE lane = 'replication:' || $1 AND state = 'queued'",
 				   rg);
-	char *expected = fmt("%s %s", first, second);
+	char *expected = vrt_fmt("%s %s", first, second);
 	cr_assert_str_eq(order, expected, "the lane's jobs are not in request order");
 	cr_assert_eq(count("SELECT count(*) FROM jobs WHERE id = $1::uuid AND published_at IS NULL",
 			   second),
@@ -603,15 +535,15 @@ static void assert_failover_body(const char *content_type, const char *body, con
 
 Test(compat_6_3_1, raascli_test_failover_with_a_placeholder_name_and_padded_boolean)
 {
-	assert_test_failover_body(MT_TEST,
-				  "<TestFailoverParams xmlns=\"" NS_VR
-				  "\" xmlns:vcloud_v1.5=\"" NS_VCLOUD
+	assert_test_failover_body(VRT_MT_TEST,
+				  "<TestFailoverParams xmlns=\"" VRT_NS_VR
+				  "\" xmlns:vcloud_v1.5=\"" VRT_NS_VCLOUD
 				  "\" name=\"xs:string\"><Synchronize> false </Synchronize>"
 				  "</TestFailoverParams>",
 				  "true false null", "application/*+xml;version=5.6", "RaaSCLI");
-	assert_test_failover_body(MT_TEST,
-				  "<TestFailoverParams xmlns=\"" NS_VR
-				  "\" xmlns:vcloud_v1.5=\"" NS_VCLOUD
+	assert_test_failover_body(VRT_MT_TEST,
+				  "<TestFailoverParams xmlns=\"" VRT_NS_VR
+				  "\" xmlns:vcloud_v1.5=\"" VRT_NS_VCLOUD
 				  "\" name=\"xs:string\"><Synchronize>\n true\t</Synchronize>"
 				  "</TestFailoverParams>",
 				  "true true null", NULL, "RaaSCLI, Synchronize true");
@@ -620,9 +552,9 @@ Test(compat_6_3_1, raascli_test_failover_with_a_placeholder_name_and_padded_bool
 Test(compat_6_3_1, java_test_failover_sent_as_failover_params_with_a_prefix)
 {
 	assert_test_failover_body(
-		MT_FAILOVER,
+		VRT_MT_FAILOVER,
 		"<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>"
-		"<ns2:TestFailoverParams xmlns=\"" NS_VCLOUD "\" xmlns:ns2=\"" NS_VR "\""
+		"<ns2:TestFailoverParams xmlns=\"" VRT_NS_VCLOUD "\" xmlns:ns2=\"" VRT_NS_VR "\""
 		" xmlns:ns3=\"http://schemas.dmtf.org/ovf/envelope/1\""
 		" xmlns:ns4=\"http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/"
 		"CIM_VirtualSystemSettingData\""
@@ -637,23 +569,26 @@ Test(compat_6_3_1, java_test_failover_sent_as_failover_params_with_a_prefix)
 
 Test(compat_6_3_1, vcloudair_test_failover_with_numeric_booleans)
 {
-	assert_test_failover_body(MT_TEST,
-				  "<TestFailoverParams name=\"vm\" xmlns=\"" NS_VR "\"><PowerOn>1"
+	assert_test_failover_body(VRT_MT_TEST,
+				  "<TestFailoverParams name=\"vm\" xmlns=\"" VRT_NS_VR
+				  "\"><PowerOn>1"
 				  "</PowerOn><Synchronize>0</Synchronize></TestFailoverParams>",
 				  "true false null", NULL, "vcloudair, PowerOn 1");
-	assert_test_failover_body(MT_TEST,
-				  "<TestFailoverParams name=\"vm\" xmlns=\"" NS_VR "\"><PowerOn>0"
+	assert_test_failover_body(VRT_MT_TEST,
+				  "<TestFailoverParams name=\"vm\" xmlns=\"" VRT_NS_VR
+				  "\"><PowerOn>0"
 				  "</PowerOn><Synchronize>0</Synchronize></TestFailoverParams>",
 				  "false false null", NULL, "vcloudair, PowerOn 0");
 }
 
 Test(compat_6_3_1, test_failover_takes_any_xml_type_and_a_missing_synchronize)
 {
-	assert_test_failover_body("application/*+xml", "<TestFailoverParams xmlns=\"" NS_VR "\"/>",
+	assert_test_failover_body("application/*+xml",
+				  "<TestFailoverParams xmlns=\"" VRT_NS_VR "\"/>",
 				  "true false null", NULL, "application/*+xml, empty element");
 	assert_test_failover_body(
 		"Application/VND.VMware.HCS.TestFailoverParams+XML; charset=utf-8",
-		"<TestFailoverParams xmlns=\"" NS_VR "\"><PowerOn>false</PowerOn>"
+		"<TestFailoverParams xmlns=\"" VRT_NS_VR "\"><PowerOn>false</PowerOn>"
 		"</TestFailoverParams>",
 		"false false null", NULL, "type in another case, with a parameter");
 	assert_test_failover_body(NULL, NULL, "true false null", NULL, "no body at all");
@@ -661,17 +596,18 @@ Test(compat_6_3_1, test_failover_takes_any_xml_type_and_a_missing_synchronize)
 
 Test(compat_6_3_2, raascli_failover_with_an_empty_element)
 {
-	assert_failover_body(MT_FAILOVER,
-			     "<FailoverParams xmlns=\"" NS_VR "\" xmlns:vcloud_v1.5=\"" NS_VCLOUD
+	assert_failover_body(VRT_MT_FAILOVER,
+			     "<FailoverParams xmlns=\"" VRT_NS_VR
+			     "\" xmlns:vcloud_v1.5=\"" VRT_NS_VCLOUD
 			     "\" name=\"xs:string\"></FailoverParams>",
 			     "true false null", "RaaSCLI");
-	assert_failover_body(MT_FAILOVER, "<FailoverParams xmlns=\"" NS_VR "\"/>",
+	assert_failover_body(VRT_MT_FAILOVER, "<FailoverParams xmlns=\"" VRT_NS_VR "\"/>",
 			     "true false null", "self-closed empty FailoverParams");
 }
 
 Test(compat_6_3_2, vcloudair_failover_with_the_capitalised_type_or_none)
 {
-	static const char body[] = "<FailoverParams name=\"vm\" xmlns=\"" NS_VR "\"><PowerOn>1"
+	static const char body[] = "<FailoverParams name=\"vm\" xmlns=\"" VRT_NS_VR "\"><PowerOn>1"
 				   "</PowerOn></FailoverParams>";
 	assert_failover_body("application/vnd.vmware.hcs.FailoverParams+xml", body,
 			     "true false null", "capitalised FailoverParams type");
@@ -682,21 +618,21 @@ Test(compat_6_3_2, vcloudair_failover_with_the_capitalised_type_or_none)
 
 Test(compat_6_3_2, failover_power_on_and_instance_reach_the_job)
 {
-	assert_failover_body(MT_FAILOVER,
-			     "<FailoverParams xmlns=\"" NS_VR "\"><PowerOn> false </PowerOn>"
+	assert_failover_body(VRT_MT_FAILOVER,
+			     "<FailoverParams xmlns=\"" VRT_NS_VR "\"><PowerOn> false </PowerOn>"
 			     "</FailoverParams>",
 			     "false false null", "PowerOn false");
 	assert_failover_body(NULL, NULL, "true false null", "no body");
 	char *rg = vrt_new_replication(NULL, "instance", false, NULL);
 	char *instance =
 		vrt_db_value("SELECT id::text FROM instances WHERE replication_id = $1::uuid", rg);
-	char *body = fmt("<FailoverParams xmlns=\"" NS_VR "\"><PowerOn>true</PowerOn>"
-			 "<InstanceId>%s</InstanceId></FailoverParams>",
-			 instance);
+	char *body = vrt_fmt("<FailoverParams xmlns=\"" VRT_NS_VR "\"><PowerOn>true</PowerOn>"
+			     "<InstanceId>%s</InstanceId></FailoverParams>",
+			     instance);
 	struct vrt_resp r;
-	act("failover", rg, &(struct act){.content_type = MT_FAILOVER, .body = body}, &r);
+	act("failover", rg, &(struct act){.content_type = VRT_MT_FAILOVER, .body = body}, &r);
 	char *job = assert_accepted(&r, "failover", rg, "failover of an instance");
-	char *expected = fmt("true false %s", instance);
+	char *expected = vrt_fmt("true false %s", instance);
 	assert_params(job, expected, "InstanceId");
 	free(expected);
 	free(job);
@@ -712,9 +648,9 @@ static const struct {
 	const char *content_type;
 	const char *body;
 } ignored_bodies[] = {
-	{MT_FAILOVER, "<ns2:TestFailoverParams xmlns:ns2=\"" NS_VR "\"> <ns2:PowerOn>true"
-		      "</ns2:PowerOn> <ns2:Synchronize>false</ns2:Synchronize>"
-		      " </ns2:TestFailoverParams>"},
+	{VRT_MT_FAILOVER, "<ns2:TestFailoverParams xmlns:ns2=\"" VRT_NS_VR "\"> <ns2:PowerOn>true"
+			  "</ns2:PowerOn> <ns2:Synchronize>false</ns2:Synchronize>"
+			  " </ns2:TestFailoverParams>"},
 	{"text/plain", "clean up, please"},
 	{"application/json", "{\"force\": true}"},
 	{"application/xml",
@@ -733,10 +669,10 @@ Test(compat_6_3_3, test_cleanup_ignores_any_body_and_content_type)
 		    &(struct act){.content_type = ignored_bodies[i].content_type,
 				  .body = ignored_bodies[i].body},
 		    &r);
-		char *what = fmt("testCleanup with body %zu", i);
+		char *what = vrt_fmt("testCleanup with body %zu", i);
 		free(assert_accepted(&r, "testCleanup", rg, what));
 		cr_assert_null(strstr(r.body, "root:x:0:0"), "%s shows /etc/passwd", what);
-		assert_state(rg, "notStarted cleanupInProgress ok false", what);
+		vrt_assert_state(rg, "notStarted cleanupInProgress ok false", what);
 		free(what);
 		free(rg);
 		vrt_resp_free(&r);
@@ -756,7 +692,7 @@ Test(compat_6_3_3, sync_pause_resume_and_delete_ignore_any_body)
 			    &(struct act){.content_type = ignored_bodies[i].content_type,
 					  .body = ignored_bodies[i].body},
 			    &r);
-			char *what = fmt("%s with body %zu", names[n], i);
+			char *what = vrt_fmt("%s with body %zu", names[n], i);
 			free(assert_accepted(&r, names[n], rg, what));
 			free(what);
 			free(rg);
@@ -775,10 +711,10 @@ static void assert_body_refused(const char *action, const char *rg, const char *
 	char *before = vrt_db_fingerprint();
 	struct vrt_resp r;
 	act(action, rg, &(struct act){.content_type = content_type, .body = body}, &r);
-	char *full = fmt("%s: %s", action, what);
+	char *full = vrt_fmt("%s: %s", action, what);
 	vrt_assert_error(&r, status, minor, full);
 	cr_assert_null(strstr(r.body, "root:x:0:0"), "%s: the answer shows /etc/passwd", full);
-	assert_unchanged_since(before, full);
+	vrt_assert_unchanged_since(before, full);
 	free(full);
 	free(before);
 	vrt_resp_free(&r);
@@ -797,69 +733,70 @@ static void assert_doctypes_refused(const char *action, const char *root, const 
 {
 	char *rg = vrt_new_replication(NULL, "hostile", false, NULL);
 	char *bodies[] = {
-		fmt(XXE_DECL "<%s xmlns=\"" NS_VR "\"><InstanceId>&xxe;</InstanceId></%s>", root,
-		    root, root),
-		fmt("<!DOCTYPE %s [<!ENTITY %% p SYSTEM \"file:///etc/passwd\"> %%p;]>"
-		    "<%s xmlns=\"" NS_VR "\"/>",
-		    root, root),
-		fmt("<!DOCTYPE %s SYSTEM \"http://127.0.0.1:1/evil.dtd\"><%s xmlns=\"" NS_VR "\"/>",
-		    root, root),
-		fmt(LAUGHS "<%s xmlns=\"" NS_VR "\"><InstanceId>&e;</InstanceId></%s>", root, root,
-		    root),
-		fmt("<!DOCTYPE %s><%s xmlns=\"" NS_VR "\"/>", root, root),
+		vrt_fmt(XXE_DECL "<%s xmlns=\"" VRT_NS_VR "\"><InstanceId>&xxe;</InstanceId></%s>",
+			root, root, root),
+		vrt_fmt("<!DOCTYPE %s [<!ENTITY %% p SYSTEM \"file:///etc/passwd\"> %%p;]>"
+			"<%s xmlns=\"" VRT_NS_VR "\"/>",
+			root, root),
+		vrt_fmt("<!DOCTYPE %s SYSTEM \"http://127.0.0.1:1/evil.dtd\"><%s xmlns=\"" VRT_NS_VR
+			"\"/>",
+			root, root),
+		vrt_fmt(LAUGHS "<%s xmlns=\"" VRT_NS_VR "\"><InstanceId>&e;</InstanceId></%s>",
+			root, root, root),
+		vrt_fmt("<!DOCTYPE %s><%s xmlns=\"" VRT_NS_VR "\"/>", root, root),
 	};
 	for (size_t i = 0; i < N(bodies); i++) {
-		char *what = fmt("DOCTYPE body %zu", i);
+		char *what = vrt_fmt("DOCTYPE body %zu", i);
 		assert_body_refused(action, rg, type, bodies[i], 400, "BAD_REQUEST", what);
 		free(what);
 		free(bodies[i]);
 	}
-	assert_state(rg, "notStarted none ok false", "after DOCTYPE bodies");
+	vrt_assert_state(rg, "notStarted none ok false", "after DOCTYPE bodies");
 	free(rg);
 }
 
 Test(documents, doctype_xxe_and_entity_expansion_are_400)
 {
-	assert_doctypes_refused("failover", "FailoverParams", MT_FAILOVER);
+	assert_doctypes_refused("failover", "FailoverParams", VRT_MT_FAILOVER);
 	assert_doctypes_refused("failover", "FailoverParams", NULL);
-	assert_doctypes_refused("testFailover", "TestFailoverParams", MT_TEST);
-	assert_doctypes_refused("plannedMigration", "FailoverParams", MT_FAILOVER);
+	assert_doctypes_refused("testFailover", "TestFailoverParams", VRT_MT_TEST);
+	assert_doctypes_refused("plannedMigration", "FailoverParams", VRT_MT_FAILOVER);
 }
 
 Test(documents, a_wrong_root_or_namespace_is_400)
 {
 	char *rg = vrt_new_replication(NULL, "wrong-root", false, NULL);
 	static const char *const failover[] = {
-		"<TestFailoverParams xmlns=\"" NS_VR "\"/>",
+		"<TestFailoverParams xmlns=\"" VRT_NS_VR "\"/>",
 		"<FailoverParams/>",
-		"<FailoverParams xmlns=\"" NS_VCLOUD "\"/>",
+		"<FailoverParams xmlns=\"" VRT_NS_VCLOUD "\"/>",
 		"<FailoverParams xmlns=\"http://www.vmware.com/vr/v5.0\"/>",
-		"<vr:Failover xmlns:vr=\"" NS_VR "\"/>",
-		"<Error xmlns=\"" NS_VCLOUD "\" majorErrorCode=\"400\" minorErrorCode=\"x\""
+		"<vr:Failover xmlns:vr=\"" VRT_NS_VR "\"/>",
+		"<Error xmlns=\"" VRT_NS_VCLOUD "\" majorErrorCode=\"400\" minorErrorCode=\"x\""
 		" message=\"x\"/>",
 	};
 	for (size_t i = 0; i < N(failover); i++) {
-		char *what = fmt("wrong root %zu", i);
-		assert_body_refused("failover", rg, MT_FAILOVER, failover[i], 400, "BAD_REQUEST",
-				    what);
-		assert_body_refused("plannedMigration", rg, MT_FAILOVER, failover[i], 400,
+		char *what = vrt_fmt("wrong root %zu", i);
+		assert_body_refused("failover", rg, VRT_MT_FAILOVER, failover[i], 400,
+				    "BAD_REQUEST", what);
+		assert_body_refused("plannedMigration", rg, VRT_MT_FAILOVER, failover[i], 400,
 				    "BAD_REQUEST", what);
 		free(what);
 	}
 	static const char *const test[] = {
 		/* the Java client's type does not make a FailoverParams one */
-		"<FailoverParams xmlns=\"" NS_VR "\"/>",
+		"<FailoverParams xmlns=\"" VRT_NS_VR "\"/>",
 		"<TestFailoverParams/>",
-		"<TestFailoverParams xmlns=\"" NS_VCLOUD "\"/>",
+		"<TestFailoverParams xmlns=\"" VRT_NS_VCLOUD "\"/>",
 		"<ns2:TestFailoverParams xmlns:ns2=\"urn:other\"/>",
 	};
 	for (size_t i = 0; i < N(test); i++) {
-		char *what = fmt("wrong root %zu", i);
-		assert_body_refused("testFailover", rg, MT_FAILOVER, test[i], 400, "BAD_REQUEST",
-				    what);
+		char *what = vrt_fmt("wrong root %zu", i);
+		assert_body_refused("testFailover", rg, VRT_MT_FAILOVER, test[i], 400,
+				    "BAD_REQUEST", what);
 		free(what);
 	}
-	assert_state(rg, "notStarted none ok false", "after wrong roots");
+	vrt_assert_state(rg, "notStarted none ok false", "after wrong roots");
 	free(rg);
 }
 
@@ -867,60 +804,61 @@ Test(documents, invalid_values_and_malformed_bodies_are_400)
 {
 	char *rg = vrt_new_replication(NULL, "invalid", false, NULL);
 	static const char *const failover[] = {
-		"<FailoverParams xmlns=\"" NS_VR "\"><PowerOn>yes</PowerOn></FailoverParams>",
-		"<FailoverParams xmlns=\"" NS_VR "\"><PowerOn></PowerOn></FailoverParams>",
-		"<FailoverParams xmlns=\"" NS_VR "\"><PowerOn>TRUE</PowerOn></FailoverParams>",
-		"<FailoverParams xmlns=\"" NS_VR "\"><PowerOn>true</PowerOn><PowerOn>false"
+		"<FailoverParams xmlns=\"" VRT_NS_VR "\"><PowerOn>yes</PowerOn></FailoverParams>",
+		"<FailoverParams xmlns=\"" VRT_NS_VR "\"><PowerOn></PowerOn></FailoverParams>",
+		"<FailoverParams xmlns=\"" VRT_NS_VR "\"><PowerOn>TRUE</PowerOn></FailoverParams>",
+		"<FailoverParams xmlns=\"" VRT_NS_VR "\"><PowerOn>true</PowerOn><PowerOn>false"
 		"</PowerOn></FailoverParams>",
-		"<FailoverParams xmlns=\"" NS_VR "\"><InstanceId>not-a-uuid</InstanceId>"
+		"<FailoverParams xmlns=\"" VRT_NS_VR "\"><InstanceId>not-a-uuid</InstanceId>"
 		"</FailoverParams>",
-		"<FailoverParams xmlns=\"" NS_VR "\"><InstanceId>1' OR '1'='1</InstanceId>"
+		"<FailoverParams xmlns=\"" VRT_NS_VR "\"><InstanceId>1' OR '1'='1</InstanceId>"
 		"</FailoverParams>",
-		"<FailoverParams xmlns=\"" NS_VR "\"><InstanceId>" VRT_INSTANCE_A1_1
+		"<FailoverParams xmlns=\"" VRT_NS_VR "\"><InstanceId>" VRT_INSTANCE_A1_1
 		"</InstanceId><PowerOn>true</PowerOn></FailoverParams>",
-		"<FailoverParams xmlns=\"" NS_VR "\"><Synchronize>true</Synchronize>"
+		"<FailoverParams xmlns=\"" VRT_NS_VR "\"><Synchronize>true</Synchronize>"
 		"</FailoverParams>",
-		"<FailoverParams xmlns=\"" NS_VR "\"><Force>true</Force></FailoverParams>",
-		"<FailoverParams xmlns=\"" NS_VR "\" power=\"on\"/>",
-		"<FailoverParams xmlns=\"" NS_VR "\"><PowerOn>true</PowerOn>",
+		"<FailoverParams xmlns=\"" VRT_NS_VR "\"><Force>true</Force></FailoverParams>",
+		"<FailoverParams xmlns=\"" VRT_NS_VR "\" power=\"on\"/>",
+		"<FailoverParams xmlns=\"" VRT_NS_VR "\"><PowerOn>true</PowerOn>",
 		"PowerOn=true",
 		"{\"PowerOn\": true}",
 		"\xef\xbb\xbf\xff\xfe<FailoverParams/>",
 	};
 	for (size_t i = 0; i < N(failover); i++) {
-		char *what = fmt("invalid body %zu: %.50s", i, failover[i]);
-		assert_body_refused("failover", rg, MT_FAILOVER, failover[i], 400, "BAD_REQUEST",
-				    what);
+		char *what = vrt_fmt("invalid body %zu: %.50s", i, failover[i]);
+		assert_body_refused("failover", rg, VRT_MT_FAILOVER, failover[i], 400,
+				    "BAD_REQUEST", what);
 		free(what);
 	}
 	static const char *const test[] = {
-		"<TestFailoverParams xmlns=\"" NS_VR "\"><Synchronize>maybe</Synchronize>"
+		"<TestFailoverParams xmlns=\"" VRT_NS_VR "\"><Synchronize>maybe</Synchronize>"
 		"</TestFailoverParams>",
-		"<TestFailoverParams xmlns=\"" NS_VR "\"><Synchronize>2</Synchronize>"
+		"<TestFailoverParams xmlns=\"" VRT_NS_VR "\"><Synchronize>2</Synchronize>"
 		"</TestFailoverParams>",
-		"<TestFailoverParams xmlns=\"" NS_VR "\"><Synchronize>false</Synchronize>"
+		"<TestFailoverParams xmlns=\"" VRT_NS_VR "\"><Synchronize>false</Synchronize>"
 		"<PowerOn>true</PowerOn></TestFailoverParams>",
-		"<TestFailoverParams xmlns=\"" NS_VR "\"><Synchronize>false</Synchronize>"
+		"<TestFailoverParams xmlns=\"" VRT_NS_VR "\"><Synchronize>false</Synchronize>"
 		"<Synchronize>true</Synchronize></TestFailoverParams>",
-		"<TestFailoverParams xmlns=\"" NS_VR "\"><InstanceId>x</InstanceId>"
+		"<TestFailoverParams xmlns=\"" VRT_NS_VR "\"><InstanceId>x</InstanceId>"
 		"</TestFailoverParams>",
-		"<TestFailoverParams xmlns=\"" NS_VR "\">",
+		"<TestFailoverParams xmlns=\"" VRT_NS_VR "\">",
 	};
 	for (size_t i = 0; i < N(test); i++) {
-		char *what = fmt("invalid body %zu: %.50s", i, test[i]);
-		assert_body_refused("testFailover", rg, MT_TEST, test[i], 400, "BAD_REQUEST", what);
+		char *what = vrt_fmt("invalid body %zu: %.50s", i, test[i]);
+		assert_body_refused("testFailover", rg, VRT_MT_TEST, test[i], 400, "BAD_REQUEST",
+				    what);
 		free(what);
 	}
-	assert_state(rg, "notStarted none ok false", "after invalid bodies");
+	vrt_assert_state(rg, "notStarted none ok false", "after invalid bodies");
 	free(rg);
 }
 
 Test(documents, a_content_type_the_action_does_not_take_is_415)
 {
 	char *rg = vrt_new_replication(NULL, "media-types", false, NULL);
-	static const char failover_body[] = "<FailoverParams xmlns=\"" NS_VR "\"/>";
+	static const char failover_body[] = "<FailoverParams xmlns=\"" VRT_NS_VR "\"/>";
 	static const char *const failover[] = {
-		MT_TEST,
+		VRT_MT_TEST,
 		"application/*+xml",
 		"application/xml",
 		"text/xml",
@@ -936,7 +874,7 @@ Test(documents, a_content_type_the_action_does_not_take_is_415)
 		assert_body_refused("plannedMigration", rg, failover[i], failover_body, 415,
 				    "UNSUPPORTED_MEDIA_TYPE", failover[i]);
 	}
-	static const char test_body[] = "<TestFailoverParams xmlns=\"" NS_VR "\"/>";
+	static const char test_body[] = "<TestFailoverParams xmlns=\"" VRT_NS_VR "\"/>";
 	static const char *const test[] = {
 		"application/xml",
 		"text/xml",
@@ -951,19 +889,19 @@ Test(documents, a_content_type_the_action_does_not_take_is_415)
 	/* only failover takes a body without a Content-Type */
 	assert_body_refused("testFailover", rg, NULL, test_body, 415, "UNSUPPORTED_MEDIA_TYPE",
 			    "no Content-Type");
-	assert_state(rg, "notStarted none ok false", "after wrong media types");
+	vrt_assert_state(rg, "notStarted none ok false", "after wrong media types");
 	free(rg);
 }
 
 Test(documents, bodies_over_64_kib_are_413_on_every_action)
 {
 	char *rg = vrt_new_replication(NULL, "big-body", false, NULL);
-	char *padding = filler(BODY_CAP, ' ');
-	char *body = fmt("<FailoverParams xmlns=\"" NS_VR "\"/>%s", padding);
+	char *padding = vrt_filler(VRT_BODY_CAP, ' ');
+	char *body = vrt_fmt("<FailoverParams xmlns=\"" VRT_NS_VR "\"/>%s", padding);
 	for (size_t i = 0; i < N(actions); i++)
-		assert_body_refused(actions[i].name, rg, MT_FAILOVER, body, 413,
+		assert_body_refused(actions[i].name, rg, VRT_MT_FAILOVER, body, 413,
 				    "REQUEST_ENTITY_TOO_LARGE", "64 KiB + 36 bytes");
-	assert_state(rg, "notStarted none ok false", "after oversized bodies");
+	vrt_assert_state(rg, "notStarted none ok false", "after oversized bodies");
 	free(body);
 	free(padding);
 	free(rg);
@@ -983,7 +921,7 @@ Test(credentials, actions_without_credentials_are_401_and_change_nothing)
 				.method = actions[i].method, .path = path, .token = tokens[t]};
 			struct vrt_resp r;
 			cr_assert_eq(vrt_call(&call, &r), 0);
-			char *what = fmt("%s %s with token %zu", actions[i].method, path, t);
+			char *what = vrt_fmt("%s %s with token %zu", actions[i].method, path, t);
 			vrt_assert_error(&r, 401, "NOT_AUTHENTICATED", what);
 			cr_assert_not_null(vrt_header(&r, "WWW-Authenticate"), "%s", what);
 			free(what);
@@ -991,7 +929,7 @@ Test(credentials, actions_without_credentials_are_401_and_change_nothing)
 		}
 		free(path);
 	}
-	assert_unchanged_since(before, "after unauthenticated actions");
+	vrt_assert_unchanged_since(before, "after unauthenticated actions");
 	free(before);
 	free(rg);
 }
@@ -999,8 +937,8 @@ Test(credentials, actions_without_credentials_are_401_and_change_nothing)
 Test(credentials, basic_credentials_act_like_a_session)
 {
 	char *rg = vrt_new_replication(NULL, "basic", false, NULL);
-	char *basic = fmt("%s:%s", VRT_ADMIN_A, VRT_PASSWORD);
-	char *path = fmt("/api/vr/replications/%s/action/sync", rg);
+	char *basic = vrt_fmt("%s:%s", VRT_ADMIN_A, VRT_PASSWORD);
+	char *path = vrt_fmt("/api/vr/replications/%s/action/sync", rg);
 	struct vrt_call call = {.method = "POST", .path = path, .basic = basic};
 	struct vrt_resp r;
 	cr_assert_eq(vrt_call(&call, &r), 0);
@@ -1020,13 +958,13 @@ Test(negotiation, an_unsupported_accept_is_406_and_changes_nothing)
 		for (size_t a = 0; a < N(accepts); a++) {
 			struct vrt_resp r;
 			act(actions[i].name, rg, &(struct act){.accept = accepts[a]}, &r);
-			char *what = fmt("%s with Accept %s", actions[i].name, accepts[a]);
+			char *what = vrt_fmt("%s with Accept %s", actions[i].name, accepts[a]);
 			vrt_assert_error(&r, 406, "NOT_ACCEPTABLE", what);
 			free(what);
 			vrt_resp_free(&r);
 		}
 	}
-	assert_unchanged_since(before, "after unacceptable Accept headers");
+	vrt_assert_unchanged_since(before, "after unacceptable Accept headers");
 	free(before);
 	free(rg);
 }
@@ -1052,7 +990,7 @@ Test(tenancy, another_orgs_replication_is_404_like_a_missing_one)
 		act(actions[i].name, rg, &(struct act){.token = vrt_token(VRT_ADMIN_B)}, &foreign);
 		act(actions[i].name, VRT_MISSING, &(struct act){.token = vrt_token(VRT_ADMIN_B)},
 		    &missing);
-		char *what = fmt("%s of org A's replication as admin-b", actions[i].name);
+		char *what = vrt_fmt("%s of org A's replication as admin-b", actions[i].name);
 		vrt_assert_error(&foreign, 404, "RESOURCE_NOT_FOUND", what);
 		vrt_assert_error(&missing, 404, "RESOURCE_NOT_FOUND", "a missing replication");
 		char *a = not_found_shape(&foreign, rg),
@@ -1070,8 +1008,8 @@ Test(tenancy, another_orgs_replication_is_404_like_a_missing_one)
 		vrt_assert_error(&r, 404, "RESOURCE_NOT_FOUND", "org B's replication as admin-a");
 		vrt_resp_free(&r);
 	}
-	assert_unchanged_since(before, "after actions on another org's replications");
-	assert_state(rg, "notStarted none ok false", "org A's replication");
+	vrt_assert_unchanged_since(before, "after actions on another org's replications");
+	vrt_assert_state(rg, "notStarted none ok false", "org A's replication");
 	free(before);
 	free(rg);
 }
@@ -1245,11 +1183,11 @@ static void post_with_key(const char *action, const char *rg, const char *user, 
 			  struct vrt_resp *r)
 {
 	bool test = strcmp(action, "testFailover") == 0;
-	char *body = fmt("<%s xmlns=\"" NS_VR "\" operationKey=\"%s\"/>",
-			 test ? "TestFailoverParams" : "FailoverParams", key);
+	char *body = vrt_fmt("<%s xmlns=\"" VRT_NS_VR "\" operationKey=\"%s\"/>",
+			     test ? "TestFailoverParams" : "FailoverParams", key);
 	act(action, rg,
 	    &(struct act){.token = vrt_token(user),
-			  .content_type = test ? MT_TEST : MT_FAILOVER,
+			  .content_type = test ? VRT_MT_TEST : VRT_MT_FAILOVER,
 			  .body = body},
 	    r);
 	free(body);
@@ -1258,35 +1196,35 @@ static void post_with_key(const char *action, const char *rg, const char *user, 
 Test(operation_key, twice_from_the_same_user_answers_the_same_task)
 {
 	char *rg = vrt_new_replication(NULL, "keyed", false, NULL);
-	char *key = fmt("key-%s", rg);
+	char *key = vrt_fmt("key-%s", rg);
 	struct vrt_resp first, again;
 	post_with_key("testFailover", rg, VRT_ADMIN_A, key, &first);
 	char *task = NULL;
 	char *job = assert_accepted_as(&first, "testFailover", rg, VRT_ADMIN_A, &task, "first");
-	assert_xstr(&first, "string(/v:Task/@operationKey)", key);
+	vrt_assert_xstr(&first, "string(/v:Task/@operationKey)", key);
 	char *before = vrt_db_fingerprint();
 	post_with_key("testFailover", rg, VRT_ADMIN_A, key, &again);
 	/* the same Task, not a refusal (OngoingFailover) and not a second job */
 	cr_assert(again.status == 200 || again.status == 202, "again: %ld\n%s", again.status,
 		  again.body);
 	vrt_assert_valid(&again, "the repeated request");
-	char *h1 = xstr(&first, "string(/v:Task/@href)"),
-	     *h2 = xstr(&again, "string(/v:Task/@href)");
+	char *h1 = vrt_xstr(&first, "string(/v:Task/@href)"),
+	     *h2 = vrt_xstr(&again, "string(/v:Task/@href)");
 	cr_assert_str_eq(h2, h1, "a repeated operationKey made another Task");
 	if (again.status == 202)
 		cr_assert_str_eq(vrt_header(&again, "Location"), h1);
-	assert_xstr(&again, "string(/v:Task/@status)", "queued");
-	assert_unchanged_since(before, "after the repeated request");
+	vrt_assert_xstr(&again, "string(/v:Task/@status)", "queued");
+	vrt_assert_unchanged_since(before, "after the repeated request");
 	/* the key is the user's, whatever the action or replication */
 	char *other = vrt_new_replication(NULL, "keyed-other", false, NULL);
 	free(before);
 	before = vrt_db_fingerprint();
 	struct vrt_resp elsewhere;
 	post_with_key("failover", other, VRT_ADMIN_A, key, &elsewhere);
-	char *h3 = xstr(&elsewhere, "string(/v:Task/@href)");
+	char *h3 = vrt_xstr(&elsewhere, "string(/v:Task/@href)");
 	cr_assert_str_eq(h3, h1, "the same key on another action made another Task");
-	assert_unchanged_since(before, "after the key on another action");
-	assert_state(other, "notStarted none ok false", "the other replication");
+	vrt_assert_unchanged_since(before, "after the key on another action");
+	vrt_assert_state(other, "notStarted none ok false", "the other replication");
 	free(h3);
 	vrt_resp_free(&elsewhere);
 	free(other);
@@ -1305,7 +1243,7 @@ Test(operation_key, the_same_key_from_another_user_makes_a_new_task)
 {
 	char *rg1 = vrt_new_replication(NULL, "keyed-1", false, NULL);
 	char *rg2 = vrt_new_replication(NULL, "keyed-2", false, NULL);
-	char *key = fmt("shared-%s", rg1);
+	char *key = vrt_fmt("shared-%s", rg1);
 	struct vrt_resp a, b;
 	post_with_key("failover", rg1, VRT_ADMIN_A, key, &a);
 	char *ta = NULL, *tb = NULL;
@@ -1314,7 +1252,7 @@ Test(operation_key, the_same_key_from_another_user_makes_a_new_task)
 	char *jb = assert_accepted_as(&b, "failover", rg2, VRT_USER_A, &tb, "user-a's");
 	cr_assert_str_neq(ta, tb, "another user's key answered the first user's Task");
 	cr_assert_str_neq(ja, jb);
-	assert_xstr(&b, "string(/v:Task/@operationKey)", key);
+	vrt_assert_xstr(&b, "string(/v:Task/@operationKey)", key);
 	free(ja);
 	free(jb);
 	free(ta);
@@ -1329,18 +1267,19 @@ Test(operation_key, the_same_key_from_another_user_makes_a_new_task)
 Test(operation_key, a_refused_request_with_a_key_answers_its_refusal_again)
 {
 	char *rg = vrt_new_replication(NULL, "keyed-refused", true, NULL);
-	char *key = fmt("refused-%s", rg);
+	char *key = vrt_fmt("refused-%s", rg);
 	struct vrt_resp r, again;
 	post_with_key("failover", rg, VRT_ADMIN_A, key, &r);
 	char *task = assert_refused(&r, "failover", rg, "NoInstanceAvailable", "409", "CONFLICT",
 				    "keyed failover without an instance");
 	char *before = vrt_db_fingerprint();
 	post_with_key("failover", rg, VRT_ADMIN_A, key, &again);
-	char *h1 = xstr(&r, "string(/v:Task/@href)"), *h2 = xstr(&again, "string(/v:Task/@href)");
+	char *h1 = vrt_xstr(&r, "string(/v:Task/@href)"),
+	     *h2 = vrt_xstr(&again, "string(/v:Task/@href)");
 	cr_assert_str_eq(h2, h1);
-	assert_xstr(&again, "string(/v:Task/v:Error/@vendorSpecificErrorCode)",
-		    "NoInstanceAvailable");
-	assert_unchanged_since(before, "after repeating a refused keyed request");
+	vrt_assert_xstr(&again, "string(/v:Task/v:Error/@vendorSpecificErrorCode)",
+			"NoInstanceAvailable");
+	vrt_assert_unchanged_since(before, "after repeating a refused keyed request");
 	free(before);
 	free(h1);
 	free(h2);

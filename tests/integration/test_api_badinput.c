@@ -8,28 +8,17 @@
  * calls change replica_servers, so they are made in test_api_internal. */
 #include <criterion/criterion.h>
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "integration/harness.h"
+#include "integration/helpers.h"
 #include "vrcloud/http.h"
 
 VRT_SUITE(.name = "badinput", .jobs = 3, .redis_db = 6);
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	va_start(ap, f);
-	char *s = NULL;
-	cr_assert(vasprintf(&s, f, ap) > 0);
-	va_end(ap);
-	return s;
-}
 
 /* The pattern with every {id} replaced by id. */
 static char *instantiate(const char *pattern, const char *id)
@@ -91,12 +80,6 @@ static bool internal(const struct vr_route *r)
 	return r->flags & VR_ROUTE_SERVICE;
 }
 
-static void call_ok(const struct vrt_call *call, struct vrt_resp *r)
-{
-	cr_assert_eq(vrt_call(call, r), 0, "%s %s: no response (connection dropped or crashed)",
-		     call->method ? call->method : "GET", call->path);
-}
-
 /* Every {id} route, as its own method, with id in place of the ids: a 404
  * Error (the path names no object). */
 static void assert_bad_id_everywhere(const char *id)
@@ -112,8 +95,8 @@ static void assert_bad_id_everywhere(const char *id)
 					.bearer = internal(route) ? vrt_service_token(VRT_SERVICE)
 								  : NULL};
 		struct vrt_resp r;
-		call_ok(&call, &r);
-		char *what = fmt("%s %s", route->method, path);
+		vrt_call_ok(&call, &r);
+		char *what = vrt_fmt("%s %s", route->method, path);
 		vrt_assert_error(&r, 404, "RESOURCE_NOT_FOUND", what);
 		free(what);
 		free(path);
@@ -218,8 +201,8 @@ static void assert_internal_route_takes_any_case(const struct vr_route *route, c
 		struct vrt_call call = {
 			.method = route->method, .path = path, .token = vrt_token(VRT_ADMIN_A)};
 		struct vrt_resp r;
-		call_ok(&call, &r);
-		char *what = fmt("%s %s as a tenant", route->method, path);
+		vrt_call_ok(&call, &r);
+		char *what = vrt_fmt("%s %s as a tenant", route->method, path);
 		vrt_assert_error(&r, 403, "ACCESS_TO_RESOURCE_IS_FORBIDDEN", what);
 		free(what);
 		free(path);
@@ -281,7 +264,7 @@ Test(badinput, objects_of_another_org_are_404_on_every_id_route)
 		struct vrt_call call = {
 			.method = route->method, .path = path, .token = vrt_token(VRT_ADMIN_B)};
 		struct vrt_resp r;
-		call_ok(&call, &r);
+		vrt_call_ok(&call, &r);
 		if (sysadmin_only(route) || internal(route))
 			vrt_assert_error(&r, 403, "ACCESS_TO_RESOURCE_IS_FORBIDDEN", path);
 		else
@@ -293,8 +276,8 @@ Test(badinput, objects_of_another_org_are_404_on_every_id_route)
 			struct vrt_call other = {.method = route->method,
 						 .path = path,
 						 .bearer = vrt_service_token(VRT_SERVICE_OTHER)};
-			call_ok(&other, &r);
-			char *what = fmt("%s %s by %s", route->method, path, VRT_SERVICE_OTHER);
+			vrt_call_ok(&other, &r);
+			char *what = vrt_fmt("%s %s by %s", route->method, path, VRT_SERVICE_OTHER);
 			vrt_assert_error(&r, 404, "RESOURCE_NOT_FOUND", what);
 			cr_assert_null(strstr(r.body, VRT_SERVICE), "%s names the owner", what);
 			free(what);
@@ -321,7 +304,7 @@ Test(badinput, starting_a_job_as_another_credentials_server_is_403)
 				.body = body,
 				.body_len = -1};
 	struct vrt_resp r;
-	call_ok(&call, &r);
+	vrt_call_ok(&call, &r);
 	vrt_assert_error(&r, 403, "ACCESS_TO_RESOURCE_IS_FORBIDDEN",
 			 "start as " VRT_SERVICE_OTHER " naming " VRT_SERVICE "'s server");
 	cr_assert_null(strstr(r.body, "tenant-a"), "the refusal leaks the job's org");
@@ -364,9 +347,9 @@ Test(badinput, bad_tokens_are_401_on_every_authenticated_route)
 			struct vrt_call call = {
 				.method = route->method, .path = path, .token = tokens[t]};
 			struct vrt_resp r;
-			call_ok(&call, &r);
+			vrt_call_ok(&call, &r);
 			char *what =
-				fmt("%s %s with token '%.20s'", route->method, path, tokens[t]);
+				vrt_fmt("%s %s with token '%.20s'", route->method, path, tokens[t]);
 			vrt_assert_error(&r, 401, "NOT_AUTHENTICATED", what);
 			cr_assert_not_null(vrt_header(&r, "WWW-Authenticate"), "%s", what);
 			free(what);
@@ -379,19 +362,20 @@ Test(badinput, bad_tokens_are_401_on_every_authenticated_route)
 			struct vrt_call call = {
 				.method = route->method, .path = path, .bearer = bearer};
 			struct vrt_resp r;
-			call_ok(&call, &r);
-			char *what = fmt("%s %s with Bearer '%.20s'", route->method, path, bearer);
+			vrt_call_ok(&call, &r);
+			char *what =
+				vrt_fmt("%s %s with Bearer '%.20s'", route->method, path, bearer);
 			vrt_assert_error(&r, 401, "NOT_AUTHENTICATED", what);
 			cr_assert_not_null(vrt_header(&r, "WWW-Authenticate"), "%s", what);
 			free(what);
 			vrt_resp_free(&r);
 		}
 		/* and as a cookie */
-		char *cookie = fmt("Cookie: vcloud-token=%s", VRT_TOKEN_EXPIRED);
+		char *cookie = vrt_fmt("Cookie: vcloud-token=%s", VRT_TOKEN_EXPIRED);
 		const char *headers[] = {cookie, NULL};
 		struct vrt_call call = {.method = route->method, .path = path, .headers = headers};
 		struct vrt_resp r;
-		call_ok(&call, &r);
+		vrt_call_ok(&call, &r);
 		vrt_assert_error(&r, 401, "NOT_AUTHENTICATED", path);
 		vrt_resp_free(&r);
 		free(cookie);
@@ -458,8 +442,8 @@ Test(badinput, wrong_methods_are_405_with_allow_on_every_route)
 			struct vrt_call call = {
 				.method = methods[m], .path = path, .token = vrt_token(VRT_ROOT)};
 			struct vrt_resp r;
-			call_ok(&call, &r);
-			char *what = fmt("%s %s", methods[m], path);
+			vrt_call_ok(&call, &r);
+			char *what = vrt_fmt("%s %s", methods[m], path);
 			vrt_assert_error(&r, 405, "METHOD_NOT_ALLOWED", what);
 			assert_allow(vrt_header(&r, "Allow"), allowed, what);
 			free(what);
@@ -477,24 +461,16 @@ Test(badinput, lowercase_and_unknown_methods_are_405)
 		struct vrt_call call = {
 			.method = methods[m], .path = "/api/org", .token = vrt_token(VRT_ADMIN_A)};
 		struct vrt_resp r;
-		call_ok(&call, &r);
+		vrt_call_ok(&call, &r);
 		vrt_assert_error(&r, 405, "METHOD_NOT_ALLOWED", methods[m]);
 		vrt_resp_free(&r);
 	}
 }
 
-static char *filler(size_t n, char c)
-{
-	char *s = malloc(n + 1);
-	memset(s, c, n);
-	s[n] = '\0';
-	return s;
-}
-
 Test(badinput, url_path_of_20_kib_is_414_error)
 {
-	char *segment = filler(20 * 1024, 'a');
-	char *path = fmt("/api/org/%s", segment);
+	char *segment = vrt_filler(20 * 1024, 'a');
+	char *path = vrt_fmt("/api/org/%s", segment);
 	struct vrt_resp r;
 	vrt_get(path, vrt_token(VRT_ADMIN_A), &r);
 	vrt_assert_error(&r, 414, "REQUEST_URI_TOO_LONG", "20 KiB path");
@@ -505,8 +481,8 @@ Test(badinput, url_path_of_20_kib_is_414_error)
 
 Test(badinput, url_query_of_20_kib_is_414_error)
 {
-	char *value = filler(20 * 1024, 'a');
-	char *path = fmt("/api/org?filler=%s", value);
+	char *value = vrt_filler(20 * 1024, 'a');
+	char *path = vrt_fmt("/api/org?filler=%s", value);
 	struct vrt_resp r;
 	vrt_get(path, vrt_token(VRT_ADMIN_A), &r);
 	vrt_assert_error(&r, 414, "REQUEST_URI_TOO_LONG", "20 KiB query string");
@@ -517,13 +493,13 @@ Test(badinput, url_query_of_20_kib_is_414_error)
 
 Test(badinput, header_of_64_kib_is_431_error)
 {
-	char *value = filler(64 * 1024, 'h');
-	char *line = fmt("X-Filler: %s", value);
+	char *value = vrt_filler(64 * 1024, 'h');
+	char *line = vrt_fmt("X-Filler: %s", value);
 	const char *headers[] = {line, NULL};
 	struct vrt_call call = {
 		.path = "/api/org", .token = vrt_token(VRT_ADMIN_A), .headers = headers};
 	struct vrt_resp r;
-	call_ok(&call, &r);
+	vrt_call_ok(&call, &r);
 	vrt_assert_error(&r, 431, "REQUEST_HEADER_FIELDS_TOO_LARGE", "64 KiB header");
 	vrt_resp_free(&r);
 	free(line);
@@ -534,16 +510,16 @@ Test(badinput, many_headers_of_64_kib_in_all_are_431_error)
 {
 	const char *headers[65];
 	char *lines[64];
-	char *value = filler(1000, 'h');
+	char *value = vrt_filler(1000, 'h');
 	for (int i = 0; i < 64; i++) {
-		lines[i] = fmt("X-Filler-%d: %s", i, value);
+		lines[i] = vrt_fmt("X-Filler-%d: %s", i, value);
 		headers[i] = lines[i];
 	}
 	headers[64] = NULL;
 	struct vrt_call call = {
 		.path = "/api/org", .token = vrt_token(VRT_ADMIN_A), .headers = headers};
 	struct vrt_resp r;
-	call_ok(&call, &r);
+	vrt_call_ok(&call, &r);
 	vrt_assert_error(&r, 431, "REQUEST_HEADER_FIELDS_TOO_LARGE", "64 headers of 1 KiB");
 	vrt_resp_free(&r);
 	for (int i = 0; i < 64; i++)
@@ -553,21 +529,21 @@ Test(badinput, many_headers_of_64_kib_in_all_are_431_error)
 
 Test(badinput, oversized_token_cookie_and_accept_are_refused)
 {
-	char *big = filler(10 * 1024, 'T');
+	char *big = vrt_filler(10 * 1024, 'T');
 	struct vrt_call token = {.path = "/api/org", .token = big};
 	struct vrt_resp r;
-	call_ok(&token, &r);
+	vrt_call_ok(&token, &r);
 	vrt_assert_error(&r, 401, "NOT_AUTHENTICATED", "10 KiB token");
 	vrt_resp_free(&r);
-	char *cookie = fmt("Cookie: vcloud-token=%s", big);
+	char *cookie = vrt_fmt("Cookie: vcloud-token=%s", big);
 	const char *headers[] = {cookie, NULL};
 	struct vrt_call by_cookie = {.path = "/api/org", .headers = headers};
-	call_ok(&by_cookie, &r);
+	vrt_call_ok(&by_cookie, &r);
 	vrt_assert_error(&r, 401, "NOT_AUTHENTICATED", "10 KiB cookie");
 	vrt_resp_free(&r);
 	struct vrt_call accept = {
 		.path = "/api/org", .token = vrt_token(VRT_ADMIN_A), .accept = big};
-	call_ok(&accept, &r);
+	vrt_call_ok(&accept, &r);
 	vrt_assert_error(&r, 406, "NOT_ACCEPTABLE", "10 KiB Accept");
 	vrt_resp_free(&r);
 	free(cookie);
@@ -577,7 +553,7 @@ Test(badinput, oversized_token_cookie_and_accept_are_refused)
 static void post_sessions_body(const char *body, size_t len, bool chunked,
 			       const char *const *headers, struct vrt_resp *r)
 {
-	char *c = fmt("%s:%s", VRT_ADMIN_A, VRT_PASSWORD);
+	char *c = vrt_fmt("%s:%s", VRT_ADMIN_A, VRT_PASSWORD);
 	struct vrt_call call = {.method = "POST",
 				.path = "/api/sessions",
 				.basic = c,
@@ -585,14 +561,14 @@ static void post_sessions_body(const char *body, size_t len, bool chunked,
 				.body_len = (long)len,
 				.chunked = chunked,
 				.headers = headers};
-	call_ok(&call, r);
+	vrt_call_ok(&call, r);
 	free(c);
 }
 
 Test(badinput, body_over_the_cap_on_post_sessions_is_413_error)
 {
 	size_t len = 64 * 1024 + 1;
-	char *body = filler(len, 'x');
+	char *body = vrt_filler(len, 'x');
 	struct vrt_resp r;
 	post_sessions_body(body, len, false, NULL, &r);
 	vrt_assert_error(&r, 413, "REQUEST_ENTITY_TOO_LARGE", "64 KiB + 1 body");
@@ -609,7 +585,7 @@ Test(badinput, body_over_the_cap_on_post_sessions_is_413_error)
 Test(badinput, chunked_body_over_the_cap_on_post_sessions_is_413_error)
 {
 	size_t len = 200 * 1024;
-	char *body = filler(len, 'y');
+	char *body = vrt_filler(len, 'y');
 	struct vrt_resp r;
 	post_sessions_body(body, len, true, NULL, &r);
 	vrt_assert_error(&r, 413, "REQUEST_ENTITY_TOO_LARGE", "200 KiB chunked body");
@@ -624,15 +600,15 @@ Test(badinput, body_at_the_cap_on_post_sessions_is_read_and_ignored)
 	/* wrong credentials: a 64 KiB body (the cap) reaches the login, which
 	 * answers its challenge (no session is opened, nothing changes) */
 	size_t len = 64 * 1024;
-	char *body = filler(len, 'z');
-	char *c = fmt("t01@tenant-a:%s", "not-the-password");
+	char *body = vrt_filler(len, 'z');
+	char *c = vrt_fmt("t01@tenant-a:%s", "not-the-password");
 	struct vrt_call call = {.method = "POST",
 				.path = "/api/sessions",
 				.basic = c,
 				.body = body,
 				.body_len = (long)len};
 	struct vrt_resp r;
-	call_ok(&call, &r);
+	vrt_call_ok(&call, &r);
 	cr_assert_eq(r.status, 401, "a 64 KiB body (the cap): %ld\n%.500s", r.status, r.body);
 	cr_assert_eq(r.body_len, 0);
 	vrt_resp_free(&r);
@@ -699,7 +675,7 @@ Test(badinput, hostile_query_parameters_are_400_errors)
 		"page=%27%20OR%201=1",
 	};
 	for (size_t i = 0; i < N(queries); i++) {
-		char *path = fmt("/api/org/" VRT_ORG_A "/replications?%s", queries[i]);
+		char *path = vrt_fmt("/api/org/" VRT_ORG_A "/replications?%s", queries[i]);
 		struct vrt_resp r;
 		vrt_get(path, vrt_token(VRT_ADMIN_A), &r);
 		vrt_assert_error(&r, 400, "BAD_REQUEST", path);
@@ -737,17 +713,17 @@ Test(badinput, server_survives_garbage_on_the_wire)
 
 Test(badinput, overlong_basic_credentials_are_401)
 {
-	char *password = filler(2048, 'p');
-	char *user = filler(300, 'u');
-	char *c1 = fmt("t02@tenant-a:%s", password);
-	char *c2 = fmt("%s@tenant-a:%s", user, VRT_PASSWORD);
-	char *c3 = fmt("admin-a@%s:%s", user, VRT_PASSWORD);
+	char *password = vrt_filler(2048, 'p');
+	char *user = vrt_filler(300, 'u');
+	char *c1 = vrt_fmt("t02@tenant-a:%s", password);
+	char *c2 = vrt_fmt("%s@tenant-a:%s", user, VRT_PASSWORD);
+	char *c3 = vrt_fmt("admin-a@%s:%s", user, VRT_PASSWORD);
 	const char *creds[] = {c1, c2, c3};
 	for (size_t i = 0; i < N(creds); i++) {
 		struct vrt_call call = {
 			.method = "POST", .path = "/api/sessions", .basic = creds[i]};
 		struct vrt_resp r;
-		call_ok(&call, &r);
+		vrt_call_ok(&call, &r);
 		cr_assert_eq(r.status, 401, "credentials %zu: %ld", i, r.status);
 		cr_assert_eq(r.body_len, 0);
 		vrt_resp_free(&r);

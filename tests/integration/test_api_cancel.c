@@ -11,207 +11,44 @@
  * of the service credential VRT_SERVICE (its replica server VRT_SERVER_1),
  * as test_api_jobs does. Each test makes its own replications. */
 #include <criterion/criterion.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "integration/harness.h"
+#include "integration/helpers.h"
 
 #define PREFIX "vrt-cancel"
 
 VRT_SUITE(.name = "cancel", .jobs = 3, .redis_db = 10, .config = "[jobs]\nprefix = " PREFIX "\n");
 
-#define N(a)	    (sizeof(a) / sizeof((a)[0]))
-#define MT_INTERNAL "application/vnd.vrcloud.internal+xml"
+#define N(a) (sizeof(a) / sizeof((a)[0]))
 
 /* --- helpers ------------------------------------------------------------- */
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	va_start(ap, f);
-	char *s = NULL;
-	cr_assert(vasprintf(&s, f, ap) > 0);
-	va_end(ap);
-	return s;
-}
-
-static char *xstr(const struct vrt_resp *r, const char *xpath)
-{
-	char *s = vrt_xpath_str(r->body, xpath);
-	cr_assert_not_null(s, "not XML:\n%s", r->body);
-	return s;
-}
-
-static void assert_xstr(const struct vrt_resp *r, const char *xpath, const char *expected)
-{
-	char *s = xstr(r, xpath);
-	cr_assert_str_eq(s, expected, "%s is '%s', expected '%s'\n%s", xpath, s, expected, r->body);
-	free(s);
-}
-
-static char *must(const char *sql, const char *param)
-{
-	char *v = vrt_db_value(sql, param);
-	cr_assert_not_null(v, "no row: %s [%s]", sql, param);
-	return v;
-}
-
-static void assert_db(const char *sql, const char *param, const char *expected, const char *what)
-{
-	char *v = vrt_db_value(sql, param);
-	cr_assert_str_eq(v ? v : "(no row)", expected, "%s: '%s', expected '%s'", what,
-			 v ? v : "(no row)", expected);
-	free(v);
-}
-
-static void assert_state(const char *rg, const char *expected, const char *what)
-{
-	char *s = vrt_replication_state(rg);
-	cr_assert_str_eq(s ? s : "(gone)", expected, "%s: replication is '%s', expected '%s'", what,
-			 s ? s : "(gone)", expected);
-	free(s);
-}
-
 static void assert_job_state(const char *job, const char *expected, const char *what)
 {
-	assert_db("SELECT state FROM jobs WHERE id = $1::uuid", job, expected, what);
-}
-
-/* Live vApps of a replication: "placeholder:off test:on". */
-static char *vapps_of(const char *rg)
-{
-	char *v = vrt_db_value("SELECT coalesce(string_agg(kind || ':' || power_state, ' '"
-			       " ORDER BY kind), '') FROM vapps WHERE replication_id = $1::uuid"
-			       " AND deleted_at IS NULL",
-			       rg);
-	return v ? v : strdup("");
-}
-
-/* An accepted action: its Task and job (the caller frees). */
-struct accepted {
-	char *task;
-	char *job;
-};
-
-static struct accepted accept_by(const char *user, const char *action, const char *rg)
-{
-	bool del = strcmp(action, "delete") == 0;
-	char *path = del ? fmt("/api/vr/replications/%s", rg)
-			 : fmt("/api/vr/replications/%s/action/%s", rg, action);
-	struct vrt_call call = {
-		.method = del ? "DELETE" : "POST", .path = path, .token = vrt_token(user)};
-	struct vrt_resp r;
-	cr_assert_eq(vrt_call(&call, &r), 0);
-	cr_assert_eq(r.status, 202, "%s: %ld\n%s", path, r.status, r.body);
-	char *status = xstr(&r, "string(/v:Task/@status)");
-	cr_assert_str_eq(status, "queued", "%s was not accepted:\n%s", path, r.body);
-	free(status);
-	char *href = xstr(&r, "string(/v:Task/@href)");
-	struct accepted a;
-	a.task = strdup(strrchr(href, '/') + 1);
-	a.job = must("SELECT id::text FROM jobs WHERE task_id = $1::uuid", a.task);
-	free(href);
-	free(path);
-	vrt_resp_free(&r);
-	return a;
-}
-
-static struct accepted accept_action(const char *action, const char *rg)
-{
-	return accept_by(VRT_ADMIN_A, action, rg);
-}
-
-static void accepted_free(struct accepted *a)
-{
-	free(a->task);
-	free(a->job);
+	vrt_assert_db("SELECT state FROM jobs WHERE id = $1::uuid", job, expected, what);
 }
 
 /* POST /api/task/{task}/action/cancel as user (NULL: no credentials). */
 static void cancel_as(const char *user, const char *task, struct vrt_resp *r)
 {
-	char *path = fmt("/api/task/%s/action/cancel", task);
+	char *path = vrt_fmt("/api/task/%s/action/cancel", task);
 	struct vrt_call call = {
 		.method = "POST", .path = path, .token = user ? vrt_token(user) : NULL};
 	cr_assert_eq(vrt_call(&call, r), 0, "POST %s: no response", path);
 	free(path);
 }
 
-static void assert_canceled_204(const struct vrt_resp *r, const char *what)
-{
-	cr_assert_eq(r->status, 204, "%s: %ld, expected 204\n%s", what, r->status, r->body);
-	cr_assert_eq(r->body_len, 0, "%s: 204 with a body", what);
-	cr_assert_not_null(vrt_header(r, "X-VMWARE-VCLOUD-REQUEST-ID"), "%s", what);
-}
-
 static void cancel_ok(const char *user, const char *task)
 {
 	struct vrt_resp r;
 	cancel_as(user, task, &r);
-	char *what = fmt("cancel of %s by %s", task, user);
-	assert_canceled_204(&r, what);
+	char *what = vrt_fmt("cancel of %s by %s", task, user);
+	vrt_assert_no_content(&r, what);
 	free(what);
 	vrt_resp_free(&r);
-}
-
-/* POST a job route as the worker VRT_SERVICE (server VRT_SERVER_1). */
-static void job_call(const char *route, const char *job, const char *body, struct vrt_resp *r)
-{
-	char *path = fmt("/api/internal/jobs/%s/%s", job, route);
-	const char *headers[] = {"Content-Type: " MT_INTERNAL, NULL};
-	struct vrt_call call = {.method = "POST",
-				.path = path,
-				.bearer = vrt_service_token(VRT_SERVICE),
-				.headers = headers,
-				.body = body,
-				.body_len = -1};
-	cr_assert_eq(vrt_call(&call, r), 0, "POST %s: no response", path);
-	free(path);
-}
-
-static void start_ok(const char *job)
-{
-	char *doc = fmt("<JobStart xmlns=\"" VRT_NS_INTERNAL "\"><ServerId>" VRT_SERVER_1
-			"</ServerId><Deliveries>1</Deliveries></JobStart>");
-	struct vrt_resp r;
-	job_call("start", job, doc, &r);
-	cr_assert_eq(r.status, 200, "start of %s: %ld\n%s", job, r.status, r.body);
-	free(doc);
-	vrt_resp_free(&r);
-}
-
-static void progress(const char *job, int value, struct vrt_resp *r)
-{
-	char *doc = fmt("<JobProgress xmlns=\"" VRT_NS_INTERNAL "\"><ServerId>" VRT_SERVER_1
-			"</ServerId><Progress>%d</Progress></JobProgress>",
-			value);
-	job_call("progress", job, doc, r);
-	free(doc);
-}
-
-static void complete_ok(const char *job, const char *outcome)
-{
-	char *doc = fmt("<JobResult xmlns=\"" VRT_NS_INTERNAL "\"><ServerId>" VRT_SERVER_1
-			"</ServerId><Outcome>%s</Outcome></JobResult>",
-			outcome);
-	struct vrt_resp r;
-	job_call("complete", job, doc, &r);
-	cr_assert_eq(r.status, 204, "complete %s of %s: %ld\n%s", outcome, job, r.status, r.body);
-	free(doc);
-	vrt_resp_free(&r);
-}
-
-/* The Task as admin-a reads it; valid against the schema. */
-static void get_task(const char *task, struct vrt_resp *r)
-{
-	char *path = fmt("/api/task/%s", task);
-	vrt_get(path, vrt_token(VRT_ADMIN_A), r);
-	cr_assert_eq(r->status, 200, "GET %s: %ld\n%s", path, r->status, r->body);
-	vrt_assert_valid(r, path);
-	free(path);
 }
 
 /* Task status, Progress, cancelRequested, and whether it has its cancel
@@ -220,10 +57,10 @@ static void assert_task(const char *task, const char *status, const char *progre
 			const char *cancel_requested, bool cancel_link)
 {
 	struct vrt_resp r;
-	get_task(task, &r);
-	assert_xstr(&r, "string(/v:Task/@status)", status);
-	assert_xstr(&r, "string(/v:Task/v:Progress)", progress_value);
-	assert_xstr(&r, "string(/v:Task/@cancelRequested)", cancel_requested);
+	vrt_get_task(task, &r);
+	vrt_assert_xstr(&r, "string(/v:Task/@status)", status);
+	vrt_assert_xstr(&r, "string(/v:Task/v:Progress)", progress_value);
+	vrt_assert_xstr(&r, "string(/v:Task/@cancelRequested)", cancel_requested);
 	bool final = strcmp(status, "queued") != 0 && strcmp(status, "running") != 0;
 	cr_assert_eq(vrt_xpath_count(r.body, "/v:Task/@endTime"), final ? 1 : 0, "%s", r.body);
 	if (strcmp(status, "error") != 0)
@@ -232,12 +69,12 @@ static void assert_task(const char *task, const char *status, const char *progre
 		     "Task %s (%s): task:cancel Link expected %s\n%s", task, status,
 		     cancel_link ? "present" : "absent", r.body);
 	if (cancel_link) {
-		char *href = fmt("%s/api/task/%s/action/cancel", vrt_public_url(), task);
-		assert_xstr(&r, "string(/v:Task/v:Link/@rel)", "task:cancel");
-		assert_xstr(&r, "string(/v:Task/v:Link/@href)", href);
+		char *href = vrt_fmt("%s/api/task/%s/action/cancel", vrt_public_url(), task);
+		vrt_assert_xstr(&r, "string(/v:Task/v:Link/@rel)", "task:cancel");
+		vrt_assert_xstr(&r, "string(/v:Task/v:Link/@href)", href);
 		cr_assert_eq(vrt_xpath_count(r.body, "/v:Task/v:Link/@type"), 0, "%s", r.body);
 		/* the first child, before Owner, as the schema orders them */
-		assert_xstr(&r, "local-name(/v:Task/*[1])", "Link");
+		vrt_assert_xstr(&r, "local-name(/v:Task/*[1])", "Link");
 		free(href);
 	}
 	vrt_resp_free(&r);
@@ -246,9 +83,9 @@ static void assert_task(const char *task, const char *status, const char *progre
 /* The Task and job row, to see that a refusal changed neither. */
 static char *task_snapshot(const char *task)
 {
-	return must("SELECT t::text || coalesce((SELECT j::text FROM jobs j"
-		    " WHERE j.task_id = t.id), '') FROM tasks t WHERE t.id = $1::uuid",
-		    task);
+	return vrt_db_must("SELECT t::text || coalesce((SELECT j::text FROM jobs j"
+			   " WHERE j.task_id = t.id), '') FROM tasks t WHERE t.id = $1::uuid",
+			   task);
 }
 
 static void assert_task_unchanged(const char *task, const char *before, const char *what)
@@ -270,40 +107,39 @@ static char *cancel_queued_in(const char *vdc, const char *action, const char *s
 	char *rg = vrt_new_replication(vdc, action, false, set);
 	char *before = vrt_replication_state(rg);
 	char *row_before =
-		must("SELECT (recovery_state, test_recovery_state, replication_state,"
-		     " paused, paused_at, paused_minutes, recovery_completion_time)::text"
-		     " FROM replications WHERE id = $1::uuid",
-		     rg);
-	char *vapps = vapps_of(rg);
-	struct accepted a = accept_action(action, rg);
-	assert_state(rg, begun ? begun : before, "after the acceptance");
+		vrt_db_must("SELECT (recovery_state, test_recovery_state, replication_state,"
+			    " paused, paused_at, paused_minutes, recovery_completion_time)::text"
+			    " FROM replications WHERE id = $1::uuid",
+			    rg);
+	char *vapps = vrt_vapps_of(rg);
+	struct vrt_accepted a = vrt_accept(action, rg);
+	vrt_assert_state(rg, begun ? begun : before, "after the acceptance");
 	assert_task(a.task, "queued", "0", "false", true);
 
 	cancel_ok(VRT_ADMIN_A, a.task);
 	assert_task(a.task, "canceled", "100", "true", false);
 	assert_job_state(a.job, "canceled", "the canceled job");
-	assert_db("SELECT (finished_at IS NOT NULL AND worker_id IS NULL)::text FROM jobs"
-		  " WHERE id = $1::uuid",
-		  a.job, "true", "the canceled job never ran");
-	assert_state(rg, before, "after the cancellation");
-	assert_db("SELECT (recovery_state, test_recovery_state, replication_state, paused,"
-		  " paused_at, paused_minutes, recovery_completion_time)::text"
-		  " FROM replications WHERE id = $1::uuid",
-		  rg, row_before, "the replication row after the cancellation");
-	char *after = vapps_of(rg);
+	vrt_assert_db("SELECT (finished_at IS NOT NULL AND worker_id IS NULL)::text FROM jobs"
+		      " WHERE id = $1::uuid",
+		      a.job, "true", "the canceled job never ran");
+	vrt_assert_state(rg, before, "after the cancellation");
+	vrt_assert_db("SELECT (recovery_state, test_recovery_state, replication_state, paused,"
+		      " paused_at, paused_minutes, recovery_completion_time)::text"
+		      " FROM replications WHERE id = $1::uuid",
+		      rg, row_before, "the replication row after the cancellation");
+	char *after = vrt_vapps_of(rg);
 	cr_assert_str_eq(after, vapps, "vApps changed: '%s' -> '%s'", vapps, after);
 	free(after);
 
 	/* a worker that took the delivery is told the job has ended */
-	char *doc = fmt("<JobStart xmlns=\"" VRT_NS_INTERNAL "\"><ServerId>" VRT_SERVER_1
-			"</ServerId><Deliveries>1</Deliveries></JobStart>");
+	char *doc = vrt_job_start_doc(VRT_SERVER_1, 1);
 	struct vrt_resp r;
-	job_call("start", a.job, doc, &r);
+	vrt_job_call("start", a.job, vrt_service_token(VRT_SERVICE), doc, &r);
 	vrt_assert_error(&r, 409, "JOB_FINISHED", "start of a canceled job");
 	vrt_resp_free(&r);
 	free(doc);
-	assert_state(rg, before, "after the refused start");
-	accepted_free(&a);
+	vrt_assert_state(rg, before, "after the refused start");
+	vrt_accepted_free(&a);
 	free(vapps);
 	free(row_before);
 	free(before);
@@ -360,9 +196,9 @@ Test(queued, delete_is_canceled_and_the_replication_takes_actions_again)
 {
 	char *rg = cancel_queued_and_check("delete", NULL, NULL);
 	/* the canceled delete no longer makes it "being deleted" */
-	struct accepted a = accept_action("sync", rg);
+	struct vrt_accepted a = vrt_accept("sync", rg);
 	assert_task(a.task, "queued", "0", "false", true);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
@@ -371,65 +207,66 @@ Test(queued, configure_of_a_failed_replication_restores_replication_state_error)
 	/* configure is accepted only through its own route; its begin is
 	 * recorded like any other: exercise the restore on a job made here */
 	char *rg = vrt_new_replication(NULL, "resync", true, "replication_state = 'error'");
-	struct accepted a = accept_action("sync", rg);
+	struct vrt_accepted a = vrt_accept("sync", rg);
 	vrt_db_exec("UPDATE jobs SET action = 'configure' WHERE id = $1::uuid", a.job);
 	vrt_db_exec("UPDATE replications SET replication_state = 'initialSync' WHERE id = $1::uuid",
 		    rg);
 	cancel_ok(VRT_ADMIN_A, a.task);
-	assert_state(rg, "notStarted none error false", "after the canceled configure");
-	accepted_free(&a);
+	vrt_assert_state(rg, "notStarted none error false", "after the canceled configure");
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
 Test(queued, the_next_job_of_the_lane_is_published)
 {
 	char *rg = vrt_new_replication(NULL, "lane", false, NULL);
-	struct accepted first = accept_action("sync", rg);
-	struct accepted second = accept_action("pause", rg);
+	struct vrt_accepted first = vrt_accept("sync", rg);
+	struct vrt_accepted second = vrt_accept("pause", rg);
 	cr_assert(vrt_stream_has(PREFIX, first.job), "the lane's head is not in the stream");
 	cr_assert(!vrt_stream_has(PREFIX, second.job), "the second job is published already");
 	cancel_ok(VRT_ADMIN_A, first.task);
 	cr_assert(vrt_stream_has(PREFIX, second.job),
 		  "the next job of the lane was not published after the head was canceled");
 	/* and it runs */
-	start_ok(second.job);
-	complete_ok(second.job, "success");
+	vrt_job_start(second.job);
+	vrt_job_complete(second.job, "success");
 	assert_task(second.task, "success", "100", "false", false);
-	assert_state(rg, "notStarted none ok true", "after the pause that followed");
-	accepted_free(&first);
-	accepted_free(&second);
+	vrt_assert_state(rg, "notStarted none ok true", "after the pause that followed");
+	vrt_accepted_free(&first);
+	vrt_accepted_free(&second);
 	free(rg);
 }
 
 Test(queued, a_job_waiting_behind_another_puts_back_only_its_own_change)
 {
 	char *rg = vrt_new_replication(NULL, "behind", false, NULL);
-	struct accepted test = accept_action("testFailover", rg);
-	struct accepted sync = accept_action("sync", rg);
-	struct accepted pause = accept_action("pause", rg);
+	struct vrt_accepted test = vrt_accept("testFailover", rg);
+	struct vrt_accepted sync = vrt_accept("sync", rg);
+	struct vrt_accepted pause = vrt_accept("pause", rg);
 	/* the test failover runs to its end: test recovery complete */
-	start_ok(test.job);
-	complete_ok(test.job, "success");
-	assert_state(rg, "notStarted complete ok false", "after the test failover");
+	vrt_job_start(test.job);
+	vrt_job_complete(test.job, "success");
+	vrt_assert_state(rg, "notStarted complete ok false", "after the test failover");
 	/* the sync behind it was accepted during testInProgress; canceling it
 	 * must not bring that back */
 	cancel_ok(VRT_ADMIN_A, sync.task);
-	assert_state(rg, "notStarted complete ok false", "after canceling the sync");
+	vrt_assert_state(rg, "notStarted complete ok false", "after canceling the sync");
 	cr_assert(vrt_stream_has(PREFIX, pause.job), "the pause was not published");
 	cancel_ok(VRT_ADMIN_A, pause.task);
-	assert_state(rg, "notStarted complete ok false", "after canceling the pause");
+	vrt_assert_state(rg, "notStarted complete ok false", "after canceling the pause");
 	/* a queued test failover of a lane whose head is canceled */
 	char *rg2 = vrt_new_replication(NULL, "behind-2", false, NULL);
-	struct accepted head = accept_action("sync", rg2);
-	struct accepted second = accept_action("testFailover", rg2);
+	struct vrt_accepted head = vrt_accept("sync", rg2);
+	struct vrt_accepted second = vrt_accept("testFailover", rg2);
 	cancel_ok(VRT_ADMIN_A, second.task);
-	assert_state(rg2, "notStarted none ok false", "after canceling the queued test failover");
+	vrt_assert_state(rg2, "notStarted none ok false",
+			 "after canceling the queued test failover");
 	assert_task(head.task, "queued", "0", "false", true);
-	accepted_free(&head);
-	accepted_free(&second);
-	accepted_free(&test);
-	accepted_free(&sync);
-	accepted_free(&pause);
+	vrt_accepted_free(&head);
+	vrt_accepted_free(&second);
+	vrt_accepted_free(&test);
+	vrt_accepted_free(&sync);
+	vrt_accepted_free(&pause);
 	free(rg2);
 	free(rg);
 }
@@ -443,14 +280,14 @@ static void cancel_running_and_check(const char *action, const char *begun, bool
 {
 	char *rg = vrt_new_replication(NULL, action, false, NULL);
 	char *before = vrt_replication_state(rg);
-	char *vapps = vapps_of(rg);
-	struct accepted a = accept_action(action, rg);
-	struct accepted next = {NULL, NULL};
+	char *vapps = vrt_vapps_of(rg);
+	struct vrt_accepted a = vrt_accept(action, rg);
+	struct vrt_accepted next = {NULL, NULL};
 	if (queue_next)
-		next = accept_action("sync", rg);
-	start_ok(a.job);
+		next = vrt_accept("sync", rg);
+	vrt_job_start(a.job);
 	struct vrt_resp r;
-	progress(a.job, 30, &r);
+	vrt_job_progress(a.job, 30, &r);
 	cr_assert_eq(r.status, 204, "progress before the cancel: %ld\n%s", r.status, r.body);
 	vrt_resp_free(&r);
 	assert_task(a.task, "running", "30", "false", true);
@@ -459,7 +296,7 @@ static void cancel_running_and_check(const char *action, const char *begun, bool
 	/* still running until the worker notices; the Task says it was asked */
 	assert_task(a.task, "running", "30", "true", true);
 	assert_job_state(a.job, "running", "the job after the cancel request");
-	assert_state(rg, begun, "while the cancel is pending");
+	vrt_assert_state(rg, begun, "while the cancel is pending");
 	if (queue_next)
 		cr_assert(!vrt_stream_has(PREFIX, next.job),
 			  "the next job was published too early");
@@ -470,21 +307,21 @@ static void cancel_running_and_check(const char *action, const char *begun, bool
 	free(snapshot);
 
 	/* the worker's next progress report tells it */
-	progress(a.job, 60, &r);
+	vrt_job_progress(a.job, 60, &r);
 	vrt_assert_error(&r, 409, "JOB_CANCEL_REQUESTED", "progress after the cancel request");
 	vrt_resp_free(&r);
-	complete_ok(a.job, "canceled");
+	vrt_job_complete(a.job, "canceled");
 	assert_task(a.task, "canceled", "100", "true", false);
 	assert_job_state(a.job, "canceled", "the job the worker canceled");
-	assert_state(rg, before, "after the worker canceled the job");
-	char *after = vapps_of(rg);
+	vrt_assert_state(rg, before, "after the worker canceled the job");
+	char *after = vrt_vapps_of(rg);
 	cr_assert_str_eq(after, vapps, "vApps changed: '%s' -> '%s'", vapps, after);
 	free(after);
 	if (queue_next)
 		cr_assert(vrt_stream_has(PREFIX, next.job),
 			  "the next job of the lane was not published");
-	accepted_free(&a);
-	accepted_free(&next);
+	vrt_accepted_free(&a);
+	vrt_accepted_free(&next);
 	free(vapps);
 	free(before);
 	free(rg);
@@ -513,15 +350,15 @@ Test(running, pause_canceled_by_the_worker_leaves_it_unpaused)
 Test(running, success_before_the_worker_notices_stands)
 {
 	char *rg = vrt_new_replication(NULL, "late", false, NULL);
-	struct accepted a = accept_action("testFailover", rg);
-	start_ok(a.job);
+	struct vrt_accepted a = vrt_accept("testFailover", rg);
+	vrt_job_start(a.job);
 	cancel_ok(VRT_ADMIN_A, a.task);
 	assert_task(a.task, "running", "1", "true", true);
-	complete_ok(a.job, "success");
+	vrt_job_complete(a.job, "success");
 	assert_task(a.task, "success", "100", "true", false);
 	assert_job_state(a.job, "succeeded", "the job that succeeded");
-	assert_state(rg, "notStarted complete ok false", "after the success");
-	char *vapps = vapps_of(rg);
+	vrt_assert_state(rg, "notStarted complete ok false", "after the success");
+	char *vapps = vrt_vapps_of(rg);
 	cr_assert_str_eq(vapps, "test:on", "the test vApp of the success: '%s'", vapps);
 	free(vapps);
 	/* the Task has ended: too late now */
@@ -529,27 +366,25 @@ Test(running, success_before_the_worker_notices_stands)
 	cancel_as(VRT_ADMIN_A, a.task, &r);
 	vrt_assert_error(&r, 409, "CONFLICT", "cancel after the success");
 	vrt_resp_free(&r);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
 Test(running, an_error_after_a_cancel_request_stays_an_error)
 {
 	char *rg = vrt_new_replication(NULL, "late-error", false, NULL);
-	struct accepted a = accept_action("testFailover", rg);
-	start_ok(a.job);
+	struct vrt_accepted a = vrt_accept("testFailover", rg);
+	vrt_job_start(a.job);
 	cancel_ok(VRT_ADMIN_A, a.task);
-	char *doc = fmt("<JobResult xmlns=\"" VRT_NS_INTERNAL "\"><ServerId>" VRT_SERVER_1
-			"</ServerId><Outcome>error</Outcome><MajorErrorCode>500</MajorErrorCode>"
-			"<Message>disk gone</Message></JobResult>");
+	char *doc = vrt_job_result_doc(VRT_SERVER_1, "error", "500", NULL, NULL, "disk gone");
 	struct vrt_resp r;
-	job_call("complete", a.job, doc, &r);
+	vrt_job_call("complete", a.job, vrt_service_token(VRT_SERVICE), doc, &r);
 	cr_assert_eq(r.status, 204, "%ld\n%s", r.status, r.body);
 	vrt_resp_free(&r);
 	free(doc);
 	assert_task(a.task, "error", "100", "true", false);
-	assert_state(rg, "notStarted testError ok false", "after the failed test failover");
-	accepted_free(&a);
+	vrt_assert_state(rg, "notStarted testError ok false", "after the failed test failover");
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
@@ -559,20 +394,20 @@ Test(refusals, a_finished_task_is_409_and_nothing_changes)
 {
 	char *rg = vrt_new_replication(NULL, "finished", false, NULL);
 	/* ended in success */
-	struct accepted ok = accept_action("sync", rg);
-	start_ok(ok.job);
-	complete_ok(ok.job, "success");
+	struct vrt_accepted ok = vrt_accept("sync", rg);
+	vrt_job_start(ok.job);
+	vrt_job_complete(ok.job, "success");
 	/* ended canceled */
-	struct accepted gone = accept_action("sync", rg);
+	struct vrt_accepted gone = vrt_accept("sync", rg);
 	cancel_ok(VRT_ADMIN_A, gone.task);
 	/* refused by a precondition: an error Task without a job */
-	char *path = fmt("/api/vr/replications/%s/action/resume", rg);
+	char *path = vrt_fmt("/api/vr/replications/%s/action/resume", rg);
 	struct vrt_call call = {.method = "POST", .path = path, .token = vrt_token(VRT_ADMIN_A)};
 	struct vrt_resp r;
 	cr_assert_eq(vrt_call(&call, &r), 0);
 	cr_assert_eq(r.status, 202);
-	assert_xstr(&r, "string(/v:Task/@status)", "error");
-	char *href = xstr(&r, "string(/v:Task/@href)");
+	vrt_assert_xstr(&r, "string(/v:Task/@status)", "error");
+	char *href = vrt_xstr(&r, "string(/v:Task/@href)");
 	char *refused = strdup(strrchr(href, '/') + 1);
 	free(href);
 	vrt_resp_free(&r);
@@ -581,13 +416,13 @@ Test(refusals, a_finished_task_is_409_and_nothing_changes)
 		char *before = task_snapshot(tasks[i]);
 		char *state = vrt_replication_state(rg);
 		cancel_as(VRT_ADMIN_A, tasks[i], &r);
-		char *what = fmt("cancel of the finished Task %s", tasks[i]);
+		char *what = vrt_fmt("cancel of the finished Task %s", tasks[i]);
 		vrt_assert_error(&r, 409, "CONFLICT", what);
-		char *message = xstr(&r, "string(/v:Error/@message)");
+		char *message = vrt_xstr(&r, "string(/v:Error/@message)");
 		cr_assert(strstr(message, "already finished"), "%s: message '%s'", what, message);
 		free(message);
 		assert_task_unchanged(tasks[i], before, what);
-		assert_state(rg, state, what);
+		vrt_assert_state(rg, state, what);
 		vrt_resp_free(&r);
 		free(what);
 		free(state);
@@ -595,24 +430,24 @@ Test(refusals, a_finished_task_is_409_and_nothing_changes)
 	}
 	free(refused);
 	free(path);
-	accepted_free(&ok);
-	accepted_free(&gone);
+	vrt_accepted_free(&ok);
+	vrt_accepted_free(&gone);
 	free(rg);
 }
 
 Test(refusals, another_user_of_the_org_is_403_and_nothing_changes)
 {
 	char *rg = vrt_new_replication(NULL, "others", false, NULL);
-	struct accepted a = accept_action("testFailover", rg);
+	struct vrt_accepted a = vrt_accept("testFailover", rg);
 	char *before = task_snapshot(a.task);
 	struct vrt_resp r;
 	cancel_as(VRT_USER_A, a.task, &r);
 	vrt_assert_error(&r, 403, "ACCESS_TO_RESOURCE_IS_FORBIDDEN", "user-a on admin-a's Task");
 	vrt_resp_free(&r);
 	assert_task_unchanged(a.task, before, "after the 403");
-	assert_state(rg, "notStarted testInProgress ok false", "after the 403");
+	vrt_assert_state(rg, "notStarted testInProgress ok false", "after the 403");
 	/* running: not even the request is recorded */
-	start_ok(a.job);
+	vrt_job_start(a.job);
 	free(before);
 	before = task_snapshot(a.task);
 	cancel_as(VRT_USER_A, a.task, &r);
@@ -620,14 +455,14 @@ Test(refusals, another_user_of_the_org_is_403_and_nothing_changes)
 	vrt_resp_free(&r);
 	assert_task_unchanged(a.task, before, "after the 403 on the running Task");
 	free(before);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
 Test(refusals, another_org_is_404_like_a_missing_task)
 {
 	char *rg = vrt_new_replication(NULL, "foreign", false, NULL);
-	struct accepted a = accept_action("testFailover", rg);
+	struct vrt_accepted a = vrt_accept("testFailover", rg);
 	char *before = task_snapshot(a.task);
 	struct vrt_resp r, missing;
 	cancel_as(VRT_ADMIN_B, a.task, &r);
@@ -639,20 +474,20 @@ Test(refusals, another_org_is_404_like_a_missing_task)
 	vrt_resp_free(&missing);
 	assert_task_unchanged(a.task, before, "after the foreign cancel");
 	free(before);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
 Test(refusals, credentials_are_needed_and_service_credentials_are_403)
 {
 	char *rg = vrt_new_replication(NULL, "anonymous", false, NULL);
-	struct accepted a = accept_action("sync", rg);
+	struct vrt_accepted a = vrt_accept("sync", rg);
 	char *before = task_snapshot(a.task);
 	struct vrt_resp r;
 	cancel_as(NULL, a.task, &r);
 	vrt_assert_error(&r, 401, "NOT_AUTHENTICATED", "cancel without credentials");
 	vrt_resp_free(&r);
-	char *path = fmt("/api/task/%s/action/cancel", a.task);
+	char *path = vrt_fmt("/api/task/%s/action/cancel", a.task);
 	struct vrt_call call = {
 		.method = "POST", .path = path, .bearer = vrt_service_token(VRT_SERVICE)};
 	cr_assert_eq(vrt_call(&call, &r), 0);
@@ -661,7 +496,7 @@ Test(refusals, credentials_are_needed_and_service_credentials_are_403)
 	assert_task_unchanged(a.task, before, "after the refusals");
 	free(path);
 	free(before);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
@@ -671,21 +506,21 @@ Test(permissions, the_tasks_user_its_org_admin_and_sysadmin_may_cancel)
 {
 	char *rg = vrt_new_replication(NULL, "allowed", false, NULL);
 	/* user-a's own Task */
-	struct accepted own = accept_by(VRT_USER_A, "sync", rg);
+	struct vrt_accepted own = vrt_accept_as(VRT_USER_A, "sync", rg, NULL, NULL);
 	cancel_ok(VRT_USER_A, own.task);
 	assert_task(own.task, "canceled", "100", "true", false);
 	/* user-a's Task, by the org's administrator */
-	struct accepted by_admin = accept_by(VRT_USER_A, "sync", rg);
+	struct vrt_accepted by_admin = vrt_accept_as(VRT_USER_A, "sync", rg, NULL, NULL);
 	cancel_ok(VRT_ADMIN_A, by_admin.task);
 	assert_task(by_admin.task, "canceled", "100", "true", false);
 	/* admin-a's Task, by the System administrator */
-	struct accepted by_root = accept_by(VRT_ADMIN_A, "testFailover", rg);
+	struct vrt_accepted by_root = vrt_accept_as(VRT_ADMIN_A, "testFailover", rg, NULL, NULL);
 	cancel_ok(VRT_ROOT, by_root.task);
 	assert_task(by_root.task, "canceled", "100", "true", false);
-	assert_state(rg, "notStarted none ok false", "after the canceled test failover");
-	accepted_free(&own);
-	accepted_free(&by_admin);
-	accepted_free(&by_root);
+	vrt_assert_state(rg, "notStarted none ok false", "after the canceled test failover");
+	vrt_accepted_free(&own);
+	vrt_accepted_free(&by_admin);
+	vrt_accepted_free(&by_root);
 	free(rg);
 }
 
@@ -694,11 +529,11 @@ Test(permissions, the_tasks_user_its_org_admin_and_sysadmin_may_cancel)
 Test(document, the_cancel_link_is_there_exactly_while_the_task_may_be_canceled)
 {
 	char *rg = vrt_new_replication(NULL, "link", false, NULL);
-	struct accepted a = accept_action("testFailover", rg);
+	struct vrt_accepted a = vrt_accept("testFailover", rg);
 	assert_task(a.task, "queued", "0", "false", true);
-	start_ok(a.job);
+	vrt_job_start(a.job);
 	assert_task(a.task, "running", "1", "false", true);
-	complete_ok(a.job, "success");
+	vrt_job_complete(a.job, "success");
 	assert_task(a.task, "success", "100", "false", false);
 	/* the fixture's finished Task has none either */
 	struct vrt_resp r;
@@ -706,33 +541,33 @@ Test(document, the_cancel_link_is_there_exactly_while_the_task_may_be_canceled)
 	cr_assert_eq(vrt_xpath_count(r.body, "/v:Task/v:Link"), 0, "%s", r.body);
 	vrt_resp_free(&r);
 	/* the org's Tasks list renders each Task alike */
-	struct accepted queued = accept_action("sync", rg);
+	struct vrt_accepted queued = vrt_accept("sync", rg);
 	vrt_get("/api/tasksList/" VRT_ORG_A "?pageSize=128", vrt_token(VRT_ADMIN_A), &r);
 	cr_assert_eq(r.status, 200, "%ld\n%s", r.status, r.body);
 	vrt_assert_valid(&r, "tasksList");
-	char *xp =
-		fmt("string(//v:Task[@id='urn:vcloud:task:%s']/v:Link[@rel='task:cancel']/@href)",
-		    queued.task);
-	char *expected = fmt("%s/api/task/%s/action/cancel", vrt_public_url(), queued.task);
-	assert_xstr(&r, xp, expected);
+	char *xp = vrt_fmt(
+		"string(//v:Task[@id='urn:vcloud:task:%s']/v:Link[@rel='task:cancel']/@href)",
+		queued.task);
+	char *expected = vrt_fmt("%s/api/task/%s/action/cancel", vrt_public_url(), queued.task);
+	vrt_assert_xstr(&r, xp, expected);
 	free(xp);
-	xp = fmt("count(//v:Task[@id='urn:vcloud:task:%s']/v:Link)", a.task);
-	assert_xstr(&r, xp, "0");
+	xp = vrt_fmt("count(//v:Task[@id='urn:vcloud:task:%s']/v:Link)", a.task);
+	vrt_assert_xstr(&r, xp, "0");
 	free(xp);
 	free(expected);
 	vrt_resp_free(&r);
-	accepted_free(&queued);
-	accepted_free(&a);
+	vrt_accepted_free(&queued);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
 Test(document, the_link_is_followed_with_any_body_and_content_type)
 {
 	char *rg = vrt_new_replication(NULL, "body", false, NULL);
-	struct accepted a = accept_action("sync", rg);
+	struct vrt_accepted a = vrt_accept("sync", rg);
 	struct vrt_resp t;
-	get_task(a.task, &t);
-	char *href = xstr(&t, "string(/v:Task/v:Link[@rel='task:cancel']/@href)");
+	vrt_get_task(a.task, &t);
+	char *href = vrt_xstr(&t, "string(/v:Task/v:Link[@rel='task:cancel']/@href)");
 	vrt_resp_free(&t);
 	const char *path = href + strlen(vrt_public_url());
 	const char *headers[] = {"Content-Type: text/plain", NULL};
@@ -744,23 +579,24 @@ Test(document, the_link_is_followed_with_any_body_and_content_type)
 				.body_len = -1};
 	struct vrt_resp r;
 	cr_assert_eq(vrt_call(&call, &r), 0);
-	assert_canceled_204(&r, "cancel with a body");
+	vrt_assert_no_content(&r, "cancel with a body");
 	vrt_resp_free(&r);
 	assert_task(a.task, "canceled", "100", "true", false);
 	free(href);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
 Test(document, a_task_without_a_job_that_never_ended_is_canceled_at_once)
 {
 	/* a Task no job will end (made by hand here, like the fixtures') */
-	char *task = must("INSERT INTO tasks (org_id, user_id, user_name, owner_kind, owner_id,"
-			  " owner_name, operation, operation_name, status, progress)"
-			  " SELECT org_id, id, name, 'org', org_id, 'tenant-a', 'Hand-made',"
-			  " 'hcsHandMade', 'running', 5 FROM users WHERE org_id = $1::uuid"
-			  " AND name = 'admin-a' RETURNING id::text",
-			  VRT_ORG_A);
+	char *task =
+		vrt_db_must("INSERT INTO tasks (org_id, user_id, user_name, owner_kind, owner_id,"
+			    " owner_name, operation, operation_name, status, progress)"
+			    " SELECT org_id, id, name, 'org', org_id, 'tenant-a', 'Hand-made',"
+			    " 'hcsHandMade', 'running', 5 FROM users WHERE org_id = $1::uuid"
+			    " AND name = 'admin-a' RETURNING id::text",
+			    VRT_ORG_A);
 	cancel_ok(VRT_ADMIN_A, task);
 	assert_task(task, "canceled", "100", "true", false);
 	free(task);
@@ -771,15 +607,15 @@ Test(document, a_task_without_a_job_that_never_ended_is_canceled_at_once)
 Test(internal, progress_of_an_unknown_job_is_404_like_start_and_complete)
 {
 	struct vrt_resp r;
-	progress(VRT_MISSING, 10, &r);
+	vrt_job_progress(VRT_MISSING, 10, &r);
 	vrt_assert_error(&r, 404, "RESOURCE_NOT_FOUND", "progress of a missing job");
 	vrt_resp_free(&r);
 	/* a job this server does not run is still 409 JOB_NOT_RUNNING */
 	char *rg = vrt_new_replication(NULL, "not-running", false, NULL);
-	struct accepted a = accept_action("sync", rg);
-	progress(a.job, 10, &r);
+	struct vrt_accepted a = vrt_accept("sync", rg);
+	vrt_job_progress(a.job, 10, &r);
 	vrt_assert_error(&r, 409, "JOB_NOT_RUNNING", "progress of a queued job");
 	vrt_resp_free(&r);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }

@@ -14,12 +14,12 @@
  * its refused requests. Each test pairs sites with UUIDs of its own. */
 #include <criterion/criterion.h>
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "integration/harness.h"
+#include "integration/helpers.h"
 
 #define PREFIX "vrt-configure"
 
@@ -27,16 +27,11 @@ VRT_SUITE(.name = "configure", .jobs = 1, .redis_db = 12,
 	  .config = "[jobs]\nprefix = " PREFIX "\nrepublish_after = 86400\n");
 
 #define N(a)	      (sizeof(a) / sizeof((a)[0]))
-#define NS_VR	      "http://www.vmware.com/vr/v6.0"
 #define NS_EXT	      "urn:vrcloud:extension:1"
-#define NS_VCLOUD     "http://www.vmware.com/vcloud/v1.5"
-#define TASK_TYPE     "application/vnd.vmware.vcloud.task+xml"
 #define PEER_TYPE     "application/vnd.vmware.hcs.peer+xml"
-#define RG_TYPE	      "application/vnd.vmware.hcs.replicationGroup+xml"
 #define MT_PAIR	      "application/vnd.vmware.hcs.pairVcWithVdcParams+xml"
 #define MT_SPEC	      "application/vnd.vmware.hcs.replicationGroupSpecParams+xml"
 #define MT_RECONF     "application/vnd.vmware.hcs.reconfigureReplicationGroupParams+xml"
-#define MT_INTERNAL   "application/vnd.vrcloud.internal+xml"
 #define CREDENTIAL_H  "X-VRCLOUD-SITE-CREDENTIAL"
 #define EXT(name)     "*[local-name()='" name "' and namespace-uri()='" NS_EXT "']"
 #define TASK_SECRET   "/v:Task/v:VCloudExtension/" EXT("SiteCredential")
@@ -45,57 +40,9 @@ VRT_SUITE(.name = "configure", .jobs = 1, .redis_db = 12,
 
 /* --- helpers ------------------------------------------------------------- */
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	va_start(ap, f);
-	char *s = NULL;
-	cr_assert(vasprintf(&s, f, ap) > 0);
-	va_end(ap);
-	return s;
-}
-
-static char *xstr(const struct vrt_resp *r, const char *xpath)
-{
-	char *s = vrt_xpath_str(r->body, xpath);
-	cr_assert_not_null(s, "not XML:\n%s", r->body);
-	return s;
-}
-
-static void assert_xstr(const struct vrt_resp *r, const char *xpath, const char *expected)
-{
-	char *s = xstr(r, xpath);
-	cr_assert_str_eq(s, expected, "%s is '%s', expected '%s'\n%s", xpath, s, expected, r->body);
-	free(s);
-}
-
-static void assert_db(const char *sql, const char *param, const char *expected, const char *what)
-{
-	char *v = vrt_db_value(sql, param);
-	cr_assert_str_eq(v ? v : "(no row)", expected, "%s: '%s', expected '%s'", what,
-			 v ? v : "(no row)", expected);
-	free(v);
-}
-
-static char *must(const char *sql, const char *param)
-{
-	char *v = vrt_db_value(sql, param);
-	cr_assert_not_null(v, "no row: %s [%s]", sql, param);
-	return v;
-}
-
 static char *new_uuid(void)
 {
-	return must("SELECT gen_random_uuid()::text", NULL);
-}
-
-static void assert_unchanged_since(const char *before, const char *what)
-{
-	char *now = vrt_db_fingerprint();
-	cr_assert_str_eq(now, before, "%s: the database changed.\nbefore: %s\nnow:    %s", what,
-			 before, now);
-	free(now);
+	return vrt_db_must("SELECT gen_random_uuid()::text", NULL);
 }
 
 /* A POST as token (NULL: admin-a's) with this Content-Type (NULL: none)
@@ -103,7 +50,8 @@ static void assert_unchanged_since(const char *before, const char *what)
 static void post(const char *path, const char *token, const char *content_type,
 		 const char *body, struct vrt_resp *r)
 {
-	char *type = content_type ? fmt("Content-Type: %s", content_type) : strdup("Content-Type:");
+	char *type = content_type ? vrt_fmt("Content-Type: %s", content_type)
+				  : strdup("Content-Type:");
 	const char *headers[] = {type, NULL};
 	struct vrt_call call = {.method = "POST",
 				.path = path,
@@ -113,13 +61,6 @@ static void post(const char *path, const char *token, const char *content_type,
 				.body_len = -1};
 	cr_assert_eq(vrt_call(&call, r), 0, "POST %s: no response", path);
 	free(type);
-}
-
-static void get_ok(const char *path, struct vrt_resp *r)
-{
-	vrt_get(path, vrt_token(VRT_ADMIN_A), r);
-	cr_assert_eq(r->status, 200, "GET %s: %ld\n%s", path, r->status, r->body);
-	vrt_assert_valid(r, path);
 }
 
 /* An accepted request: 202, the task type with a version, Location = the
@@ -132,19 +73,20 @@ static char *assert_task_202(const struct vrt_resp *r, const char *operation_nam
 	cr_assert_eq(r->status, 202, "%s: %ld, expected 202\n%s", what, r->status, r->body);
 	vrt_assert_valid(r, what);
 	const char *type = vrt_header(r, "Content-Type");
-	cr_assert(type && strncmp(type, TASK_TYPE ";version=", strlen(TASK_TYPE ";version=")) == 0,
+	cr_assert(type && strncmp(type, VRT_MT_TASK ";version=", strlen(VRT_MT_TASK ";version=")) ==
+				  0,
 		  "%s: Content-Type '%s'", what, type ? type : "(none)");
-	char *href = xstr(r, "string(/v:Task/@href)");
+	char *href = vrt_xstr(r, "string(/v:Task/@href)");
 	const char *location = vrt_header(r, "Location");
 	cr_assert_not_null(location, "%s: 202 without Location", what);
 	cr_assert_str_eq(location, href, "%s: Location is not the Task's href", what);
-	char *prefix = fmt("%s/api/task/", vrt_public_url());
+	char *prefix = vrt_fmt("%s/api/task/", vrt_public_url());
 	cr_assert(strncmp(href, prefix, strlen(prefix)) == 0 && strlen(href + strlen(prefix)) == 36,
 		  "%s: Task href %s", what, href);
-	assert_xstr(r, "string(/v:Task/@status)", "queued");
-	assert_xstr(r, "string(/v:Task/v:Progress)", "0");
-	assert_xstr(r, "string(/v:Task/@operationName)", operation_name);
-	assert_xstr(r, "string(/v:Task/v:Owner/@type)", owner_type);
+	vrt_assert_xstr(r, "string(/v:Task/@status)", "queued");
+	vrt_assert_xstr(r, "string(/v:Task/v:Progress)", "0");
+	vrt_assert_xstr(r, "string(/v:Task/@operationName)", operation_name);
+	vrt_assert_xstr(r, "string(/v:Task/v:Owner/@type)", owner_type);
 	char *id = strdup(href + strlen(prefix));
 	free(prefix);
 	free(href);
@@ -154,7 +96,7 @@ static char *assert_task_202(const struct vrt_resp *r, const char *operation_nam
 /* The id at the end of the Task's Owner href. */
 static char *owner_id(const struct vrt_resp *r)
 {
-	char *href = xstr(r, "string(/v:Task/v:Owner/@href)");
+	char *href = vrt_xstr(r, "string(/v:Task/v:Owner/@href)");
 	size_t n = strlen(href);
 	cr_assert_geq(n, 36, "Owner href %s", href);
 	char *id = strdup(href + n - 36);
@@ -164,73 +106,40 @@ static char *owner_id(const struct vrt_resp *r)
 
 /* --- jobs, as the worker VRT_SERVICE ----------------------------------------- */
 
-static void job_call(const char *route, const char *job, const char *body, struct vrt_resp *r)
-{
-	char *path = fmt("/api/internal/jobs/%s/%s", job, route);
-	const char *headers[] = {"Content-Type: " MT_INTERNAL, NULL};
-	struct vrt_call call = {.method = "POST",
-				.path = path,
-				.bearer = vrt_service_token(VRT_SERVICE),
-				.headers = headers,
-				.body = body,
-				.body_len = -1};
-	cr_assert_eq(vrt_call(&call, r), 0, "POST %s: no response", path);
-	free(path);
-}
-
-static void job_start(const char *job)
-{
-	char *doc = fmt("<JobStart xmlns=\"" VRT_NS_INTERNAL "\"><ServerId>" VRT_SERVER_1
-			"</ServerId><Deliveries>1</Deliveries></JobStart>");
-	struct vrt_resp r;
-	job_call("start", job, doc, &r);
-	cr_assert_eq(r.status, 200, "start of %s: %ld\n%s", job, r.status, r.body);
-	vrt_resp_free(&r);
-	free(doc);
-}
-
 /* outcome "success" or "error" (with a vendor code of the worker's). */
 static void job_complete(const char *job, const char *outcome)
 {
-	bool failed = strcmp(outcome, "error") == 0;
-	char *doc = fmt("<JobResult xmlns=\"" VRT_NS_INTERNAL "\"><ServerId>" VRT_SERVER_1
-			"</ServerId><Outcome>%s</Outcome>%s</JobResult>",
-			outcome,
-			failed ? "<MajorErrorCode>500</MajorErrorCode>"
-				 "<MinorErrorCode>INTERNAL_SERVER_ERROR</MinorErrorCode>"
-				 "<VendorSpecificErrorCode>ReplicaStoreFull</VendorSpecificErrorCode>"
-				 "<Message>no room</Message>"
-			       : "");
+	if (strcmp(outcome, "error") != 0) {
+		vrt_job_complete(job, outcome);
+		return;
+	}
+	char *doc = vrt_job_result_doc(VRT_SERVER_1, "error", "500", "INTERNAL_SERVER_ERROR",
+				       "ReplicaStoreFull", "no room");
 	struct vrt_resp r;
-	job_call("complete", job, doc, &r);
+	vrt_job_call("complete", job, vrt_service_token(VRT_SERVICE), doc, &r);
 	cr_assert_eq(r.status, 204, "complete of %s: %ld\n%s", job, r.status, r.body);
 	vrt_resp_free(&r);
 	free(doc);
 }
 
-static char *job_of(const char *task)
-{
-	return must("SELECT id::text FROM jobs WHERE task_id = $1::uuid", task);
-}
-
 static void assert_task_status(const char *task, const char *status)
 {
-	assert_db("SELECT status FROM tasks WHERE id = $1::uuid", task, status, "the Task");
+	vrt_assert_db("SELECT status FROM tasks WHERE id = $1::uuid", task, status, "the Task");
 }
 
 /* --- pairing ------------------------------------------------------------- */
 
 static char *pair_doc(const char *site, const char *name)
 {
-	return fmt("<PairVcWithVdcParams xmlns=\"" NS_VR "\" xmlns:vcloud=\"" NS_VCLOUD
-		   "\" name=\"site\"><vcloud:Description>made by a test</vcloud:Description>"
-		   "<SiteUuid>%s</SiteUuid><SiteName>%s</SiteName></PairVcWithVdcParams>",
-		   site, name);
+	return vrt_fmt("<PairVcWithVdcParams xmlns=\"" VRT_NS_VR "\" xmlns:vcloud=\"" VRT_NS_VCLOUD
+		       "\" name=\"site\"><vcloud:Description>made by a test</vcloud:Description>"
+		       "<SiteUuid>%s</SiteUuid><SiteName>%s</SiteName></PairVcWithVdcParams>",
+		       site, name);
 }
 
 static char *vdc_peers_path(const char *vdc)
 {
-	return fmt("/api/vdc/%s/peers", vdc);
+	return vrt_fmt("/api/vdc/%s/peers", vdc);
 }
 
 /* What an accepted pairing answered. */
@@ -270,16 +179,16 @@ static struct pairing pair_as(const char *vdc, const char *site, const char *nam
 	struct pairing p;
 	p.task = assert_task_202(&r, "hcsPairSite", PEER_TYPE, path);
 	p.peer = owner_id(&r);
-	assert_xstr(&r, "string(/v:Task/v:Owner/@name)", name);
+	vrt_assert_xstr(&r, "string(/v:Task/v:Owner/@name)", name);
 	const char *header = vrt_header(&r, CREDENTIAL_H);
 	cr_assert_not_null(header, "no %s header", CREDENTIAL_H);
 	cr_assert(is_base64url(header, 43), "credential '%s' is not 43 base64url characters",
 		  header);
 	cr_assert_eq(vrt_header_count(&r, CREDENTIAL_H), 1);
 	p.credential = strdup(header);
-	assert_xstr(&r, "string(" TASK_SECRET ")", p.credential);
-	assert_xstr(&r, "string(/v:Task/v:VCloudExtension/@required)", "false");
-	p.job = job_of(p.task);
+	vrt_assert_xstr(&r, "string(" TASK_SECRET ")", p.credential);
+	vrt_assert_xstr(&r, "string(/v:Task/v:VCloudExtension/@required)", "false");
+	p.job = vrt_job_of(p.task);
 	vrt_resp_free(&r);
 	free(doc);
 	free(path);
@@ -293,13 +202,13 @@ static struct pairing pair(const char *vdc, const char *site, const char *name)
 
 static void assert_peer_state(const char *peer, const char *state)
 {
-	char *path = fmt("/api/vr/peers/%s", peer);
+	char *path = vrt_fmt("/api/vr/peers/%s", peer);
 	struct vrt_resp r;
-	get_ok(path, &r);
-	assert_xstr(&r, "string(" PEER_STATE ")", state);
+	vrt_get_ok(path, VRT_ADMIN_A, &r);
+	vrt_assert_xstr(&r, "string(" PEER_STATE ")", state);
 	vrt_resp_free(&r);
 	free(path);
-	assert_db("SELECT state FROM peers WHERE id = $1::uuid", peer, state, "peers.state");
+	vrt_assert_db("SELECT state FROM peers WHERE id = $1::uuid", peer, state, "peers.state");
 }
 
 Test(pairing, answers_202_with_the_task_and_the_credential_once)
@@ -309,24 +218,25 @@ Test(pairing, answers_202_with_the_task_and_the_credential_once)
 
 	/* the Task's href: the same Task, without the credential */
 	struct vrt_resp again;
-	char *path = fmt("/api/task/%s", p.task);
-	get_ok(path, &again);
+	char *path = vrt_fmt("/api/task/%s", p.task);
+	vrt_get_ok(path, VRT_ADMIN_A, &again);
 	cr_assert_null(vrt_header(&again, CREDENTIAL_H), "a later GET shows the credential");
 	cr_assert_null(strstr(again.body, p.credential), "a later GET shows the credential");
 	cr_assert_eq(vrt_xpath_count(again.body, "/v:Task/v:VCloudExtension"), 0, "%s",
 		     again.body);
-	assert_xstr(&again, "string(/v:Task/@operation)", "Pairing of site Head Office");
-	assert_xstr(&again, "string(/v:Task/v:Organization/@name)", VRT_ORG_A_NAME);
-	assert_xstr(&again, "string(/v:Task/v:User/@name)", "admin-a");
-	char *owner = fmt("%s/api/vr/peers/%s", vrt_public_url(), p.peer);
-	assert_xstr(&again, "string(/v:Task/v:Owner/@href)", owner);
+	vrt_assert_xstr(&again, "string(/v:Task/@operation)", "Pairing of site Head Office");
+	vrt_assert_xstr(&again, "string(/v:Task/v:Organization/@name)", VRT_ORG_A_NAME);
+	vrt_assert_xstr(&again, "string(/v:Task/v:User/@name)", "admin-a");
+	char *owner = vrt_fmt("%s/api/vr/peers/%s", vrt_public_url(), p.peer);
+	vrt_assert_xstr(&again, "string(/v:Task/v:Owner/@href)", owner);
 	vrt_resp_free(&again);
 
 	/* the database holds the credential's SHA-256 only */
-	char *row = fmt("%s " VRT_VDC_A1 " " VRT_ORG_A " pairing made by a test", site);
-	assert_db("SELECT site_uuid::text || ' ' || vdc_id::text || ' ' || org_id::text || ' ' ||"
-		  " state || ' ' || description FROM peers WHERE id = $1::uuid",
-		  p.peer, row, "the peer");
+	char *row = vrt_fmt("%s " VRT_VDC_A1 " " VRT_ORG_A " pairing made by a test", site);
+	vrt_assert_db(
+		"SELECT site_uuid::text || ' ' || vdc_id::text || ' ' || org_id::text || ' ' ||"
+		" state || ' ' || description FROM peers WHERE id = $1::uuid",
+		p.peer, row, "the peer");
 	char *hashed = vrt_db_value("SELECT count(*) FROM peers WHERE id = $1::uuid"
 				    " AND credential_hash = sha256(convert_to($2, 'UTF8'))",
 				    p.peer, p.credential);
@@ -339,29 +249,30 @@ Test(pairing, answers_202_with_the_task_and_the_credential_once)
 	cr_assert_str_eq(anywhere, "0", "the credential itself is stored");
 
 	/* the job of the peer's lane, published */
-	char *job = fmt("queued peer:%s pair " VRT_ORG_A " true", p.peer);
-	assert_db("SELECT state || ' ' || lane || ' ' || action || ' ' || org_id::text || ' ' ||"
-		  " (published_at IS NOT NULL)::text FROM jobs WHERE id = $1::uuid",
-		  p.job, job, "the pair job");
+	char *job = vrt_fmt("queued peer:%s pair " VRT_ORG_A " true", p.peer);
+	vrt_assert_db(
+		"SELECT state || ' ' || lane || ' ' || action || ' ' || org_id::text || ' ' ||"
+		" (published_at IS NOT NULL)::text FROM jobs WHERE id = $1::uuid",
+		p.job, job, "the pair job");
 	cr_assert(vrt_stream_has(PREFIX, p.job), "the pair job is not in the stream");
-	char *params = fmt("%s Head Office", site);
-	assert_db("SELECT (params->>'SiteUuid') || ' ' || (params->>'SiteName') FROM jobs"
-		  " WHERE id = $1::uuid",
-		  p.job, params, "the job's parameters");
+	char *params = vrt_fmt("%s Head Office", site);
+	vrt_assert_db("SELECT (params->>'SiteUuid') || ' ' || (params->>'SiteName') FROM jobs"
+		      " WHERE id = $1::uuid",
+		      p.job, params, "the job's parameters");
 
 	/* the Peer, its state, and the VDC's list of peers */
-	char *peer_path = fmt("/api/vr/peers/%s", p.peer);
+	char *peer_path = vrt_fmt("/api/vr/peers/%s", p.peer);
 	struct vrt_resp peer;
-	get_ok(peer_path, &peer);
-	assert_xstr(&peer, "string(/vr:Peer/vr:SiteUuid)", site);
-	assert_xstr(&peer, "string(/vr:Peer/vr:SiteName)", "Head Office");
-	assert_xstr(&peer, "string(/vr:Peer/@name)", "Head Office");
-	assert_xstr(&peer, "string(" PEER_STATE ")", "pairing");
+	vrt_get_ok(peer_path, VRT_ADMIN_A, &peer);
+	vrt_assert_xstr(&peer, "string(/vr:Peer/vr:SiteUuid)", site);
+	vrt_assert_xstr(&peer, "string(/vr:Peer/vr:SiteName)", "Head Office");
+	vrt_assert_xstr(&peer, "string(/vr:Peer/@name)", "Head Office");
+	vrt_assert_xstr(&peer, "string(" PEER_STATE ")", "pairing");
 	vrt_resp_free(&peer);
 	struct vrt_resp list;
-	get_ok("/api/vdc/" VRT_VDC_A1 "/peers?pageSize=128", &list);
-	char *ref = fmt("count(/v:References/v:Reference[@href='%s/api/vr/peers/%s'])",
-			vrt_public_url(), p.peer);
+	vrt_get_ok("/api/vdc/" VRT_VDC_A1 "/peers?pageSize=128", VRT_ADMIN_A, &list);
+	char *ref = vrt_fmt("count(/v:References/v:Reference[@href='%s/api/vr/peers/%s'])",
+			    vrt_public_url(), p.peer);
 	cr_assert_eq(vrt_xpath_count(list.body, ref), 1, "the VDC does not list the peer");
 	vrt_resp_free(&list);
 	free(ref);
@@ -382,13 +293,13 @@ Test(pairing, the_pair_job_marks_the_peer_paired_or_failed_and_a_failed_one_pair
 	char *site_ok = new_uuid(), *site_bad = new_uuid();
 	struct pairing ok = pair(VRT_VDC_A1, site_ok, "Branch One");
 	struct pairing bad = pair(VRT_VDC_A1, site_bad, "Branch Two");
-	job_start(ok.job);
+	vrt_job_start(ok.job);
 	assert_peer_state(ok.peer, "pairing");
 	job_complete(ok.job, "success");
 	assert_peer_state(ok.peer, "paired");
 	assert_task_status(ok.task, "success");
 
-	job_start(bad.job);
+	vrt_job_start(bad.job);
 	job_complete(bad.job, "error");
 	assert_peer_state(bad.peer, "error");
 	assert_task_status(bad.task, "error");
@@ -402,9 +313,9 @@ Test(pairing, the_pair_job_marks_the_peer_paired_or_failed_and_a_failed_one_pair
 				    " AND credential_hash = sha256(convert_to($2, 'UTF8'))",
 				    again.peer, again.credential);
 	cr_assert_str_eq(hashed, "1", "the new credential's hash is not stored");
-	assert_db("SELECT site_name FROM peers WHERE id = $1::uuid", again.peer,
-		  "Branch Two again", "the new site name");
-	job_start(again.job);
+	vrt_assert_db("SELECT site_name FROM peers WHERE id = $1::uuid", again.peer,
+		      "Branch Two again", "the new site name");
+	vrt_job_start(again.job);
 	job_complete(again.job, "success");
 	assert_peer_state(again.peer, "paired");
 	free(hashed);
@@ -428,8 +339,8 @@ static void assert_pair_refused(const char *vdc, const char *token, const char *
 	vrt_assert_error(&r, status, minor, what);
 	cr_assert_null(vrt_header(&r, CREDENTIAL_H), "%s: a refusal carries a credential", what);
 	if (vendor)
-		assert_xstr(&r, "string(/v:Error/@vendorSpecificErrorCode)", vendor);
-	assert_unchanged_since(before, what);
+		vrt_assert_xstr(&r, "string(/v:Error/@vendorSpecificErrorCode)", vendor);
+	vrt_assert_unchanged_since(before, what);
 	vrt_resp_free(&r);
 	free(path);
 	free(before);
@@ -442,7 +353,7 @@ Test(pairing, a_site_paired_with_the_vdc_already_is_409)
 	char *doc = pair_doc(site, "Twice");
 	assert_pair_refused(VRT_VDC_A1, NULL, MT_PAIR, doc, 409, "DUPLICATE_NAME",
 			    "SiteAlreadyPaired", "the same site while it pairs");
-	job_start(p.job);
+	vrt_job_start(p.job);
 	job_complete(p.job, "success");
 	assert_pair_refused(VRT_VDC_A1, NULL, MT_PAIR, doc, 409, "DUPLICATE_NAME",
 			    "SiteAlreadyPaired", "the same site once paired");
@@ -490,10 +401,10 @@ Test(pairing, a_system_administrator_pairs_a_tenants_vdc)
 {
 	char *site = new_uuid();
 	struct pairing p = pair_as(VRT_VDC_B1, site, "Provider made", vrt_token(VRT_ROOT));
-	assert_db("SELECT org_id::text FROM tasks WHERE id = $1::uuid", p.task, VRT_ORG_B,
-		  "the Task's org");
-	assert_db("SELECT org_id::text || ' ' || state FROM peers WHERE id = $1::uuid", p.peer,
-		  VRT_ORG_B " pairing", "the peer");
+	vrt_assert_db("SELECT org_id::text FROM tasks WHERE id = $1::uuid", p.task, VRT_ORG_B,
+		      "the Task's org");
+	vrt_assert_db("SELECT org_id::text || ' ' || state FROM peers WHERE id = $1::uuid", p.peer,
+		      VRT_ORG_B " pairing", "the peer");
 	pairing_free(&p);
 	free(site);
 }
@@ -523,36 +434,37 @@ Test(pairing, bad_bodies_are_400_or_415_and_change_nothing)
 	char *bodies[] = {
 		strdup(""),
 		strdup("<PairVcWithVdcParams"),
-		fmt("<Pair xmlns=\"" NS_VR "\"><SiteUuid>%s</SiteUuid></Pair>", site),
-		fmt("<PairVcWithVdcParams xmlns=\"urn:other\"><SiteUuid>%s</SiteUuid>"
-		    "<SiteName>x</SiteName></PairVcWithVdcParams>",
-		    site),
-		strdup("<PairVcWithVdcParams xmlns=\"" NS_VR "\"><SiteName>x</SiteName>"
+		vrt_fmt("<Pair xmlns=\"" VRT_NS_VR "\"><SiteUuid>%s</SiteUuid></Pair>", site),
+		vrt_fmt("<PairVcWithVdcParams xmlns=\"urn:other\"><SiteUuid>%s</SiteUuid>"
+			"<SiteName>x</SiteName></PairVcWithVdcParams>",
+			site),
+		strdup("<PairVcWithVdcParams xmlns=\"" VRT_NS_VR "\"><SiteName>x</SiteName>"
 		       "</PairVcWithVdcParams>"),
-		strdup("<PairVcWithVdcParams xmlns=\"" NS_VR "\"><SiteUuid>not-a-uuid</SiteUuid>"
+		strdup("<PairVcWithVdcParams xmlns=\"" VRT_NS_VR
+		       "\"><SiteUuid>not-a-uuid</SiteUuid>"
 		       "<SiteName>x</SiteName></PairVcWithVdcParams>"),
-		fmt("<PairVcWithVdcParams xmlns=\"" NS_VR "\"><SiteUuid>%s</SiteUuid>"
-		    "</PairVcWithVdcParams>",
-		    site),
-		fmt("<PairVcWithVdcParams xmlns=\"" NS_VR "\"><SiteUuid>%s</SiteUuid>"
-		    "<SiteName>   </SiteName></PairVcWithVdcParams>",
-		    site),
-		fmt("<PairVcWithVdcParams xmlns=\"" NS_VR "\"><SiteUuid>%s</SiteUuid>"
-		    "<SiteName>%0300d</SiteName></PairVcWithVdcParams>",
-		    site, 7),
-		fmt("<PairVcWithVdcParams xmlns=\"" NS_VR "\"><SiteName>x</SiteName>"
-		    "<SiteUuid>%s</SiteUuid></PairVcWithVdcParams>",
-		    site),
-		fmt("<PairVcWithVdcParams xmlns=\"" NS_VR "\"><SiteUuid>%s</SiteUuid>"
-		    "<SiteName>x</SiteName><Extra/></PairVcWithVdcParams>",
-		    site),
-		fmt("<!DOCTYPE PairVcWithVdcParams [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>"
-		    "<PairVcWithVdcParams xmlns=\"" NS_VR "\"><SiteUuid>%s</SiteUuid>"
-		    "<SiteName>&x;</SiteName></PairVcWithVdcParams>",
-		    site),
+		vrt_fmt("<PairVcWithVdcParams xmlns=\"" VRT_NS_VR "\"><SiteUuid>%s</SiteUuid>"
+			"</PairVcWithVdcParams>",
+			site),
+		vrt_fmt("<PairVcWithVdcParams xmlns=\"" VRT_NS_VR "\"><SiteUuid>%s</SiteUuid>"
+			"<SiteName>   </SiteName></PairVcWithVdcParams>",
+			site),
+		vrt_fmt("<PairVcWithVdcParams xmlns=\"" VRT_NS_VR "\"><SiteUuid>%s</SiteUuid>"
+			"<SiteName>%0300d</SiteName></PairVcWithVdcParams>",
+			site, 7),
+		vrt_fmt("<PairVcWithVdcParams xmlns=\"" VRT_NS_VR "\"><SiteName>x</SiteName>"
+			"<SiteUuid>%s</SiteUuid></PairVcWithVdcParams>",
+			site),
+		vrt_fmt("<PairVcWithVdcParams xmlns=\"" VRT_NS_VR "\"><SiteUuid>%s</SiteUuid>"
+			"<SiteName>x</SiteName><Extra/></PairVcWithVdcParams>",
+			site),
+		vrt_fmt("<!DOCTYPE PairVcWithVdcParams [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>"
+			"<PairVcWithVdcParams xmlns=\"" VRT_NS_VR "\"><SiteUuid>%s</SiteUuid>"
+			"<SiteName>&x;</SiteName></PairVcWithVdcParams>",
+			site),
 	};
 	for (size_t i = 0; i < N(bodies); i++) {
-		char *what = fmt("body %zu: %.60s", i, bodies[i]);
+		char *what = vrt_fmt("body %zu: %.60s", i, bodies[i]);
 		assert_pair_refused(VRT_VDC_A1, NULL, MT_PAIR, bodies[i], 400, "BAD_REQUEST", NULL,
 				    what);
 		free(what);
@@ -584,22 +496,23 @@ Test(pairing, bad_bodies_are_400_or_415_and_change_nothing)
 Test(pairing, a_repeated_operation_key_answers_the_first_task_without_the_credential)
 {
 	char *site = new_uuid();
-	char *key = fmt("pair-%s", site);
-	char *doc = fmt("<PairVcWithVdcParams xmlns=\"" NS_VR "\" operationKey=\"%s\">"
+	char *key = vrt_fmt("pair-%s", site);
+	char *doc =
+		vrt_fmt("<PairVcWithVdcParams xmlns=\"" VRT_NS_VR "\" operationKey=\"%s\">"
 			"<SiteUuid>%s</SiteUuid><SiteName>Keyed</SiteName></PairVcWithVdcParams>",
 			key, site);
 	struct vrt_resp first, again;
 	post("/api/vdc/" VRT_VDC_A1 "/peers", NULL, MT_PAIR, doc, &first);
 	char *task = assert_task_202(&first, "hcsPairSite", PEER_TYPE, "first");
 	cr_assert_not_null(vrt_header(&first, CREDENTIAL_H));
-	assert_xstr(&first, "string(/v:Task/@operationKey)", key);
+	vrt_assert_xstr(&first, "string(/v:Task/@operationKey)", key);
 	char *before = vrt_db_fingerprint();
 	post("/api/vdc/" VRT_VDC_A1 "/peers", NULL, MT_PAIR, doc, &again);
 	char *again_task = assert_task_202(&again, "hcsPairSite", PEER_TYPE, "again");
 	cr_assert_str_eq(again_task, task, "a repeated operationKey made another Task");
 	cr_assert_null(vrt_header(&again, CREDENTIAL_H), "the credential is shown twice");
 	cr_assert_eq(vrt_xpath_count(again.body, "/v:Task/v:VCloudExtension"), 0);
-	assert_unchanged_since(before, "after the repeated request");
+	vrt_assert_unchanged_since(before, "after the repeated request");
 	free(again_task);
 	free(before);
 	free(task);
@@ -616,11 +529,11 @@ Test(pairing, a_repeated_operation_key_answers_the_first_task_without_the_creden
  * the children after VmName and Rpo (options, disks, retention). */
 static char *spec_doc(const char *peer, const char *vm, const char *rpo, const char *rest)
 {
-	char *peer_elem = peer ? fmt("<PeerId>%s</PeerId>", peer) : strdup("");
-	char *doc = fmt("<ReplicationGroupSpecParams xmlns=\"" NS_VR "\" name=\"%s\">"
-			"<Description>made by a test</Description>%s<VmName>%s</VmName>"
-			"<Rpo>%s</Rpo>%s</ReplicationGroupSpecParams>",
-			vm, peer_elem, vm, rpo, rest);
+	char *peer_elem = peer ? vrt_fmt("<PeerId>%s</PeerId>", peer) : strdup("");
+	char *doc = vrt_fmt("<ReplicationGroupSpecParams xmlns=\"" VRT_NS_VR "\" name=\"%s\">"
+			    "<Description>made by a test</Description>%s<VmName>%s</VmName>"
+			    "<Rpo>%s</Rpo>%s</ReplicationGroupSpecParams>",
+			    vm, peer_elem, vm, rpo, rest);
 	free(peer_elem);
 	return doc;
 }
@@ -629,7 +542,7 @@ static char *spec_doc(const char *peer, const char *vm, const char *rpo, const c
 
 static char *configure_path(const char *vdc)
 {
-	return fmt("/api/vdc/%s/replications", vdc);
+	return vrt_fmt("/api/vdc/%s/replications", vdc);
 }
 
 /* What an accepted configure answered. */
@@ -652,10 +565,10 @@ static struct configured configure_as(const char *vdc, const char *doc, const ch
 	struct vrt_resp r;
 	post(path, token, MT_SPEC, doc, &r);
 	struct configured c;
-	c.task = assert_task_202(&r, "hcsConfigureReplication", RG_TYPE, path);
+	c.task = assert_task_202(&r, "hcsConfigureReplication", VRT_MT_RG, path);
 	c.rg = owner_id(&r);
 	cr_assert_null(vrt_header(&r, CREDENTIAL_H));
-	c.job = job_of(c.task);
+	c.job = vrt_job_of(c.task);
 	vrt_resp_free(&r);
 	free(path);
 	return c;
@@ -676,8 +589,8 @@ static void assert_configure_refused(const char *vdc, const char *token,
 	post(path, token, content_type, body, &r);
 	vrt_assert_error(&r, status, minor, what);
 	if (vendor)
-		assert_xstr(&r, "string(/v:Error/@vendorSpecificErrorCode)", vendor);
-	assert_unchanged_since(before, what);
+		vrt_assert_xstr(&r, "string(/v:Error/@vendorSpecificErrorCode)", vendor);
+	vrt_assert_unchanged_since(before, what);
 	vrt_resp_free(&r);
 	free(path);
 	free(before);
@@ -686,7 +599,7 @@ static void assert_configure_refused(const char *vdc, const char *token,
 static char *vm_name(const char *base)
 {
 	char *id = new_uuid();
-	char *name = fmt("%s-%.8s", base, id);
+	char *name = vrt_fmt("%s-%.8s", base, id);
 	free(id);
 	return name;
 }
@@ -707,48 +620,54 @@ Test(configure, answers_202_and_writes_the_replication_its_disks_rules_task_and_
 		"</RetentionPolicy>");
 	struct configured c = configure(VRT_VDC_A1, doc);
 
-	char *row = fmt("%s " VRT_VDC_A1 " " VRT_PEER_A1 " " VRT_ORG_A
-			" incoming 15 true true made by a test",
-			vm);
-	assert_db("SELECT name || ' ' || vdc_id::text || ' ' || peer_id::text || ' ' ||"
-		  " org_id::text || ' ' || kind || ' ' || rpo_minutes || ' ' || quiesce_guest ||"
-		  " ' ' || network_compression || ' ' || description FROM replications"
-		  " WHERE id = $1::uuid",
-		  c.rg, row, "the replication");
+	char *row = vrt_fmt("%s " VRT_VDC_A1 " " VRT_PEER_A1 " " VRT_ORG_A
+			    " incoming 15 true true made by a test",
+			    vm);
+	vrt_assert_db(
+		"SELECT name || ' ' || vdc_id::text || ' ' || peer_id::text || ' ' ||"
+		" org_id::text || ' ' || kind || ' ' || rpo_minutes || ' ' || quiesce_guest ||"
+		" ' ' || network_compression || ' ' || description FROM replications"
+		" WHERE id = $1::uuid",
+		c.rg, row, "the replication");
 	char *state = vrt_replication_state(c.rg);
 	cr_assert_str_eq(state, "notStarted none initialSync false");
-	assert_db("SELECT string_agg(device_key || ':' || name || ':' || size_bytes, ' '"
-		  " ORDER BY device_key) FROM disks WHERE replication_id = $1::uuid",
-		  c.rg, "2000:system.vmdk:17179869184 2001:disk1:4096", "the disks");
-	assert_db("SELECT string_agg(position || ':' || instances || 'x' || distance_minutes, ' '"
-		  " ORDER BY position) FROM retention_rules WHERE replication_id = $1::uuid",
-		  c.rg, "1:24x60 2:7x1440", "the retention rules");
-	char *job = fmt("queued replication:%s configure " VRT_ORG_A " true", c.rg);
-	assert_db("SELECT state || ' ' || lane || ' ' || action || ' ' || org_id::text || ' ' ||"
-		  " (published_at IS NOT NULL)::text FROM jobs WHERE id = $1::uuid",
-		  c.job, job, "the configure job");
+	vrt_assert_db("SELECT string_agg(device_key || ':' || name || ':' || size_bytes, ' '"
+		      " ORDER BY device_key) FROM disks WHERE replication_id = $1::uuid",
+		      c.rg, "2000:system.vmdk:17179869184 2001:disk1:4096", "the disks");
+	vrt_assert_db(
+		"SELECT string_agg(position || ':' || instances || 'x' || distance_minutes, ' '"
+		" ORDER BY position) FROM retention_rules WHERE replication_id = $1::uuid",
+		c.rg, "1:24x60 2:7x1440", "the retention rules");
+	char *job = vrt_fmt("queued replication:%s configure " VRT_ORG_A " true", c.rg);
+	vrt_assert_db(
+		"SELECT state || ' ' || lane || ' ' || action || ' ' || org_id::text || ' ' ||"
+		" (published_at IS NOT NULL)::text FROM jobs WHERE id = $1::uuid",
+		c.job, job, "the configure job");
 	cr_assert(vrt_stream_has(PREFIX, c.job), "the configure job is not in the stream");
-	char *params = fmt("%s 2 17179869184", vm);
-	assert_db("SELECT (params->>'VmName') || ' ' || jsonb_array_length(params->'Disks') || ' ' ||"
-		  " (params->'Disks'->0->>'SizeBytes') FROM jobs WHERE id = $1::uuid",
-		  c.job, params, "the configure job's parameters");
+	char *params = vrt_fmt("%s 2 17179869184", vm);
+	vrt_assert_db(
+		"SELECT (params->>'VmName') || ' ' || jsonb_array_length(params->'Disks') || ' ' ||"
+		" (params->'Disks'->0->>'SizeBytes') FROM jobs WHERE id = $1::uuid",
+		c.job, params, "the configure job's parameters");
 
 	/* the ReplicationGroup, before its job ran */
-	char *path = fmt("/api/vr/replications/%s", c.rg);
+	char *path = vrt_fmt("/api/vr/replications/%s", c.rg);
 	struct vrt_resp r;
-	get_ok(path, &r);
-	assert_xstr(&r, "string(/vr:ReplicationGroup/@name)", vm);
-	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:Rpo)", "15");
-	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:QuiesceGuestEnabled)", "true");
-	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:NetworkCompressionEnabled)", "true");
-	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:ReplicationState)", "initialSync");
-	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:RecoveryState)", "notStarted");
+	vrt_get_ok(path, VRT_ADMIN_A, &r);
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/@name)", vm);
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/vr:Rpo)", "15");
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/vr:QuiesceGuestEnabled)", "true");
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/vr:NetworkCompressionEnabled)", "true");
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/vr:ReplicationState)", "initialSync");
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/vr:RecoveryState)", "notStarted");
 	cr_assert_eq(vrt_xpath_count(r.body, "/vr:ReplicationGroup/vr:PlaceholderVappId"), 0,
 		     "a placeholder before the configure job ran");
-	assert_xstr(&r, "string(" RG_RETENTION "/" EXT("Rule") "[2]/" EXT("NumberOfInstances") ")",
-		    "7");
-	assert_xstr(&r, "string(" RG_RETENTION "/" EXT("Rule") "[2]/" EXT("DistanceMinutes") ")",
-		    "1440");
+	vrt_assert_xstr(&r,
+			"string(" RG_RETENTION "/" EXT("Rule") "[2]/" EXT("NumberOfInstances") ")",
+			"7");
+	vrt_assert_xstr(&r,
+			"string(" RG_RETENTION "/" EXT("Rule") "[2]/" EXT("DistanceMinutes") ")",
+			"1440");
 	cr_assert_eq(vrt_xpath_count(r.body, RG_RETENTION "/" EXT("Rule")), 2, "%s", r.body);
 	vrt_resp_free(&r);
 	free(path);
@@ -769,42 +688,42 @@ Test(configure, the_configure_job_places_the_placeholder_or_fails_the_replicatio
 	struct configured ok = configure(VRT_VDC_A1, doc_ok);
 	struct configured bad = configure(VRT_VDC_A1, doc_bad);
 
-	job_start(ok.job);
-	assert_db("SELECT count(*) FROM vapps WHERE replication_id = $1::uuid", ok.rg, "0",
-		  "a placeholder while the job runs");
+	vrt_job_start(ok.job);
+	vrt_assert_db("SELECT count(*) FROM vapps WHERE replication_id = $1::uuid", ok.rg, "0",
+		      "a placeholder while the job runs");
 	job_complete(ok.job, "success");
 	assert_task_status(ok.task, "success");
 	char *state = vrt_replication_state(ok.rg);
 	cr_assert_str_eq(state, "notStarted none initialSync false");
 	free(state);
-	char *vapp = must("SELECT id::text FROM vapps WHERE replication_id = $1::uuid"
-			  " AND kind = 'placeholder' AND deleted_at IS NULL",
-			  ok.rg);
-	assert_db("SELECT placeholder_vapp_id::text FROM replications WHERE id = $1::uuid", ok.rg,
-		  vapp, "placeholder_vapp_id");
-	char *vapp_row = fmt("%s off " VRT_VDC_A1, vm_ok);
-	assert_db("SELECT name || ' ' || power_state || ' ' || vdc_id::text FROM vapps"
-		  " WHERE id = $1::uuid",
-		  vapp, vapp_row, "the placeholder vApp");
-	char *path = fmt("/api/vr/replications/%s", ok.rg);
+	char *vapp = vrt_db_must("SELECT id::text FROM vapps WHERE replication_id = $1::uuid"
+				 " AND kind = 'placeholder' AND deleted_at IS NULL",
+				 ok.rg);
+	vrt_assert_db("SELECT placeholder_vapp_id::text FROM replications WHERE id = $1::uuid",
+		      ok.rg, vapp, "placeholder_vapp_id");
+	char *vapp_row = vrt_fmt("%s off " VRT_VDC_A1, vm_ok);
+	vrt_assert_db("SELECT name || ' ' || power_state || ' ' || vdc_id::text FROM vapps"
+		      " WHERE id = $1::uuid",
+		      vapp, vapp_row, "the placeholder vApp");
+	char *path = vrt_fmt("/api/vr/replications/%s", ok.rg);
 	struct vrt_resp r;
-	get_ok(path, &r);
-	char *urn = fmt("urn:vcloud:vapp:%s", vapp);
-	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:PlaceholderVappId)", urn);
+	vrt_get_ok(path, VRT_ADMIN_A, &r);
+	char *urn = vrt_fmt("urn:vcloud:vapp:%s", vapp);
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/vr:PlaceholderVappId)", urn);
 	/* no retention policy: no extension */
 	cr_assert_eq(vrt_xpath_count(r.body, "/vr:ReplicationGroup/v:VCloudExtension"), 0, "%s",
 		     r.body);
 	vrt_resp_free(&r);
 
-	job_start(bad.job);
+	vrt_job_start(bad.job);
 	job_complete(bad.job, "error");
 	assert_task_status(bad.task, "error");
 	state = vrt_replication_state(bad.rg);
 	cr_assert_str_eq(state, "notStarted none error false");
-	assert_db("SELECT count(*) || ' ' || coalesce(max(placeholder_vapp_id::text), '-')"
-		  " FROM replications r LEFT JOIN vapps v ON v.replication_id = r.id"
-		  " WHERE r.id = $1::uuid",
-		  bad.rg, "1 -", "no placeholder after a failed configure");
+	vrt_assert_db("SELECT count(*) || ' ' || coalesce(max(placeholder_vapp_id::text), '-')"
+		      " FROM replications r LEFT JOIN vapps v ON v.replication_id = r.id"
+		      " WHERE r.id = $1::uuid",
+		      bad.rg, "1 -", "no placeholder after a failed configure");
 	free(state);
 	free(urn);
 	free(path);
@@ -900,12 +819,11 @@ Test(configure, invalid_documents_are_400_and_change_nothing)
 	for (size_t i = 0; i < N(cases); i++) {
 		char *rest = NULL;
 		if (!cases[i].rest)
-			rest = fmt(ONE_DISK "%s", strcmp(cases[i].vm, "rules-17") == 0 ? r17
-						  : strcmp(cases[i].vm, "rules-total") == 0
-							  ? r_total
-						  : strcmp(cases[i].vm, "rules-down") == 0
-							  ? r_down
-							  : r_equal);
+			rest = vrt_fmt(ONE_DISK "%s",
+				       strcmp(cases[i].vm, "rules-17") == 0	 ? r17
+				       : strcmp(cases[i].vm, "rules-total") == 0 ? r_total
+				       : strcmp(cases[i].vm, "rules-down") == 0	 ? r_down
+										 : r_equal);
 		char *doc = spec_doc(cases[i].peer, cases[i].vm, cases[i].rpo,
 				     rest ? rest : cases[i].rest);
 		assert_configure_refused(VRT_VDC_A1, NULL, MT_SPEC, doc, 400, "BAD_REQUEST", NULL,
@@ -922,14 +840,14 @@ Test(configure, invalid_documents_are_400_and_change_nothing)
 	assert_configure_refused(VRT_VDC_A1, NULL, MT_SPEC, NULL, 400, "BAD_REQUEST", NULL,
 				 "no body");
 	assert_configure_refused(VRT_VDC_A1, NULL, MT_SPEC,
-				 "<ReconfigureReplicationGroupParams xmlns=\"" NS_VR "\"/>", 400,
-				 "BAD_REQUEST", NULL, "another root");
-	assert_configure_refused(
-		VRT_VDC_A1, NULL, MT_SPEC,
-		"<!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>"
-		"<ReplicationGroupSpecParams xmlns=\"" NS_VR "\"><VmName>&x;</VmName><Rpo>15</Rpo>"
-		ONE_DISK "</ReplicationGroupSpecParams>",
-		400, "BAD_REQUEST", NULL, "a DOCTYPE");
+				 "<ReconfigureReplicationGroupParams xmlns=\"" VRT_NS_VR "\"/>",
+				 400, "BAD_REQUEST", NULL, "another root");
+	assert_configure_refused(VRT_VDC_A1, NULL, MT_SPEC,
+				 "<!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>"
+				 "<ReplicationGroupSpecParams xmlns=\"" VRT_NS_VR
+				 "\"><VmName>&x;</VmName><Rpo>15</Rpo>" ONE_DISK
+				 "</ReplicationGroupSpecParams>",
+				 400, "BAD_REQUEST", NULL, "a DOCTYPE");
 	free(good);
 	free(long_name);
 	free(r_equal);
@@ -955,14 +873,14 @@ Test(configure, the_limits_themselves_are_accepted)
 			"<DistanceMinutes>%d</DistanceMinutes></Rule>",
 			distances[i]);
 	strcat(rules, "</RetentionPolicy>");
-	char *rest = fmt("%s%s", disks, rules);
+	char *rest = vrt_fmt("%s%s", disks, rules);
 	char *doc = spec_doc(VRT_PEER_A1, vm, "1440", rest);
 	struct configured c = configure(VRT_VDC_A1, doc);
-	assert_db("SELECT count(*) FROM disks WHERE replication_id = $1::uuid", c.rg, "64",
-		  "64 disks");
-	assert_db("SELECT sum(instances) || ' ' || count(*) FROM retention_rules"
-		  " WHERE replication_id = $1::uuid",
-		  c.rg, "1024 16", "16 rules");
+	vrt_assert_db("SELECT count(*) FROM disks WHERE replication_id = $1::uuid", c.rg, "64",
+		      "64 disks");
+	vrt_assert_db("SELECT sum(instances) || ' ' || count(*) FROM retention_rules"
+		      " WHERE replication_id = $1::uuid",
+		      c.rg, "1024 16", "16 rules");
 	configured_free(&c);
 	free(doc);
 	free(rest);
@@ -978,7 +896,7 @@ Test(configure, unpaired_unknown_and_ambiguous_peers_are_refused)
 	char *doc = spec_doc(p.peer, "on-a-pairing-site", "15", ONE_DISK);
 	assert_configure_refused(VRT_VDC_A1, NULL, MT_SPEC, doc, 409, "CONFLICT", "PeerNotPaired",
 				 "a peer whose pairing runs");
-	job_start(p.job);
+	vrt_job_start(p.job);
 	job_complete(p.job, "error");
 	assert_configure_refused(VRT_VDC_A1, NULL, MT_SPEC, doc, 409, "CONFLICT", "PeerNotPaired",
 				 "a peer whose pairing failed");
@@ -991,7 +909,7 @@ Test(configure, unpaired_unknown_and_ambiguous_peers_are_refused)
 	}
 	/* a peer of another VDC of the same org */
 	char *vdc = vrt_new_vdc(true, true, true);
-	char *other_peer = must("SELECT id::text FROM peers WHERE vdc_id = $1::uuid", vdc);
+	char *other_peer = vrt_db_must("SELECT id::text FROM peers WHERE vdc_id = $1::uuid", vdc);
 	char *other = spec_doc(other_peer, "wrong-vdc", "15", ONE_DISK);
 	assert_configure_refused(VRT_VDC_A1, NULL, MT_SPEC, other, 400, "BAD_REQUEST",
 				 "UnknownPeer", "a peer of another VDC");
@@ -1000,20 +918,20 @@ Test(configure, unpaired_unknown_and_ambiguous_peers_are_refused)
 	assert_configure_refused(VRT_VDC_A1, NULL, MT_SPEC, bare, 400, "BAD_REQUEST",
 				 "UnknownPeer", "no PeerId among several peers");
 	struct configured c = configure(vdc, bare);
-	assert_db("SELECT peer_id::text FROM replications WHERE id = $1::uuid", c.rg, other_peer,
-		  "the VDC's only peer");
+	vrt_assert_db("SELECT peer_id::text FROM replications WHERE id = $1::uuid", c.rg,
+		      other_peer, "the VDC's only peer");
 	/* and a VDC with no paired peer at all */
 	vrt_db_exec("UPDATE peers SET state = 'error' WHERE vdc_id = $1::uuid", vdc);
 	char *bare2 = spec_doc(NULL, "no-peer-at-all", "15", ONE_DISK);
 	assert_configure_refused(vdc, NULL, MT_SPEC, bare2, 400, "BAD_REQUEST", "UnknownPeer",
 				 "no PeerId and no paired peer");
 	/* PeerId as a URN */
-	char *urn = fmt("urn:vcloud:peer:%s", VRT_PEER_A2);
+	char *urn = vrt_fmt("urn:vcloud:peer:%s", VRT_PEER_A2);
 	char *vm = vm_name("urn");
 	char *by_urn = spec_doc(urn, vm, "15", ONE_DISK);
 	struct configured u = configure(VRT_VDC_A1, by_urn);
-	assert_db("SELECT peer_id::text FROM replications WHERE id = $1::uuid", u.rg, VRT_PEER_A2,
-		  "the peer named by its URN");
+	vrt_assert_db("SELECT peer_id::text FROM replications WHERE id = $1::uuid", u.rg,
+		      VRT_PEER_A2, "the peer named by its URN");
 	configured_free(&u);
 	free(by_urn);
 	free(vm);
@@ -1062,13 +980,13 @@ Test(configure, tenancy_roles_and_the_vdcs_flags)
 				 "VDC B2");
 	/* org users configure (only pairing needs an administrator); so does root */
 	struct configured c = configure_as(VRT_VDC_A1, doc, vrt_token(VRT_USER_A));
-	assert_db("SELECT user_name FROM tasks WHERE id = $1::uuid", c.task, "user-a",
-		  "the Task's user");
+	vrt_assert_db("SELECT user_name FROM tasks WHERE id = $1::uuid", c.task, "user-a",
+		      "the Task's user");
 	char *vm2 = vm_name("root");
 	char *doc2 = spec_doc(VRT_PEER_B1, vm2, "15", ONE_DISK);
 	struct configured r = configure_as(VRT_VDC_B1, doc2, vrt_token(VRT_ROOT));
-	assert_db("SELECT org_id::text FROM replications WHERE id = $1::uuid", r.rg, VRT_ORG_B,
-		  "the replication's org");
+	vrt_assert_db("SELECT org_id::text FROM replications WHERE id = $1::uuid", r.rg, VRT_ORG_B,
+		      "the replication's org");
 	configured_free(&r);
 	free(doc2);
 	free(vm2);
@@ -1083,7 +1001,7 @@ Test(configure, tenancy_roles_and_the_vdcs_flags)
 static void reconfigure_post(const char *rg, const char *content_type, const char *body,
 			     struct vrt_resp *r)
 {
-	char *path = fmt("/api/vr/replications/%s/action/reconfigure", rg);
+	char *path = vrt_fmt("/api/vr/replications/%s/action/reconfigure", rg);
 	post(path, NULL, content_type, body, r);
 	free(path);
 }
@@ -1093,11 +1011,11 @@ static char *reconfigure(const char *rg, const char *body)
 {
 	struct vrt_resp r;
 	reconfigure_post(rg, MT_RECONF, body, &r);
-	char *task = assert_task_202(&r, "hcsReconfigure", RG_TYPE, "reconfigure");
-	char *job = job_of(task);
-	char *row = fmt("queued replication:%s reconfigure", rg);
-	assert_db("SELECT state || ' ' || lane || ' ' || action FROM jobs WHERE id = $1::uuid", job,
-		  row, "the reconfigure job");
+	char *task = assert_task_202(&r, "hcsReconfigure", VRT_MT_RG, "reconfigure");
+	char *job = vrt_job_of(task);
+	char *row = vrt_fmt("queued replication:%s reconfigure", rg);
+	vrt_assert_db("SELECT state || ' ' || lane || ' ' || action FROM jobs WHERE id = $1::uuid",
+		      job, row, "the reconfigure job");
 	cr_assert(vrt_stream_has(PREFIX, job));
 	free(row);
 	free(task);
@@ -1109,17 +1027,18 @@ static char *reconfigure(const char *rg, const char *body)
  * ReplicationGroup say: "30 true false 4x60,7x1440" ("-": no rule). */
 static void assert_settings(const char *rg, const char *expected, const char *what)
 {
-	assert_db("SELECT rpo_minutes || ' ' || quiesce_guest || ' ' || network_compression ||"
-		  " ' ' || coalesce((SELECT string_agg(instances || 'x' || distance_minutes, ','"
-		  "   ORDER BY position) FROM retention_rules WHERE replication_id = r.id), '-')"
-		  " FROM replications r WHERE id = $1::uuid",
-		  rg, expected, what);
-	char *path = fmt("/api/vr/replications/%s", rg);
+	vrt_assert_db(
+		"SELECT rpo_minutes || ' ' || quiesce_guest || ' ' || network_compression ||"
+		" ' ' || coalesce((SELECT string_agg(instances || 'x' || distance_minutes, ','"
+		"   ORDER BY position) FROM retention_rules WHERE replication_id = r.id), '-')"
+		" FROM replications r WHERE id = $1::uuid",
+		rg, expected, what);
+	char *path = vrt_fmt("/api/vr/replications/%s", rg);
 	struct vrt_resp r;
-	get_ok(path, &r);
-	char *doc = xstr(&r, "concat(/vr:ReplicationGroup/vr:Rpo, ' ',"
-			     " /vr:ReplicationGroup/vr:QuiesceGuestEnabled, ' ',"
-			     " /vr:ReplicationGroup/vr:NetworkCompressionEnabled)");
+	vrt_get_ok(path, VRT_ADMIN_A, &r);
+	char *doc = vrt_xstr(&r, "concat(/vr:ReplicationGroup/vr:Rpo, ' ',"
+				 " /vr:ReplicationGroup/vr:QuiesceGuestEnabled, ' ',"
+				 " /vr:ReplicationGroup/vr:NetworkCompressionEnabled)");
 	cr_assert(strncmp(expected, doc, strlen(doc)) == 0 && expected[strlen(doc)] == ' ',
 		  "%s: the document says '%s', expected '%s'", what, doc, expected);
 	const char *rules = strrchr(expected, ' ') + 1;
@@ -1137,8 +1056,9 @@ static void assert_settings(const char *rg, const char *expected, const char *wh
 	free(path);
 }
 
-#define RECONF(children) "<ReconfigureReplicationGroupParams xmlns=\"" NS_VR "\">" children \
-			 "</ReconfigureReplicationGroupParams>"
+#define RECONF(children)                                                                           \
+	"<ReconfigureReplicationGroupParams xmlns=\"" VRT_NS_VR "\">" children                     \
+	"</ReconfigureReplicationGroupParams>"
 
 Test(reconfigure, the_settings_apply_only_when_the_job_succeeds)
 {
@@ -1151,12 +1071,12 @@ Test(reconfigure, the_settings_apply_only_when_the_job_succeeds)
 			   "<DistanceMinutes>60</DistanceMinutes></Rule><Rule><NumberOfInstances>7"
 			   "</NumberOfInstances><DistanceMinutes>1440</DistanceMinutes></Rule>"
 			   "</RetentionPolicy>"));
-	assert_db("SELECT params::text FROM jobs WHERE id = $1::uuid", job,
-		  "{\"Rpo\": 30, \"RetentionPolicy\": [[4, 60], [7, 1440]], "
-		  "\"QuiesceGuestEnabled\": true, \"NetworkCompressionEnabled\": true}",
-		  "the job's parameters");
+	vrt_assert_db("SELECT params::text FROM jobs WHERE id = $1::uuid", job,
+		      "{\"Rpo\": 30, \"RetentionPolicy\": [[4, 60], [7, 1440]], "
+		      "\"QuiesceGuestEnabled\": true, \"NetworkCompressionEnabled\": true}",
+		      "the job's parameters");
 	assert_settings(rg, "240 false false -", "accepted");
-	job_start(job);
+	vrt_job_start(job);
 	assert_settings(rg, "240 false false -", "running");
 	job_complete(job, "success");
 	assert_settings(rg, "30 true true 4x60,7x1440", "after the job");
@@ -1174,28 +1094,29 @@ Test(reconfigure, what_the_request_leaves_out_keeps_its_value)
 	vrt_db_exec("INSERT INTO retention_rules VALUES ($1::uuid, 1, 12, 120)", rg);
 	assert_settings(rg, "45 true false 12x120", "before");
 	char *job = reconfigure(rg, RECONF("<NetworkCompressionEnabled> true </NetworkCompressionEnabled>"));
-	job_start(job);
+	vrt_job_start(job);
 	job_complete(job, "success");
 	assert_settings(rg, "45 true true 12x120", "compression only");
 	free(job);
 	job = reconfigure(rg, RECONF("<Rpo>5</Rpo>"));
-	job_start(job);
+	vrt_job_start(job);
 	job_complete(job, "success");
 	assert_settings(rg, "5 true true 12x120", "RPO only");
 	free(job);
 	/* an empty policy: the newest instance only */
 	job = reconfigure(rg, RECONF("<RetentionPolicy/>"));
-	job_start(job);
+	vrt_job_start(job);
 	job_complete(job, "success");
 	assert_settings(rg, "5 true true -", "an empty policy");
 	free(job);
 	/* no body at all: a job that changes nothing */
 	struct vrt_resp r;
 	reconfigure_post(rg, NULL, NULL, &r);
-	char *task = assert_task_202(&r, "hcsReconfigure", RG_TYPE, "no body");
-	job = job_of(task);
-	assert_db("SELECT params::text FROM jobs WHERE id = $1::uuid", job, "{}", "no settings");
-	job_start(job);
+	char *task = assert_task_202(&r, "hcsReconfigure", VRT_MT_RG, "no body");
+	job = vrt_job_of(task);
+	vrt_assert_db("SELECT params::text FROM jobs WHERE id = $1::uuid", job, "{}",
+		      "no settings");
+	vrt_job_start(job);
 	job_complete(job, "success");
 	assert_settings(rg, "5 true true -", "nothing named");
 	vrt_resp_free(&r);
@@ -1211,8 +1132,8 @@ Test(reconfigure, a_failed_job_changes_nothing)
 					   "<NumberOfInstances>24</NumberOfInstances>"
 					   "<DistanceMinutes>60</DistanceMinutes></Rule>"
 					   "</RetentionPolicy>"));
-	char *task = must("SELECT task_id::text FROM jobs WHERE id = $1::uuid", job);
-	job_start(job);
+	char *task = vrt_db_must("SELECT task_id::text FROM jobs WHERE id = $1::uuid", job);
+	vrt_job_start(job);
 	job_complete(job, "error");
 	assert_task_status(task, "error");
 	assert_settings(rg, "240 false false -", "after the failed job");
@@ -1229,7 +1150,7 @@ static void assert_reconfigure_refused(const char *rg, const char *content_type,
 	struct vrt_resp r;
 	reconfigure_post(rg, content_type, body, &r);
 	vrt_assert_error(&r, status, minor, what);
-	assert_unchanged_since(before, what);
+	vrt_assert_unchanged_since(before, what);
 	vrt_resp_free(&r);
 	free(before);
 }
@@ -1244,17 +1165,18 @@ Test(reconfigure, invalid_documents_are_400_or_415_and_change_nothing)
 		strdup(RECONF("<Rpo>1441</Rpo>")),
 		strdup(RECONF("<Rpo>thirty</Rpo>")),
 		strdup(RECONF("<QuiesceGuestEnabled>maybe</QuiesceGuestEnabled>")),
-		strdup(RECONF("<NetworkCompressionEnabled>true</NetworkCompressionEnabled><Rpo>30</Rpo>")),
-		fmt(RECONF("%s"), r17),
-		fmt(RECONF("%s"), r_total),
-		fmt(RECONF("%s"), r_down),
+		strdup(RECONF(
+			"<NetworkCompressionEnabled>true</NetworkCompressionEnabled><Rpo>30</Rpo>")),
+		vrt_fmt(RECONF("%s"), r17),
+		vrt_fmt(RECONF("%s"), r_total),
+		vrt_fmt(RECONF("%s"), r_down),
 		strdup(RECONF("<RetentionPolicy><Rule><NumberOfInstances>2</NumberOfInstances>"
 			      "</Rule></RetentionPolicy>")),
-		strdup("<ReplicationGroupSpecParams xmlns=\"" NS_VR "\"/>"),
-		strdup("<ReconfigureReplicationGroupParams xmlns=\"" NS_VR "\">"),
+		strdup("<ReplicationGroupSpecParams xmlns=\"" VRT_NS_VR "\"/>"),
+		strdup("<ReconfigureReplicationGroupParams xmlns=\"" VRT_NS_VR "\">"),
 	};
 	for (size_t i = 0; i < N(bodies); i++) {
-		char *what = fmt("body %zu: %.80s", i, bodies[i]);
+		char *what = vrt_fmt("body %zu: %.80s", i, bodies[i]);
 		assert_reconfigure_refused(rg, MT_RECONF, bodies[i], 400, "BAD_REQUEST", what);
 		free(what);
 		free(bodies[i]);
@@ -1273,7 +1195,7 @@ Test(reconfigure, invalid_documents_are_400_or_415_and_change_nothing)
 		vrt_assert_error(&r, 404, "RESOURCE_NOT_FOUND", others[i]);
 		vrt_resp_free(&r);
 	}
-	assert_unchanged_since(before, "another org's replication");
+	vrt_assert_unchanged_since(before, "another org's replication");
 	free(before);
 	free(r_down);
 	free(r_total);
@@ -1289,10 +1211,10 @@ Test(reconfigure, a_recovered_replication_refuses_with_an_error_task)
 	reconfigure_post(rg, MT_RECONF, RECONF("<Rpo>30</Rpo>"), &r);
 	cr_assert_eq(r.status, 202, "%ld\n%s", r.status, r.body);
 	vrt_assert_valid(&r, "refused reconfigure");
-	assert_xstr(&r, "string(/v:Task/@status)", "error");
-	assert_xstr(&r, "string(/v:Task/v:Error/@vendorSpecificErrorCode)", "AlreadyRecovered");
-	char *task = xstr(&r, "substring-after(/v:Task/@id, 'urn:vcloud:task:')");
-	assert_db("SELECT count(*) FROM jobs WHERE task_id = $1::uuid", task, "0", "no job");
+	vrt_assert_xstr(&r, "string(/v:Task/@status)", "error");
+	vrt_assert_xstr(&r, "string(/v:Task/v:Error/@vendorSpecificErrorCode)", "AlreadyRecovered");
+	char *task = vrt_xstr(&r, "substring-after(/v:Task/@id, 'urn:vcloud:task:')");
+	vrt_assert_db("SELECT count(*) FROM jobs WHERE task_id = $1::uuid", task, "0", "no job");
 	assert_settings(rg, "240 false false -", "the recovered replication");
 	free(task);
 	vrt_resp_free(&r);

@@ -12,12 +12,12 @@
  * database before and after a refused request; the relay keeps away from
  * the jobs a test leaves queued ([jobs] republish_after of a day). */
 #include <criterion/criterion.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "integration/harness.h"
+#include "integration/helpers.h"
 #include "vrcloud/http.h"
 
 #define PREFIX "vrt-failback"
@@ -26,10 +26,7 @@ VRT_SUITE(.name = "failback", .jobs = 1, .redis_db = 10,
 	  .config = "[jobs]\nprefix = " PREFIX "\nrepublish_after = 86400\n");
 
 #define N(a)		(sizeof(a) / sizeof((a)[0]))
-#define NS_VR		"http://www.vmware.com/vr/v6.0"
-#define NS_VCLOUD	"http://www.vmware.com/vcloud/v1.5"
 #define NS_EXT		"http://www.vmware.com/vcloud/extension/v1.5"
-#define MT_INTERNAL	"application/vnd.vrcloud.internal+xml"
 #define MT_MAPPINGS	"application/vnd.vmware.hcs.networkMappings+xml"
 #define MT_EDIT		"application/vnd.vmware.hcs.editRecoveryDetailsParams+xml"
 #define MT_MOVE		"application/vnd.vmware.hcs.adminMoveReplicationGroupParams+xml"
@@ -57,68 +54,12 @@ static const char *const routes[] = {
 
 /* --- helpers ------------------------------------------------------------------- */
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	va_start(ap, f);
-	char *s = NULL;
-	cr_assert(vasprintf(&s, f, ap) > 0);
-	va_end(ap);
-	return s;
-}
-
-static char *xstr(const struct vrt_resp *r, const char *xpath)
-{
-	char *s = vrt_xpath_str(r->body, xpath);
-	cr_assert_not_null(s, "not XML:\n%s", r->body);
-	return s;
-}
-
-static void assert_xstr(const struct vrt_resp *r, const char *xpath, const char *expected)
-{
-	char *s = xstr(r, xpath);
-	cr_assert_str_eq(s, expected, "%s is '%s', expected '%s'\n%s", xpath, s, expected, r->body);
-	free(s);
-}
-
-/* A value the database must have (the caller frees). */
-static char *must(const char *sql, const char *param)
-{
-	char *v = vrt_db_value(sql, param);
-	cr_assert_not_null(v, "no row: %s [%s]", sql, param);
-	return v;
-}
-
-static void assert_db(const char *sql, const char *param, const char *expected, const char *what)
-{
-	char *v = vrt_db_value(sql, param);
-	cr_assert_str_eq(v ? v : "(no row)", expected, "%s: '%s', expected '%s'", what,
-			 v ? v : "(no row)", expected);
-	free(v);
-}
-
-static void assert_state(const char *rg, const char *expected, const char *what)
-{
-	char *s = vrt_replication_state(rg);
-	cr_assert_str_eq(s ? s : "(gone)", expected, "%s: replication is '%s', expected '%s'", what,
-			 s ? s : "(gone)", expected);
-	free(s);
-}
-
-static void assert_unchanged_since(const char *before, const char *what)
-{
-	char *now = vrt_db_fingerprint();
-	cr_assert_str_eq(now, before, "%s: the database changed", what);
-	free(now);
-}
-
 /* method path as token, with Content-Type content_type (NULL: none) and
  * body (NULL: none); the caller frees the response. */
 static void call_route(const char *method, const char *path, const char *token,
 		       const char *content_type, const char *body, struct vrt_resp *r)
 {
-	char *type = content_type ? fmt("Content-Type: %s", content_type) : NULL;
+	char *type = content_type ? vrt_fmt("Content-Type: %s", content_type) : NULL;
 	const char *headers[] = {type, NULL};
 	struct vrt_call call = {.method = method,
 				.path = path,
@@ -134,7 +75,7 @@ static void call_route(const char *method, const char *path, const char *token,
  * frees). */
 static char *id_of(const struct vrt_resp *r, const char *xpath)
 {
-	char *href = xstr(r, xpath);
+	char *href = vrt_xstr(r, xpath);
 	const char *slash = strrchr(href, '/');
 	cr_assert_not_null(slash, "%s: '%s'", xpath, href);
 	char *id = strdup(slash + 1);
@@ -150,7 +91,7 @@ static char *assert_task_reply(const struct vrt_resp *r, const char *what)
 	const char *ct = vrt_header(r, "Content-Type");
 	cr_assert(ct && strncmp(ct, "application/vnd.vmware.vcloud.task+xml;version=", 47) == 0,
 		  "%s: Content-Type %s", what, ct ? ct : "(none)");
-	char *href = xstr(r, "string(/v:Task/@href)");
+	char *href = vrt_xstr(r, "string(/v:Task/@href)");
 	const char *location = vrt_header(r, "Location");
 	cr_assert(location && strcmp(location, href) == 0, "%s: Location %s, Task %s", what,
 		  location ? location : "(none)", href);
@@ -158,38 +99,26 @@ static char *assert_task_reply(const struct vrt_resp *r, const char *what)
 	return id_of(r, "string(/v:Task/@href)");
 }
 
-/* An accepted request: its Task and job (the caller frees). */
-struct accepted {
-	char *task;
-	char *job;
-};
-
-static void accepted_free(struct accepted *a)
-{
-	free(a->task);
-	free(a->job);
-}
-
 /* r was accepted as operationName with a queued Task whose Owner has
  * owner_type and ends with owner_id, and a job of action on lane, in the
  * stream. */
-static struct accepted assert_accepted(const struct vrt_resp *r, const char *operation_name,
-				       const char *owner_type, const char *owner_id,
-				       const char *action, const char *lane, const char *what)
+static struct vrt_accepted assert_accepted(const struct vrt_resp *r, const char *operation_name,
+					   const char *owner_type, const char *owner_id,
+					   const char *action, const char *lane, const char *what)
 {
-	struct accepted a;
+	struct vrt_accepted a;
 	a.task = assert_task_reply(r, what);
-	assert_xstr(r, "string(/v:Task/@status)", "queued");
-	assert_xstr(r, "string(/v:Task/v:Progress)", "0");
-	assert_xstr(r, "string(/v:Task/@operationName)", operation_name);
-	assert_xstr(r, "string(/v:Task/v:Owner/@type)", owner_type);
+	vrt_assert_xstr(r, "string(/v:Task/@status)", "queued");
+	vrt_assert_xstr(r, "string(/v:Task/v:Progress)", "0");
+	vrt_assert_xstr(r, "string(/v:Task/@operationName)", operation_name);
+	vrt_assert_xstr(r, "string(/v:Task/v:Owner/@type)", owner_type);
 	char *owner = id_of(r, "string(/v:Task/v:Owner/@href)");
 	cr_assert_str_eq(owner, owner_id, "%s: Owner %s", what, owner);
 	free(owner);
-	a.job = must("SELECT id::text FROM jobs WHERE task_id = $1::uuid", a.task);
-	char *job = fmt("%s %s queued", action, lane);
-	assert_db("SELECT action || ' ' || lane || ' ' || state FROM jobs WHERE id = $1::uuid",
-		  a.job, job, what);
+	a.job = vrt_job_of(a.task);
+	char *job = vrt_fmt("%s %s queued", action, lane);
+	vrt_assert_db("SELECT action || ' ' || lane || ' ' || state FROM jobs WHERE id = $1::uuid",
+		      a.job, job, what);
 	free(job);
 	cr_assert(vrt_stream_has(PREFIX, a.job), "%s: the job is not in the stream", what);
 	return a;
@@ -201,83 +130,40 @@ static char *assert_refused(const struct vrt_resp *r, const char *vendor, const 
 			    const char *minor, const char *what)
 {
 	char *task = assert_task_reply(r, what);
-	assert_xstr(r, "string(/v:Task/@status)", "error");
-	assert_xstr(r, "string(/v:Task/v:Progress)", "100");
-	assert_xstr(r, "string(/v:Task/v:Error/@vendorSpecificErrorCode)", vendor);
-	assert_xstr(r, "string(/v:Task/v:Error/@majorErrorCode)", major);
-	assert_xstr(r, "string(/v:Task/v:Error/@minorErrorCode)", minor);
-	assert_db("SELECT count(*)::text FROM jobs WHERE task_id = $1::uuid", task, "0", what);
+	vrt_assert_xstr(r, "string(/v:Task/@status)", "error");
+	vrt_assert_xstr(r, "string(/v:Task/v:Progress)", "100");
+	vrt_assert_xstr(r, "string(/v:Task/v:Error/@vendorSpecificErrorCode)", vendor);
+	vrt_assert_xstr(r, "string(/v:Task/v:Error/@majorErrorCode)", major);
+	vrt_assert_xstr(r, "string(/v:Task/v:Error/@minorErrorCode)", minor);
+	vrt_assert_db("SELECT count(*)::text FROM jobs WHERE task_id = $1::uuid", task, "0", what);
 	return task;
 }
 
 /* --- the worker's side (docs/pipeline.md section 2) ----------------------------- */
 
-static void job_call(const char *route, const char *job, const char *service, const char *body,
-		     struct vrt_resp *r)
-{
-	char *path = fmt("/api/internal/jobs/%s/%s", job, route);
-	const char *headers[] = {"Content-Type: " MT_INTERNAL, NULL};
-	struct vrt_call call = {.method = "POST",
-				.path = path,
-				.bearer = vrt_service_token(service),
-				.headers = headers,
-				.body = body,
-				.body_len = -1};
-	cr_assert_eq(vrt_call(&call, r), 0, "POST %s: no response", path);
-	free(path);
-}
-
-static void start_ok(const char *job)
-{
-	char *doc = fmt("<JobStart xmlns=\"" VRT_NS_INTERNAL "\"><ServerId>" VRT_SERVER_1
-			"</ServerId><Deliveries>1</Deliveries></JobStart>");
-	struct vrt_resp r;
-	job_call("start", job, VRT_SERVICE, doc, &r);
-	cr_assert_eq(r.status, 200, "start of %s: %ld\n%s", job, r.status, r.body);
-	vrt_resp_free(&r);
-	free(doc);
-}
-
 static void progress_ok(const char *job, int progress)
 {
-	char *doc = fmt("<JobProgress xmlns=\"" VRT_NS_INTERNAL "\"><ServerId>" VRT_SERVER_1
-			"</ServerId><Progress>%d</Progress></JobProgress>",
-			progress);
 	struct vrt_resp r;
-	job_call("progress", job, VRT_SERVICE, doc, &r);
+	vrt_job_progress(job, progress, &r);
 	cr_assert_eq(r.status, 204, "progress of %s: %ld\n%s", job, r.status, r.body);
 	vrt_resp_free(&r);
-	free(doc);
-}
-
-static void complete_ok(const char *job, const char *outcome)
-{
-	char *doc = fmt("<JobResult xmlns=\"" VRT_NS_INTERNAL "\"><ServerId>" VRT_SERVER_1
-			"</ServerId><Outcome>%s</Outcome></JobResult>",
-			outcome);
-	struct vrt_resp r;
-	job_call("complete", job, VRT_SERVICE, doc, &r);
-	cr_assert_eq(r.status, 204, "complete %s of %s: %ld\n%s", outcome, job, r.status, r.body);
-	vrt_resp_free(&r);
-	free(doc);
 }
 
 /* The whole run of a job: start, a progress report, the end. */
 static void run_job(const char *job, const char *outcome)
 {
-	start_ok(job);
+	vrt_job_start(job);
 	progress_ok(job, 50);
-	complete_ok(job, outcome);
+	vrt_job_complete(job, outcome);
 }
 
-static void assert_task_status(const char *task, const char *token, const char *status)
+/* The Task as user reads it has status. */
+static void assert_task_status(const char *task, const char *user, const char *status)
 {
-	char *path = fmt("/api/task/%s", task);
+	char *path = vrt_fmt("/api/task/%s", task);
 	struct vrt_resp r;
-	vrt_get(path, token, &r);
-	cr_assert_eq(r.status, 200, "GET %s: %ld\n%s", path, r.status, r.body);
-	vrt_assert_valid(&r, path);
-	assert_xstr(&r, "string(/v:Task/@status)", status);
+	vrt_get_ok(path, user, &r);
+	vrt_assert_xstr(&r, "string(/v:Task/@status)", status);
 	vrt_resp_free(&r);
 	free(path);
 }
@@ -298,7 +184,7 @@ static char *new_replication(const char *vdc, const char *name, const char *set)
 
 static void post_action(const char *action, const char *rg, const char *token, struct vrt_resp *r)
 {
-	char *path = fmt("/api/vr/replications/%s/action/%s", rg, action);
+	char *path = vrt_fmt("/api/vr/replications/%s/action/%s", rg, action);
 	call_route("POST", path, token, NULL, NULL, r);
 	free(path);
 }
@@ -309,27 +195,25 @@ static char *recovered_replication(const char *name)
 	char *rg = new_replication(NULL, name, NULL);
 	struct vrt_resp r;
 	post_action("failover", rg, vrt_token(VRT_ADMIN_A), &r);
-	char *lane = fmt("replication:%s", rg);
-	struct accepted a = assert_accepted(&r, "hcsFailover",
-					    "application/vnd.vmware.hcs.replicationGroup+xml", rg,
-					    "failover", lane, "the failover");
+	char *lane = vrt_fmt("replication:%s", rg);
+	struct vrt_accepted a =
+		assert_accepted(&r, "hcsFailover", VRT_MT_RG, rg, "failover", lane, "the failover");
 	vrt_resp_free(&r);
 	run_job(a.job, "success");
-	assert_state(rg, "recovered none notActive false", "after the failover");
-	accepted_free(&a);
+	vrt_assert_state(rg, "recovered none notActive false", "after the failover");
+	vrt_accepted_free(&a);
 	free(lane);
 	return rg;
 }
 
 /* Accept a reverse of rg as admin-a (the caller frees). */
-static struct accepted accept_reverse(const char *rg)
+static struct vrt_accepted accept_reverse(const char *rg)
 {
 	struct vrt_resp r;
 	post_action("reverse", rg, vrt_token(VRT_ADMIN_A), &r);
-	char *lane = fmt("replication:%s", rg);
-	struct accepted a = assert_accepted(&r, "hcsReverse",
-					    "application/vnd.vmware.hcs.replicationGroup+xml", rg,
-					    "reverse", lane, "the reverse");
+	char *lane = vrt_fmt("replication:%s", rg);
+	struct vrt_accepted a =
+		assert_accepted(&r, "hcsReverse", VRT_MT_RG, rg, "reverse", lane, "the reverse");
 	vrt_resp_free(&r);
 	free(lane);
 	return a;
@@ -347,26 +231,25 @@ static char *failback_of(const char *rg)
 static char *reversed_replication(const char *name, char **failback_out)
 {
 	char *rg = recovered_replication(name);
-	struct accepted a = accept_reverse(rg);
+	struct vrt_accepted a = accept_reverse(rg);
 	run_job(a.job, "success");
 	*failback_out = failback_of(rg);
 	cr_assert_not_null(*failback_out, "the reverse made no failback replication");
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	return rg;
 }
 
-/* Whether the References page at path (as token) lists id. */
-static bool listed(const char *path, const char *token, const char *id)
+/* Whether the References page at path (as user) lists id. */
+static bool listed(const char *path, const char *user, const char *id)
 {
-	char *full = fmt("%s?pageSize=128", path);
+	char *full = vrt_fmt("%s?pageSize=128", path);
 	struct vrt_resp r;
-	vrt_get(full, token, &r);
-	cr_assert_eq(r.status, 200, "GET %s: %ld\n%s", full, r.status, r.body);
-	vrt_assert_valid(&r, full);
-	char *xpath = fmt("count(/v:References/v:Reference[substring(@href, string-length(@href)"
-			  " - 35) = '%s'])",
-			  id);
-	char *n = xstr(&r, xpath);
+	vrt_get_ok(full, user, &r);
+	char *xpath =
+		vrt_fmt("count(/v:References/v:Reference[substring(@href, string-length(@href)"
+			" - 35) = '%s'])",
+			id);
+	char *n = vrt_xstr(&r, xpath);
 	bool found = strcmp(n, "1") == 0;
 	free(n);
 	free(xpath);
@@ -395,7 +278,7 @@ Test(routes, every_route_of_failback_and_the_provider_actions_is_tested_here)
 	for (const struct vr_route *route = vr_api_routes; route->method; route++) {
 		if (!mine(route))
 			continue;
-		char *line = fmt("%s %s", route->method, route->pattern);
+		char *line = vrt_fmt("%s %s", route->method, route->pattern);
 		bool known = false;
 		for (size_t i = 0; i < N(routes) && !known; i++)
 			known = strcmp(routes[i], line) == 0;
@@ -414,56 +297,54 @@ Test(routes, every_route_of_failback_and_the_provider_actions_is_tested_here)
 Test(reverse, creates_the_failback_replication_when_its_job_succeeds)
 {
 	char *rg = recovered_replication("reverse-ok");
-	char *recovered_vapp = must("SELECT id::text FROM vapps WHERE replication_id = $1::uuid"
-				    " AND kind = 'recovered' AND deleted_at IS NULL",
-				    rg);
-	struct accepted a = accept_reverse(rg);
+	char *recovered_vapp =
+		vrt_db_must("SELECT id::text FROM vapps WHERE replication_id = $1::uuid"
+			    " AND kind = 'recovered' AND deleted_at IS NULL",
+			    rg);
+	struct vrt_accepted a = accept_reverse(rg);
 	/* nothing exists before the job succeeds */
 	cr_assert_null(failback_of(rg), "a failback replication before the reverse ran");
 	struct vrt_resp r;
 	post_action("reverse", rg, vrt_token(VRT_ADMIN_A), &r);
 	free(assert_refused(&r, "AlreadyReversed", "409", "CONFLICT", "a reverse while one runs"));
 	vrt_resp_free(&r);
-	start_ok(a.job);
+	vrt_job_start(a.job);
 	progress_ok(a.job, 50);
 	cr_assert_null(failback_of(rg), "a failback replication while the reverse runs");
-	complete_ok(a.job, "success");
-	assert_task_status(a.task, vrt_token(VRT_ADMIN_A), "success");
+	vrt_job_complete(a.job, "success");
+	assert_task_status(a.task, VRT_ADMIN_A, "success");
 
 	char *fb = failback_of(rg);
 	cr_assert_not_null(fb, "no failback replication after the reverse");
-	char *path = fmt("/api/vr/failbackreplications/%s", fb);
-	vrt_get(path, vrt_token(VRT_ADMIN_A), &r);
-	cr_assert_eq(r.status, 200, "GET %s: %ld\n%s", path, r.status, r.body);
-	vrt_assert_valid(&r, path);
-	assert_xstr(&r, "string(/vr:FailbackReplicationGroup/@name)", "reverse-ok");
-	assert_xstr(&r, "string(/vr:FailbackReplicationGroup/@type)", MT_FRG);
-	assert_xstr(&r, "string(/vr:FailbackReplicationGroup/vr:Rpo)", "240");
-	assert_xstr(&r, "string(/vr:FailbackReplicationGroup/vr:ReplicationState)", "initialSync");
-	assert_xstr(&r, "string(/vr:FailbackReplicationGroup/vr:RecoveryState)", "notStarted");
-	assert_xstr(&r, "string(/vr:FailbackReplicationGroup/vr:Paused)", "false");
+	char *path = vrt_fmt("/api/vr/failbackreplications/%s", fb);
+	vrt_get_ok(path, VRT_ADMIN_A, &r);
+	vrt_assert_xstr(&r, "string(/vr:FailbackReplicationGroup/@name)", "reverse-ok");
+	vrt_assert_xstr(&r, "string(/vr:FailbackReplicationGroup/@type)", MT_FRG);
+	vrt_assert_xstr(&r, "string(/vr:FailbackReplicationGroup/vr:Rpo)", "240");
+	vrt_assert_xstr(&r, "string(/vr:FailbackReplicationGroup/vr:ReplicationState)",
+			"initialSync");
+	vrt_assert_xstr(&r, "string(/vr:FailbackReplicationGroup/vr:RecoveryState)", "notStarted");
+	vrt_assert_xstr(&r, "string(/vr:FailbackReplicationGroup/vr:Paused)", "false");
 	vrt_resp_free(&r);
 	/* same org, VDC, peer and disks; its source VM is the recovered vApp */
-	assert_db("SELECT (f.org_id = r.org_id AND f.vdc_id = r.vdc_id AND f.peer_id = r.peer_id"
-		  " AND f.rpo_minutes = r.rpo_minutes)::text FROM replications f"
-		  " JOIN replications r ON r.id = f.source_replication_id WHERE f.id = $1::uuid",
-		  fb, "true", "the failback's placement");
-	char *vm = fmt("urn:vcloud:vapp:%s", recovered_vapp);
-	assert_db("SELECT source_vm_id FROM replications WHERE id = $1::uuid", fb, vm,
-		  "the failback's source VM");
-	assert_db("SELECT string_agg(device_key || ':' || size_bytes, ' ' ORDER BY device_key)"
-		  " FROM disks WHERE replication_id = $1::uuid",
-		  fb, "2000:8589934592 2001:1073741824", "the failback's disks");
+	vrt_assert_db(
+		"SELECT (f.org_id = r.org_id AND f.vdc_id = r.vdc_id AND f.peer_id = r.peer_id"
+		" AND f.rpo_minutes = r.rpo_minutes)::text FROM replications f"
+		" JOIN replications r ON r.id = f.source_replication_id WHERE f.id = $1::uuid",
+		fb, "true", "the failback's placement");
+	char *vm = vrt_fmt("urn:vcloud:vapp:%s", recovered_vapp);
+	vrt_assert_db("SELECT source_vm_id FROM replications WHERE id = $1::uuid", fb, vm,
+		      "the failback's source VM");
+	vrt_assert_db("SELECT string_agg(device_key || ':' || size_bytes, ' ' ORDER BY device_key)"
+		      " FROM disks WHERE replication_id = $1::uuid",
+		      fb, "2000:8589934592 2001:1073741824", "the failback's disks");
 	/* listed by the org, the VDC and the peer (U1, U4, U11), not as incoming */
-	cr_assert(
-		listed("/api/org/" VRT_ORG_A "/failbackreplications", vrt_token(VRT_ADMIN_A), fb));
-	cr_assert(
-		listed("/api/vdc/" VRT_VDC_A1 "/failbackreplications", vrt_token(VRT_ADMIN_A), fb));
-	cr_assert(listed("/api/vr/peers/" VRT_PEER_A1 "/failbackreplications",
-			 vrt_token(VRT_ADMIN_A), fb));
-	cr_assert(!listed("/api/org/" VRT_ORG_A "/replications", vrt_token(VRT_ADMIN_A), fb));
+	cr_assert(listed("/api/org/" VRT_ORG_A "/failbackreplications", VRT_ADMIN_A, fb));
+	cr_assert(listed("/api/vdc/" VRT_VDC_A1 "/failbackreplications", VRT_ADMIN_A, fb));
+	cr_assert(listed("/api/vr/peers/" VRT_PEER_A1 "/failbackreplications", VRT_ADMIN_A, fb));
+	cr_assert(!listed("/api/org/" VRT_ORG_A "/replications", VRT_ADMIN_A, fb));
 	/* the incoming replication stays recovered, and is reversed once */
-	assert_state(rg, "recovered none notActive false", "after the reverse");
+	vrt_assert_state(rg, "recovered none notActive false", "after the reverse");
 	post_action("reverse", rg, vrt_token(VRT_ADMIN_A), &r);
 	free(assert_refused(&r, "AlreadyReversed", "409", "CONFLICT", "a second reverse"));
 	vrt_resp_free(&r);
@@ -471,21 +352,21 @@ Test(reverse, creates_the_failback_replication_when_its_job_succeeds)
 	free(path);
 	free(fb);
 	free(recovered_vapp);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
 Test(reverse, a_failed_job_creates_nothing_and_may_be_repeated)
 {
 	char *rg = recovered_replication("reverse-failed");
-	struct accepted a = accept_reverse(rg);
+	struct vrt_accepted a = accept_reverse(rg);
 	run_job(a.job, "error");
-	assert_task_status(a.task, vrt_token(VRT_ADMIN_A), "error");
+	assert_task_status(a.task, VRT_ADMIN_A, "error");
 	cr_assert_null(failback_of(rg), "a failed reverse made a failback replication");
-	assert_state(rg, "recovered none notActive false", "after a failed reverse");
-	struct accepted again = accept_reverse(rg);
-	accepted_free(&again);
-	accepted_free(&a);
+	vrt_assert_state(rg, "recovered none notActive false", "after a failed reverse");
+	struct vrt_accepted again = accept_reverse(rg);
+	vrt_accepted_free(&again);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
@@ -518,7 +399,7 @@ Test(reverse, preconditions_are_error_tasks_and_change_nothing)
 		free(assert_refused(&r, cases[i].vendor, cases[i].major, cases[i].minor,
 				    cases[i].vendor));
 		vrt_resp_free(&r);
-		assert_state(rg, state, cases[i].vendor);
+		vrt_assert_state(rg, state, cases[i].vendor);
 		cr_assert_null(failback_of(rg));
 		free(state);
 	}
@@ -546,7 +427,7 @@ Test(reverse, another_orgs_or_a_failback_replication_is_404)
 	post_action("reverse", rg, NULL, &r);
 	vrt_assert_error(&r, 401, "NOT_AUTHENTICATED", "reverse without credentials");
 	vrt_resp_free(&r);
-	assert_unchanged_since(before, "after refused reverses");
+	vrt_assert_unchanged_since(before, "after refused reverses");
 	free(before);
 	free(rg);
 }
@@ -554,21 +435,20 @@ Test(reverse, another_orgs_or_a_failback_replication_is_404)
 Test(reverse, ignores_any_body_but_an_operation_key)
 {
 	char *rg = recovered_replication("reverse-keyed");
-	char *path = fmt("/api/vr/replications/%s/action/reverse", rg);
+	char *path = vrt_fmt("/api/vr/replications/%s/action/reverse", rg);
 	static const char keyed[] =
 		"<ReverseRequest xmlns=\"urn:example\" operationKey=\"rev-1\"/>";
 	struct vrt_resp first, again;
 	call_route("POST", path, vrt_token(VRT_ADMIN_A), "text/plain", keyed, &first);
-	char *lane = fmt("replication:%s", rg);
-	struct accepted a = assert_accepted(&first, "hcsReverse",
-					    "application/vnd.vmware.hcs.replicationGroup+xml", rg,
-					    "reverse", lane, "keyed reverse");
-	assert_xstr(&first, "string(/v:Task/@operationKey)", "rev-1");
+	char *lane = vrt_fmt("replication:%s", rg);
+	struct vrt_accepted a = assert_accepted(&first, "hcsReverse", VRT_MT_RG, rg, "reverse",
+						lane, "keyed reverse");
+	vrt_assert_xstr(&first, "string(/v:Task/@operationKey)", "rev-1");
 	char *before = vrt_db_fingerprint();
 	call_route("POST", path, vrt_token(VRT_ADMIN_A), "application/xml", keyed, &again);
 	char *task = assert_task_reply(&again, "the keyed reverse again");
 	cr_assert_str_eq(task, a.task, "a repeated operationKey made another Task");
-	assert_unchanged_since(before, "after the repeated keyed reverse");
+	vrt_assert_unchanged_since(before, "after the repeated keyed reverse");
 	vrt_resp_free(&again);
 	free(task);
 	/* a body that is no XML, or hostile, is ignored like any other */
@@ -585,7 +465,7 @@ Test(reverse, ignores_any_body_but_an_operation_key)
 	}
 	free(before);
 	vrt_resp_free(&first);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(lane);
 	free(path);
 	free(rg);
@@ -595,19 +475,20 @@ static void failback_action(const char *action, const char *fb, const char *toke
 			    struct vrt_resp *r)
 {
 	bool remove = strcmp(action, "delete") == 0;
-	char *path = remove ? fmt("/api/vr/failbackreplications/%s", fb)
-			    : fmt("/api/vr/failbackreplications/%s/action/%s", fb, action);
+	char *path = remove ? vrt_fmt("/api/vr/failbackreplications/%s", fb)
+			    : vrt_fmt("/api/vr/failbackreplications/%s/action/%s", fb, action);
 	call_route(remove ? "DELETE" : "POST", path, token, NULL, NULL, r);
 	free(path);
 }
 
-static struct accepted accept_failback_action(const char *action, const char *fb,
-					      const char *operation_name)
+static struct vrt_accepted accept_failback_action(const char *action, const char *fb,
+						  const char *operation_name)
 {
 	struct vrt_resp r;
 	failback_action(action, fb, vrt_token(VRT_ADMIN_A), &r);
-	char *lane = fmt("replication:%s", fb);
-	struct accepted a = assert_accepted(&r, operation_name, MT_FRG, fb, action, lane, action);
+	char *lane = vrt_fmt("replication:%s", fb);
+	struct vrt_accepted a =
+		assert_accepted(&r, operation_name, MT_FRG, fb, action, lane, action);
 	vrt_resp_free(&r);
 	free(lane);
 	return a;
@@ -617,9 +498,9 @@ Test(failback, delete_removes_it_when_its_job_succeeds_and_a_new_reverse_may_fol
 {
 	char *fb = NULL;
 	char *rg = reversed_replication("failback-delete", &fb);
-	struct accepted d = accept_failback_action("delete", fb, "hcsDelete");
+	struct vrt_accepted d = accept_failback_action("delete", fb, "hcsDelete");
 	/* still there until the job succeeds; the replication stays reversed */
-	char *path = fmt("/api/vr/failbackreplications/%s", fb);
+	char *path = vrt_fmt("/api/vr/failbackreplications/%s", fb);
 	struct vrt_resp r;
 	vrt_get(path, vrt_token(VRT_ADMIN_A), &r);
 	cr_assert_eq(r.status, 200, "%ld", r.status);
@@ -633,16 +514,15 @@ Test(failback, delete_removes_it_when_its_job_succeeds_and_a_new_reverse_may_fol
 			    "sync of a failback being deleted"));
 	vrt_resp_free(&r);
 	run_job(d.job, "success");
-	assert_task_status(d.task, vrt_token(VRT_ADMIN_A), "success");
+	assert_task_status(d.task, VRT_ADMIN_A, "success");
 	vrt_get(path, vrt_token(VRT_ADMIN_A), &r);
 	vrt_assert_error(&r, 404, "RESOURCE_NOT_FOUND", "the deleted failback replication");
 	vrt_resp_free(&r);
-	cr_assert(
-		!listed("/api/org/" VRT_ORG_A "/failbackreplications", vrt_token(VRT_ADMIN_A), fb));
-	assert_state(rg, "recovered none notActive false", "after the failback's removal");
-	struct accepted again = accept_reverse(rg);
-	accepted_free(&again);
-	accepted_free(&d);
+	cr_assert(!listed("/api/org/" VRT_ORG_A "/failbackreplications", VRT_ADMIN_A, fb));
+	vrt_assert_state(rg, "recovered none notActive false", "after the failback's removal");
+	struct vrt_accepted again = accept_reverse(rg);
+	vrt_accepted_free(&again);
+	vrt_accepted_free(&d);
 	free(path);
 	free(rg);
 	free(fb);
@@ -652,12 +532,12 @@ Test(failback, a_failed_delete_leaves_it_as_it_was)
 {
 	char *fb = NULL;
 	char *rg = reversed_replication("failback-delete-failed", &fb);
-	struct accepted d = accept_failback_action("delete", fb, "hcsDelete");
+	struct vrt_accepted d = accept_failback_action("delete", fb, "hcsDelete");
 	run_job(d.job, "error");
-	assert_state(fb, "notStarted none initialSync false", "after a failed delete");
-	struct accepted s = accept_failback_action("sync", fb, "hcsSync");
-	accepted_free(&s);
-	accepted_free(&d);
+	vrt_assert_state(fb, "notStarted none initialSync false", "after a failed delete");
+	struct vrt_accepted s = accept_failback_action("sync", fb, "hcsSync");
+	vrt_accepted_free(&s);
+	vrt_accepted_free(&d);
 	free(rg);
 	free(fb);
 }
@@ -666,9 +546,9 @@ Test(failback, pause_resume_and_sync_run_through_its_own_routes)
 {
 	char *fb = NULL;
 	char *rg = reversed_replication("failback-controls", &fb);
-	struct accepted p = accept_failback_action("pause", fb, "hcsPause");
+	struct vrt_accepted p = accept_failback_action("pause", fb, "hcsPause");
 	run_job(p.job, "success");
-	assert_state(fb, "notStarted none initialSync true", "after the pause");
+	vrt_assert_state(fb, "notStarted none initialSync true", "after the pause");
 	struct vrt_resp r;
 	failback_action("pause", fb, vrt_token(VRT_ADMIN_A), &r);
 	free(assert_refused(&r, "AlreadyPaused", "409", "CONFLICT", "a second pause"));
@@ -676,15 +556,15 @@ Test(failback, pause_resume_and_sync_run_through_its_own_routes)
 	failback_action("sync", fb, vrt_token(VRT_ADMIN_A), &r);
 	free(assert_refused(&r, "ReplicationPaused", "409", "CONFLICT", "sync while paused"));
 	vrt_resp_free(&r);
-	struct accepted u = accept_failback_action("resume", fb, "hcsResume");
+	struct vrt_accepted u = accept_failback_action("resume", fb, "hcsResume");
 	run_job(u.job, "success");
-	assert_state(fb, "notStarted none initialSync false", "after the resume");
-	struct accepted s = accept_failback_action("sync", fb, "hcsSync");
+	vrt_assert_state(fb, "notStarted none initialSync false", "after the resume");
+	struct vrt_accepted s = accept_failback_action("sync", fb, "hcsSync");
 	run_job(s.job, "success");
-	assert_task_status(s.task, vrt_token(VRT_ADMIN_A), "success");
-	accepted_free(&s);
-	accepted_free(&u);
-	accepted_free(&p);
+	assert_task_status(s.task, VRT_ADMIN_A, "success");
+	vrt_accepted_free(&s);
+	vrt_accepted_free(&u);
+	vrt_accepted_free(&p);
 	free(rg);
 	free(fb);
 }
@@ -710,16 +590,16 @@ Test(failback, routes_of_one_kind_do_not_reach_the_other_nor_another_org)
 		vrt_resp_free(&r);
 		/* a failback through the incoming routes */
 		char *path = strcmp(actions[i], "delete") == 0
-				     ? fmt("/api/vr/replications/%s", VRT_FAILBACK_A1)
-				     : fmt("/api/vr/replications/%s/action/%s", VRT_FAILBACK_A1,
-					   actions[i]);
+				     ? vrt_fmt("/api/vr/replications/%s", VRT_FAILBACK_A1)
+				     : vrt_fmt("/api/vr/replications/%s/action/%s", VRT_FAILBACK_A1,
+					       actions[i]);
 		call_route(strcmp(actions[i], "delete") == 0 ? "DELETE" : "POST", path,
 			   vrt_token(VRT_ADMIN_A), NULL, NULL, &r);
 		vrt_assert_error(&r, 404, "RESOURCE_NOT_FOUND", path);
 		vrt_resp_free(&r);
 		free(path);
 	}
-	assert_unchanged_since(before, "after actions on the wrong kind or org");
+	vrt_assert_unchanged_since(before, "after actions on the wrong kind or org");
 	free(before);
 	free(rg);
 }
@@ -730,36 +610,34 @@ Test(failback, routes_of_one_kind_do_not_reach_the_other_nor_another_org)
 static char *new_peer(void)
 {
 	char *vdc = vrt_new_vdc(true, true, true);
-	char *peer = must("SELECT id::text FROM peers WHERE vdc_id = $1::uuid", vdc);
+	char *peer = vrt_db_must("SELECT id::text FROM peers WHERE vdc_id = $1::uuid", vdc);
 	free(vdc);
 	return peer;
 }
 
 static void get_mappings(const char *peer, struct vrt_resp *r)
 {
-	char *path = fmt("/api/vr/peers/%s/networkMappings", peer);
-	vrt_get(path, vrt_token(VRT_ADMIN_A), r);
-	cr_assert_eq(r->status, 200, "GET %s: %ld\n%s", path, r->status, r->body);
-	vrt_assert_valid(r, path);
+	char *path = vrt_fmt("/api/vr/peers/%s/networkMappings", peer);
+	vrt_get_ok(path, VRT_ADMIN_A, r);
 	free(path);
 }
 
 static void put_mappings(const char *peer, const char *token, const char *content_type,
 			 const char *body, struct vrt_resp *r)
 {
-	char *path = fmt("/api/vr/peers/%s/networkMappings", peer);
+	char *path = vrt_fmt("/api/vr/peers/%s/networkMappings", peer);
 	call_route("PUT", path, token, content_type, body, r);
 	free(path);
 }
 
-static struct accepted accept_mappings(const char *peer, const char *body)
+static struct vrt_accepted accept_mappings(const char *peer, const char *body)
 {
 	struct vrt_resp r;
 	put_mappings(peer, vrt_token(VRT_ADMIN_A), MT_MAPPINGS, body, &r);
-	char *lane = fmt("peer:%s", peer);
-	struct accepted a = assert_accepted(&r, "hcsSetNetworkMappings",
-					    "application/vnd.vmware.hcs.peer+xml", peer,
-					    "setNetworkMappings", lane, "PUT networkMappings");
+	char *lane = vrt_fmt("peer:%s", peer);
+	struct vrt_accepted a = assert_accepted(&r, "hcsSetNetworkMappings",
+						"application/vnd.vmware.hcs.peer+xml", peer,
+						"setNetworkMappings", lane, "PUT networkMappings");
 	vrt_resp_free(&r);
 	free(lane);
 	return a;
@@ -769,18 +647,19 @@ static struct accepted accept_mappings(const char *peer, const char *body)
  * "list|source|target id|target name" (the caller frees). */
 static char *mapping_lines(const struct vrt_resp *r)
 {
-	char *n = xstr(r, "count(//vr:NetworkMappings)");
+	char *n = vrt_xstr(r, "count(//vr:NetworkMappings)");
 	long count = strtol(n, NULL, 10);
 	free(n);
 	char *out = strdup("");
 	for (long i = 1; i <= count; i++) {
-		char *base = fmt("(//vr:NetworkMappings)[%ld]", i);
-		char *list = fmt("local-name(%s/..)", base);
-		char *src = fmt("string(%s/vr:SourceNetwork)", base);
-		char *id = fmt("string(%s/v:TargetNetwork/@id)", base);
-		char *name = fmt("string(%s/v:TargetNetwork/@name)", base);
-		char *a = xstr(r, list), *b = xstr(r, src), *c = xstr(r, id), *d = xstr(r, name);
-		char *joined = fmt("%s%s|%s|%s|%s\n", out, a, b, c, d);
+		char *base = vrt_fmt("(//vr:NetworkMappings)[%ld]", i);
+		char *list = vrt_fmt("local-name(%s/..)", base);
+		char *src = vrt_fmt("string(%s/vr:SourceNetwork)", base);
+		char *id = vrt_fmt("string(%s/v:TargetNetwork/@id)", base);
+		char *name = vrt_fmt("string(%s/v:TargetNetwork/@name)", base);
+		char *a = vrt_xstr(r, list), *b = vrt_xstr(r, src), *c = vrt_xstr(r, id),
+		     *d = vrt_xstr(r, name);
+		char *joined = vrt_fmt("%s%s|%s|%s|%s\n", out, a, b, c, d);
 		free(out);
 		out = joined;
 		free(a);
@@ -798,8 +677,8 @@ static char *mapping_lines(const struct vrt_resp *r)
 
 static long staged(const char *job)
 {
-	char *n = must("SELECT count(*)::text FROM network_mapping_staging WHERE job_id = $1::uuid",
-		       job);
+	char *n = vrt_db_must(
+		"SELECT count(*)::text FROM network_mapping_staging WHERE job_id = $1::uuid", job);
 	long v = strtol(n, NULL, 10);
 	free(n);
 	return v;
@@ -814,37 +693,36 @@ Test(network_mappings, put_takes_what_get_answers_and_applies_it_when_the_job_su
 	cr_assert(strstr(want, "FailoverNetworkMappings|DMZ & <backup>|"), "%s", want);
 	get_mappings(peer, &empty);
 	/* the fixture peer's document, hrefs and Links and all */
-	struct accepted a = accept_mappings(peer, fixture.body);
+	struct vrt_accepted a = accept_mappings(peer, fixture.body);
 	cr_assert_eq(staged(a.job), 3, "the three mappings are staged");
 	/* nothing visible changes before the job succeeds */
 	get_mappings(peer, &after);
 	cr_assert_str_eq(after.body, empty.body, "the mappings changed before the job ran");
 	vrt_resp_free(&after);
 	run_job(a.job, "success");
-	assert_task_status(a.task, vrt_token(VRT_ADMIN_A), "success");
+	assert_task_status(a.task, VRT_ADMIN_A, "success");
 	cr_assert_eq(staged(a.job), 0, "staged mappings left behind");
 	get_mappings(peer, &after);
 	char *got = mapping_lines(&after);
 	cr_assert_str_eq(got, want, "the peer's mappings after the PUT");
 	/* round trip: PUT of its own GET changes nothing */
-	struct accepted b = accept_mappings(peer, after.body);
+	struct vrt_accepted b = accept_mappings(peer, after.body);
 	run_job(b.job, "success");
 	get_mappings(peer, &again);
 	cr_assert_str_eq(again.body, after.body, "GET after PUT of GET differs");
 	/* empty lists remove all */
-	struct accepted c = accept_mappings(peer,
-					    "<VrNetworkMappings xmlns=\"" NS_VR
-					    "\"><FailoverNetworkMappings/>"
-					    "<TestFailoverNetworkMappings/></VrNetworkMappings>");
+	struct vrt_accepted c = accept_mappings(
+		peer, "<VrNetworkMappings xmlns=\"" VRT_NS_VR "\"><FailoverNetworkMappings/>"
+		      "<TestFailoverNetworkMappings/></VrNetworkMappings>");
 	run_job(c.job, "success");
-	assert_db("SELECT count(*)::text FROM network_mappings WHERE peer_id = $1::uuid", peer, "0",
-		  "mappings after an empty PUT");
+	vrt_assert_db("SELECT count(*)::text FROM network_mappings WHERE peer_id = $1::uuid", peer,
+		      "0", "mappings after an empty PUT");
 	/* the fixture peer kept its own */
-	assert_db("SELECT count(*)::text FROM network_mappings WHERE peer_id = $1::uuid",
-		  VRT_PEER_A1, "3", "the fixture peer's mappings");
-	accepted_free(&c);
-	accepted_free(&b);
-	accepted_free(&a);
+	vrt_assert_db("SELECT count(*)::text FROM network_mappings WHERE peer_id = $1::uuid",
+		      VRT_PEER_A1, "3", "the fixture peer's mappings");
+	vrt_accepted_free(&c);
+	vrt_accepted_free(&b);
+	vrt_accepted_free(&a);
 	free(got);
 	free(want);
 	vrt_resp_free(&again);
@@ -855,7 +733,7 @@ Test(network_mappings, put_takes_what_get_answers_and_applies_it_when_the_job_su
 }
 
 static const char new_mappings[] =
-	"<ns2:VrNetworkMappings xmlns=\"" NS_VCLOUD "\" xmlns:ns2=\"" NS_VR "\">"
+	"<ns2:VrNetworkMappings xmlns=\"" VRT_NS_VCLOUD "\" xmlns:ns2=\"" VRT_NS_VR "\">"
 	"<ns2:FailoverNetworkMappings><ns2:NetworkMappings><ns2:SourceNetwork>Prod</ns2:SourceNetwork>"
 	"<TargetNetwork name=\"net-prod\" id=\"urn:vcloud:network:d1000000-0000-4000-8000-000000000001\""
 	" href=\"https://vcd.example.com/api/network/D1000000-0000-4000-8000-000000000001\"/>"
@@ -868,35 +746,36 @@ static const char new_mappings[] =
 Test(network_mappings, a_failed_job_changes_nothing_and_the_wildcard_type_is_taken)
 {
 	char *peer = new_peer();
-	struct accepted a = accept_mappings(peer, new_mappings);
+	struct vrt_accepted a = accept_mappings(peer, new_mappings);
 	run_job(a.job, "success");
 	struct vrt_resp before, after, r;
 	get_mappings(peer, &before);
-	assert_xstr(&before,
-		    "string(//vr:FailoverNetworkMappings/vr:NetworkMappings/v:TargetNetwork/@id)",
-		    "urn:vcloud:network:d1000000-0000-4000-8000-000000000001");
-	assert_xstr(
+	vrt_assert_xstr(
+		&before,
+		"string(//vr:FailoverNetworkMappings/vr:NetworkMappings/v:TargetNetwork/@id)",
+		"urn:vcloud:network:d1000000-0000-4000-8000-000000000001");
+	vrt_assert_xstr(
 		&before,
 		"string(//vr:TestFailoverNetworkMappings/vr:NetworkMappings/v:TargetNetwork/@name)",
 		"net-test");
 	put_mappings(peer, vrt_token(VRT_ROOT), "application/*+xml",
-		     "<VrNetworkMappings xmlns=\"" NS_VR "\"><FailoverNetworkMappings/>"
+		     "<VrNetworkMappings xmlns=\"" VRT_NS_VR "\"><FailoverNetworkMappings/>"
 		     "<TestFailoverNetworkMappings/></VrNetworkMappings>",
 		     &r);
-	char *lane = fmt("peer:%s", peer);
-	struct accepted b =
+	char *lane = vrt_fmt("peer:%s", peer);
+	struct vrt_accepted b =
 		assert_accepted(&r, "hcsSetNetworkMappings", "application/vnd.vmware.hcs.peer+xml",
 				peer, "setNetworkMappings", lane, "PUT as root, application/*+xml");
 	vrt_resp_free(&r);
 	run_job(b.job, "error");
-	assert_task_status(b.task, vrt_token(VRT_ADMIN_A), "error");
+	assert_task_status(b.task, VRT_ADMIN_A, "error");
 	cr_assert_eq(staged(b.job), 0, "staged mappings left behind by a failed job");
 	get_mappings(peer, &after);
 	cr_assert_str_eq(after.body, before.body, "a failed job changed the mappings");
 	vrt_resp_free(&after);
 	vrt_resp_free(&before);
-	accepted_free(&b);
-	accepted_free(&a);
+	vrt_accepted_free(&b);
+	vrt_accepted_free(&a);
 	free(lane);
 	free(peer);
 }
@@ -904,22 +783,22 @@ Test(network_mappings, a_failed_job_changes_nothing_and_the_wildcard_type_is_tak
 Test(network_mappings, an_operation_key_answers_the_first_task)
 {
 	char *peer = new_peer();
-	char *body = fmt("<VrNetworkMappings xmlns=\"" NS_VR "\" operationKey=\"map-%s\">"
-			 "<FailoverNetworkMappings/><TestFailoverNetworkMappings/>"
-			 "</VrNetworkMappings>",
-			 peer);
-	struct accepted a = accept_mappings(peer, body);
+	char *body = vrt_fmt("<VrNetworkMappings xmlns=\"" VRT_NS_VR "\" operationKey=\"map-%s\">"
+			     "<FailoverNetworkMappings/><TestFailoverNetworkMappings/>"
+			     "</VrNetworkMappings>",
+			     peer);
+	struct vrt_accepted a = accept_mappings(peer, body);
 	char *before = vrt_db_fingerprint();
 	struct vrt_resp r;
 	put_mappings(peer, vrt_token(VRT_ADMIN_A), MT_MAPPINGS, body, &r);
 	char *task = assert_task_reply(&r, "the keyed PUT again");
 	cr_assert_str_eq(task, a.task, "a repeated operationKey made another Task");
-	assert_unchanged_since(before, "after the repeated keyed PUT");
+	vrt_assert_unchanged_since(before, "after the repeated keyed PUT");
 	vrt_resp_free(&r);
 	free(task);
 	free(before);
 	free(body);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(peer);
 }
 
@@ -955,17 +834,17 @@ Test(network_mappings, refusals_are_errors_and_change_nothing)
 #define GOOD_TARGET                                                                                \
 	TARGET("name=\"n\" href=\"https://x/api/network/d1000000-0000-4000-8000-000000000001\"")
 #define DOC(failover, test)                                                                        \
-	"<VrNetworkMappings xmlns=\"" NS_VR "\" xmlns:vcloud=\"" NS_VCLOUD "\">"                   \
+	"<VrNetworkMappings xmlns=\"" VRT_NS_VR "\" xmlns:vcloud=\"" VRT_NS_VCLOUD "\">"           \
 	"<FailoverNetworkMappings>" failover "</FailoverNetworkMappings>"                          \
 	"<TestFailoverNetworkMappings>" test "</TestFailoverNetworkMappings></VrNetworkMappings>"
 	static const char *const bodies[] = {
 		"",
 		"<VrNetworkMappings",
 		"<!DOCTYPE VrNetworkMappings [<!ENTITY e SYSTEM \"file:///etc/passwd\">]>"
-		"<VrNetworkMappings xmlns=\"" NS_VR "\"><FailoverNetworkMappings/>"
+		"<VrNetworkMappings xmlns=\"" VRT_NS_VR "\"><FailoverNetworkMappings/>"
 		"<TestFailoverNetworkMappings/></VrNetworkMappings>",
-		"<FailoverParams xmlns=\"" NS_VR "\"/>",
-		"<VrNetworkMappings xmlns=\"" NS_VR "\"><FailoverNetworkMappings/>"
+		"<FailoverParams xmlns=\"" VRT_NS_VR "\"/>",
+		"<VrNetworkMappings xmlns=\"" VRT_NS_VR "\"><FailoverNetworkMappings/>"
 		"</VrNetworkMappings>",
 		/* the same source twice in one list */
 		DOC(MAP("Prod", GOOD_TARGET) MAP("Prod", GOOD_TARGET), ""),
@@ -990,17 +869,17 @@ Test(network_mappings, refusals_are_errors_and_change_nothing)
 	};
 	for (size_t i = 0; i < N(bodies); i++) {
 		put_mappings(peer, vrt_token(VRT_ADMIN_A), MT_MAPPINGS, bodies[i], &r);
-		char *what = fmt("body %zu", i);
+		char *what = vrt_fmt("body %zu", i);
 		vrt_assert_error(&r, 400, "BAD_REQUEST", what);
 		cr_assert_null(strstr(r.body, "root:x:0:0"), "%s shows /etc/passwd", what);
 		free(what);
 		vrt_resp_free(&r);
 	}
-	assert_unchanged_since(before, "after refused PUTs");
+	vrt_assert_unchanged_since(before, "after refused PUTs");
 	/* the same source in both lists is fine */
-	struct accepted a =
+	struct vrt_accepted a =
 		accept_mappings(peer, DOC(MAP("Prod", GOOD_TARGET), MAP("Prod", GOOD_TARGET)));
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(before);
 	free(peer);
 }
@@ -1009,18 +888,18 @@ Test(network_mappings, refusals_are_errors_and_change_nothing)
 
 static char *edit_doc(const char *test, const char *failover, const char *planned)
 {
-	return fmt("<EditRecoveryDetailsParams xmlns=\"" NS_VR "\" name=\"xs:string\">"
-		   "<IsTestFailoverEnabled> %s </IsTestFailoverEnabled>"
-		   "<IsFailoverEnabled>%s</IsFailoverEnabled>"
-		   "<IsPlannedMigrationEnabled>%s</IsPlannedMigrationEnabled>"
-		   "</EditRecoveryDetailsParams>",
-		   test, failover, planned);
+	return vrt_fmt("<EditRecoveryDetailsParams xmlns=\"" VRT_NS_VR "\" name=\"xs:string\">"
+		       "<IsTestFailoverEnabled> %s </IsTestFailoverEnabled>"
+		       "<IsFailoverEnabled>%s</IsFailoverEnabled>"
+		       "<IsPlannedMigrationEnabled>%s</IsPlannedMigrationEnabled>"
+		       "</EditRecoveryDetailsParams>",
+		       test, failover, planned);
 }
 
 static void edit_details(const char *vdc, const char *token, const char *content_type,
 			 const char *body, struct vrt_resp *r)
 {
-	char *path = fmt("/api/admin/vdc/%s/action/editRecoveryDetails", vdc);
+	char *path = vrt_fmt("/api/admin/vdc/%s/action/editRecoveryDetails", vdc);
 	call_route("POST", path, token, content_type, body, r);
 	free(path);
 }
@@ -1028,15 +907,13 @@ static void edit_details(const char *vdc, const char *token, const char *content
 /* U6 as "planned failover test" booleans. */
 static char *recovery_details(const char *vdc)
 {
-	char *path = fmt("/api/vdc/%s/recoveryDetails", vdc);
+	char *path = vrt_fmt("/api/vdc/%s/recoveryDetails", vdc);
 	struct vrt_resp r;
-	vrt_get(path, vrt_token(VRT_ADMIN_A), &r);
-	cr_assert_eq(r.status, 200, "GET %s: %ld\n%s", path, r.status, r.body);
-	vrt_assert_valid(&r, path);
-	char *a = xstr(&r, "string(/vr:VrRecoveryDetails/vr:IsPlannedMigrationEnabled)");
-	char *b = xstr(&r, "string(/vr:VrRecoveryDetails/vr:IsFailoverEnabled)");
-	char *c = xstr(&r, "string(/vr:VrRecoveryDetails/vr:IsTestFailoverEnabled)");
-	char *out = fmt("%s %s %s", a, b, c);
+	vrt_get_ok(path, VRT_ADMIN_A, &r);
+	char *a = vrt_xstr(&r, "string(/vr:VrRecoveryDetails/vr:IsPlannedMigrationEnabled)");
+	char *b = vrt_xstr(&r, "string(/vr:VrRecoveryDetails/vr:IsFailoverEnabled)");
+	char *c = vrt_xstr(&r, "string(/vr:VrRecoveryDetails/vr:IsTestFailoverEnabled)");
+	char *out = vrt_fmt("%s %s %s", a, b, c);
 	free(a);
 	free(b);
 	free(c);
@@ -1061,49 +938,48 @@ Test(recovery_details, edit_then_u6_shows_it_and_failover_is_refused)
 	char *body = edit_doc("false", "0", "1");
 	struct vrt_resp r;
 	edit_details(vdc, vrt_token(VRT_ROOT), MT_EDIT, body, &r);
-	char *lane = fmt("vdc:%s", vdc);
-	struct accepted a = assert_accepted(&r, "hcsEditRecoveryDetails",
-					    "application/vnd.vmware.vcloud.vdc+xml", vdc,
-					    "editRecoveryDetails", lane, "editRecoveryDetails");
+	char *lane = vrt_fmt("vdc:%s", vdc);
+	struct vrt_accepted a = assert_accepted(&r, "hcsEditRecoveryDetails",
+						"application/vnd.vmware.vcloud.vdc+xml", vdc,
+						"editRecoveryDetails", lane, "editRecoveryDetails");
 	char *org = id_of(&r, "string(/v:Task/v:Organization/@href)");
 	cr_assert_str_eq(org, VRT_ORG_A, "the Task belongs to the VDC's org");
 	vrt_resp_free(&r);
 	/* the tenant sees its Task; nothing changes before the job succeeds */
-	assert_task_status(a.task, vrt_token(VRT_ADMIN_A), "queued");
+	assert_task_status(a.task, VRT_ADMIN_A, "queued");
 	assert_details(vdc, "true true true", "before the job");
 	run_job(a.job, "success");
-	assert_task_status(a.task, vrt_token(VRT_ROOT), "success");
+	assert_task_status(a.task, VRT_ROOT, "success");
 	assert_details(vdc, "true false false", "after the job");
 	/* failover and test failover are refused now, planned migration not */
 	post_action("failover", rg, vrt_token(VRT_ADMIN_A), &r);
 	free(assert_refused(&r, "VdcNotEnabledForRecoveryFault", "403",
 			    "ACCESS_TO_RESOURCE_IS_FORBIDDEN", "failover after the edit"));
 	vrt_resp_free(&r);
-	char *path = fmt("/api/vr/replications/%s/action/testFailover", rg);
+	char *path = vrt_fmt("/api/vr/replications/%s/action/testFailover", rg);
 	call_route("POST", path, vrt_token(VRT_ADMIN_A), "application/*+xml",
-		   "<TestFailoverParams xmlns=\"" NS_VR "\"/>", &r);
+		   "<TestFailoverParams xmlns=\"" VRT_NS_VR "\"/>", &r);
 	free(assert_refused(&r, "VdcNotEnabledForRecoveryFault", "403",
 			    "ACCESS_TO_RESOURCE_IS_FORBIDDEN", "test failover after the edit"));
 	vrt_resp_free(&r);
-	char *mlane = fmt("replication:%s", rg);
+	char *mlane = vrt_fmt("replication:%s", rg);
 	post_action("plannedMigration", rg, vrt_token(VRT_ADMIN_A), &r);
-	struct accepted m = assert_accepted(&r, "hcsPlannedMigration",
-					    "application/vnd.vmware.hcs.replicationGroup+xml", rg,
-					    "plannedMigration", mlane, "planned migration");
+	struct vrt_accepted m = assert_accepted(&r, "hcsPlannedMigration", VRT_MT_RG, rg,
+						"plannedMigration", mlane, "planned migration");
 	vrt_resp_free(&r);
 	/* and back: a failed edit changes nothing */
 	free(body);
 	body = edit_doc("true", "true", "true");
 	edit_details(vdc, vrt_token(VRT_ROOT), MT_EDIT, body, &r);
-	struct accepted f = assert_accepted(&r, "hcsEditRecoveryDetails",
-					    "application/vnd.vmware.vcloud.vdc+xml", vdc,
-					    "editRecoveryDetails", lane, "the second edit");
+	struct vrt_accepted f = assert_accepted(&r, "hcsEditRecoveryDetails",
+						"application/vnd.vmware.vcloud.vdc+xml", vdc,
+						"editRecoveryDetails", lane, "the second edit");
 	vrt_resp_free(&r);
 	run_job(f.job, "error");
 	assert_details(vdc, "true false false", "after a failed edit");
-	accepted_free(&f);
-	accepted_free(&m);
-	accepted_free(&a);
+	vrt_accepted_free(&f);
+	vrt_accepted_free(&m);
+	vrt_accepted_free(&a);
 	free(mlane);
 	free(path);
 	free(org);
@@ -1138,34 +1014,35 @@ Test(recovery_details, refusals_are_errors_and_change_nothing)
 	static const char *const bodies[] = {
 		"",
 		/* VrRecoveryDetails' order, not this document's */
-		"<EditRecoveryDetailsParams xmlns=\"" NS_VR "\"><IsPlannedMigrationEnabled>true"
+		"<EditRecoveryDetailsParams xmlns=\"" VRT_NS_VR "\"><IsPlannedMigrationEnabled>true"
 		"</IsPlannedMigrationEnabled><IsFailoverEnabled>true</IsFailoverEnabled>"
 		"<IsTestFailoverEnabled>true</IsTestFailoverEnabled></EditRecoveryDetailsParams>",
-		"<EditRecoveryDetailsParams xmlns=\"" NS_VR "\"><IsTestFailoverEnabled>true"
+		"<EditRecoveryDetailsParams xmlns=\"" VRT_NS_VR "\"><IsTestFailoverEnabled>true"
 		"</IsTestFailoverEnabled><IsFailoverEnabled>true</IsFailoverEnabled>"
 		"</EditRecoveryDetailsParams>",
-		"<EditRecoveryDetailsParams xmlns=\"" NS_VR "\"><IsTestFailoverEnabled>yes"
+		"<EditRecoveryDetailsParams xmlns=\"" VRT_NS_VR "\"><IsTestFailoverEnabled>yes"
 		"</IsTestFailoverEnabled><IsFailoverEnabled>true</IsFailoverEnabled>"
 		"<IsPlannedMigrationEnabled>true</IsPlannedMigrationEnabled>"
 		"</EditRecoveryDetailsParams>",
-		"<VrRecoveryDetails xmlns=\"" NS_VR "\"/>",
+		"<VrRecoveryDetails xmlns=\"" VRT_NS_VR "\"/>",
 	};
 	for (size_t i = 0; i < N(bodies); i++) {
 		edit_details(vdc, vrt_token(VRT_ROOT), MT_EDIT, bodies[i], &r);
-		char *what = fmt("body %zu", i);
+		char *what = vrt_fmt("body %zu", i);
 		vrt_assert_error(&r, 400, "BAD_REQUEST", what);
 		free(what);
 		vrt_resp_free(&r);
 	}
-	assert_unchanged_since(before, "after refused edits");
+	vrt_assert_unchanged_since(before, "after refused edits");
 	/* a VDC not enabled for replication has no recovery types to set */
 	edit_details(VRT_VDC_B2, vrt_token(VRT_ROOT), MT_EDIT, body, &r);
 	free(assert_refused(&r, "VdcNotEnabledForReplication", "403",
 			    "ACCESS_TO_RESOURCE_IS_FORBIDDEN", "edit of VDC B2"));
 	vrt_resp_free(&r);
-	assert_db("SELECT (failover_enabled OR test_failover_enabled OR planned_migration_enabled)"
-		  "::text FROM vdcs WHERE id = $1::uuid",
-		  VRT_VDC_B2, "false", "VDC B2");
+	vrt_assert_db(
+		"SELECT (failover_enabled OR test_failover_enabled OR planned_migration_enabled)"
+		"::text FROM vdcs WHERE id = $1::uuid",
+		VRT_VDC_B2, "false", "VDC B2");
 	free(before);
 	free(body);
 	free(vdc);
@@ -1175,28 +1052,27 @@ Test(recovery_details, refusals_are_errors_and_change_nothing)
 
 static char *move_doc(const char *moref, const char *type, const char *href)
 {
-	return fmt("<MoveReplicationGroupParams xmlns=\"" NS_VR "\" xmlns:vcloud=\"" NS_VCLOUD
-		   "\" xmlns:extension=\"" NS_EXT "\"><extension:NewDatastore>"
-		   "<vcloud:VimServerRef href=\"%s\"/><extension:MoRef>%s</extension:MoRef>"
-		   "<extension:VimObjectType>%s</extension:VimObjectType>"
-		   "</extension:NewDatastore></MoveReplicationGroupParams>",
-		   href, moref, type);
+	return vrt_fmt("<MoveReplicationGroupParams xmlns=\"" VRT_NS_VR
+		       "\" xmlns:vcloud=\"" VRT_NS_VCLOUD "\" xmlns:extension=\"" NS_EXT
+		       "\"><extension:NewDatastore>"
+		       "<vcloud:VimServerRef href=\"%s\"/><extension:MoRef>%s</extension:MoRef>"
+		       "<extension:VimObjectType>%s</extension:VimObjectType>"
+		       "</extension:NewDatastore></MoveReplicationGroupParams>",
+		       href, moref, type);
 }
 
 static void move(const char *rg, const char *token, const char *content_type, const char *body,
 		 struct vrt_resp *r)
 {
-	char *path = fmt("/api/admin/vr/replications/%s/action/moveReplication", rg);
+	char *path = vrt_fmt("/api/admin/vr/replications/%s/action/moveReplication", rg);
 	call_route("POST", path, token, content_type, body, r);
 	free(path);
 }
 
 static void get_details(const char *rg, struct vrt_resp *r)
 {
-	char *path = fmt("/api/admin/vr/replications/%s/details", rg);
-	vrt_get(path, vrt_token(VRT_ROOT), r);
-	cr_assert_eq(r->status, 200, "GET %s: %ld\n%s", path, r->status, r->body);
-	vrt_assert_valid(r, path);
+	char *path = vrt_fmt("/api/admin/vr/replications/%s/details", rg);
+	vrt_get_ok(path, VRT_ROOT, r);
 	free(path);
 }
 
@@ -1206,20 +1082,19 @@ Test(move_replication, details_show_the_new_datastore_once_the_job_succeeded)
 	char *body = move_doc("datastore-23", "DATASTORE", VIM_SERVER_HREF);
 	struct vrt_resp r, d;
 	move(rg, vrt_token(VRT_ROOT), MT_MOVE, body, &r);
-	char *lane = fmt("replication:%s", rg);
-	struct accepted a = assert_accepted(&r, "hcsMoveReplication",
-					    "application/vnd.vmware.hcs.replicationGroup+xml", rg,
-					    "moveReplication", lane, "moveReplication");
+	char *lane = vrt_fmt("replication:%s", rg);
+	struct vrt_accepted a = assert_accepted(&r, "hcsMoveReplication", VRT_MT_RG, rg,
+						"moveReplication", lane, "moveReplication");
 	vrt_resp_free(&r);
-	assert_db("SELECT (params ->> 'MoRef') || ' ' || (params ->> 'VimServerRef') FROM jobs"
-		  " WHERE id = $1::uuid",
-		  a.job, "datastore-23 " VIM_SERVER_HREF, "the job's params");
+	vrt_assert_db("SELECT (params ->> 'MoRef') || ' ' || (params ->> 'VimServerRef') FROM jobs"
+		      " WHERE id = $1::uuid",
+		      a.job, "datastore-23 " VIM_SERVER_HREF, "the job's params");
 	get_details(rg, &d);
 	cr_assert_eq(vrt_xpath_count(d.body, "//ext:DatastoreVimObjectRef"), 0,
 		     "a datastore before the move ran\n%s", d.body);
 	vrt_resp_free(&d);
 	run_job(a.job, "success");
-	assert_task_status(a.task, vrt_token(VRT_ADMIN_A), "success");
+	assert_task_status(a.task, VRT_ADMIN_A, "success");
 	get_details(rg, &d);
 	cr_assert_eq(vrt_xpath_count(d.body, "//vr:Disk"), 2, "%s", d.body);
 	cr_assert_eq(vrt_xpath_count(d.body, "//vr:Disk/ext:DatastoreVimObjectRef"
@@ -1228,22 +1103,21 @@ Test(move_replication, details_show_the_new_datastore_once_the_job_succeeded)
 					     " v:VimServerRef/@href = '" VIM_SERVER_HREF "']"),
 		     2, "every disk is on the new datastore\n%s", d.body);
 	vrt_resp_free(&d);
-	assert_state(rg, "notStarted none ok false", "after the move");
+	vrt_assert_state(rg, "notStarted none ok false", "after the move");
 	/* again, to another one, with the wildcard type */
 	free(body);
 	body = move_doc("datastore-7", "DATASTORE", VIM_SERVER_HREF);
 	move(rg, vrt_token(VRT_ROOT), "application/*+xml", body, &r);
-	struct accepted b = assert_accepted(&r, "hcsMoveReplication",
-					    "application/vnd.vmware.hcs.replicationGroup+xml", rg,
-					    "moveReplication", lane, "a second move");
+	struct vrt_accepted b = assert_accepted(&r, "hcsMoveReplication", VRT_MT_RG, rg,
+						"moveReplication", lane, "a second move");
 	vrt_resp_free(&r);
 	run_job(b.job, "error");
 	get_details(rg, &d);
 	cr_assert_eq(vrt_xpath_count(d.body, "//ext:MoRef[. = 'datastore-23']"), 2,
 		     "a failed move changed the datastore\n%s", d.body);
 	vrt_resp_free(&d);
-	accepted_free(&b);
-	accepted_free(&a);
+	vrt_accepted_free(&b);
+	vrt_accepted_free(&a);
 	free(lane);
 	free(body);
 	free(rg);
@@ -1278,25 +1152,26 @@ Test(move_replication, refusals_are_errors_and_change_nothing)
 	}
 	char *bodies[] = {
 		strdup(""),
-		strdup("<MoveReplicationGroupParams xmlns=\"" NS_VR "\"/>"),
+		strdup("<MoveReplicationGroupParams xmlns=\"" VRT_NS_VR "\"/>"),
 		move_doc("vm-12", "VIRTUAL_MACHINE", VIM_SERVER_HREF),
 		move_doc("datastore 23", "DATASTORE", VIM_SERVER_HREF),
 		move_doc("data\\\"store", "DATASTORE", VIM_SERVER_HREF),
 		move_doc("datastore-23", "DATASTORE", "/api/admin/extension/vimServer/1"),
 		move_doc("datastore-23", "DATASTORE", "https://vc01/a&quot;b"),
-		strdup("<MoveReplicationGroupParams xmlns=\"" NS_VR "\" xmlns:extension=\"" NS_EXT
+		strdup("<MoveReplicationGroupParams xmlns=\"" VRT_NS_VR
+		       "\" xmlns:extension=\"" NS_EXT
 		       "\"><extension:NewDatastore><extension:MoRef>d</extension:MoRef>"
 		       "</extension:NewDatastore></MoveReplicationGroupParams>"),
 	};
 	for (size_t i = 0; i < N(bodies); i++) {
 		move(rg, vrt_token(VRT_ROOT), MT_MOVE, bodies[i], &r);
-		char *what = fmt("body %zu", i);
+		char *what = vrt_fmt("body %zu", i);
 		vrt_assert_error(&r, 400, "BAD_REQUEST", what);
 		free(what);
 		vrt_resp_free(&r);
 		free(bodies[i]);
 	}
-	assert_unchanged_since(before, "after refused moves");
+	vrt_assert_unchanged_since(before, "after refused moves");
 	move(recovered, vrt_token(VRT_ROOT), MT_MOVE, good, &r);
 	free(assert_refused(&r, "AlreadyRecovered", "409", "CONFLICT", "move of a recovered one"));
 	vrt_resp_free(&r);
@@ -1319,34 +1194,36 @@ Test(vr_servers, documents_describe_the_registered_servers)
 {
 	struct vrt_resp r;
 	get_as_root("/api/admin/extension/vr/vrServers", 200, &r);
-	assert_xstr(&r, "string(/v:References/@total)", "2");
-	cr_assert(listed("/api/admin/extension/vr/vrServers", vrt_token(VRT_ROOT), VRT_SERVER_1));
-	cr_assert(listed("/api/admin/extension/vr/vrServers", vrt_token(VRT_ROOT), VRT_SERVER_2));
-	assert_xstr(&r, "string(/v:References/v:Reference[1]/@type)", MT_VR_SERVER);
-	assert_xstr(&r, "string(/v:References/v:Reference[1]/@id)",
-		    "urn:vcloud:vrServer:" VRT_SERVER_1);
+	vrt_assert_xstr(&r, "string(/v:References/@total)", "2");
+	cr_assert(listed("/api/admin/extension/vr/vrServers", VRT_ROOT, VRT_SERVER_1));
+	cr_assert(listed("/api/admin/extension/vr/vrServers", VRT_ROOT, VRT_SERVER_2));
+	vrt_assert_xstr(&r, "string(/v:References/v:Reference[1]/@type)", MT_VR_SERVER);
+	vrt_assert_xstr(&r, "string(/v:References/v:Reference[1]/@id)",
+			"urn:vcloud:vrServer:" VRT_SERVER_1);
 	vrt_resp_free(&r);
 
 	/* E2 */
-	char *count = must("SELECT count(*)::text FROM replications"
-			   " WHERE replica_server_id = $1::uuid",
-			   VRT_SERVER_2);
+	char *count = vrt_db_must("SELECT count(*)::text FROM replications"
+				  " WHERE replica_server_id = $1::uuid",
+				  VRT_SERVER_2);
 	get_as_root("/api/admin/extension/vr/vrs/" VRT_SERVER_2, 200, &r);
 	const char *ct = vrt_header(&r, "Content-Type");
 	cr_assert(ct && strncmp(ct, MT_VR_SERVER ";version=", strlen(MT_VR_SERVER) + 9) == 0,
 		  "Content-Type %s", ct ? ct : "(none)");
-	assert_xstr(&r, "string(/vr:AdminVrServer/@name)", "worker-2");
-	assert_xstr(&r, "string(/vr:AdminVrServer/@id)", "urn:vcloud:vrServer:" VRT_SERVER_2);
-	assert_xstr(&r, "string(/vr:AdminVrServer/vr:Uuid)", VRT_SERVER_2);
-	assert_xstr(&r, "string(/vr:AdminVrServer/vr:ReplicationTrafficAddress)",
-		    "127.0.0.1:31032");
-	assert_xstr(&r, "string(/vr:AdminVrServer/vr:State)", "disconnected");
-	assert_xstr(&r, "string(/vr:AdminVrServer/vr:RegisteredAt)", "2024-01-02T00:00:00.000Z");
-	assert_xstr(&r, "string(/vr:AdminVrServer/vr:LastHeartbeat)", "2024-03-04T05:06:07.089Z");
-	assert_xstr(&r, "string(/vr:AdminVrServer/vr:ReplicationsCount)", count);
-	char *statistics =
-		fmt("%s/api/admin/extension/vr/vrs/" VRT_SERVER_2 "/statistics", vrt_public_url());
-	assert_xstr(&r, "string(/vr:AdminVrServer/v:Link[@rel='down']/@href)", statistics);
+	vrt_assert_xstr(&r, "string(/vr:AdminVrServer/@name)", "worker-2");
+	vrt_assert_xstr(&r, "string(/vr:AdminVrServer/@id)", "urn:vcloud:vrServer:" VRT_SERVER_2);
+	vrt_assert_xstr(&r, "string(/vr:AdminVrServer/vr:Uuid)", VRT_SERVER_2);
+	vrt_assert_xstr(&r, "string(/vr:AdminVrServer/vr:ReplicationTrafficAddress)",
+			"127.0.0.1:31032");
+	vrt_assert_xstr(&r, "string(/vr:AdminVrServer/vr:State)", "disconnected");
+	vrt_assert_xstr(&r, "string(/vr:AdminVrServer/vr:RegisteredAt)",
+			"2024-01-02T00:00:00.000Z");
+	vrt_assert_xstr(&r, "string(/vr:AdminVrServer/vr:LastHeartbeat)",
+			"2024-03-04T05:06:07.089Z");
+	vrt_assert_xstr(&r, "string(/vr:AdminVrServer/vr:ReplicationsCount)", count);
+	char *statistics = vrt_fmt("%s/api/admin/extension/vr/vrs/" VRT_SERVER_2 "/statistics",
+				   vrt_public_url());
+	vrt_assert_xstr(&r, "string(/vr:AdminVrServer/v:Link[@rel='down']/@href)", statistics);
 	free(statistics);
 	vrt_resp_free(&r);
 
@@ -1354,21 +1231,24 @@ Test(vr_servers, documents_describe_the_registered_servers)
 	vrt_db_exec("UPDATE replica_servers SET bytes_in = 73014444032, bytes_out = 1048576,"
 		    " transfer_errors = 3 WHERE id = $1::uuid",
 		    VRT_SERVER_2);
-	char *disks = must("SELECT count(*)::text FROM disks d JOIN replications r"
-			   " ON r.id = d.replication_id WHERE r.replica_server_id = $1::uuid",
-			   VRT_SERVER_2);
+	char *disks =
+		vrt_db_must("SELECT count(*)::text FROM disks d JOIN replications r"
+			    " ON r.id = d.replication_id WHERE r.replica_server_id = $1::uuid",
+			    VRT_SERVER_2);
 	get_as_root("/api/admin/extension/vr/vrs/" VRT_SERVER_2 "/statistics", 200, &r);
 	ct = vrt_header(&r, "Content-Type");
 	cr_assert(ct && strncmp(ct, MT_VR_STATS ";version=", strlen(MT_VR_STATS) + 9) == 0,
 		  "Content-Type %s", ct ? ct : "(none)");
-	assert_xstr(&r, "string(/vr:VrServerStatistics/vr:ReplicationsCount)", count);
-	assert_xstr(&r, "string(/vr:VrServerStatistics/vr:DisksCount)", disks);
-	assert_xstr(&r, "string(/vr:VrServerStatistics/vr:LwdStatistics/vr:Inbound)",
-		    "73014444032");
-	assert_xstr(&r, "string(/vr:VrServerStatistics/vr:LwdStatistics/vr:Outbound)", "1048576");
-	assert_xstr(&r, "string(/vr:VrServerStatistics/vr:LwdStatistics/vr:Errors)", "3");
-	assert_xstr(&r, "string(/vr:VrServerStatistics/vr:NfcStatistics/vr:Inbound)", "0");
-	assert_xstr(&r, "string(/vr:VrServerStatistics/vr:StartTime)", "2024-01-02T00:00:00.000Z");
+	vrt_assert_xstr(&r, "string(/vr:VrServerStatistics/vr:ReplicationsCount)", count);
+	vrt_assert_xstr(&r, "string(/vr:VrServerStatistics/vr:DisksCount)", disks);
+	vrt_assert_xstr(&r, "string(/vr:VrServerStatistics/vr:LwdStatistics/vr:Inbound)",
+			"73014444032");
+	vrt_assert_xstr(&r, "string(/vr:VrServerStatistics/vr:LwdStatistics/vr:Outbound)",
+			"1048576");
+	vrt_assert_xstr(&r, "string(/vr:VrServerStatistics/vr:LwdStatistics/vr:Errors)", "3");
+	vrt_assert_xstr(&r, "string(/vr:VrServerStatistics/vr:NfcStatistics/vr:Inbound)", "0");
+	vrt_assert_xstr(&r, "string(/vr:VrServerStatistics/vr:StartTime)",
+			"2024-01-02T00:00:00.000Z");
 	vrt_resp_free(&r);
 
 	/* an unregistered server and a missing one are gone; tenants get 403 */
@@ -1401,7 +1281,7 @@ Test(vr_servers, documents_describe_the_registered_servers)
 /* Register the service VRT_SERVICE_NEW's server: its id (the caller frees). */
 static char *register_new_server(long expected_status)
 {
-	const char *headers[] = {"Content-Type: " MT_INTERNAL, NULL};
+	const char *headers[] = {"Content-Type: " VRT_MT_INTERNAL, NULL};
 	struct vrt_call call = {.method = "POST",
 				.path = "/api/internal/servers",
 				.bearer = vrt_service_token(VRT_SERVICE_NEW),
@@ -1415,14 +1295,14 @@ static char *register_new_server(long expected_status)
 	cr_assert_eq(vrt_call(&call, &r), 0);
 	cr_assert_eq(r.status, expected_status, "register %s: %ld\n%s", VRT_SERVICE_NEW, r.status,
 		     r.body);
-	char *id = r.status == 200 ? xstr(&r, "string(/vi:ReplicaServer/vi:Id)") : NULL;
+	char *id = r.status == 200 ? vrt_xstr(&r, "string(/vi:ReplicaServer/vi:Id)") : NULL;
 	vrt_resp_free(&r);
 	return id;
 }
 
 static void unregister(const char *server, const char *token, struct vrt_resp *r)
 {
-	char *path = fmt("/api/admin/extension/vr/vrs/%s", server);
+	char *path = vrt_fmt("/api/admin/extension/vr/vrs/%s", server);
 	call_route("DELETE", path, token, NULL, NULL, r);
 	free(path);
 }
@@ -1430,16 +1310,16 @@ static void unregister(const char *server, const char *token, struct vrt_resp *r
 Test(vr_servers, unregister_takes_effect_when_its_job_succeeds)
 {
 	char *server = register_new_server(200);
-	char *set = fmt("replica_server_id = '%s'", server);
+	char *set = vrt_fmt("replica_server_id = '%s'", server);
 	char *rg = new_replication(NULL, "staged-by-worker-3", set);
 	struct vrt_resp r;
 	unregister(server, vrt_token(VRT_ADMIN_A), &r);
 	vrt_assert_error(&r, 403, "ACCESS_TO_RESOURCE_IS_FORBIDDEN", "unregister as a tenant");
 	vrt_resp_free(&r);
 	unregister(server, vrt_token(VRT_ROOT), &r);
-	char *lane = fmt("server:%s", server);
-	struct accepted a = assert_accepted(&r, "hcsUnregisterVrServer", MT_VR_SERVER, server,
-					    "unregisterServer", lane, "unregister");
+	char *lane = vrt_fmt("server:%s", server);
+	struct vrt_accepted a = assert_accepted(&r, "hcsUnregisterVrServer", MT_VR_SERVER, server,
+						"unregisterServer", lane, "unregister");
 	char *org = id_of(&r, "string(/v:Task/v:Organization/@href)");
 	cr_assert_str_eq(org, vrt_system_org(), "the Task is the provider's");
 	vrt_resp_free(&r);
@@ -1449,45 +1329,42 @@ Test(vr_servers, unregister_takes_effect_when_its_job_succeeds)
 			    "a second unregister"));
 	vrt_resp_free(&r);
 	/* still registered until the job succeeds */
-	char *path = fmt("/api/admin/extension/vr/vrs/%s", server);
+	char *path = vrt_fmt("/api/admin/extension/vr/vrs/%s", server);
 	get_as_root(path, 200, &r);
-	assert_xstr(&r, "string(/vr:AdminVrServer/vr:State)", "connected");
-	assert_xstr(&r, "string(/vr:AdminVrServer/vr:ReplicationsCount)", "1");
+	vrt_assert_xstr(&r, "string(/vr:AdminVrServer/vr:State)", "connected");
+	vrt_assert_xstr(&r, "string(/vr:AdminVrServer/vr:ReplicationsCount)", "1");
 	vrt_resp_free(&r);
 	run_job(a.job, "success");
-	assert_task_status(a.task, vrt_token(VRT_ROOT), "success");
+	assert_task_status(a.task, VRT_ROOT, "success");
 	vrt_get(path, vrt_token(VRT_ROOT), &r);
 	vrt_assert_error(&r, 404, "RESOURCE_NOT_FOUND", "the unregistered server");
 	vrt_resp_free(&r);
-	cr_assert(!listed("/api/admin/extension/vr/vrServers", vrt_token(VRT_ROOT), server));
+	cr_assert(!listed("/api/admin/extension/vr/vrServers", VRT_ROOT, server));
 	/* what it staged waits for another server */
-	assert_db("SELECT coalesce(replica_server_id::text, 'none') FROM replications"
-		  " WHERE id = $1::uuid",
-		  rg, "none", "the replication it staged");
+	vrt_assert_db("SELECT coalesce(replica_server_id::text, 'none') FROM replications"
+		      " WHERE id = $1::uuid",
+		      rg, "none", "the replication it staged");
 	/* its credential starts no job and cannot register it again */
 	char *other = new_replication(NULL, "after-unregister", NULL);
 	post_action("sync", other, vrt_token(VRT_ADMIN_A), &r);
-	char *olane = fmt("replication:%s", other);
-	struct accepted s = assert_accepted(&r, "hcsSync",
-					    "application/vnd.vmware.hcs.replicationGroup+xml",
-					    other, "sync", olane, "a sync");
+	char *olane = vrt_fmt("replication:%s", other);
+	struct vrt_accepted s =
+		assert_accepted(&r, "hcsSync", VRT_MT_RG, other, "sync", olane, "a sync");
 	vrt_resp_free(&r);
-	char *doc = fmt("<JobStart xmlns=\"" VRT_NS_INTERNAL "\"><ServerId>%s</ServerId>"
-			"<Deliveries>1</Deliveries></JobStart>",
-			server);
-	job_call("start", s.job, VRT_SERVICE_NEW, doc, &r);
+	char *doc = vrt_job_start_doc(server, 1);
+	vrt_job_call("start", s.job, vrt_service_token(VRT_SERVICE_NEW), doc, &r);
 	vrt_assert_error(&r, 403, "ACCESS_TO_RESOURCE_IS_FORBIDDEN",
 			 "job start by the unregistered server");
 	vrt_resp_free(&r);
-	assert_db("SELECT state FROM jobs WHERE id = $1::uuid", s.job, "queued",
-		  "the job the unregistered server tried");
+	vrt_assert_db("SELECT state FROM jobs WHERE id = $1::uuid", s.job, "queued",
+		      "the job the unregistered server tried");
 	free(register_new_server(403));
 	/* another server runs it, and stages the replication from then on */
 	run_job(s.job, "success");
-	assert_db("SELECT replica_server_id::text FROM replications WHERE id = $1::uuid", other,
-		  VRT_SERVER_1, "the replication's new server");
-	accepted_free(&s);
-	accepted_free(&a);
+	vrt_assert_db("SELECT replica_server_id::text FROM replications WHERE id = $1::uuid", other,
+		      VRT_SERVER_1, "the replication's new server");
+	vrt_accepted_free(&s);
+	vrt_accepted_free(&a);
 	free(doc);
 	free(olane);
 	free(other);
@@ -1503,9 +1380,10 @@ Test(vr_servers, a_failed_unregister_leaves_the_server_registered)
 {
 	struct vrt_resp r;
 	unregister(VRT_SERVER_2, vrt_token(VRT_ROOT), &r);
-	char *lane = fmt("server:%s", VRT_SERVER_2);
-	struct accepted a = assert_accepted(&r, "hcsUnregisterVrServer", MT_VR_SERVER, VRT_SERVER_2,
-					    "unregisterServer", lane, "unregister");
+	char *lane = vrt_fmt("server:%s", VRT_SERVER_2);
+	struct vrt_accepted a = assert_accepted(&r, "hcsUnregisterVrServer", MT_VR_SERVER,
+						VRT_SERVER_2, "unregisterServer", lane,
+						"unregister");
 	vrt_resp_free(&r);
 	run_job(a.job, "error");
 	get_as_root("/api/admin/extension/vr/vrs/" VRT_SERVER_2, 200, &r);
@@ -1518,8 +1396,8 @@ Test(vr_servers, a_failed_unregister_leaves_the_server_registered)
 		vrt_assert_error(&r, 404, "RESOURCE_NOT_FOUND", gone[i]);
 		vrt_resp_free(&r);
 	}
-	assert_unchanged_since(before, "after unregistering missing servers");
+	vrt_assert_unchanged_since(before, "after unregistering missing servers");
 	free(before);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(lane);
 }

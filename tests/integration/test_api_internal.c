@@ -4,64 +4,33 @@
  * this program run one at a time and each compares the database with
  * itself before and after its refused requests. */
 #include <criterion/criterion.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "integration/harness.h"
+#include "integration/helpers.h"
 #include "vrcloud/http.h"
 
 VRT_SUITE(.name = "internal", .jobs = 1, .redis_db = 7);
 
-#define N(a)	    (sizeof(a) / sizeof((a)[0]))
-#define MT_INTERNAL "application/vnd.vrcloud.internal+xml"
-#define SERVERS	    "/api/internal/servers"
-#define BODY_CAP    (64 * 1024)
+#define N(a)	(sizeof(a) / sizeof((a)[0]))
+#define SERVERS "/api/internal/servers"
 
 /* --- helpers ------------------------------------------------------------- */
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	va_start(ap, f);
-	char *s = NULL;
-	cr_assert(vasprintf(&s, f, ap) > 0);
-	va_end(ap);
-	return s;
-}
-
-static bool is_uuid(const char *s)
-{
-	if (strlen(s) != 36)
-		return false;
-	for (int i = 0; i < 36; i++) {
-		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-		if (dash ? s[i] != '-' : !strchr("0123456789abcdef", s[i]))
-			return false;
-	}
-	return true;
-}
 
 /* A ReplicaServer document; name NULL leaves Name out. */
 static char *server_doc(const char *name, const char *address)
 {
 	if (!name)
-		return fmt("<ReplicaServer xmlns=\"" VRT_NS_INTERNAL "\">"
-			   "<TrafficAddress>%s</TrafficAddress></ReplicaServer>",
-			   address);
-	return fmt("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-		   "<ReplicaServer xmlns=\"" VRT_NS_INTERNAL "\">\n"
-		   "  <Name>%s</Name>\n  <TrafficAddress>%s</TrafficAddress>\n"
-		   "</ReplicaServer>\n",
-		   name, address);
-}
-
-static void call_ok(const struct vrt_call *call, struct vrt_resp *r)
-{
-	cr_assert_eq(vrt_call(call, r), 0, "%s %s: no response (connection dropped or crashed)",
-		     call->method ? call->method : "GET", call->path);
+		return vrt_fmt("<ReplicaServer xmlns=\"" VRT_NS_INTERNAL "\">"
+			       "<TrafficAddress>%s</TrafficAddress></ReplicaServer>",
+			       address);
+	return vrt_fmt("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		       "<ReplicaServer xmlns=\"" VRT_NS_INTERNAL "\">\n"
+		       "  <Name>%s</Name>\n  <TrafficAddress>%s</TrafficAddress>\n"
+		       "</ReplicaServer>\n",
+		       name, address);
 }
 
 /* POST body to /api/internal/servers with a service token (NULL: none) and
@@ -69,7 +38,7 @@ static void call_ok(const struct vrt_call *call, struct vrt_resp *r)
 static void post_register(const char *bearer, const char *content_type_line, const char *body,
 			  struct vrt_resp *r)
 {
-	char *line = content_type_line ? NULL : fmt("Content-Type: %s", MT_INTERNAL);
+	char *line = content_type_line ? NULL : vrt_fmt("Content-Type: %s", VRT_MT_INTERNAL);
 	const char *headers[] = {content_type_line ? content_type_line : line, NULL};
 	struct vrt_call call = {.method = "POST",
 				.path = SERVERS,
@@ -77,7 +46,7 @@ static void post_register(const char *bearer, const char *content_type_line, con
 				.headers = headers,
 				.body = body,
 				.body_len = -1};
-	call_ok(&call, r);
+	vrt_call_ok(&call, r);
 	free(line);
 }
 
@@ -91,15 +60,16 @@ static char *register_ok(const char *service, const char *name, const char *addr
 	cr_assert_eq(r.status, 200, "registering %s: %ld\n%s", service, r.status, r.body);
 	vrt_assert_valid(&r, "ReplicaServer answer");
 	const char *ct = vrt_header(&r, "Content-Type");
-	cr_assert(ct && strncmp(ct, MT_INTERNAL, strlen(MT_INTERNAL)) == 0 &&
-			  (ct[strlen(MT_INTERNAL)] == '\0' || ct[strlen(MT_INTERNAL)] == ';'),
-		  "Content-Type '%s' is not " MT_INTERNAL, ct ? ct : "(none)");
+	cr_assert(ct && strncmp(ct, VRT_MT_INTERNAL, strlen(VRT_MT_INTERNAL)) == 0 &&
+			  (ct[strlen(VRT_MT_INTERNAL)] == '\0' ||
+			   ct[strlen(VRT_MT_INTERNAL)] == ';'),
+		  "Content-Type '%s' is not " VRT_MT_INTERNAL, ct ? ct : "(none)");
 	cr_assert_not_null(vrt_header(&r, "X-VMWARE-VCLOUD-REQUEST-ID"));
 	cr_assert_eq(vrt_xpath_count(r.body, "/vi:ReplicaServer"), 1, "%s", r.body);
 	cr_assert_eq(vrt_xpath_count(r.body, "count(/vi:ReplicaServer/*)"), 3,
 		     "the answer has Id, Name and TrafficAddress, nothing else:\n%s", r.body);
 	char *id = vrt_xpath_str(r.body, "string(/vi:ReplicaServer/vi:Id)");
-	cr_assert(is_uuid(id), "Id '%s' is not a lowercase UUID", id);
+	cr_assert(vrt_is_uuid(id), "Id '%s' is not a lowercase UUID", id);
 	char *got_name = vrt_xpath_str(r.body, "string(/vi:ReplicaServer/vi:Name)");
 	cr_assert_str_eq(got_name, service);
 	char *got_address = vrt_xpath_str(r.body, "string(/vi:ReplicaServer/vi:TrafficAddress)");
@@ -116,23 +86,16 @@ static char *register_ok(const char *service, const char *name, const char *addr
 static void server_call(const char *method, const char *id, const char *bearer, const char *token,
 			struct vrt_resp *r)
 {
-	char *path = strcmp(method, "POST") == 0 ? fmt(SERVERS "/%s/heartbeat", id)
-						 : fmt(SERVERS "/%s", id);
+	char *path = strcmp(method, "POST") == 0 ? vrt_fmt(SERVERS "/%s/heartbeat", id)
+						 : vrt_fmt(SERVERS "/%s", id);
 	struct vrt_call call = {.method = method, .path = path, .bearer = bearer, .token = token};
-	call_ok(&call, r);
+	vrt_call_ok(&call, r);
 	free(path);
-}
-
-static void assert_no_content(const struct vrt_resp *r, const char *what)
-{
-	cr_assert_eq(r->status, 204, "%s: %ld\n%s", what, r->status, r->body);
-	cr_assert_eq(r->body_len, 0, "%s: 204 with a body", what);
-	cr_assert_not_null(vrt_header(r, "X-VMWARE-VCLOUD-REQUEST-ID"), "%s", what);
 }
 
 static char *server_value(const char *id, const char *column)
 {
-	char *sql = fmt("SELECT %s::text FROM replica_servers WHERE id = $1", column);
+	char *sql = vrt_fmt("SELECT %s::text FROM replica_servers WHERE id = $1", column);
 	char *v = vrt_db_value(sql, id);
 	free(sql);
 	cr_assert_not_null(v, "no replica server %s", id);
@@ -145,23 +108,6 @@ static void assert_server_value(const char *id, const char *column, const char *
 	cr_assert_str_eq(v, expected, "server %s: %s is '%s', expected '%s'", id, column, v,
 			 expected);
 	free(v);
-}
-
-static void assert_unchanged_since(const char *before, const char *what)
-{
-	char *now = vrt_db_fingerprint();
-	cr_assert_str_eq(now, before, "%s: the database changed.\nbefore: %s\nnow:    %s", what,
-			 before, now);
-	free(now);
-}
-
-static char *filler(size_t n, char c)
-{
-	char *s = malloc(n + 1);
-	cr_assert_not_null(s);
-	memset(s, c, n);
-	s[n] = '\0';
-	return s;
 }
 
 /* --- register ------------------------------------------------------------ */
@@ -232,7 +178,7 @@ Test(registration, application_xml_is_accepted_with_parameters_and_in_any_case)
 		"Content-Type: application/xml",
 		"Content-Type: application/xml; charset=utf-8",
 		"Content-Type: Application/VND.vrcloud.Internal+XML;charset=UTF-8",
-		"Content-Type:  " MT_INTERNAL " ",
+		"Content-Type:  " VRT_MT_INTERNAL " ",
 	};
 	char *body = server_doc(VRT_SERVICE, "10.0.3.21:31031");
 	for (size_t i = 0; i < N(types); i++) {
@@ -254,13 +200,13 @@ Test(registration, a_name_other_than_the_credentials_own_is_403)
 		char *body = server_doc(names[i], "10.6.6.6:31031");
 		struct vrt_resp r;
 		post_register(vrt_service_token(VRT_SERVICE), NULL, body, &r);
-		char *what = fmt("worker-1 registering as %s", names[i]);
+		char *what = vrt_fmt("worker-1 registering as %s", names[i]);
 		vrt_assert_error(&r, 403, "ACCESS_TO_RESOURCE_IS_FORBIDDEN", what);
 		free(what);
 		free(body);
 		vrt_resp_free(&r);
 	}
-	assert_unchanged_since(before, "after registering under other names");
+	vrt_assert_unchanged_since(before, "after registering under other names");
 	free(before);
 }
 
@@ -274,7 +220,7 @@ Test(heartbeat, answers_204_and_moves_last_heartbeat)
 	char *then = server_value(VRT_SERVER_1, "last_heartbeat");
 	struct vrt_resp r;
 	server_call("POST", VRT_SERVER_1, vrt_service_token(VRT_SERVICE), NULL, &r);
-	assert_no_content(&r, "heartbeat");
+	vrt_assert_no_content(&r, "heartbeat");
 	vrt_resp_free(&r);
 	char *moved = vrt_db_value("SELECT last_heartbeat > $2::timestamptz"
 				   " AND last_heartbeat > now() - interval '1 minute'"
@@ -289,7 +235,7 @@ Test(heartbeat, answers_204_and_moves_last_heartbeat)
 	then = server_value(VRT_SERVER_1, "last_heartbeat");
 	vrt_sleep(0.05);
 	server_call("POST", VRT_SERVER_1, vrt_service_token(VRT_SERVICE), NULL, &r);
-	assert_no_content(&r, "second heartbeat");
+	vrt_assert_no_content(&r, "second heartbeat");
 	vrt_resp_free(&r);
 	moved = vrt_db_value("SELECT last_heartbeat > $2::timestamptz FROM replica_servers"
 			     " WHERE id = $1",
@@ -311,7 +257,7 @@ Test(heartbeat, uppercase_ids_aliases_and_any_accept_header_are_served)
 		"/api/api/internal/servers/" VRT_SERVER_1 "/heartbeat",
 		NULL,
 	};
-	char *upper_path = fmt(SERVERS "/%s/heartbeat", upper);
+	char *upper_path = vrt_fmt(SERVERS "/%s/heartbeat", upper);
 	paths[3] = upper_path;
 	/* the internal API does not negotiate: no 406 */
 	static const char *const accepts[] = {"application/*+xml;version=31.0", "application/json",
@@ -323,9 +269,9 @@ Test(heartbeat, uppercase_ids_aliases_and_any_accept_header_are_served)
 						.bearer = vrt_service_token(VRT_SERVICE),
 						.accept = accepts[a]};
 			struct vrt_resp r;
-			call_ok(&call, &r);
-			char *what = fmt("POST %s with Accept '%s'", paths[i], accepts[a]);
-			assert_no_content(&r, what);
+			vrt_call_ok(&call, &r);
+			char *what = vrt_fmt("POST %s with Accept '%s'", paths[i], accepts[a]);
+			vrt_assert_no_content(&r, what);
 			free(what);
 			vrt_resp_free(&r);
 		}
@@ -343,13 +289,13 @@ Test(heartbeat, unknown_foreign_and_unregistered_servers_are_404)
 		for (size_t m = 0; m < N(methods); m++) {
 			struct vrt_resp r;
 			server_call(methods[m], ids[i], vrt_service_token(VRT_SERVICE), NULL, &r);
-			char *what = fmt("%s of server %s by worker-1", methods[m], ids[i]);
+			char *what = vrt_fmt("%s of server %s by worker-1", methods[m], ids[i]);
 			vrt_assert_error(&r, 404, "RESOURCE_NOT_FOUND", what);
 			free(what);
 			vrt_resp_free(&r);
 		}
 	}
-	assert_unchanged_since(before, "after calls on servers that are not worker-1's");
+	vrt_assert_unchanged_since(before, "after calls on servers that are not worker-1's");
 	/* worker-1's own server is unknown too while it is unregistered */
 	char *state = server_value(VRT_SERVER_1, "state");
 	vrt_db_exec("UPDATE replica_servers SET state = 'unregistered' WHERE id = $1",
@@ -358,14 +304,14 @@ Test(heartbeat, unknown_foreign_and_unregistered_servers_are_404)
 	for (size_t m = 0; m < N(methods); m++) {
 		struct vrt_resp r;
 		server_call(methods[m], VRT_SERVER_1, vrt_service_token(VRT_SERVICE), NULL, &r);
-		char *what = fmt("%s of worker-1's unregistered server", methods[m]);
+		char *what = vrt_fmt("%s of worker-1's unregistered server", methods[m]);
 		vrt_assert_error(&r, 404, "RESOURCE_NOT_FOUND", what);
 		free(what);
 		vrt_resp_free(&r);
 	}
-	assert_unchanged_since(unregistered, "after calls on an unregistered server");
+	vrt_assert_unchanged_since(unregistered, "after calls on an unregistered server");
 	vrt_db_exec("UPDATE replica_servers SET state = $2 WHERE id = $1", VRT_SERVER_1, state);
-	assert_unchanged_since(before, "after restoring worker-1's server");
+	vrt_assert_unchanged_since(before, "after restoring worker-1's server");
 	free(state);
 	free(unregistered);
 	free(before);
@@ -379,23 +325,23 @@ Test(leave, answers_204_and_disconnects_the_server)
 	assert_server_value(id, "state", "connected");
 	struct vrt_resp r;
 	server_call("DELETE", id, vrt_service_token(VRT_SERVICE), NULL, &r);
-	assert_no_content(&r, "leave");
+	vrt_assert_no_content(&r, "leave");
 	vrt_resp_free(&r);
 	assert_server_value(id, "state", "disconnected");
 	assert_server_value(id, "name", VRT_SERVICE);
 	assert_server_value(id, "traffic_address", "10.0.3.21:31031");
 	/* leaving twice is answered alike */
 	server_call("DELETE", id, vrt_service_token(VRT_SERVICE), NULL, &r);
-	assert_no_content(&r, "second leave");
+	vrt_assert_no_content(&r, "second leave");
 	vrt_resp_free(&r);
 	assert_server_value(id, "state", "disconnected");
 	/* a heartbeat after leaving reconnects it; so does registering */
 	server_call("POST", id, vrt_service_token(VRT_SERVICE), NULL, &r);
-	assert_no_content(&r, "heartbeat after leave");
+	vrt_assert_no_content(&r, "heartbeat after leave");
 	vrt_resp_free(&r);
 	assert_server_value(id, "state", "connected");
 	server_call("DELETE", id, vrt_service_token(VRT_SERVICE), NULL, &r);
-	assert_no_content(&r, "leave again");
+	vrt_assert_no_content(&r, "leave again");
 	vrt_resp_free(&r);
 	char *again = register_ok(VRT_SERVICE, VRT_SERVICE, "10.0.3.22:31031");
 	cr_assert_str_eq(again, id, "registering after leaving answered another id");
@@ -423,7 +369,7 @@ static void call_op(const struct op *op, const char *bearer, const char *token, 
 		    struct vrt_resp *r)
 {
 	char *body = op->body ? server_doc(VRT_SERVICE, "10.6.6.6:31031") : NULL;
-	const char *headers[] = {"Content-Type: " MT_INTERNAL, NULL};
+	const char *headers[] = {"Content-Type: " VRT_MT_INTERNAL, NULL};
 	struct vrt_call call = {.method = op->method,
 				.path = op->path,
 				.bearer = bearer,
@@ -432,7 +378,7 @@ static void call_op(const struct op *op, const char *bearer, const char *token, 
 				.headers = op->body ? headers : NULL,
 				.body = body,
 				.body_len = -1};
-	call_ok(&call, r);
+	vrt_call_ok(&call, r);
 	free(body);
 }
 
@@ -456,8 +402,8 @@ Test(routes, every_replica_server_route_of_the_table_is_tested_here)
 			if (strcmp(ops[i].method, route->method) != 0)
 				continue;
 			if (hole) {
-				char *path = fmt("%.*s" VRT_SERVER_1 "%s", (int)(hole - pattern),
-						 pattern, hole + 4);
+				char *path = vrt_fmt("%.*s" VRT_SERVER_1 "%s",
+						     (int)(hole - pattern), pattern, hole + 4);
 				known = strcmp(path, ops[i].path) == 0;
 				free(path);
 			} else {
@@ -479,7 +425,7 @@ Test(credentials, no_credentials_unknown_and_revoked_tokens_are_401)
 	cr_assert_str_eq(revoked, "t", "the revoked credential is not revoked");
 	free(revoked);
 	char *before = vrt_db_fingerprint();
-	char *long_token = filler(300, 'A');
+	char *long_token = vrt_filler(300, 'A');
 	const char *bearers[] = {
 		NULL,
 		vrt_service_token(VRT_SERVICE_REVOKED),
@@ -491,7 +437,8 @@ Test(credentials, no_credentials_unknown_and_revoked_tokens_are_401)
 		for (size_t b = 0; b < N(bearers); b++) {
 			struct vrt_resp r;
 			call_op(&ops[i], bearers[b], NULL, NULL, &r);
-			char *what = fmt("%s %s with bearer %zu", ops[i].method, ops[i].path, b);
+			char *what =
+				vrt_fmt("%s %s with bearer %zu", ops[i].method, ops[i].path, b);
 			vrt_assert_error(&r, 401, "NOT_AUTHENTICATED", what);
 			cr_assert_not_null(vrt_header(&r, "WWW-Authenticate"), "%s", what);
 			free(what);
@@ -499,7 +446,7 @@ Test(credentials, no_credentials_unknown_and_revoked_tokens_are_401)
 		}
 		/* a Bearer scheme with no token, and the token without the scheme */
 		const char *empty[] = {"Authorization: Bearer ", NULL};
-		char *bare = fmt("Authorization: %s", vrt_service_token(VRT_SERVICE));
+		char *bare = vrt_fmt("Authorization: %s", vrt_service_token(VRT_SERVICE));
 		const char *bare_headers[] = {bare, NULL};
 		const char *const *variants[] = {empty, bare_headers};
 		for (size_t v = 0; v < N(variants); v++) {
@@ -507,9 +454,10 @@ Test(credentials, no_credentials_unknown_and_revoked_tokens_are_401)
 						.path = ops[i].path,
 						.headers = variants[v]};
 			struct vrt_resp r;
-			call_ok(&call, &r);
-			char *what = fmt("%s %s with '%s'", ops[i].method, ops[i].path,
-					 v ? "Authorization: <token>" : "Authorization: Bearer ");
+			vrt_call_ok(&call, &r);
+			char *what =
+				vrt_fmt("%s %s with '%s'", ops[i].method, ops[i].path,
+					v ? "Authorization: <token>" : "Authorization: Bearer ");
 			vrt_assert_error(&r, 401, "NOT_AUTHENTICATED", what);
 			free(what);
 			vrt_resp_free(&r);
@@ -517,7 +465,7 @@ Test(credentials, no_credentials_unknown_and_revoked_tokens_are_401)
 		free(bare);
 	}
 	free(long_token);
-	assert_unchanged_since(before, "after unauthenticated internal calls");
+	vrt_assert_unchanged_since(before, "after unauthenticated internal calls");
 	free(before);
 }
 
@@ -525,12 +473,12 @@ Test(credentials, tenant_and_sysadmin_credentials_are_403_on_internal_routes)
 {
 	char *before = vrt_db_fingerprint();
 	static const char *const users[] = {VRT_USER_A, VRT_ADMIN_A, VRT_ADMIN_B, VRT_ROOT};
-	char *basic = fmt("%s:%s", VRT_ADMIN_A, VRT_PASSWORD);
+	char *basic = vrt_fmt("%s:%s", VRT_ADMIN_A, VRT_PASSWORD);
 	for (size_t i = 0; i < N(ops); i++) {
 		for (size_t u = 0; u < N(users); u++) {
 			struct vrt_resp r;
 			call_op(&ops[i], NULL, vrt_token(users[u]), NULL, &r);
-			char *what = fmt("%s %s as %s", ops[i].method, ops[i].path, users[u]);
+			char *what = vrt_fmt("%s %s as %s", ops[i].method, ops[i].path, users[u]);
 			vrt_assert_error(&r, 403, "ACCESS_TO_RESOURCE_IS_FORBIDDEN", what);
 			free(what);
 			vrt_resp_free(&r);
@@ -541,7 +489,7 @@ Test(credentials, tenant_and_sysadmin_credentials_are_403_on_internal_routes)
 		vrt_resp_free(&r);
 	}
 	free(basic);
-	assert_unchanged_since(before, "after tenant calls on internal routes");
+	vrt_assert_unchanged_since(before, "after tenant calls on internal routes");
 	free(before);
 }
 
@@ -558,7 +506,8 @@ Test(credentials, service_tokens_are_403_on_every_tenant_route)
 		char *path = strdup(route->pattern);
 		char *hole;
 		while ((hole = strstr(path, "{id}")) != NULL) {
-			char *next = fmt("%.*s" VRT_ORG_A "%s", (int)(hole - path), path, hole + 4);
+			char *next =
+				vrt_fmt("%.*s" VRT_ORG_A "%s", (int)(hole - path), path, hole + 4);
 			free(path);
 			path = next;
 		}
@@ -568,9 +517,9 @@ Test(credentials, service_tokens_are_403_on_every_tenant_route)
 						.path = path,
 						.bearer = vrt_service_token(services[s])};
 			struct vrt_resp r;
-			call_ok(&call, &r);
-			char *what =
-				fmt("%s %s with the token of %s", route->method, path, services[s]);
+			vrt_call_ok(&call, &r);
+			char *what = vrt_fmt("%s %s with the token of %s", route->method, path,
+					     services[s]);
 			vrt_assert_error(&r, 403, "ACCESS_TO_RESOURCE_IS_FORBIDDEN", what);
 			cr_assert_null(strstr(r.body, VRT_ORG_A_NAME), "%s leaks org A", what);
 			free(what);
@@ -585,7 +534,7 @@ Test(credentials, service_tokens_are_403_on_every_tenant_route)
 	vrt_get("/api/session", vrt_token(VRT_ADMIN_A), &r);
 	cr_assert_eq(r.status, 200, "admin-a's session after service calls: %ld", r.status);
 	vrt_resp_free(&r);
-	assert_unchanged_since(before, "after service tokens on tenant routes");
+	vrt_assert_unchanged_since(before, "after service tokens on tenant routes");
 	free(before);
 }
 
@@ -595,12 +544,12 @@ Test(credentials, a_service_token_wins_over_a_session_token_sent_with_it)
 	 * open the internal API to a tenant, nor tenant routes to the service */
 	struct vrt_resp r;
 	server_call("POST", VRT_SERVER_1, vrt_service_token(VRT_SERVICE), vrt_token(VRT_ROOT), &r);
-	assert_no_content(&r, "heartbeat with a session token beside the service token");
+	vrt_assert_no_content(&r, "heartbeat with a session token beside the service token");
 	vrt_resp_free(&r);
 	struct vrt_call call = {.path = "/api/org",
 				.bearer = vrt_service_token(VRT_SERVICE),
 				.token = vrt_token(VRT_ROOT)};
-	call_ok(&call, &r);
+	vrt_call_ok(&call, &r);
 	vrt_assert_error(&r, 403, "ACCESS_TO_RESOURCE_IS_FORBIDDEN", "GET /api/org, both tokens");
 	vrt_resp_free(&r);
 	server_call("POST", VRT_SERVER_1, vrt_service_token(VRT_SERVICE_REVOKED),
@@ -640,7 +589,7 @@ Test(documents, a_wrong_media_type_is_415)
 	for (size_t i = 0; i < N(types); i++)
 		assert_register_refused(types[i], body, 415, "UNSUPPORTED_MEDIA_TYPE", types[i]);
 	free(body);
-	assert_unchanged_since(before, "after wrong media types");
+	vrt_assert_unchanged_since(before, "after wrong media types");
 	free(before);
 }
 
@@ -652,7 +601,7 @@ Test(documents, a_missing_content_type_is_415)
 	assert_register_refused("Content-Type:", body, 415, "UNSUPPORTED_MEDIA_TYPE",
 				"no Content-Type");
 	free(body);
-	assert_unchanged_since(before, "after a body without Content-Type");
+	vrt_assert_unchanged_since(before, "after a body without Content-Type");
 	free(before);
 }
 
@@ -689,11 +638,11 @@ Test(documents, doctype_and_external_entities_are_400)
 		"<TrafficAddress>10.6.6.6:1</TrafficAddress></ReplicaServer>",
 	};
 	for (size_t i = 0; i < N(bodies); i++) {
-		char *what = fmt("DOCTYPE body %zu", i);
+		char *what = vrt_fmt("DOCTYPE body %zu", i);
 		assert_register_refused(NULL, bodies[i], 400, "BAD_REQUEST", what);
 		free(what);
 	}
-	assert_unchanged_since(before, "after DOCTYPE bodies");
+	vrt_assert_unchanged_since(before, "after DOCTYPE bodies");
 	assert_server_value(VRT_SERVER_1, "name", VRT_SERVICE);
 	free(before);
 }
@@ -715,18 +664,18 @@ Test(documents, a_wrong_root_element_or_namespace_is_400)
 		"<vi:TrafficAddress>10.6.6.6:1</vi:TrafficAddress></vi:ReplicaServer></vi:Servers>",
 	};
 	for (size_t i = 0; i < N(bodies); i++) {
-		char *what = fmt("wrong root %zu", i);
+		char *what = vrt_fmt("wrong root %zu", i);
 		assert_register_refused(NULL, bodies[i], 400, "BAD_REQUEST", what);
 		free(what);
 	}
-	assert_unchanged_since(before, "after wrong roots");
+	vrt_assert_unchanged_since(before, "after wrong roots");
 	free(before);
 }
 
 Test(documents, invalid_documents_are_400)
 {
 	char *before = vrt_db_fingerprint();
-	char *long_address = filler(256, 'a');
+	char *long_address = vrt_filler(256, 'a');
 	char *too_long = server_doc(VRT_SERVICE, long_address);
 	const char *bodies[] = {
 		/* no TrafficAddress */
@@ -760,13 +709,13 @@ Test(documents, invalid_documents_are_400)
 		"   \n ",
 	};
 	for (size_t i = 0; i < N(bodies); i++) {
-		char *what = fmt("invalid body %zu: %.60s", i, bodies[i]);
+		char *what = vrt_fmt("invalid body %zu: %.60s", i, bodies[i]);
 		assert_register_refused(NULL, bodies[i], 400, "BAD_REQUEST", what);
 		free(what);
 	}
 	free(too_long);
 	free(long_address);
-	assert_unchanged_since(before, "after invalid documents");
+	vrt_assert_unchanged_since(before, "after invalid documents");
 	char *servers =
 		vrt_db_value("SELECT count(*) FROM replica_servers WHERE name LIKE 'worker%'");
 	cr_assert_neq(atol(servers), 0, "replica_servers was emptied");
@@ -778,13 +727,14 @@ Test(documents, bodies_over_64_kib_are_413_on_every_internal_route)
 {
 	char *before = vrt_db_fingerprint();
 	/* a valid document padded with white space past the cap */
-	char *padding = filler(BODY_CAP, ' ');
-	char *body = fmt("<ReplicaServer xmlns=\"" VRT_NS_INTERNAL "\"><TrafficAddress>10.6.6.6:1"
-			 "</TrafficAddress></ReplicaServer>%s",
-			 padding);
-	const char *headers[] = {"Content-Type: " MT_INTERNAL, NULL};
-	static const char *const expect[] = {"Content-Type: " MT_INTERNAL, "Expect: 100-continue",
-					     NULL};
+	char *padding = vrt_filler(VRT_BODY_CAP, ' ');
+	char *body = vrt_fmt("<ReplicaServer xmlns=\"" VRT_NS_INTERNAL
+			     "\"><TrafficAddress>10.6.6.6:1"
+			     "</TrafficAddress></ReplicaServer>%s",
+			     padding);
+	const char *headers[] = {"Content-Type: " VRT_MT_INTERNAL, NULL};
+	static const char *const expect[] = {"Content-Type: " VRT_MT_INTERNAL,
+					     "Expect: 100-continue", NULL};
 	for (size_t i = 0; i < N(ops); i++) {
 		for (int mode = 0; mode < 3; mode++) {
 			struct vrt_call call = {.method = ops[i].method,
@@ -795,12 +745,12 @@ Test(documents, bodies_over_64_kib_are_413_on_every_internal_route)
 						.body_len = -1,
 						.chunked = mode == 2};
 			struct vrt_resp r;
-			call_ok(&call, &r);
-			char *what = fmt("%s %s, %zu bytes%s", ops[i].method, ops[i].path,
-					 strlen(body),
-					 mode == 1 ? " after 100-continue"
-					 : mode	   ? " chunked"
-						   : "");
+			vrt_call_ok(&call, &r);
+			char *what = vrt_fmt("%s %s, %zu bytes%s", ops[i].method, ops[i].path,
+					     strlen(body),
+					     mode == 1 ? " after 100-continue"
+					     : mode    ? " chunked"
+						       : "");
 			vrt_assert_error(&r, 413, "REQUEST_ENTITY_TOO_LARGE", what);
 			free(what);
 			vrt_resp_free(&r);
@@ -808,7 +758,7 @@ Test(documents, bodies_over_64_kib_are_413_on_every_internal_route)
 	}
 	free(body);
 	free(padding);
-	assert_unchanged_since(before, "after oversized bodies");
+	vrt_assert_unchanged_since(before, "after oversized bodies");
 	free(before);
 }
 
@@ -843,10 +793,11 @@ Test(documents, refused_requests_change_nothing)
 	struct vrt_call tenant = {.method = "POST",
 				  .path = SERVERS,
 				  .token = vrt_token(VRT_ROOT),
-				  .headers = (const char *[]){"Content-Type: " MT_INTERNAL, NULL},
+				  .headers =
+					  (const char *[]){"Content-Type: " VRT_MT_INTERNAL, NULL},
 				  .body = good,
 				  .body_len = -1};
-	call_ok(&tenant, &r);
+	vrt_call_ok(&tenant, &r);
 	vrt_assert_error(&r, 403, "ACCESS_TO_RESOURCE_IS_FORBIDDEN", "root's session");
 	vrt_resp_free(&r);
 	server_call("POST", VRT_SERVER_2, vrt_service_token(VRT_SERVICE), NULL, &r);
@@ -857,13 +808,13 @@ Test(documents, refused_requests_change_nothing)
 	vrt_resp_free(&r);
 	struct vrt_call wrong_method = {
 		.method = "PUT", .path = SERVERS, .bearer = vrt_service_token(VRT_SERVICE)};
-	call_ok(&wrong_method, &r);
+	vrt_call_ok(&wrong_method, &r);
 	vrt_assert_error(&r, 405, "METHOD_NOT_ALLOWED", "PUT " SERVERS);
 	cr_assert_not_null(vrt_header(&r, "Allow"));
 	cr_assert_str_eq(vrt_header(&r, "Allow"), "POST");
 	vrt_resp_free(&r);
 	free(good);
 	free(other);
-	assert_unchanged_since(before, "after refused internal requests");
+	vrt_assert_unchanged_since(before, "after refused internal requests");
 	free(before);
 }

@@ -12,13 +12,12 @@
  * least allowed), so that the relay tests take seconds. The tests run one
  * at a time: the relay test deletes the stream the others look into. */
 #include <criterion/criterion.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "integration/harness.h"
+#include "integration/helpers.h"
 #include "vrcloud/http.h"
 
 #define PREFIX	    "vrt-jobs"
@@ -27,190 +26,21 @@
 VRT_SUITE(.name = "jobs", .jobs = 1, .redis_db = 9,
 	  .config = "[jobs]\nprefix = " PREFIX "\nrepublish_after = 1\nstale_after = 5\n");
 
-#define N(a)	    (sizeof(a) / sizeof((a)[0]))
-#define NS_VR	    "http://www.vmware.com/vr/v6.0"
-#define MT_INTERNAL "application/vnd.vrcloud.internal+xml"
-#define MT_FAILOVER "application/vnd.vmware.hcs.failoverParams+xml"
-#define MT_TEST	    "application/vnd.vmware.hcs.testFailoverParams+xml"
-#define BODY_CAP    (64 * 1024)
+#define N(a) (sizeof(a) / sizeof((a)[0]))
 
 /* --- helpers ------------------------------------------------------------- */
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	va_start(ap, f);
-	char *s = NULL;
-	cr_assert(vasprintf(&s, f, ap) > 0);
-	va_end(ap);
-	return s;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static char *filler(size_t n, char c)
-{
-	char *s = malloc(n + 1);
-	cr_assert_not_null(s);
-	memset(s, c, n);
-	s[n] = '\0';
-	return s;
-}
-
-static char *xstr(const struct vrt_resp *r, const char *xpath)
-{
-	char *s = vrt_xpath_str(r->body, xpath);
-	cr_assert_not_null(s, "not XML:\n%s", r->body);
-	return s;
-}
-
-static void assert_xstr(const struct vrt_resp *r, const char *xpath, const char *expected)
-{
-	char *s = xstr(r, xpath);
-	cr_assert_str_eq(s, expected, "%s is '%s', expected '%s'\n%s", xpath, s, expected, r->body);
-	free(s);
-}
-
-/* A value the database must have (the caller frees). */
-static char *must(const char *sql, const char *param)
-{
-	char *v = vrt_db_value(sql, param);
-	cr_assert_not_null(v, "no row: %s [%s]", sql, param);
-	return v;
-}
-
-static void assert_db(const char *sql, const char *param, const char *expected, const char *what)
-{
-	char *v = vrt_db_value(sql, param);
-	cr_assert_str_eq(v ? v : "(no row)", expected, "%s: '%s', expected '%s'", what,
-			 v ? v : "(no row)", expected);
-	free(v);
-}
-
-static void assert_state(const char *rg, const char *expected, const char *what)
-{
-	char *s = vrt_replication_state(rg);
-	cr_assert_str_eq(s ? s : "(gone)", expected, "%s: replication is '%s', expected '%s'", what,
-			 s ? s : "(gone)", expected);
-	free(s);
-}
 
 /* state and worker of a job ("running 8000...-0001"; no worker: "-") */
 static void assert_job_row(const char *job, const char *expected, const char *what)
 {
-	assert_db("SELECT state || ' ' || coalesce(worker_id::text, '-') FROM jobs"
-		  " WHERE id = $1::uuid",
-		  job, expected, what);
-}
-
-/* An accepted action as admin-a: its Task and job (the caller frees). */
-struct accepted {
-	char *task;
-	char *job;
-};
-
-static struct accepted accept_as(const char *action, const char *rg, const char *content_type,
-				 const char *body)
-{
-	char *path = strcmp(action, "delete") == 0
-			     ? fmt("/api/vr/replications/%s", rg)
-			     : fmt("/api/vr/replications/%s/action/%s", rg, action);
-	char *type = content_type ? fmt("Content-Type: %s", content_type) : strdup("Content-Type:");
-	const char *headers[] = {type, NULL};
-	struct vrt_call call = {.method = strcmp(action, "delete") == 0 ? "DELETE" : "POST",
-				.path = path,
-				.token = vrt_token(VRT_ADMIN_A),
-				.headers = headers,
-				.body = body,
-				.body_len = -1};
-	struct vrt_resp r;
-	cr_assert_eq(vrt_call(&call, &r), 0);
-	cr_assert_eq(r.status, 202, "%s: %ld\n%s", path, r.status, r.body);
-	char *status = xstr(&r, "string(/v:Task/@status)");
-	cr_assert_str_eq(status, "queued", "%s was not accepted:\n%s", path, r.body);
-	free(status);
-	char *href = xstr(&r, "string(/v:Task/@href)");
-	struct accepted a;
-	a.task = strdup(strrchr(href, '/') + 1);
-	a.job = must("SELECT id::text FROM jobs WHERE task_id = $1::uuid", a.task);
-	free(href);
-	free(type);
-	free(path);
-	vrt_resp_free(&r);
-	return a;
-}
-
-static struct accepted accept_action(const char *action, const char *rg)
-{
-	return accept_as(action, rg, NULL, NULL);
-}
-
-static void accepted_free(struct accepted *a)
-{
-	free(a->task);
-	free(a->job);
-}
-
-/* POST a job route (start, progress, complete, dead) with a document. */
-static void job_call(const char *route, const char *job, const char *bearer, const char *body,
-		     struct vrt_resp *r)
-{
-	char *path = fmt("/api/internal/jobs/%s/%s", job, route);
-	const char *headers[] = {"Content-Type: " MT_INTERNAL, NULL};
-	struct vrt_call call = {.method = "POST",
-				.path = path,
-				.bearer = bearer,
-				.headers = headers,
-				.body = body,
-				.body_len = -1};
-	cr_assert_eq(vrt_call(&call, r), 0, "POST %s: no response", path);
-	free(path);
-}
-
-static char *start_doc(const char *server, unsigned deliveries)
-{
-	return fmt("<JobStart xmlns=\"" VRT_NS_INTERNAL "\"><ServerId>%s</ServerId>"
-		   "<Deliveries>%u</Deliveries></JobStart>",
-		   server, deliveries);
+	vrt_assert_db("SELECT state || ' ' || coalesce(worker_id::text, '-') FROM jobs"
+		      " WHERE id = $1::uuid",
+		      job, expected, what);
 }
 
 static char *progress_doc(const char *server, int progress)
 {
-	return fmt("<JobProgress xmlns=\"" VRT_NS_INTERNAL "\"><ServerId>%s</ServerId>"
-		   "<Progress>%d</Progress><Message>copying disks</Message></JobProgress>",
-		   server, progress);
-}
-
-/* A JobResult; major, minor, vendor and message may be NULL (left out). */
-static char *result_doc(const char *server, const char *outcome, const char *major,
-			const char *minor, const char *vendor, const char *message)
-{
-	char *a = major ? fmt("<MajorErrorCode>%s</MajorErrorCode>", major) : strdup("");
-	char *b = minor ? fmt("<MinorErrorCode>%s</MinorErrorCode>", minor) : strdup("");
-	char *c = vendor ? fmt("<VendorSpecificErrorCode>%s</VendorSpecificErrorCode>", vendor)
-			 : strdup("");
-	char *d = message ? fmt("<Message>%s</Message>", message) : strdup("");
-	char *doc = fmt("<JobResult xmlns=\"" VRT_NS_INTERNAL "\"><ServerId>%s</ServerId>"
-			"<Outcome>%s</Outcome>%s%s%s%s</JobResult>",
-			server, outcome, a, b, c, d);
-	free(a);
-	free(b);
-	free(c);
-	free(d);
-	return doc;
-}
-
-static void assert_no_content(const struct vrt_resp *r, const char *what)
-{
-	cr_assert_eq(r->status, 204, "%s: %ld, expected 204\n%s", what, r->status, r->body);
-	cr_assert_eq(r->body_len, 0, "%s: 204 with a body", what);
-	cr_assert_not_null(vrt_header(r, "X-VMWARE-VCLOUD-REQUEST-ID"), "%s", what);
+	return vrt_job_progress_doc(server, progress, "copying disks");
 }
 
 /* start as service/server: 200 with a valid Job of the internal type. The
@@ -218,16 +48,16 @@ static void assert_no_content(const struct vrt_resp *r, const char *what)
 static void start_ok_as(const char *service, const char *server, const char *job,
 			unsigned deliveries, struct vrt_resp *r)
 {
-	char *doc = start_doc(server, deliveries);
-	job_call("start", job, vrt_service_token(service), doc, r);
+	char *doc = vrt_job_start_doc(server, deliveries);
+	vrt_job_call("start", job, vrt_service_token(service), doc, r);
 	free(doc);
 	cr_assert_eq(r->status, 200, "start of %s: %ld\n%s", job, r->status, r->body);
 	vrt_assert_valid(r, "Job");
 	const char *ct = vrt_header(r, "Content-Type");
-	cr_assert(ct && strncmp(ct, MT_INTERNAL, strlen(MT_INTERNAL)) == 0, "Content-Type '%s'",
-		  ct ? ct : "(none)");
-	assert_xstr(r, "string(/vi:Job/vi:Id)", job);
-	assert_xstr(r, "string(/vi:Job/vi:State)", "running");
+	cr_assert(ct && strncmp(ct, VRT_MT_INTERNAL, strlen(VRT_MT_INTERNAL)) == 0,
+		  "Content-Type '%s'", ct ? ct : "(none)");
+	vrt_assert_xstr(r, "string(/vi:Job/vi:Id)", job);
+	vrt_assert_xstr(r, "string(/vi:Job/vi:State)", "running");
 }
 
 static void start_ok(const char *job)
@@ -239,8 +69,8 @@ static void start_ok(const char *job)
 
 static void complete(const char *job, const char *outcome, struct vrt_resp *r)
 {
-	char *doc = result_doc(VRT_SERVER_1, outcome, NULL, NULL, NULL, NULL);
-	job_call("complete", job, vrt_service_token(VRT_SERVICE), doc, r);
+	char *doc = vrt_job_result_doc(VRT_SERVER_1, outcome, NULL, NULL, NULL, NULL);
+	vrt_job_call("complete", job, vrt_service_token(VRT_SERVICE), doc, r);
 	free(doc);
 }
 
@@ -248,8 +78,8 @@ static void complete_ok(const char *job, const char *outcome)
 {
 	struct vrt_resp r;
 	complete(job, outcome, &r);
-	char *what = fmt("complete %s of %s", outcome, job);
-	assert_no_content(&r, what);
+	char *what = vrt_fmt("complete %s of %s", outcome, job);
+	vrt_assert_no_content(&r, what);
 	free(what);
 	vrt_resp_free(&r);
 }
@@ -261,23 +91,13 @@ static void run_job(const char *job)
 	complete_ok(job, "success");
 }
 
-/* The Task as admin-a sees it (the caller frees the response). */
-static void get_task(const char *task, struct vrt_resp *r)
-{
-	char *path = fmt("/api/task/%s", task);
-	vrt_get(path, vrt_token(VRT_ADMIN_A), r);
-	cr_assert_eq(r->status, 200, "GET %s: %ld\n%s", path, r->status, r->body);
-	vrt_assert_valid(r, path);
-	free(path);
-}
-
 static void assert_task(const char *task, const char *status, const char *progress)
 {
 	struct vrt_resp r;
-	get_task(task, &r);
-	assert_xstr(&r, "string(/v:Task/@status)", status);
+	vrt_get_task(task, &r);
+	vrt_assert_xstr(&r, "string(/v:Task/@status)", status);
 	if (progress)
-		assert_xstr(&r, "string(/v:Task/v:Progress)", progress);
+		vrt_assert_xstr(&r, "string(/v:Task/v:Progress)", progress);
 	bool final = strcmp(status, "queued") != 0 && strcmp(status, "running") != 0;
 	cr_assert_eq(vrt_xpath_count(r.body, "/v:Task/@endTime"), final ? 1 : 0,
 		     "Task %s (%s): endTime\n%s", task, status, r.body);
@@ -291,44 +111,32 @@ static void assert_task_error(const char *task, const char *major, const char *m
 			      const char *vendor, const char *message)
 {
 	struct vrt_resp r;
-	get_task(task, &r);
-	assert_xstr(&r, "string(/v:Task/@status)", "error");
-	assert_xstr(&r, "string(/v:Task/v:Progress)", "100");
-	assert_xstr(&r, "string(/v:Task/v:Error/@majorErrorCode)", major);
-	assert_xstr(&r, "string(/v:Task/v:Error/@minorErrorCode)", minor);
+	vrt_get_task(task, &r);
+	vrt_assert_xstr(&r, "string(/v:Task/@status)", "error");
+	vrt_assert_xstr(&r, "string(/v:Task/v:Progress)", "100");
+	vrt_assert_xstr(&r, "string(/v:Task/v:Error/@majorErrorCode)", major);
+	vrt_assert_xstr(&r, "string(/v:Task/v:Error/@minorErrorCode)", minor);
 	if (vendor)
-		assert_xstr(&r, "string(/v:Task/v:Error/@vendorSpecificErrorCode)", vendor);
+		vrt_assert_xstr(&r, "string(/v:Task/v:Error/@vendorSpecificErrorCode)", vendor);
 	else
 		cr_assert_eq(vrt_xpath_count(r.body, "/v:Task/v:Error/@vendorSpecificErrorCode"), 0,
 			     "%s", r.body);
 	if (message)
-		assert_xstr(&r, "string(/v:Task/v:Error/@message)", message);
+		vrt_assert_xstr(&r, "string(/v:Task/v:Error/@message)", message);
 	vrt_resp_free(&r);
 }
 
 /* The replication as admin-a reads it (U15); the caller frees. */
 static void get_replication(const char *rg, struct vrt_resp *r)
 {
-	char *path = fmt("/api/vr/replications/%s", rg);
-	vrt_get(path, vrt_token(VRT_ADMIN_A), r);
-	cr_assert_eq(r->status, 200, "GET %s: %ld\n%s", path, r->status, r->body);
-	vrt_assert_valid(r, path);
+	char *path = vrt_fmt("/api/vr/replications/%s", rg);
+	vrt_get_ok(path, VRT_ADMIN_A, r);
 	free(path);
-}
-
-/* Live vApps of a replication by kind and power state: "recovered:on test:off". */
-static char *vapps_of(const char *rg)
-{
-	char *v = vrt_db_value("SELECT coalesce(string_agg(kind || ':' || power_state, ' '"
-			       " ORDER BY kind), '') FROM vapps WHERE replication_id = $1::uuid"
-			       " AND deleted_at IS NULL",
-			       rg);
-	return v ? v : strdup("");
 }
 
 static void assert_vapps(const char *rg, const char *expected, const char *what)
 {
-	char *v = vapps_of(rg);
+	char *v = vrt_vapps_of(rg);
 	cr_assert_str_eq(v, expected, "%s: live vApps '%s', expected '%s'", what, v, expected);
 	free(v);
 }
@@ -343,12 +151,12 @@ static void add_vapp(const char *rg, const char *kind)
 /* Wait up to seconds for the job to be in the stream. */
 static bool stream_gets(const char *job, double seconds)
 {
-	double deadline = now_s() + seconds;
+	double deadline = vrt_now() + seconds;
 	do {
 		if (vrt_stream_has(PREFIX, job))
 			return true;
 		vrt_sleep(0.1);
-	} while (now_s() < deadline);
+	} while (vrt_now() < deadline);
 	return vrt_stream_has(PREFIX, job);
 }
 
@@ -356,10 +164,10 @@ static bool stream_gets(const char *job, double seconds)
  * but published_at, which the relay moves whenever it publishes again. */
 static char *job_snapshot(const char *job)
 {
-	return must("SELECT (j.state, j.deliveries, j.worker_id, j.params, j.started_at,"
-		    " j.heartbeat_at, j.finished_at)::text || t::text"
-		    " FROM jobs j JOIN tasks t ON t.id = j.task_id WHERE j.id = $1::uuid",
-		    job);
+	return vrt_db_must("SELECT (j.state, j.deliveries, j.worker_id, j.params, j.started_at,"
+			   " j.heartbeat_at, j.finished_at)::text || t::text"
+			   " FROM jobs j JOIN tasks t ON t.id = j.task_id WHERE j.id = $1::uuid",
+			   job);
 }
 
 static void assert_snapshot(const char *job, const char *before, const char *what)
@@ -381,7 +189,7 @@ Test(routes, every_job_route_of_the_table_is_tested_here)
 			continue;
 		bool known = false;
 		for (size_t i = 0; i < N(routes) && !known; i++) {
-			char *pattern = fmt("/api/internal/jobs/{id}/%s", routes[i]);
+			char *pattern = vrt_fmt("/api/internal/jobs/{id}/%s", routes[i]);
 			known = strcmp(route->method, "POST") == 0 &&
 				strcmp(pattern, route->pattern) == 0;
 			free(pattern);
@@ -399,23 +207,23 @@ Test(routes, every_job_route_of_the_table_is_tested_here)
 Test(start, answers_the_job_and_the_task_runs)
 {
 	char *rg = vrt_new_replication(NULL, "start", false, NULL);
-	struct accepted a = accept_as("testFailover", rg, MT_TEST,
-				      "<TestFailoverParams xmlns=\"" NS_VR
-				      "\"><PowerOn>false</PowerOn>"
-				      "<Synchronize>true</Synchronize></TestFailoverParams>");
+	struct vrt_accepted a =
+		vrt_accept_as(VRT_ADMIN_A, "testFailover", rg, VRT_MT_TEST,
+			      "<TestFailoverParams xmlns=\"" VRT_NS_VR "\"><PowerOn>false</PowerOn>"
+			      "<Synchronize>true</Synchronize></TestFailoverParams>");
 	cr_assert(vrt_stream_has(PREFIX, a.job), "the accepted job is not in the stream");
 	struct vrt_resp r;
 	start_ok_as(VRT_SERVICE, VRT_SERVER_1, a.job, 1, &r);
-	assert_xstr(&r, "string(/vi:Job/vi:TaskId)", a.task);
-	assert_xstr(&r, "string(/vi:Job/vi:Action)", "testFailover");
-	char *lane = fmt("replication:%s", rg);
-	assert_xstr(&r, "string(/vi:Job/vi:Lane)", lane);
-	assert_xstr(&r, "string(/vi:Job/vi:Deliveries)", "1");
-	char *children = xstr(&r, "count(/vi:Job/*)");
+	vrt_assert_xstr(&r, "string(/vi:Job/vi:TaskId)", a.task);
+	vrt_assert_xstr(&r, "string(/vi:Job/vi:Action)", "testFailover");
+	char *lane = vrt_fmt("replication:%s", rg);
+	vrt_assert_xstr(&r, "string(/vi:Job/vi:Lane)", lane);
+	vrt_assert_xstr(&r, "string(/vi:Job/vi:Deliveries)", "1");
+	char *children = vrt_xstr(&r, "count(/vi:Job/*)");
 	cr_assert_str_eq(children, "7", "Job has %s children\n%s", children, r.body);
 	free(children);
 	/* Params is the job's JSON */
-	char *params = xstr(&r, "string(/vi:Job/vi:Params)");
+	char *params = vrt_xstr(&r, "string(/vi:Job/vi:Params)");
 	cr_assert(strstr(params, "\"PowerOn\": false") && strstr(params, "\"Synchronize\": true") &&
 			  strstr(params, "\"InstanceId\": null"),
 		  "Params %s", params);
@@ -424,36 +232,36 @@ Test(start, answers_the_job_and_the_task_runs)
 	vrt_resp_free(&r);
 	assert_task(a.task, "running", NULL);
 	assert_job_row(a.job, "running " VRT_SERVER_1, "started job");
-	assert_db("SELECT deliveries::text FROM jobs WHERE id = $1::uuid", a.job, "1",
-		  "deliveries");
+	vrt_assert_db("SELECT deliveries::text FROM jobs WHERE id = $1::uuid", a.job, "1",
+		      "deliveries");
 	/* the server that first runs a replication's job stages its data */
 	struct vrt_resp g;
 	get_replication(rg, &g);
-	assert_xstr(&g, "string(/vr:ReplicationGroup/vr:VrServerInfo/vr:Uuid)", VRT_SERVER_1);
-	assert_xstr(&g, "string(/vr:ReplicationGroup/vr:TestRecoveryState)", "testInProgress");
+	vrt_assert_xstr(&g, "string(/vr:ReplicationGroup/vr:VrServerInfo/vr:Uuid)", VRT_SERVER_1);
+	vrt_assert_xstr(&g, "string(/vr:ReplicationGroup/vr:TestRecoveryState)", "testInProgress");
 	vrt_resp_free(&g);
 	/* a redelivery to the same server starts it again, counting deliveries */
 	start_ok_as(VRT_SERVICE, VRT_SERVER_1, a.job, 3, &r);
-	assert_xstr(&r, "string(/vi:Job/vi:Deliveries)", "3");
+	vrt_assert_xstr(&r, "string(/vi:Job/vi:Deliveries)", "3");
 	vrt_resp_free(&r);
-	assert_db("SELECT deliveries::text FROM jobs WHERE id = $1::uuid", a.job, "3",
-		  "deliveries");
+	vrt_assert_db("SELECT deliveries::text FROM jobs WHERE id = $1::uuid", a.job, "3",
+		      "deliveries");
 	free(lane);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
 Test(start, takes_uppercase_ids_and_does_not_negotiate)
 {
 	char *rg = vrt_new_replication(NULL, "start-upper", false, NULL);
-	struct accepted a = accept_action("failover", rg);
+	struct vrt_accepted a = vrt_accept("failover", rg);
 	char upper[40];
 	snprintf(upper, sizeof upper, "%s", a.job);
 	for (char *p = upper; *p; p++)
 		if (*p >= 'a' && *p <= 'f')
 			*p = (char)(*p - 'a' + 'A');
-	char *doc = start_doc(VRT_SERVER_1, 1);
-	char *path = fmt("/api/internal/jobs/%s/start", upper);
+	char *doc = vrt_job_start_doc(VRT_SERVER_1, 1);
+	char *path = vrt_fmt("/api/internal/jobs/%s/start", upper);
 	const char *headers[] = {"Content-Type: application/xml; charset=utf-8", NULL};
 	struct vrt_call call = {.method = "POST",
 				.path = path,
@@ -465,71 +273,71 @@ Test(start, takes_uppercase_ids_and_does_not_negotiate)
 	struct vrt_resp r;
 	cr_assert_eq(vrt_call(&call, &r), 0);
 	cr_assert_eq(r.status, 200, "%ld\n%s", r.status, r.body);
-	assert_xstr(&r, "string(/vi:Job/vi:Id)", a.job);
-	assert_xstr(&r, "string(/vi:Job/vi:Params)",
-		    "{\"PowerOn\": true, \"InstanceId\": null, \"Synchronize\": false}");
+	vrt_assert_xstr(&r, "string(/vi:Job/vi:Id)", a.job);
+	vrt_assert_xstr(&r, "string(/vi:Job/vi:Params)",
+			"{\"PowerOn\": true, \"InstanceId\": null, \"Synchronize\": false}");
 	vrt_resp_free(&r);
 	free(path);
 	free(doc);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
 Test(start, after_the_end_is_409_job_finished)
 {
 	char *rg = vrt_new_replication(NULL, "finished", false, NULL);
-	struct accepted a = accept_action("sync", rg);
+	struct vrt_accepted a = vrt_accept("sync", rg);
 	run_job(a.job);
 	char *before = job_snapshot(a.job);
-	char *doc = start_doc(VRT_SERVER_1, 2);
+	char *doc = vrt_job_start_doc(VRT_SERVER_1, 2);
 	struct vrt_resp r;
-	job_call("start", a.job, vrt_service_token(VRT_SERVICE), doc, &r);
+	vrt_job_call("start", a.job, vrt_service_token(VRT_SERVICE), doc, &r);
 	vrt_assert_error(&r, 409, "JOB_FINISHED", "start of a finished job");
 	vrt_resp_free(&r);
 	/* as another server too */
 	free(doc);
-	doc = start_doc(VRT_SERVER_2, 2);
-	job_call("start", a.job, vrt_service_token(VRT_SERVICE_OTHER), doc, &r);
+	doc = vrt_job_start_doc(VRT_SERVER_2, 2);
+	vrt_job_call("start", a.job, vrt_service_token(VRT_SERVICE_OTHER), doc, &r);
 	vrt_assert_error(&r, 409, "JOB_FINISHED", "start of a finished job by worker-2");
 	vrt_resp_free(&r);
 	assert_snapshot(a.job, before, "after starts of a finished job");
 	assert_task(a.task, "success", "100");
 	free(doc);
 	free(before);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
 Test(start, by_another_live_server_while_it_runs_is_409_job_running)
 {
 	char *rg = vrt_new_replication(NULL, "running", false, NULL);
-	struct accepted a = accept_action("failover", rg);
+	struct vrt_accepted a = vrt_accept("failover", rg);
 	start_ok(a.job);
 	char *before = job_snapshot(a.job);
-	char *doc = start_doc(VRT_SERVER_2, 2);
+	char *doc = vrt_job_start_doc(VRT_SERVER_2, 2);
 	struct vrt_resp r;
-	job_call("start", a.job, vrt_service_token(VRT_SERVICE_OTHER), doc, &r);
+	vrt_job_call("start", a.job, vrt_service_token(VRT_SERVICE_OTHER), doc, &r);
 	vrt_assert_error(&r, 409, "JOB_RUNNING", "start by worker-2 of worker-1's job");
 	vrt_resp_free(&r);
 	assert_snapshot(a.job, before, "after JOB_RUNNING");
 	assert_job_row(a.job, "running " VRT_SERVER_1, "still worker-1's");
 	free(doc);
 	free(before);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
 Test(start, naming_a_server_of_another_credential_is_403)
 {
 	char *rg = vrt_new_replication(NULL, "foreign-server", false, NULL);
-	struct accepted a = accept_action("sync", rg);
+	struct vrt_accepted a = vrt_accept("sync", rg);
 	char *before = job_snapshot(a.job);
 	static const char *const servers[] = {VRT_SERVER_2, VRT_SERVER_GONE, VRT_MISSING};
 	for (size_t i = 0; i < N(servers); i++) {
-		char *doc = start_doc(servers[i], 1);
+		char *doc = vrt_job_start_doc(servers[i], 1);
 		struct vrt_resp r;
-		job_call("start", a.job, vrt_service_token(VRT_SERVICE), doc, &r);
-		char *what = fmt("start by worker-1 naming server %s", servers[i]);
+		vrt_job_call("start", a.job, vrt_service_token(VRT_SERVICE), doc, &r);
+		char *what = vrt_fmt("start by worker-1 naming server %s", servers[i]);
 		vrt_assert_error(&r, 403, "ACCESS_TO_RESOURCE_IS_FORBIDDEN", what);
 		free(what);
 		free(doc);
@@ -538,7 +346,7 @@ Test(start, naming_a_server_of_another_credential_is_403)
 	assert_snapshot(a.job, before, "after starts naming foreign servers");
 	assert_task(a.task, "queued", "0");
 	free(before);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
@@ -548,14 +356,14 @@ static void progress(const char *job, const char *service, const char *server, i
 		     struct vrt_resp *r)
 {
 	char *doc = progress_doc(server, value);
-	job_call("progress", job, vrt_service_token(service), doc, r);
+	vrt_job_call("progress", job, vrt_service_token(service), doc, r);
 	free(doc);
 }
 
 Test(progress, moves_the_task_progress_forward_and_below_100)
 {
 	char *rg = vrt_new_replication(NULL, "progress", false, NULL);
-	struct accepted a = accept_action("testFailover", rg);
+	struct vrt_accepted a = vrt_accept("testFailover", rg);
 	start_ok(a.job);
 	static const struct {
 		int value;
@@ -564,22 +372,22 @@ Test(progress, moves_the_task_progress_forward_and_below_100)
 	for (size_t i = 0; i < N(steps); i++) {
 		struct vrt_resp r;
 		progress(a.job, VRT_SERVICE, VRT_SERVER_1, steps[i].value, &r);
-		char *what = fmt("progress %d", steps[i].value);
-		assert_no_content(&r, what);
+		char *what = vrt_fmt("progress %d", steps[i].value);
+		vrt_assert_no_content(&r, what);
 		free(what);
 		vrt_resp_free(&r);
 		assert_task(a.task, "running", steps[i].shown);
 	}
 	complete_ok(a.job, "success");
 	assert_task(a.task, "success", "100");
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
 Test(progress, from_a_server_not_holding_the_job_is_409_job_not_running)
 {
 	char *rg = vrt_new_replication(NULL, "not-holding", false, NULL);
-	struct accepted a = accept_action("testFailover", rg);
+	struct vrt_accepted a = vrt_accept("testFailover", rg);
 	struct vrt_resp r;
 	/* not started yet */
 	progress(a.job, VRT_SERVICE, VRT_SERVER_1, 10, &r);
@@ -599,14 +407,14 @@ Test(progress, from_a_server_not_holding_the_job_is_409_job_not_running)
 	vrt_resp_free(&r);
 	assert_task(a.task, "success", "100");
 	free(before);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
 Test(progress, after_a_cancel_request_is_409_job_cancel_requested)
 {
 	char *rg = vrt_new_replication(NULL, "cancel", false, NULL);
-	struct accepted a = accept_action("testFailover", rg);
+	struct vrt_accepted a = vrt_accept("testFailover", rg);
 	start_ok(a.job);
 	vrt_db_exec("UPDATE tasks SET cancel_requested = true WHERE id = $1::uuid", a.task);
 	struct vrt_resp r;
@@ -619,9 +427,9 @@ Test(progress, after_a_cancel_request_is_409_job_cancel_requested)
 	assert_task(a.task, "canceled", "100");
 	assert_job_row(a.job, "canceled " VRT_SERVER_1, "canceled job");
 	/* a canceled test failover did not happen: the state before it is back */
-	assert_state(rg, "notStarted none ok false", "after a canceled test failover");
+	vrt_assert_state(rg, "notStarted none ok false", "after a canceled test failover");
 	assert_vapps(rg, "", "after a canceled test failover");
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
@@ -630,46 +438,47 @@ Test(progress, after_a_cancel_request_is_409_job_cancel_requested)
 Test(complete, test_failover_success_builds_the_test_vapp)
 {
 	char *rg = vrt_new_replication(NULL, "test-ok", false, NULL);
-	struct accepted a = accept_as("testFailover", rg, MT_TEST,
-				      "<TestFailoverParams xmlns=\"" NS_VR "\"><PowerOn>false"
-				      "</PowerOn></TestFailoverParams>");
+	struct vrt_accepted a = vrt_accept_as(VRT_ADMIN_A, "testFailover", rg, VRT_MT_TEST,
+					      "<TestFailoverParams xmlns=\"" VRT_NS_VR
+					      "\"><PowerOn>false"
+					      "</PowerOn></TestFailoverParams>");
 	start_ok(a.job);
 	complete_ok(a.job, "success");
 	assert_task(a.task, "success", "100");
 	assert_job_row(a.job, "succeeded " VRT_SERVER_1, "succeeded job");
-	assert_state(rg, "notStarted complete ok false", "after a test failover");
+	vrt_assert_state(rg, "notStarted complete ok false", "after a test failover");
 	assert_vapps(rg, "test:off", "after a test failover (PowerOn false)");
 	struct vrt_resp g;
 	get_replication(rg, &g);
-	assert_xstr(&g, "string(/vr:ReplicationGroup/vr:TestRecoveryState)", "complete");
-	assert_xstr(&g, "string(/vr:ReplicationGroup/vr:LastTestFailoverOperationId)", a.task);
+	vrt_assert_xstr(&g, "string(/vr:ReplicationGroup/vr:TestRecoveryState)", "complete");
+	vrt_assert_xstr(&g, "string(/vr:ReplicationGroup/vr:LastTestFailoverOperationId)", a.task);
 	vrt_resp_free(&g);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
 Test(complete, test_cleanup_success_removes_the_test_vapp)
 {
 	char *rg = vrt_new_replication(NULL, "cleanup-ok", false, NULL);
-	struct accepted t = accept_action("testFailover", rg);
+	struct vrt_accepted t = vrt_accept("testFailover", rg);
 	run_job(t.job);
 	assert_vapps(rg, "test:on", "after the test failover");
-	struct accepted c = accept_action("testCleanup", rg);
+	struct vrt_accepted c = vrt_accept("testCleanup", rg);
 	run_job(c.job);
 	assert_task(c.task, "success", "100");
-	assert_state(rg, "notStarted none ok false", "after the test cleanup");
+	vrt_assert_state(rg, "notStarted none ok false", "after the test cleanup");
 	assert_vapps(rg, "", "after the test cleanup");
-	assert_db("SELECT count(*)::text FROM vapps WHERE replication_id = $1::uuid"
-		  " AND kind = 'test' AND deleted_at IS NOT NULL",
-		  rg, "1", "the test vApp is marked deleted");
+	vrt_assert_db("SELECT count(*)::text FROM vapps WHERE replication_id = $1::uuid"
+		      " AND kind = 'test' AND deleted_at IS NOT NULL",
+		      rg, "1", "the test vApp is marked deleted");
 	/* the last test operation stays on record */
-	assert_db("SELECT last_test_failover_op_id::text FROM replications WHERE id = $1::uuid", rg,
-		  t.task, "LastTestFailoverOperationId");
+	vrt_assert_db("SELECT last_test_failover_op_id::text FROM replications WHERE id = $1::uuid",
+		      rg, t.task, "LastTestFailoverOperationId");
 	/* and a new test failover may follow */
-	struct accepted again = accept_action("testFailover", rg);
-	accepted_free(&again);
-	accepted_free(&t);
-	accepted_free(&c);
+	struct vrt_accepted again = vrt_accept("testFailover", rg);
+	vrt_accepted_free(&again);
+	vrt_accepted_free(&t);
+	vrt_accepted_free(&c);
 	free(rg);
 }
 
@@ -678,31 +487,31 @@ Test(complete, failover_success_recovers_the_vm_and_drops_the_placeholder)
 	char *rg = vrt_new_replication(NULL, "failover-ok", false, NULL);
 	add_vapp(rg, "placeholder");
 	assert_vapps(rg, "placeholder:off", "before the failover");
-	struct accepted a = accept_action("failover", rg);
+	struct vrt_accepted a = vrt_accept("failover", rg);
 	start_ok(a.job);
 	struct vrt_resp r;
 	progress(a.job, VRT_SERVICE, VRT_SERVER_1, 50, &r);
-	assert_no_content(&r, "progress");
+	vrt_assert_no_content(&r, "progress");
 	vrt_resp_free(&r);
 	complete_ok(a.job, "success");
 	assert_task(a.task, "success", "100");
-	assert_state(rg, "recovered none notActive false", "after the failover");
+	vrt_assert_state(rg, "recovered none notActive false", "after the failover");
 	assert_vapps(rg, "recovered:on", "after the failover");
 	struct vrt_resp g;
 	get_replication(rg, &g);
-	assert_xstr(&g, "string(/vr:ReplicationGroup/vr:RecoveryState)", "recovered");
-	char *t = xstr(&g, "string(/vr:ReplicationGroup/vr:RecoveryCompletionTime)");
+	vrt_assert_xstr(&g, "string(/vr:ReplicationGroup/vr:RecoveryState)", "recovered");
+	char *t = vrt_xstr(&g, "string(/vr:ReplicationGroup/vr:RecoveryCompletionTime)");
 	cr_assert(strlen(t) == 24 && t[23] == 'Z', "RecoveryCompletionTime '%s'", t);
 	free(t);
 	vrt_resp_free(&g);
 	/* recovered: a second failover is refused */
-	char *path = fmt("/api/vr/replications/%s/action/failover", rg);
+	char *path = vrt_fmt("/api/vr/replications/%s/action/failover", rg);
 	struct vrt_call call = {.method = "POST", .path = path, .token = vrt_token(VRT_ADMIN_A)};
 	cr_assert_eq(vrt_call(&call, &r), 0);
-	assert_xstr(&r, "string(/v:Task/v:Error/@vendorSpecificErrorCode)", "AlreadyRecovered");
+	vrt_assert_xstr(&r, "string(/v:Task/v:Error/@vendorSpecificErrorCode)", "AlreadyRecovered");
 	vrt_resp_free(&r);
 	free(path);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
@@ -711,17 +520,18 @@ Test(complete, planned_migration_success_recovers_the_vm_powered_off)
 	char *vdc = vrt_new_vdc(true, true, true);
 	char *rg = vrt_new_replication(vdc, "migration-ok", false, NULL);
 	add_vapp(rg, "placeholder");
-	struct accepted a = accept_as("plannedMigration", rg, MT_FAILOVER,
-				      "<FailoverParams xmlns=\"" NS_VR "\"><PowerOn>0</PowerOn>"
-				      "</FailoverParams>");
+	struct vrt_accepted a = vrt_accept_as(VRT_ADMIN_A, "plannedMigration", rg, VRT_MT_FAILOVER,
+					      "<FailoverParams xmlns=\"" VRT_NS_VR
+					      "\"><PowerOn>0</PowerOn>"
+					      "</FailoverParams>");
 	run_job(a.job);
 	assert_task(a.task, "success", "100");
-	assert_state(rg, "recovered none notActive false", "after the planned migration");
+	vrt_assert_state(rg, "recovered none notActive false", "after the planned migration");
 	assert_vapps(rg, "recovered:off", "after the planned migration (PowerOn 0)");
-	assert_db("SELECT (recovery_completion_time IS NOT NULL)::text FROM replications"
-		  " WHERE id = $1::uuid",
-		  rg, "true", "RecoveryCompletionTime");
-	accepted_free(&a);
+	vrt_assert_db("SELECT (recovery_completion_time IS NOT NULL)::text FROM replications"
+		      " WHERE id = $1::uuid",
+		      rg, "true", "RecoveryCompletionTime");
+	vrt_accepted_free(&a);
 	free(rg);
 	free(vdc);
 }
@@ -729,55 +539,55 @@ Test(complete, planned_migration_success_recovers_the_vm_powered_off)
 Test(complete, pause_and_resume_success_set_paused)
 {
 	char *rg = vrt_new_replication(NULL, "pause-resume", false, NULL);
-	struct accepted p = accept_action("pause", rg);
+	struct vrt_accepted p = vrt_accept("pause", rg);
 	run_job(p.job);
 	assert_task(p.task, "success", "100");
-	assert_state(rg, "notStarted none ok true", "after the pause");
+	vrt_assert_state(rg, "notStarted none ok true", "after the pause");
 	struct vrt_resp g;
 	get_replication(rg, &g);
-	assert_xstr(&g, "string(/vr:ReplicationGroup/vr:Paused)", "true");
+	vrt_assert_xstr(&g, "string(/vr:ReplicationGroup/vr:Paused)", "true");
 	vrt_resp_free(&g);
 	/* pause twice: the second is refused once the first has ended */
-	char *path = fmt("/api/vr/replications/%s/action/pause", rg);
+	char *path = vrt_fmt("/api/vr/replications/%s/action/pause", rg);
 	struct vrt_call call = {.method = "POST", .path = path, .token = vrt_token(VRT_ADMIN_A)};
 	struct vrt_resp r;
 	cr_assert_eq(vrt_call(&call, &r), 0);
 	cr_assert_eq(r.status, 202);
-	assert_xstr(&r, "string(/v:Task/@status)", "error");
-	assert_xstr(&r, "string(/v:Task/v:Error/@vendorSpecificErrorCode)", "AlreadyPaused");
+	vrt_assert_xstr(&r, "string(/v:Task/@status)", "error");
+	vrt_assert_xstr(&r, "string(/v:Task/v:Error/@vendorSpecificErrorCode)", "AlreadyPaused");
 	vrt_resp_free(&r);
 	free(path);
-	struct accepted u = accept_action("resume", rg);
+	struct vrt_accepted u = vrt_accept("resume", rg);
 	run_job(u.job);
 	assert_task(u.task, "success", "100");
-	assert_state(rg, "notStarted none ok false", "after the resume");
+	vrt_assert_state(rg, "notStarted none ok false", "after the resume");
 	get_replication(rg, &g);
-	assert_xstr(&g, "string(/vr:ReplicationGroup/vr:Paused)", "false");
+	vrt_assert_xstr(&g, "string(/vr:ReplicationGroup/vr:Paused)", "false");
 	vrt_resp_free(&g);
-	accepted_free(&p);
-	accepted_free(&u);
+	vrt_accepted_free(&p);
+	vrt_accepted_free(&u);
 	free(rg);
 }
 
 Test(complete, sync_success_changes_no_state)
 {
 	char *rg = vrt_new_replication(NULL, "sync-ok", false, NULL);
-	struct accepted a = accept_action("sync", rg);
+	struct vrt_accepted a = vrt_accept("sync", rg);
 	run_job(a.job);
 	assert_task(a.task, "success", "100");
-	assert_state(rg, "notStarted none ok false", "after the sync");
-	accepted_free(&a);
+	vrt_assert_state(rg, "notStarted none ok false", "after the sync");
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
 Test(complete, delete_success_removes_the_replication)
 {
 	char *rg = vrt_new_replication(NULL, "delete-ok", false, NULL);
-	struct accepted a = accept_action("delete", rg);
+	struct vrt_accepted a = vrt_accept("delete", rg);
 	run_job(a.job);
 	assert_task(a.task, "success", "100");
-	assert_state(rg, "(gone)", "after the delete");
-	char *path = fmt("/api/vr/replications/%s", rg);
+	vrt_assert_state(rg, "(gone)", "after the delete");
+	char *path = vrt_fmt("/api/vr/replications/%s", rg);
 	struct vrt_resp r;
 	vrt_get(path, vrt_token(VRT_ADMIN_A), &r);
 	vrt_assert_error(&r, 404, "RESOURCE_NOT_FOUND", "the deleted replication");
@@ -786,7 +596,7 @@ Test(complete, delete_success_removes_the_replication)
 	cr_assert_null(strstr(r.body, rg), "the deleted replication is still listed");
 	vrt_resp_free(&r);
 	free(path);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
@@ -804,23 +614,24 @@ Test(complete, error_ends_the_task_with_the_codes_and_the_failure_state)
 	};
 	for (size_t i = 0; i < N(cases); i++) {
 		char *rg = vrt_new_replication(NULL, cases[i].action, false, cases[i].set);
-		struct accepted a = accept_action(cases[i].action, rg);
+		struct vrt_accepted a = vrt_accept(cases[i].action, rg);
 		start_ok(a.job);
-		char *doc = result_doc(VRT_SERVER_1, "error", "409", "CONFLICT", "DatastoreFull",
-				       "The datastore &amp; its spare are full.");
+		char *doc = vrt_job_result_doc(VRT_SERVER_1, "error", "409", "CONFLICT",
+					       "DatastoreFull",
+					       "The datastore &amp; its spare are full.");
 		struct vrt_resp r;
-		job_call("complete", a.job, vrt_service_token(VRT_SERVICE), doc, &r);
-		char *what = fmt("failed %s", cases[i].action);
-		assert_no_content(&r, what);
+		vrt_job_call("complete", a.job, vrt_service_token(VRT_SERVICE), doc, &r);
+		char *what = vrt_fmt("failed %s", cases[i].action);
+		vrt_assert_no_content(&r, what);
 		vrt_resp_free(&r);
 		assert_task_error(a.task, "409", "CONFLICT", "DatastoreFull",
 				  "The datastore & its spare are full.");
 		assert_job_row(a.job, "failed " VRT_SERVER_1, what);
-		assert_state(rg, cases[i].after, what);
+		vrt_assert_state(rg, cases[i].after, what);
 		assert_vapps(rg, "", what);
 		free(what);
 		free(doc);
-		accepted_free(&a);
+		vrt_accepted_free(&a);
 		free(rg);
 	}
 }
@@ -828,56 +639,56 @@ Test(complete, error_ends_the_task_with_the_codes_and_the_failure_state)
 Test(complete, error_without_codes_is_a_500_with_a_message)
 {
 	char *rg = vrt_new_replication(NULL, "error-bare", false, NULL);
-	struct accepted a = accept_action("testFailover", rg);
+	struct vrt_accepted a = vrt_accept("testFailover", rg);
 	start_ok(a.job);
 	complete_ok(a.job, "error");
 	assert_task_error(a.task, "500", "INTERNAL_SERVER_ERROR", NULL, NULL);
 	struct vrt_resp r;
-	get_task(a.task, &r);
-	char *message = xstr(&r, "string(/v:Task/v:Error/@message)");
+	vrt_get_task(a.task, &r);
+	char *message = vrt_xstr(&r, "string(/v:Task/v:Error/@message)");
 	cr_assert(message[0], "the Error has no message");
 	free(message);
 	vrt_resp_free(&r);
-	assert_state(rg, "notStarted testError ok false", "after a failed test failover");
+	vrt_assert_state(rg, "notStarted testError ok false", "after a failed test failover");
 	/* after a failed delete the replication takes actions again */
-	struct accepted d = accept_action("delete", rg);
+	struct vrt_accepted d = vrt_accept("delete", rg);
 	start_ok(d.job);
 	complete_ok(d.job, "error");
-	assert_state(rg, "notStarted testError ok false", "after a failed delete");
-	struct accepted c = accept_action("testCleanup", rg);
-	accepted_free(&c);
-	accepted_free(&d);
-	accepted_free(&a);
+	vrt_assert_state(rg, "notStarted testError ok false", "after a failed delete");
+	struct vrt_accepted c = vrt_accept("testCleanup", rg);
+	vrt_accepted_free(&c);
+	vrt_accepted_free(&d);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
 Test(complete, twice_is_204_and_the_first_result_stands)
 {
 	char *rg = vrt_new_replication(NULL, "twice", false, NULL);
-	struct accepted a = accept_action("testFailover", rg);
+	struct vrt_accepted a = vrt_accept("testFailover", rg);
 	start_ok(a.job);
 	complete_ok(a.job, "success");
 	char *before = job_snapshot(a.job);
 	char *state = vrt_replication_state(rg);
-	char *vapps = vapps_of(rg);
+	char *vapps = vrt_vapps_of(rg);
 	/* the same result again (a redelivered job), then another one */
 	complete_ok(a.job, "success");
-	char *doc = result_doc(VRT_SERVER_1, "error", "500", "INTERNAL_SERVER_ERROR", "Late",
-			       "too late");
+	char *doc = vrt_job_result_doc(VRT_SERVER_1, "error", "500", "INTERNAL_SERVER_ERROR",
+				       "Late", "too late");
 	struct vrt_resp r;
-	job_call("complete", a.job, vrt_service_token(VRT_SERVICE), doc, &r);
-	assert_no_content(&r, "a second, different result");
+	vrt_job_call("complete", a.job, vrt_service_token(VRT_SERVICE), doc, &r);
+	vrt_assert_no_content(&r, "a second, different result");
 	vrt_resp_free(&r);
 	complete_ok(a.job, "canceled");
 	assert_snapshot(a.job, before, "after completing again");
-	assert_state(rg, state, "after completing again");
+	vrt_assert_state(rg, state, "after completing again");
 	assert_vapps(rg, vapps, "after completing again: one test vApp");
 	assert_task(a.task, "success", "100");
 	free(doc);
 	free(vapps);
 	free(state);
 	free(before);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
@@ -886,44 +697,44 @@ Test(complete, twice_is_204_and_the_first_result_stands)
 Test(dead, ends_the_task_in_error_job_delivery_exhausted)
 {
 	char *rg = vrt_new_replication(NULL, "dead", false, NULL);
-	struct accepted a = accept_action("testFailover", rg);
+	struct vrt_accepted a = vrt_accept("testFailover", rg);
 	start_ok(a.job);
-	char *doc = result_doc(VRT_SERVER_1, "error", NULL, NULL, NULL,
-			       "delivered 6 times, more than max_deliveries (5)");
+	char *doc = vrt_job_result_doc(VRT_SERVER_1, "error", NULL, NULL, NULL,
+				       "delivered 6 times, more than max_deliveries (5)");
 	struct vrt_resp r;
-	job_call("dead", a.job, vrt_service_token(VRT_SERVICE), doc, &r);
-	assert_no_content(&r, "dead");
+	vrt_job_call("dead", a.job, vrt_service_token(VRT_SERVICE), doc, &r);
+	vrt_assert_no_content(&r, "dead");
 	vrt_resp_free(&r);
 	assert_task_error(a.task, "500", "INTERNAL_SERVER_ERROR", "JobDeliveryExhausted",
 			  "delivered 6 times, more than max_deliveries (5)");
 	assert_job_row(a.job, "dead " VRT_SERVER_1, "dead job");
-	assert_state(rg, "notStarted testError ok false", "after a dead test failover");
+	vrt_assert_state(rg, "notStarted testError ok false", "after a dead test failover");
 	/* dead twice, or complete after it: the first end stands */
-	job_call("dead", a.job, vrt_service_token(VRT_SERVICE), doc, &r);
-	assert_no_content(&r, "dead again");
+	vrt_job_call("dead", a.job, vrt_service_token(VRT_SERVICE), doc, &r);
+	vrt_assert_no_content(&r, "dead again");
 	vrt_resp_free(&r);
 	complete_ok(a.job, "success");
 	assert_task_error(a.task, "500", "INTERNAL_SERVER_ERROR", "JobDeliveryExhausted", NULL);
 	assert_vapps(rg, "", "after a dead test failover");
 	free(doc);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
 Test(dead, of_a_job_never_started_ends_it_too)
 {
 	char *rg = vrt_new_replication(NULL, "dead-queued", false, NULL);
-	struct accepted a = accept_action("failover", rg);
-	char *doc = result_doc(VRT_SERVER_1, "error", NULL, NULL, NULL, NULL);
+	struct vrt_accepted a = vrt_accept("failover", rg);
+	char *doc = vrt_job_result_doc(VRT_SERVER_1, "error", NULL, NULL, NULL, NULL);
 	struct vrt_resp r;
-	job_call("dead", a.job, vrt_service_token(VRT_SERVICE), doc, &r);
-	assert_no_content(&r, "dead of a queued job");
+	vrt_job_call("dead", a.job, vrt_service_token(VRT_SERVICE), doc, &r);
+	vrt_assert_no_content(&r, "dead of a queued job");
 	vrt_resp_free(&r);
 	assert_task_error(a.task, "500", "INTERNAL_SERVER_ERROR", "JobDeliveryExhausted", NULL);
 	assert_job_row(a.job, "dead -", "dead queued job");
-	assert_state(rg, "error none ok false", "after a dead failover");
+	vrt_assert_state(rg, "error none ok false", "after a dead failover");
 	free(doc);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
@@ -932,20 +743,20 @@ Test(dead, of_a_job_never_started_ends_it_too)
 Test(lanes, the_second_job_waits_for_the_first_then_is_published)
 {
 	char *rg = vrt_new_replication(NULL, "lane", false, NULL);
-	struct accepted first = accept_action("sync", rg);
-	struct accepted second = accept_action("pause", rg);
+	struct vrt_accepted first = vrt_accept("sync", rg);
+	struct vrt_accepted second = vrt_accept("pause", rg);
 	cr_assert(vrt_stream_has(PREFIX, first.job), "the lane's head is not in the stream");
 	cr_assert(!vrt_stream_has(PREFIX, second.job), "the second job is published already");
 	char *before = job_snapshot(second.job);
-	char *doc = start_doc(VRT_SERVER_1, 1);
+	char *doc = vrt_job_start_doc(VRT_SERVER_1, 1);
 	struct vrt_resp r;
-	job_call("start", second.job, vrt_service_token(VRT_SERVICE), doc, &r);
+	vrt_job_call("start", second.job, vrt_service_token(VRT_SERVICE), doc, &r);
 	vrt_assert_error(&r, 409, "JOB_NOT_HEAD", "start of the second job");
 	vrt_resp_free(&r);
 	assert_snapshot(second.job, before, "after JOB_NOT_HEAD");
 	/* still so while the first runs */
 	start_ok(first.job);
-	job_call("start", second.job, vrt_service_token(VRT_SERVICE), doc, &r);
+	vrt_job_call("start", second.job, vrt_service_token(VRT_SERVICE), doc, &r);
 	vrt_assert_error(&r, 409, "JOB_NOT_HEAD", "start of the second job while the first runs");
 	vrt_resp_free(&r);
 	/* the relay does not publish it either */
@@ -958,15 +769,15 @@ Test(lanes, the_second_job_waits_for_the_first_then_is_published)
 	char *a = strstr(jobs, first.job), *b = strstr(jobs, second.job);
 	cr_assert(a && b && a < b, "the stream has the lane's jobs out of order:\n%s", jobs);
 	free(jobs);
-	assert_db("SELECT (published_at IS NOT NULL)::text FROM jobs WHERE id = $1::uuid",
-		  second.job, "true", "published_at of the second job");
+	vrt_assert_db("SELECT (published_at IS NOT NULL)::text FROM jobs WHERE id = $1::uuid",
+		      second.job, "true", "published_at of the second job");
 	run_job(second.job);
 	assert_task(second.task, "success", "100");
-	assert_state(rg, "notStarted none ok true", "after sync, then pause");
+	vrt_assert_state(rg, "notStarted none ok true", "after sync, then pause");
 	free(doc);
 	free(before);
-	accepted_free(&first);
-	accepted_free(&second);
+	vrt_accepted_free(&first);
+	vrt_accepted_free(&second);
 	free(rg);
 }
 
@@ -975,21 +786,21 @@ Test(lanes, the_second_job_waits_for_the_first_then_is_published)
 Test(relay, a_job_lost_from_redis_is_published_again)
 {
 	char *rg = vrt_new_replication(NULL, "relay", false, NULL);
-	struct accepted a = accept_action("sync", rg);
+	struct vrt_accepted a = vrt_accept("sync", rg);
 	cr_assert(vrt_stream_has(PREFIX, a.job), "not published on acceptance");
 	vrt_redis_del(PREFIX ":jobs");
 	cr_assert(!vrt_stream_has(PREFIX, a.job), "the stream is still there");
 	cr_assert(stream_gets(a.job, 6), "the relay did not publish the lost job within 6 s");
 	assert_job_row(a.job, "queued -", "the job after the relay");
 	run_job(a.job);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
 Test(relay, a_running_job_without_progress_is_published_again_and_taken_over)
 {
 	char *rg = vrt_new_replication(NULL, "stale", false, NULL);
-	struct accepted a = accept_action("testFailover", rg);
+	struct vrt_accepted a = vrt_accept("testFailover", rg);
 	start_ok(a.job);
 	vrt_redis_del(PREFIX ":jobs");
 	/* alive: another server may not take it, and it is not republished */
@@ -1007,14 +818,14 @@ Test(relay, a_running_job_without_progress_is_published_again_and_taken_over)
 	progress(a.job, VRT_SERVICE, VRT_SERVER_1, 50, &r);
 	vrt_assert_error(&r, 409, "JOB_NOT_RUNNING", "progress of the server that lost the job");
 	vrt_resp_free(&r);
-	char *doc = result_doc(VRT_SERVER_2, "success", NULL, NULL, NULL, NULL);
-	job_call("complete", a.job, vrt_service_token(VRT_SERVICE_OTHER), doc, &r);
-	assert_no_content(&r, "complete by the server that took it over");
+	char *doc = vrt_job_result_doc(VRT_SERVER_2, "success", NULL, NULL, NULL, NULL);
+	vrt_job_call("complete", a.job, vrt_service_token(VRT_SERVICE_OTHER), doc, &r);
+	vrt_assert_no_content(&r, "complete by the server that took it over");
 	vrt_resp_free(&r);
-	assert_state(rg, "notStarted complete ok false", "after the taken-over test failover");
+	vrt_assert_state(rg, "notStarted complete ok false", "after the taken-over test failover");
 	assert_vapps(rg, "test:on", "one test vApp");
 	free(doc);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
@@ -1023,19 +834,19 @@ Test(relay, a_running_job_without_progress_is_published_again_and_taken_over)
 Test(refusals, unknown_jobs_are_404_on_every_route)
 {
 	char *docs[] = {
-		start_doc(VRT_SERVER_1, 1),
+		vrt_job_start_doc(VRT_SERVER_1, 1),
 		progress_doc(VRT_SERVER_1, 10),
-		result_doc(VRT_SERVER_1, "success", NULL, NULL, NULL, NULL),
-		result_doc(VRT_SERVER_1, "error", NULL, NULL, NULL, NULL),
+		vrt_job_result_doc(VRT_SERVER_1, "success", NULL, NULL, NULL, NULL),
+		vrt_job_result_doc(VRT_SERVER_1, "error", NULL, NULL, NULL, NULL),
 	};
 	for (size_t i = 0; i < N(routes); i++) {
 		struct vrt_resp r;
-		job_call(routes[i], VRT_MISSING, vrt_service_token(VRT_SERVICE), docs[i], &r);
-		char *what = fmt("%s of a missing job", routes[i]);
+		vrt_job_call(routes[i], VRT_MISSING, vrt_service_token(VRT_SERVICE), docs[i], &r);
+		char *what = vrt_fmt("%s of a missing job", routes[i]);
 		vrt_assert_error(&r, 404, "RESOURCE_NOT_FOUND", what);
 		free(what);
 		vrt_resp_free(&r);
-		job_call(routes[i], "not-a-job", vrt_service_token(VRT_SERVICE), docs[i], &r);
+		vrt_job_call(routes[i], "not-a-job", vrt_service_token(VRT_SERVICE), docs[i], &r);
 		vrt_assert_error(&r, 404, "RESOURCE_NOT_FOUND", routes[i]);
 		vrt_resp_free(&r);
 		free(docs[i]);
@@ -1045,19 +856,19 @@ Test(refusals, unknown_jobs_are_404_on_every_route)
 Test(refusals, tenant_and_sysadmin_credentials_are_403_on_every_route)
 {
 	char *rg = vrt_new_replication(NULL, "tenant-refused", false, NULL);
-	struct accepted a = accept_action("sync", rg);
+	struct vrt_accepted a = vrt_accept("sync", rg);
 	char *before = job_snapshot(a.job);
 	char *docs[] = {
-		start_doc(VRT_SERVER_1, 1),
+		vrt_job_start_doc(VRT_SERVER_1, 1),
 		progress_doc(VRT_SERVER_1, 10),
-		result_doc(VRT_SERVER_1, "success", NULL, NULL, NULL, NULL),
-		result_doc(VRT_SERVER_1, "error", NULL, NULL, NULL, NULL),
+		vrt_job_result_doc(VRT_SERVER_1, "success", NULL, NULL, NULL, NULL),
+		vrt_job_result_doc(VRT_SERVER_1, "error", NULL, NULL, NULL, NULL),
 	};
 	static const char *const users[] = {VRT_ADMIN_A, VRT_USER_A, VRT_ROOT};
 	for (size_t i = 0; i < N(routes); i++) {
-		char *path = fmt("/api/internal/jobs/%s/%s", a.job, routes[i]);
+		char *path = vrt_fmt("/api/internal/jobs/%s/%s", a.job, routes[i]);
 		for (size_t u = 0; u < N(users); u++) {
-			const char *headers[] = {"Content-Type: " MT_INTERNAL, NULL};
+			const char *headers[] = {"Content-Type: " VRT_MT_INTERNAL, NULL};
 			struct vrt_call call = {.method = "POST",
 						.path = path,
 						.token = vrt_token(users[u]),
@@ -1066,17 +877,17 @@ Test(refusals, tenant_and_sysadmin_credentials_are_403_on_every_route)
 						.body_len = -1};
 			struct vrt_resp r;
 			cr_assert_eq(vrt_call(&call, &r), 0);
-			char *what = fmt("%s as %s", path, users[u]);
+			char *what = vrt_fmt("%s as %s", path, users[u]);
 			vrt_assert_error(&r, 403, "ACCESS_TO_RESOURCE_IS_FORBIDDEN", what);
 			free(what);
 			vrt_resp_free(&r);
 		}
 		/* no credentials, a revoked service */
 		struct vrt_resp r;
-		job_call(routes[i], a.job, NULL, docs[i], &r);
+		vrt_job_call(routes[i], a.job, NULL, docs[i], &r);
 		vrt_assert_error(&r, 401, "NOT_AUTHENTICATED", "no credentials");
 		vrt_resp_free(&r);
-		job_call(routes[i], a.job, vrt_service_token(VRT_SERVICE_REVOKED), docs[i], &r);
+		vrt_job_call(routes[i], a.job, vrt_service_token(VRT_SERVICE_REVOKED), docs[i], &r);
 		vrt_assert_error(&r, 401, "NOT_AUTHENTICATED", "a revoked service token");
 		vrt_resp_free(&r);
 		free(path);
@@ -1084,7 +895,7 @@ Test(refusals, tenant_and_sysadmin_credentials_are_403_on_every_route)
 	}
 	assert_snapshot(a.job, before, "after tenant calls on the job routes");
 	free(before);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }
 
@@ -1095,7 +906,7 @@ static void assert_document_refused(const char *route, const char *job, const ch
 				    const char *what)
 {
 	char *before = job_snapshot(job);
-	char *path = fmt("/api/internal/jobs/%s/%s", job, route);
+	char *path = vrt_fmt("/api/internal/jobs/%s/%s", job, route);
 	const char *headers[] = {type_line, NULL};
 	struct vrt_call call = {.method = "POST",
 				.path = path,
@@ -1105,7 +916,7 @@ static void assert_document_refused(const char *route, const char *job, const ch
 				.body_len = -1};
 	struct vrt_resp r;
 	cr_assert_eq(vrt_call(&call, &r), 0);
-	char *full = fmt("%s: %s", route, what);
+	char *full = vrt_fmt("%s: %s", route, what);
 	vrt_assert_error(&r, status, minor, full);
 	cr_assert_null(strstr(r.body, "root:x:0:0"), "%s shows /etc/passwd", full);
 	vrt_resp_free(&r);
@@ -1118,22 +929,23 @@ static void assert_document_refused(const char *route, const char *job, const ch
 Test(refusals, bad_documents_are_400_415_or_413_and_change_nothing)
 {
 	char *rg = vrt_new_replication(NULL, "bad-documents", false, NULL);
-	struct accepted a = accept_action("testFailover", rg);
+	struct vrt_accepted a = vrt_accept("testFailover", rg);
 	start_ok(a.job);
-	static const char ct[] = "Content-Type: " MT_INTERNAL;
-	char *padding = filler(BODY_CAP, ' ');
-	char *big = fmt("<JobProgress xmlns=\"" VRT_NS_INTERNAL "\"><ServerId>" VRT_SERVER_1
-			"</ServerId><Progress>1</Progress></JobProgress>%s",
-			padding);
+	static const char ct[] = "Content-Type: " VRT_MT_INTERNAL;
+	char *padding = vrt_filler(VRT_BODY_CAP, ' ');
+	char *big = vrt_fmt("<JobProgress xmlns=\"" VRT_NS_INTERNAL "\"><ServerId>" VRT_SERVER_1
+			    "</ServerId><Progress>1</Progress></JobProgress>%s",
+			    padding);
 	for (size_t i = 0; i < N(routes); i++) {
 		const char *route = routes[i];
 		static const char *const types[] = {"Content-Type: text/plain",
 						    "Content-Type: application/json",
-						    "Content-Type: " MT_TEST, "Content-Type:"};
-		char *good = strcmp(route, "start") == 0 ? start_doc(VRT_SERVER_1, 1)
+						    "Content-Type: " VRT_MT_TEST, "Content-Type:"};
+		char *good = strcmp(route, "start") == 0 ? vrt_job_start_doc(VRT_SERVER_1, 1)
 			     : strcmp(route, "progress") == 0
 				     ? progress_doc(VRT_SERVER_1, 10)
-				     : result_doc(VRT_SERVER_1, "success", NULL, NULL, NULL, NULL);
+				     : vrt_job_result_doc(VRT_SERVER_1, "success", NULL, NULL, NULL,
+							  NULL);
 		for (size_t t = 0; t < N(types); t++)
 			assert_document_refused(route, a.job, types[t], good, 415,
 						"UNSUPPORTED_MEDIA_TYPE", types[t]);
@@ -1164,7 +976,7 @@ Test(refusals, bad_documents_are_400_415_or_413_and_change_nothing)
 			"</JobResult>",
 		};
 		for (size_t b = 0; b < N(bodies); b++) {
-			char *what = fmt("body %zu", b);
+			char *what = vrt_fmt("body %zu", b);
 			assert_document_refused(route, a.job, ct, bodies[b], 400, "BAD_REQUEST",
 						what);
 			free(what);
@@ -1174,9 +986,9 @@ Test(refusals, bad_documents_are_400_415_or_413_and_change_nothing)
 		free(good);
 	}
 	assert_task(a.task, "running", NULL);
-	assert_state(rg, "notStarted testInProgress ok false", "after bad documents");
+	vrt_assert_state(rg, "notStarted testInProgress ok false", "after bad documents");
 	free(big);
 	free(padding);
-	accepted_free(&a);
+	vrt_accepted_free(&a);
 	free(rg);
 }

@@ -6,56 +6,21 @@
 #include <criterion/criterion.h>
 #include <regex.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "integration/harness.h"
+#include "integration/helpers.h"
 #include "vrcloud/http.h"
 
 #define PUBLIC "https://p1v17-vcd.vchs.vmware.com:443"
 
 VRT_SUITE(.name = "reads", .jobs = 3, .redis_db = 3, .public_url = PUBLIC);
 
-#define N(a)	  (sizeof(a) / sizeof((a)[0]))
-#define RG_TYPE	  "application/vnd.vmware.hcs.replicationGroup+xml"
-#define REFS_TYPE "application/vnd.vmware.vcloud.query.references+xml"
+#define N(a) (sizeof(a) / sizeof((a)[0]))
 
 /* --- helpers ------------------------------------------------------------- */
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	va_start(ap, f);
-	char *s = NULL;
-	cr_assert(vasprintf(&s, f, ap) > 0);
-	va_end(ap);
-	return s;
-}
-
-/* GET path as user: 200 with a valid document. */
-static void get_doc(const char *path, const char *user, struct vrt_resp *r)
-{
-	vrt_get(path, user ? vrt_token(user) : NULL, r);
-	cr_assert_eq(r->status, 200, "GET %s: %ld\n%s", path, r->status, r->body);
-	vrt_assert_valid(r, path);
-}
-
-static char *xstr(const struct vrt_resp *r, const char *xpath)
-{
-	char *s = vrt_xpath_str(r->body, xpath);
-	cr_assert_not_null(s, "not XML:\n%s", r->body);
-	return s;
-}
-
-static void assert_xstr(const struct vrt_resp *r, const char *xpath, const char *expected)
-{
-	char *s = xstr(r, xpath);
-	cr_assert_str_eq(s, expected, "%s is '%s', expected '%s'\n%s", xpath, s, expected, r->body);
-	free(s);
-}
 
 /* The path of an href the API wrote (public base stripped). */
 static const char *local_path(const char *href)
@@ -68,16 +33,16 @@ static const char *local_path(const char *href)
 /* Names of the element children of the node at xpath, as "v:Link,vr:Rpo". */
 static char *child_names(const struct vrt_resp *r, const char *xpath)
 {
-	char *count_expr = fmt("count(%s/*)", xpath);
+	char *count_expr = vrt_fmt("count(%s/*)", xpath);
 	long n = vrt_xpath_count(r->body, count_expr);
 	free(count_expr);
 	size_t cap = 64 * (size_t)(n + 1), len = 0;
 	char *out = calloc(1, cap);
 	for (long i = 1; i <= n; i++) {
-		char *ns_expr = fmt("namespace-uri(%s/*[%ld])", xpath, i);
-		char *name_expr = fmt("local-name(%s/*[%ld])", xpath, i);
-		char *ns = xstr(r, ns_expr);
-		char *name = xstr(r, name_expr);
+		char *ns_expr = vrt_fmt("namespace-uri(%s/*[%ld])", xpath, i);
+		char *name_expr = vrt_fmt("local-name(%s/*[%ld])", xpath, i);
+		char *ns = vrt_xstr(r, ns_expr);
+		char *name = vrt_xstr(r, name_expr);
 		const char *prefix = strcmp(ns, "http://www.vmware.com/vr/v6.0") == 0	    ? "vr"
 				     : strcmp(ns, "http://www.vmware.com/vcloud/v1.5") == 0 ? "v"
 											    : ns;
@@ -89,18 +54,6 @@ static char *child_names(const struct vrt_resp *r, const char *xpath)
 		free(name);
 	}
 	return out;
-}
-
-static bool is_uuid(const char *s)
-{
-	if (strlen(s) != 36)
-		return false;
-	for (int i = 0; i < 36; i++) {
-		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-		if (dash ? s[i] != '-' : !strchr("0123456789abcdef", s[i]))
-			return false;
-	}
-	return true;
 }
 
 static void assert_timestamp(const char *value, const char *what)
@@ -134,31 +87,31 @@ static const struct route_case get_routes[] = {
 	{"/api/org/{id}", "/api/org/" VRT_ORG_A, VRT_USER_A,
 	 "application/vnd.vmware.vcloud.org+xml", true},
 	{"/api/org/{id}/failbackreplications", "/api/org/" VRT_ORG_A "/failbackreplications",
-	 VRT_USER_A, REFS_TYPE, true},
-	{"/api/org/{id}/replications", "/api/org/" VRT_ORG_A "/replications", VRT_USER_A, REFS_TYPE,
-	 true},
+	 VRT_USER_A, VRT_MT_REFS, true},
+	{"/api/org/{id}/replications", "/api/org/" VRT_ORG_A "/replications", VRT_USER_A,
+	 VRT_MT_REFS, true},
 	{"/api/org/{id}/enabledForReplicationVdcs",
-	 "/api/org/" VRT_ORG_A "/enabledForReplicationVdcs", VRT_USER_A, REFS_TYPE, true},
+	 "/api/org/" VRT_ORG_A "/enabledForReplicationVdcs", VRT_USER_A, VRT_MT_REFS, true},
 	{"/api/vdc/{id}", "/api/vdc/" VRT_VDC_A1, VRT_USER_A,
 	 "application/vnd.vmware.vcloud.vdc+xml", true},
 	{"/api/vdc/{id}/failbackreplications", "/api/vdc/" VRT_VDC_A1 "/failbackreplications",
-	 VRT_USER_A, REFS_TYPE, true},
-	{"/api/vdc/{id}/peers", "/api/vdc/" VRT_VDC_A1 "/peers", VRT_USER_A, REFS_TYPE, true},
+	 VRT_USER_A, VRT_MT_REFS, true},
+	{"/api/vdc/{id}/peers", "/api/vdc/" VRT_VDC_A1 "/peers", VRT_USER_A, VRT_MT_REFS, true},
 	{"/api/vdc/{id}/recoveryDetails", "/api/vdc/" VRT_VDC_A1 "/recoveryDetails", VRT_USER_A,
 	 "application/vnd.vmware.hcs.vrRecoveryDetails+xml", true},
 	{"/api/vdc/{id}/replications", "/api/vdc/" VRT_VDC_A1 "/replications", VRT_USER_A,
-	 REFS_TYPE, true},
+	 VRT_MT_REFS, true},
 	{"/api/vr/failbackreplications/{id}", "/api/vr/failbackreplications/" VRT_FAILBACK_A1,
 	 VRT_USER_A, "application/vnd.vmware.hcs.failbackReplicationGroup+xml", true},
 	{"/api/vr/peers/{id}", "/api/vr/peers/" VRT_PEER_A1, VRT_USER_A,
 	 "application/vnd.vmware.hcs.peer+xml", true},
 	{"/api/vr/peers/{id}/failbackreplications",
-	 "/api/vr/peers/" VRT_PEER_A1 "/failbackreplications", VRT_USER_A, REFS_TYPE, true},
+	 "/api/vr/peers/" VRT_PEER_A1 "/failbackreplications", VRT_USER_A, VRT_MT_REFS, true},
 	{"/api/vr/peers/{id}/networkMappings", "/api/vr/peers/" VRT_PEER_A1 "/networkMappings",
 	 VRT_USER_A, "application/vnd.vmware.hcs.networkMappings+xml", true},
 	{"/api/vr/peers/{id}/replications", "/api/vr/peers/" VRT_PEER_A1 "/replications",
-	 VRT_USER_A, REFS_TYPE, true},
-	{"/api/vr/replications/{id}", "/api/vr/replications/" VRT_REPL_A1, VRT_USER_A, RG_TYPE,
+	 VRT_USER_A, VRT_MT_REFS, true},
+	{"/api/vr/replications/{id}", "/api/vr/replications/" VRT_REPL_A1, VRT_USER_A, VRT_MT_RG,
 	 true},
 	{"/api/vr/replications/{id}/instances", "/api/vr/replications/" VRT_REPL_A1 "/instances",
 	 VRT_USER_A, "application/vnd.vmware.hcs.replicationGroupInstanceList+xml", true},
@@ -174,7 +127,7 @@ static const struct route_case get_routes[] = {
 	 "/api/admin/vr/replications/" VRT_REPL_A1 "/details", VRT_ROOT,
 	 "application/vnd.vmware.hcs.adminReplicationGroupDetails+xml", true},
 	{"/api/admin/extension/vr/vrServers", "/api/admin/extension/vr/vrServers", VRT_ROOT,
-	 REFS_TYPE, true},
+	 VRT_MT_REFS, true},
 	{"/api/admin/extension/vr/vrs/{id}", "/api/admin/extension/vr/vrs/" VRT_SERVER_1, VRT_ROOT,
 	 "application/vnd.vmware.hcs.vrServer+xml", true},
 	{"/api/admin/extension/vr/vrs/{id}/statistics",
@@ -241,7 +194,7 @@ Test(routes, every_route_of_the_table_is_covered_by_a_test)
 			gets++;
 			continue;
 		}
-		char *line = fmt("%s %s", r->method, r->pattern);
+		char *line = vrt_fmt("%s %s", r->method, r->pattern);
 		bool known = false;
 		for (size_t i = 0; i < N(other_routes); i++)
 			known = known || strcmp(other_routes[i], line) == 0;
@@ -261,7 +214,7 @@ Test(routes, every_get_route_answers_200_with_a_valid_document)
 		if (c->xml)
 			vrt_assert_valid(&r, c->path);
 		if (c->type) {
-			char *ct = fmt("%s;version=5.5", c->type);
+			char *ct = vrt_fmt("%s;version=5.5", c->type);
 			cr_assert_str_eq(vrt_header(&r, "Content-Type"), ct, "GET %s", c->path);
 			free(ct);
 		}
@@ -347,7 +300,7 @@ static void assert_method_not_allowed(const char *method, const char *path, cons
 	struct vrt_call call = {.method = method, .path = path, .token = vrt_token(VRT_ADMIN_A)};
 	struct vrt_resp r;
 	cr_assert_eq(vrt_call(&call, &r), 0);
-	char *what = fmt("%s %s", method, path);
+	char *what = vrt_fmt("%s %s", method, path);
 	vrt_assert_error(&r, 405, "METHOD_NOT_ALLOWED", what);
 	const char *got = vrt_header(&r, "Allow");
 	cr_assert_not_null(got, "%s: no Allow header", what);
@@ -413,7 +366,7 @@ Test(compat_6_3_6, delete_on_the_bare_base_url_has_no_side_effect)
 	}
 	vrt_assert_db_unchanged("after DELETE on the base URL");
 	struct vrt_resp r;
-	get_doc("/api/session", VRT_ADMIN_A, &r);
+	vrt_get_ok("/api/session", VRT_ADMIN_A, &r);
 	vrt_resp_free(&r);
 }
 
@@ -422,7 +375,7 @@ Test(compat_6_3_6, delete_on_the_bare_base_url_has_no_side_effect)
 Test(compat_6_7, replication_group_children_are_in_reference_order)
 {
 	struct vrt_resp r;
-	get_doc("/api/vr/replications/" VRT_REPL_A1, VRT_ADMIN_A, &r);
+	vrt_get_ok("/api/vr/replications/" VRT_REPL_A1, VRT_ADMIN_A, &r);
 	char *names = child_names(&r, "/vr:ReplicationGroup");
 	/* Links first, then the EntityType Description, then 3.1's order */
 	const char *links_end = strstr(names, "v:Description");
@@ -445,7 +398,7 @@ Test(compat_6_7, replication_group_children_are_in_reference_order)
 	free(names);
 	vrt_resp_free(&r);
 
-	get_doc("/api/vr/replications/" VRT_REPL_A7, VRT_ADMIN_A, &r);
+	vrt_get_ok("/api/vr/replications/" VRT_REPL_A7, VRT_ADMIN_A, &r);
 	names = child_names(&r, "/vr:ReplicationGroup");
 	const char *own = strstr(names, "vr:Rpo");
 	cr_assert_not_null(own);
@@ -461,35 +414,37 @@ Test(compat_6_7, replication_group_children_are_in_reference_order)
 Test(compat_6_7, replication_group_values_come_from_the_replication)
 {
 	struct vrt_resp r;
-	get_doc("/api/vr/replications/" VRT_REPL_A1, VRT_USER_A, &r);
-	assert_xstr(&r, "string(/vr:ReplicationGroup/@name)", VRT_REPL_A1_NAME);
-	assert_xstr(&r, "string(/vr:ReplicationGroup/@id)",
-		    "urn:vcloud:replicationGroup:" VRT_REPL_A1);
-	assert_xstr(&r, "string(/vr:ReplicationGroup/@type)", RG_TYPE);
-	assert_xstr(&r, "string(/vr:ReplicationGroup/v:Description)",
-		    "Primary web & database server");
-	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:Rpo)", "240");
-	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:PlaceholderVappId)",
-		    "urn:vcloud:vapp:e0000000-0000-4000-8000-000000000001");
-	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:EventPartitionId)",
-		    "f0000000-0000-4000-8000-000000000001");
-	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:ReplicationState)", "ok");
-	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:VrServerInfo/vr:Uuid)", VRT_SERVER_1);
-	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:VrServerInfo/vr:ReplicationTrafficAddress)",
-		    "127.0.0.1:31031");
-	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:NextInstanceSequenceNumber)", "4");
+	vrt_get_ok("/api/vr/replications/" VRT_REPL_A1, VRT_USER_A, &r);
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/@name)", VRT_REPL_A1_NAME);
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/@id)",
+			"urn:vcloud:replicationGroup:" VRT_REPL_A1);
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/@type)", VRT_MT_RG);
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/v:Description)",
+			"Primary web & database server");
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/vr:Rpo)", "240");
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/vr:PlaceholderVappId)",
+			"urn:vcloud:vapp:e0000000-0000-4000-8000-000000000001");
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/vr:EventPartitionId)",
+			"f0000000-0000-4000-8000-000000000001");
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/vr:ReplicationState)", "ok");
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/vr:VrServerInfo/vr:Uuid)", VRT_SERVER_1);
+	vrt_assert_xstr(&r,
+			"string(/vr:ReplicationGroup/vr:VrServerInfo/vr:ReplicationTrafficAddress)",
+			"127.0.0.1:31031");
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/vr:NextInstanceSequenceNumber)", "4");
 	/* the newest instance only */
 	cr_assert_eq(vrt_xpath_count(r.body, "/vr:ReplicationGroup/vr:ReplicationGroupInstance"),
 		     1);
-	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:ReplicationGroupInstance/vr:Id)",
-		    VRT_INSTANCE_A1_3);
-	assert_xstr(&r,
-		    "string(/vr:ReplicationGroup/vr:ReplicationGroupInstance/vr:TransferSeconds)",
-		    "38");
-	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:ReplicationGroupInstance/vr:TransferBytes)",
-		    "262144");
-	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:LastTestFailoverOperationId)",
-		    "f1000000-0000-4000-8000-000000000001");
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/vr:ReplicationGroupInstance/vr:Id)",
+			VRT_INSTANCE_A1_3);
+	vrt_assert_xstr(
+		&r, "string(/vr:ReplicationGroup/vr:ReplicationGroupInstance/vr:TransferSeconds)",
+		"38");
+	vrt_assert_xstr(&r,
+			"string(/vr:ReplicationGroup/vr:ReplicationGroupInstance/vr:TransferBytes)",
+			"262144");
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/vr:LastTestFailoverOperationId)",
+			"f1000000-0000-4000-8000-000000000001");
 	/* names are escaped by the writer, not mangled */
 	cr_assert_not_null(strstr(r.body, "web01 &amp; &lt;db&gt;"), "%s", r.body);
 	vrt_resp_free(&r);
@@ -504,11 +459,12 @@ Test(compat_6_2_5, state_tokens_are_the_ones_clients_test)
 		{VRT_REPL_A7, "none", "recovered"},
 	};
 	for (size_t i = 0; i < N(cases); i++) {
-		char *path = fmt("/api/vr/replications/%s", cases[i][0]);
+		char *path = vrt_fmt("/api/vr/replications/%s", cases[i][0]);
 		struct vrt_resp r;
-		get_doc(path, VRT_ADMIN_A, &r);
-		assert_xstr(&r, "string(/vr:ReplicationGroup/vr:TestRecoveryState)", cases[i][1]);
-		assert_xstr(&r, "string(/vr:ReplicationGroup/vr:RecoveryState)", cases[i][2]);
+		vrt_get_ok(path, VRT_ADMIN_A, &r);
+		vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/vr:TestRecoveryState)",
+				cases[i][1]);
+		vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/vr:RecoveryState)", cases[i][2]);
 		vrt_resp_free(&r);
 		free(path);
 	}
@@ -517,59 +473,59 @@ Test(compat_6_2_5, state_tokens_are_the_ones_clients_test)
 Test(compat_6_2_4, booleans_are_true_or_false)
 {
 	struct vrt_resp r;
-	get_doc("/api/vr/replications/" VRT_REPL_A1, VRT_ADMIN_A, &r);
-	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:QuiesceGuestEnabled)", "true");
-	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:NetworkCompressionEnabled)", "true");
-	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:Paused)", "false");
+	vrt_get_ok("/api/vr/replications/" VRT_REPL_A1, VRT_ADMIN_A, &r);
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/vr:QuiesceGuestEnabled)", "true");
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/vr:NetworkCompressionEnabled)", "true");
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/vr:Paused)", "false");
 	vrt_resp_free(&r);
-	get_doc("/api/vr/replications/" VRT_REPL_A3, VRT_ADMIN_A, &r);
-	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:Paused)", "true");
-	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:QuiesceGuestEnabled)", "false");
+	vrt_get_ok("/api/vr/replications/" VRT_REPL_A3, VRT_ADMIN_A, &r);
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/vr:Paused)", "true");
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/vr:QuiesceGuestEnabled)", "false");
 	vrt_resp_free(&r);
-	get_doc("/api/vdc/" VRT_VDC_A1 "/recoveryDetails", VRT_ADMIN_A, &r);
-	assert_xstr(&r, "string(/vr:VrRecoveryDetails/vr:IsPlannedMigrationEnabled)", "false");
-	assert_xstr(&r, "string(/vr:VrRecoveryDetails/vr:IsFailoverEnabled)", "true");
-	assert_xstr(&r, "string(/vr:VrRecoveryDetails/vr:IsTestFailoverEnabled)", "true");
+	vrt_get_ok("/api/vdc/" VRT_VDC_A1 "/recoveryDetails", VRT_ADMIN_A, &r);
+	vrt_assert_xstr(&r, "string(/vr:VrRecoveryDetails/vr:IsPlannedMigrationEnabled)", "false");
+	vrt_assert_xstr(&r, "string(/vr:VrRecoveryDetails/vr:IsFailoverEnabled)", "true");
+	vrt_assert_xstr(&r, "string(/vr:VrRecoveryDetails/vr:IsTestFailoverEnabled)", "true");
 	vrt_resp_free(&r);
-	get_doc("/api/task/" VRT_TASK_A_RUNNING, VRT_ADMIN_A, &r);
-	assert_xstr(&r, "string(/v:Task/@cancelRequested)", "false");
+	vrt_get_ok("/api/task/" VRT_TASK_A_RUNNING, VRT_ADMIN_A, &r);
+	vrt_assert_xstr(&r, "string(/v:Task/@cancelRequested)", "false");
 	vrt_resp_free(&r);
 }
 
 Test(compat_6_2_4, timestamps_are_utc_with_milliseconds_and_z)
 {
 	struct vrt_resp r;
-	get_doc("/api/vr/replications/" VRT_REPL_A1, VRT_ADMIN_A, &r);
-	char *t = xstr(&r, "string(//vr:ReplicationGroupInstance/vr:TransferStartTime)");
+	vrt_get_ok("/api/vr/replications/" VRT_REPL_A1, VRT_ADMIN_A, &r);
+	char *t = vrt_xstr(&r, "string(//vr:ReplicationGroupInstance/vr:TransferStartTime)");
 	assert_timestamp(t, "TransferStartTime");
 	free(t);
 	vrt_resp_free(&r);
-	get_doc("/api/vr/replications/" VRT_REPL_A7, VRT_ADMIN_A, &r);
-	assert_xstr(&r, "string(/vr:ReplicationGroup/vr:RecoveryCompletionTime)",
-		    "2024-05-06T07:08:09.123Z");
-	assert_xstr(&r, "string(//vr:ReplicationGroupInstance/vr:TransferStartTime)",
-		    "2024-05-06T06:00:00.500Z");
+	vrt_get_ok("/api/vr/replications/" VRT_REPL_A7, VRT_ADMIN_A, &r);
+	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/vr:RecoveryCompletionTime)",
+			"2024-05-06T07:08:09.123Z");
+	vrt_assert_xstr(&r, "string(//vr:ReplicationGroupInstance/vr:TransferStartTime)",
+			"2024-05-06T06:00:00.500Z");
 	vrt_resp_free(&r);
-	get_doc("/api/vr/replications/" VRT_REPL_A1 "/instances", VRT_ADMIN_A, &r);
+	vrt_get_ok("/api/vr/replications/" VRT_REPL_A1 "/instances", VRT_ADMIN_A, &r);
 	for (int i = 1; i <= 3; i++) {
-		char *x = fmt("string(/vr:ReplicationGroupInstanceList/vr:Instance[%d]/"
-			      "vr:TransferStartTime)",
-			      i);
-		t = xstr(&r, x);
+		char *x = vrt_fmt("string(/vr:ReplicationGroupInstanceList/vr:Instance[%d]/"
+				  "vr:TransferStartTime)",
+				  i);
+		t = vrt_xstr(&r, x);
 		assert_timestamp(t, "Instance/TransferStartTime");
 		free(t);
 		free(x);
 	}
 	vrt_resp_free(&r);
-	get_doc("/api/task/" VRT_TASK_A_ERROR, VRT_ADMIN_A, &r);
-	assert_xstr(&r, "string(/v:Task/@startTime)", "2024-07-02T10:00:00.000Z");
-	assert_xstr(&r, "string(/v:Task/@endTime)", "2024-07-02T10:00:05.250Z");
-	assert_xstr(&r, "string(/v:Task/@expiryTime)", "2024-09-30T10:00:00.000Z");
+	vrt_get_ok("/api/task/" VRT_TASK_A_ERROR, VRT_ADMIN_A, &r);
+	vrt_assert_xstr(&r, "string(/v:Task/@startTime)", "2024-07-02T10:00:00.000Z");
+	vrt_assert_xstr(&r, "string(/v:Task/@endTime)", "2024-07-02T10:00:05.250Z");
+	vrt_assert_xstr(&r, "string(/v:Task/@expiryTime)", "2024-09-30T10:00:00.000Z");
 	vrt_resp_free(&r);
-	get_doc("/api/admin/vr/nodes", VRT_ROOT, &r);
-	assert_xstr(&r, "string(//vr:Node[@name='worker-2']/vr:LastHeartbeat)",
-		    "2024-03-04T05:06:07.089Z");
-	t = xstr(&r, "string(//vr:Node[@name='worker-1']/vr:LastHeartbeat)");
+	vrt_get_ok("/api/admin/vr/nodes", VRT_ROOT, &r);
+	vrt_assert_xstr(&r, "string(//vr:Node[@name='worker-2']/vr:LastHeartbeat)",
+			"2024-03-04T05:06:07.089Z");
+	t = vrt_xstr(&r, "string(//vr:Node[@name='worker-1']/vr:LastHeartbeat)");
 	assert_timestamp(t, "LastHeartbeat");
 	free(t);
 	vrt_resp_free(&r);
@@ -579,10 +535,10 @@ Test(compat_6_2_4, timestamps_are_utc_with_milliseconds_and_z)
 
 static long rpo_violation(const char *id)
 {
-	char *path = fmt("/api/vr/replications/%s", id);
+	char *path = vrt_fmt("/api/vr/replications/%s", id);
 	struct vrt_resp r;
-	get_doc(path, VRT_ADMIN_A, &r);
-	char *v = xstr(&r, "string(/vr:ReplicationGroup/vr:CurrentRpoViolation)");
+	vrt_get_ok(path, VRT_ADMIN_A, &r);
+	char *v = vrt_xstr(&r, "string(/vr:ReplicationGroup/vr:CurrentRpoViolation)");
 	long minutes = strtol(v, NULL, 10);
 	free(v);
 	free(path);
@@ -654,14 +610,14 @@ static void assert_hrefs_absolute(const struct vrt_resp *r, const char *what)
 static void assert_root_href_ends_with_id(const struct vrt_resp *r, const char *root,
 					  const char *id)
 {
-	char *x = fmt("string(/%s/@href)", root);
-	char *href = xstr(r, x);
+	char *x = vrt_fmt("string(/%s/@href)", root);
+	char *href = vrt_xstr(r, x);
 	size_t len = strlen(href);
 	cr_assert(len > 36 && strcmp(href + len - 36, id) == 0 && href[len - 37] == '/',
 		  "%s href '%s' does not end with /%s", root, href, id);
 	free(x);
-	x = fmt("string(/%s/@id)", root);
-	char *urn = xstr(r, x);
+	x = vrt_fmt("string(/%s/@id)", root);
+	char *urn = vrt_xstr(r, x);
 	size_t ulen = strlen(urn);
 	cr_assert(ulen > 36 && strcmp(urn + ulen - 36, id) == 0, "%s id '%s'", root, urn);
 	free(x);
@@ -682,26 +638,26 @@ Test(compat_6_1_1, hrefs_are_absolute_and_end_with_the_36_character_id)
 	};
 	for (size_t i = 0; i < N(docs); i++) {
 		struct vrt_resp r;
-		get_doc(docs[i][0], VRT_ADMIN_A, &r);
+		vrt_get_ok(docs[i][0], VRT_ADMIN_A, &r);
 		assert_hrefs_absolute(&r, docs[i][0]);
 		assert_root_href_ends_with_id(&r, docs[i][1], docs[i][2]);
 		vrt_resp_free(&r);
 	}
 	/* every Reference of every listing: href ends with the id of its URN */
 	for (size_t i = 0; i < N(get_routes); i++) {
-		if (!get_routes[i].type || strcmp(get_routes[i].type, REFS_TYPE) != 0)
+		if (!get_routes[i].type || strcmp(get_routes[i].type, VRT_MT_REFS) != 0)
 			continue;
-		char *path = fmt("%s?pageSize=128", get_routes[i].path);
+		char *path = vrt_fmt("%s?pageSize=128", get_routes[i].path);
 		struct vrt_resp r;
-		get_doc(path, get_routes[i].user, &r);
+		vrt_get_ok(path, get_routes[i].user, &r);
 		assert_hrefs_absolute(&r, path);
 		long n = vrt_xpath_count(r.body, "/v:References/v:Reference");
 		for (long k = 1; k <= n; k++) {
-			char *hx = fmt("string(/v:References/v:Reference[%ld]/@href)", k);
-			char *ix = fmt("string(/v:References/v:Reference[%ld]/@id)", k);
-			char *href = xstr(&r, hx), *id = xstr(&r, ix);
+			char *hx = vrt_fmt("string(/v:References/v:Reference[%ld]/@href)", k);
+			char *ix = vrt_fmt("string(/v:References/v:Reference[%ld]/@id)", k);
+			char *href = vrt_xstr(&r, hx), *id = vrt_xstr(&r, ix);
 			size_t hl = strlen(href), il = strlen(id);
-			cr_assert(hl > 36 && il > 36 && is_uuid(href + hl - 36) &&
+			cr_assert(hl > 36 && il > 36 && vrt_is_uuid(href + hl - 36) &&
 					  strcmp(href + hl - 36, id + il - 36) == 0,
 				  "%s: Reference href '%s' id '%s'", path, href, id);
 			free(hx);
@@ -727,7 +683,7 @@ Test(compat_6_1_1, hrefs_are_absolute_and_end_with_the_36_character_id)
 	};
 	for (size_t i = 0; i < N(more); i++) {
 		struct vrt_resp r;
-		get_doc(more[i][0], more[i][1], &r);
+		vrt_get_ok(more[i][0], more[i][1], &r);
 		assert_hrefs_absolute(&r, more[i][0]);
 		vrt_resp_free(&r);
 	}
@@ -747,18 +703,18 @@ Test(compat_6_1_2, raascli_fixed_offsets_46_51_58_find_the_ids)
 {
 	cr_assert_eq(strlen("p1v17-vcd.vchs.vmware.com:443"), 29);
 	struct vrt_resp r;
-	get_doc("/api/admin/vdcs/query/", VRT_ADMIN_A, &r);
-	char *href = xstr(&r, "string(/v:QueryResultRecords/v:OrgVdcRecord/@href)");
+	vrt_get_ok("/api/admin/vdcs/query/", VRT_ADMIN_A, &r);
+	char *href = vrt_xstr(&r, "string(/v:QueryResultRecords/v:OrgVdcRecord/@href)");
 	assert_id_at(href, 46, PUBLIC "/api/vdc/", VRT_VDC_A1);
 	free(href);
 	vrt_resp_free(&r);
-	get_doc("/api/vdc/" VRT_VDC_A1 "/peers", VRT_ADMIN_A, &r);
-	href = xstr(&r, "string(/v:References/v:Reference[1]/@href)");
+	vrt_get_ok("/api/vdc/" VRT_VDC_A1 "/peers", VRT_ADMIN_A, &r);
+	href = vrt_xstr(&r, "string(/v:References/v:Reference[1]/@href)");
 	assert_id_at(href, 51, PUBLIC "/api/vr/peers/", VRT_PEER_A1);
 	free(href);
 	vrt_resp_free(&r);
-	get_doc("/api/vdc/" VRT_VDC_A1 "/replications", VRT_ADMIN_A, &r);
-	href = xstr(&r, "string(/v:References/v:Reference[1]/@href)");
+	vrt_get_ok("/api/vdc/" VRT_VDC_A1 "/replications", VRT_ADMIN_A, &r);
+	href = vrt_xstr(&r, "string(/v:References/v:Reference[1]/@href)");
 	assert_id_at(href, 58, PUBLIC "/api/vr/replications/", VRT_REPL_A1);
 	free(href);
 	vrt_resp_free(&r);
@@ -767,19 +723,19 @@ Test(compat_6_1_2, raascli_fixed_offsets_46_51_58_find_the_ids)
 Test(compat_6_1_3, session_href_minus_two_segments_still_reaches_the_org_list)
 {
 	struct vrt_resp session, orgs, derived;
-	get_doc("/api/session", VRT_ADMIN_A, &session);
-	char *href = xstr(&session, "string(/v:Session/@href)");
+	vrt_get_ok("/api/session", VRT_ADMIN_A, &session);
+	char *href = vrt_xstr(&session, "string(/v:Session/@href)");
 	cr_assert_str_eq(href, PUBLIC "/api/session/");
 	/* the vchs script: base = href without its last two segments */
 	for (int i = 0; i < 2; i++)
 		*strrchr(href, '/') = '\0';
-	char *org_url = fmt("%s/api/org", href);
-	get_doc(local_path(org_url), VRT_ADMIN_A, &derived);
-	get_doc("/api/org", VRT_ADMIN_A, &orgs);
+	char *org_url = vrt_fmt("%s/api/org", href);
+	vrt_get_ok(local_path(org_url), VRT_ADMIN_A, &derived);
+	vrt_get_ok("/api/org", VRT_ADMIN_A, &orgs);
 	cr_assert_str_eq(derived.body, orgs.body);
-	char *org_a = fmt("%s/api/org/%s", href, VRT_ORG_A);
+	char *org_a = vrt_fmt("%s/api/org/%s", href, VRT_ORG_A);
 	struct vrt_resp org;
-	get_doc(local_path(org_a), VRT_ADMIN_A, &org);
+	vrt_get_ok(local_path(org_a), VRT_ADMIN_A, &org);
 	cr_assert_eq(vrt_xpath_count(org.body, "/v:Org[@name='tenant-a']"), 1);
 	free(href);
 	free(org_url);
@@ -793,8 +749,8 @@ Test(compat_6_1_3, session_href_minus_two_segments_still_reaches_the_org_list)
 static void assert_same_document(const char *a, const char *b, const char *user)
 {
 	struct vrt_resp ra, rb;
-	get_doc(a, user, &ra);
-	get_doc(b, user, &rb);
+	vrt_get_ok(a, user, &ra);
+	vrt_get_ok(b, user, &rb);
 	cr_assert_str_eq(ra.body, rb.body, "%s and %s answer differently", a, b);
 	cr_assert_str_eq(vrt_header(&ra, "Content-Type"), vrt_header(&rb, "Content-Type"));
 	vrt_resp_free(&ra);
@@ -823,22 +779,23 @@ Test(compat_6_1_4, compute_and_double_api_aliases_answer_like_the_plain_paths)
 Test(compat_6_1_5, org_and_vdc_hrefs_are_byte_identical_everywhere)
 {
 	struct vrt_resp list, org, vdc, u3, query;
-	get_doc("/api/org", VRT_ADMIN_A, &list);
-	get_doc("/api/org/" VRT_ORG_A, VRT_ADMIN_A, &org);
-	get_doc("/api/vdc/" VRT_VDC_A1, VRT_ADMIN_A, &vdc);
-	get_doc("/api/org/" VRT_ORG_A "/enabledForReplicationVdcs", VRT_ADMIN_A, &u3);
-	get_doc("/api/admin/vdcs/query", VRT_ADMIN_A, &query);
-	char *org_in_list = xstr(&list, "string(/v:OrgList/v:Org/@href)");
-	char *org_self = xstr(&org, "string(/v:Org/@href)");
-	char *org_up = xstr(&vdc, "string(/v:Vdc/v:Link[@rel='up']"
-				  "[@type='application/vnd.vmware.vcloud.org+xml']/@href)");
+	vrt_get_ok("/api/org", VRT_ADMIN_A, &list);
+	vrt_get_ok("/api/org/" VRT_ORG_A, VRT_ADMIN_A, &org);
+	vrt_get_ok("/api/vdc/" VRT_VDC_A1, VRT_ADMIN_A, &vdc);
+	vrt_get_ok("/api/org/" VRT_ORG_A "/enabledForReplicationVdcs", VRT_ADMIN_A, &u3);
+	vrt_get_ok("/api/admin/vdcs/query", VRT_ADMIN_A, &query);
+	char *org_in_list = vrt_xstr(&list, "string(/v:OrgList/v:Org/@href)");
+	char *org_self = vrt_xstr(&org, "string(/v:Org/@href)");
+	char *org_up = vrt_xstr(&vdc, "string(/v:Vdc/v:Link[@rel='up']"
+				      "[@type='application/vnd.vmware.vcloud.org+xml']/@href)");
 	cr_assert_str_eq(org_in_list, org_self);
 	cr_assert_str_eq(org_up, org_self);
-	char *vdc_in_org = xstr(&org, "string(/v:Org/v:Link[@type='application/vnd.vmware.vcloud."
-				      "vdc+xml']/@href)");
-	char *vdc_in_u3 = xstr(&u3, "string(/v:References/v:Reference/@href)");
-	char *vdc_self = xstr(&vdc, "string(/v:Vdc/@href)");
-	char *vdc_record = xstr(&query, "string(/v:QueryResultRecords/v:OrgVdcRecord/@href)");
+	char *vdc_in_org = vrt_xstr(&org,
+				    "string(/v:Org/v:Link[@type='application/vnd.vmware.vcloud."
+				    "vdc+xml']/@href)");
+	char *vdc_in_u3 = vrt_xstr(&u3, "string(/v:References/v:Reference/@href)");
+	char *vdc_self = vrt_xstr(&vdc, "string(/v:Vdc/@href)");
+	char *vdc_record = vrt_xstr(&query, "string(/v:QueryResultRecords/v:OrgVdcRecord/@href)");
 	cr_assert_str_eq(vdc_in_org, vdc_self);
 	cr_assert_str_eq(vdc_in_u3, vdc_self);
 	cr_assert_str_eq(vdc_record, vdc_self);
@@ -885,11 +842,12 @@ Test(compat_6_2_1, vr_and_vcd_documents_use_their_namespace_as_default)
 		for (size_t i = 0; i < n; i++) {
 			const char *path = kind ? vcd_docs[i][0] : vr_docs[i][0];
 			struct vrt_resp r;
-			get_doc(path, kind ? vcd_docs[i][1] : vr_docs[i][1], &r);
-			assert_xstr(&r, "namespace-uri(/*)",
-				    kind ? "http://www.vmware.com/vcloud/v1.5"
-					 : "http://www.vmware.com/vr/v6.0");
-			char *name = xstr(&r, "name(/*)"), *local = xstr(&r, "local-name(/*)");
+			vrt_get_ok(path, kind ? vcd_docs[i][1] : vr_docs[i][1], &r);
+			vrt_assert_xstr(&r, "namespace-uri(/*)",
+					kind ? "http://www.vmware.com/vcloud/v1.5"
+					     : "http://www.vmware.com/vr/v6.0");
+			char *name = vrt_xstr(&r, "name(/*)"),
+			     *local = vrt_xstr(&r, "local-name(/*)");
 			cr_assert_str_eq(name, local, "%s: the root element is prefixed", path);
 			free(name);
 			free(local);
@@ -908,14 +866,14 @@ Test(compat_6_2_1, vr_and_vcd_documents_use_their_namespace_as_default)
 Test(compat_6_2_2, references_have_links_then_references_each_with_a_type)
 {
 	for (size_t i = 0; i < N(get_routes); i++) {
-		if (!get_routes[i].type || strcmp(get_routes[i].type, REFS_TYPE) != 0)
+		if (!get_routes[i].type || strcmp(get_routes[i].type, VRT_MT_REFS) != 0)
 			continue;
 		static const char *const queries[] = {"", "?page=1&pageSize=2",
 						      "?page=2&pageSize=2", "?page=99"};
 		for (size_t q = 0; q < N(queries); q++) {
-			char *path = fmt("%s%s", get_routes[i].path, queries[q]);
+			char *path = vrt_fmt("%s%s", get_routes[i].path, queries[q]);
 			struct vrt_resp r;
-			get_doc(path, get_routes[i].user, &r);
+			vrt_get_ok(path, get_routes[i].user, &r);
 			cr_assert_eq(vrt_xpath_count(r.body, "/v:References"), 1, "%s", path);
 			cr_assert_eq(vrt_xpath_count(r.body, "/v:References/*[not(self::v:Link or "
 							     "self::v:Reference)]"),
@@ -938,14 +896,14 @@ Test(compat_6_2_2, references_have_links_then_references_each_with_a_type)
 Test(compat_6_2_3, at_most_one_link_of_the_replication_group_and_test_failover_types)
 {
 	struct vrt_resp r;
-	get_doc("/api/vr/replications/" VRT_REPL_A1, VRT_ADMIN_A, &r);
-	long rg = vrt_xpath_count(r.body, "/vr:ReplicationGroup/v:Link[@type='" RG_TYPE "']");
+	vrt_get_ok("/api/vr/replications/" VRT_REPL_A1, VRT_ADMIN_A, &r);
+	long rg = vrt_xpath_count(r.body, "/vr:ReplicationGroup/v:Link[@type='" VRT_MT_RG "']");
 	long tf = vrt_xpath_count(r.body, "/vr:ReplicationGroup/v:Link[@type='application/vnd."
 					  "vmware.hcs.testFailoverParams+xml']");
 	cr_assert(rg <= 1 && tf <= 1, "%ld replicationGroup and %ld testFailoverParams links", rg,
 		  tf);
 	if (rg == 1)
-		cr_assert_eq(vrt_xpath_count(r.body, "/vr:ReplicationGroup/v:Link[@type='" RG_TYPE
+		cr_assert_eq(vrt_xpath_count(r.body, "/vr:ReplicationGroup/v:Link[@type='" VRT_MT_RG
 						     "'][@rel='remove']"),
 			     1, "the replicationGroup-typed Link must be the remove link");
 	/* the instances link is there for the clients that list them */
@@ -962,9 +920,9 @@ Test(compat_6_2_3, at_most_one_link_of_the_replication_group_and_test_failover_t
 Test(compat_6_4_2, running_task_has_progress_and_no_end_time)
 {
 	struct vrt_resp r;
-	get_doc("/api/task/" VRT_TASK_A_RUNNING, VRT_USER_A, &r);
-	assert_xstr(&r, "string(/v:Task/@status)", "running");
-	assert_xstr(&r, "string(/v:Task/v:Progress)", "42");
+	vrt_get_ok("/api/task/" VRT_TASK_A_RUNNING, VRT_USER_A, &r);
+	vrt_assert_xstr(&r, "string(/v:Task/@status)", "running");
+	vrt_assert_xstr(&r, "string(/v:Task/v:Progress)", "42");
 	cr_assert_eq(vrt_xpath_count(r.body, "/v:Task/@endTime"), 0);
 	cr_assert_eq(vrt_xpath_count(r.body, "/v:Task/v:Error"), 0);
 	vrt_resp_free(&r);
@@ -973,29 +931,30 @@ Test(compat_6_4_2, running_task_has_progress_and_no_end_time)
 Test(compat_6_4_3, task_carries_every_field_the_java_client_reads)
 {
 	struct vrt_resp r;
-	get_doc("/api/task/" VRT_TASK_A_RUNNING, VRT_USER_A, &r);
-	assert_xstr(&r, "string(/v:Task/@href)", PUBLIC "/api/task/" VRT_TASK_A_RUNNING);
-	assert_xstr(&r, "string(/v:Task/@id)", "urn:vcloud:task:" VRT_TASK_A_RUNNING);
-	assert_xstr(&r, "string(/v:Task/@type)", "application/vnd.vmware.vcloud.task+xml");
-	assert_xstr(&r, "string(/v:Task/@name)", "task");
-	assert_xstr(&r, "string(/v:Task/@operation)", "Test failover of replication web01");
-	assert_xstr(&r, "string(/v:Task/@operationName)", "hcsTestFailover");
-	assert_xstr(&r, "string(/v:Task/@startTime)", "2024-07-01T10:00:00.123Z");
-	assert_xstr(&r, "string(/v:Task/@expiryTime)", "2024-09-29T10:00:00.123Z");
-	assert_xstr(&r, "string(/v:Task/v:Owner/@href)",
-		    PUBLIC "/api/vr/replications/" VRT_REPL_A1);
-	assert_xstr(&r, "string(/v:Task/v:Owner/@type)", RG_TYPE);
-	assert_xstr(&r, "string(/v:Task/v:Owner/@name)", "web01");
-	assert_xstr(&r, "string(/v:Task/v:User/@name)", "admin-a");
-	assert_xstr(&r, "string(/v:Task/v:User/@type)", "application/vnd.vmware.admin.user+xml");
-	char *user = xstr(&r, "string(/v:Task/v:User/@href)");
+	vrt_get_ok("/api/task/" VRT_TASK_A_RUNNING, VRT_USER_A, &r);
+	vrt_assert_xstr(&r, "string(/v:Task/@href)", PUBLIC "/api/task/" VRT_TASK_A_RUNNING);
+	vrt_assert_xstr(&r, "string(/v:Task/@id)", "urn:vcloud:task:" VRT_TASK_A_RUNNING);
+	vrt_assert_xstr(&r, "string(/v:Task/@type)", "application/vnd.vmware.vcloud.task+xml");
+	vrt_assert_xstr(&r, "string(/v:Task/@name)", "task");
+	vrt_assert_xstr(&r, "string(/v:Task/@operation)", "Test failover of replication web01");
+	vrt_assert_xstr(&r, "string(/v:Task/@operationName)", "hcsTestFailover");
+	vrt_assert_xstr(&r, "string(/v:Task/@startTime)", "2024-07-01T10:00:00.123Z");
+	vrt_assert_xstr(&r, "string(/v:Task/@expiryTime)", "2024-09-29T10:00:00.123Z");
+	vrt_assert_xstr(&r, "string(/v:Task/v:Owner/@href)",
+			PUBLIC "/api/vr/replications/" VRT_REPL_A1);
+	vrt_assert_xstr(&r, "string(/v:Task/v:Owner/@type)", VRT_MT_RG);
+	vrt_assert_xstr(&r, "string(/v:Task/v:Owner/@name)", "web01");
+	vrt_assert_xstr(&r, "string(/v:Task/v:User/@name)", "admin-a");
+	vrt_assert_xstr(&r, "string(/v:Task/v:User/@type)",
+			"application/vnd.vmware.admin.user+xml");
+	char *user = vrt_xstr(&r, "string(/v:Task/v:User/@href)");
 	cr_assert(strncmp(user, PUBLIC "/api/admin/user/", strlen(PUBLIC "/api/admin/user/")) ==
 				  0 &&
-			  is_uuid(user + strlen(PUBLIC "/api/admin/user/")),
+			  vrt_is_uuid(user + strlen(PUBLIC "/api/admin/user/")),
 		  "User href %s", user);
 	free(user);
-	assert_xstr(&r, "string(/v:Task/v:Organization/@href)", PUBLIC "/api/org/" VRT_ORG_A);
-	assert_xstr(&r, "string(/v:Task/v:Organization/@name)", VRT_ORG_A_NAME);
+	vrt_assert_xstr(&r, "string(/v:Task/v:Organization/@href)", PUBLIC "/api/org/" VRT_ORG_A);
+	vrt_assert_xstr(&r, "string(/v:Task/v:Organization/@name)", VRT_ORG_A_NAME);
 	char *children = child_names(&r, "/v:Task");
 	/* running: it may be canceled (test_api_cancel) */
 	cr_assert_str_eq(children, "v:Link,v:Owner,v:User,v:Organization,v:Progress");
@@ -1006,9 +965,9 @@ Test(compat_6_4_3, task_carries_every_field_the_java_client_reads)
 Test(compat_6_4_3, task_href_is_gettable_with_the_same_credentials)
 {
 	struct vrt_resp r, again;
-	get_doc("/api/task/" VRT_TASK_A_ERROR, VRT_USER_A, &r);
-	char *href = xstr(&r, "string(/v:Task/@href)");
-	get_doc(local_path(href), VRT_USER_A, &again);
+	vrt_get_ok("/api/task/" VRT_TASK_A_ERROR, VRT_USER_A, &r);
+	char *href = vrt_xstr(&r, "string(/v:Task/@href)");
+	vrt_get_ok(local_path(href), VRT_USER_A, &again);
 	cr_assert_str_eq(again.body, r.body);
 	free(href);
 	vrt_resp_free(&r);
@@ -1018,16 +977,16 @@ Test(compat_6_4_3, task_href_is_gettable_with_the_same_credentials)
 Test(compat_6_4_4, failed_task_has_progress_100_and_an_error_with_the_vendor_code)
 {
 	struct vrt_resp r;
-	get_doc("/api/task/" VRT_TASK_A_ERROR, VRT_ADMIN_A, &r);
-	assert_xstr(&r, "string(/v:Task/@status)", "error");
-	assert_xstr(&r, "string(/v:Task/v:Progress)", "100");
-	assert_xstr(&r, "string(/v:Task/@operationKey)", "op-key-1");
-	assert_xstr(&r, "string(/v:Task/v:Error/@vendorSpecificErrorCode)",
-		    VRT_TASK_A_ERROR_VENDOR);
-	assert_xstr(&r, "string(/v:Task/v:Error/@majorErrorCode)", "400");
-	assert_xstr(&r, "string(/v:Task/v:Error/@minorErrorCode)", "BAD_REQUEST");
-	assert_xstr(&r, "string(/v:Task/v:Error/@message)",
-		    "The replication is already test-recovered.");
+	vrt_get_ok("/api/task/" VRT_TASK_A_ERROR, VRT_ADMIN_A, &r);
+	vrt_assert_xstr(&r, "string(/v:Task/@status)", "error");
+	vrt_assert_xstr(&r, "string(/v:Task/v:Progress)", "100");
+	vrt_assert_xstr(&r, "string(/v:Task/@operationKey)", "op-key-1");
+	vrt_assert_xstr(&r, "string(/v:Task/v:Error/@vendorSpecificErrorCode)",
+			VRT_TASK_A_ERROR_VENDOR);
+	vrt_assert_xstr(&r, "string(/v:Task/v:Error/@majorErrorCode)", "400");
+	vrt_assert_xstr(&r, "string(/v:Task/v:Error/@minorErrorCode)", "BAD_REQUEST");
+	vrt_assert_xstr(&r, "string(/v:Task/v:Error/@message)",
+			"The replication is already test-recovered.");
 	char *children = child_names(&r, "/v:Task");
 	cr_assert_str_eq(children, "v:Owner,v:Error,v:User,v:Organization,v:Progress,v:Details");
 	free(children);
@@ -1039,16 +998,16 @@ Test(compat_6_4_4, failed_task_has_progress_100_and_an_error_with_the_vendor_cod
 Test(reads, instances_are_listed_newest_first)
 {
 	struct vrt_resp r;
-	get_doc("/api/vr/replications/" VRT_REPL_A1 "/instances", VRT_USER_A, &r);
+	vrt_get_ok("/api/vr/replications/" VRT_REPL_A1 "/instances", VRT_USER_A, &r);
 	cr_assert_eq(vrt_xpath_count(r.body, "/vr:ReplicationGroupInstanceList/vr:Instance"), 3);
-	assert_xstr(&r, "string(//vr:Instance[1]/vr:Id)", VRT_INSTANCE_A1_3);
-	assert_xstr(&r, "string(//vr:Instance[2]/vr:Id)", VRT_INSTANCE_A1_2);
-	assert_xstr(&r, "string(//vr:Instance[3]/vr:Id)", VRT_INSTANCE_A1_1);
-	assert_xstr(&r, "string(//vr:Instance[3]/vr:TransferSeconds)", "42");
-	assert_xstr(&r, "string(//vr:Instance[3]/vr:TransferBytes)", "1048576");
+	vrt_assert_xstr(&r, "string(//vr:Instance[1]/vr:Id)", VRT_INSTANCE_A1_3);
+	vrt_assert_xstr(&r, "string(//vr:Instance[2]/vr:Id)", VRT_INSTANCE_A1_2);
+	vrt_assert_xstr(&r, "string(//vr:Instance[3]/vr:Id)", VRT_INSTANCE_A1_1);
+	vrt_assert_xstr(&r, "string(//vr:Instance[3]/vr:TransferSeconds)", "42");
+	vrt_assert_xstr(&r, "string(//vr:Instance[3]/vr:TransferBytes)", "1048576");
 	vrt_resp_free(&r);
-	get_doc("/api/vr/replications/40000000-0000-4000-8000-000000000009/instances", VRT_USER_A,
-		&r);
+	vrt_get_ok("/api/vr/replications/40000000-0000-4000-8000-000000000009/instances",
+		   VRT_USER_A, &r);
 	cr_assert_eq(vrt_xpath_count(r.body, "/vr:ReplicationGroupInstanceList/vr:Instance"), 0);
 	vrt_resp_free(&r);
 }
@@ -1056,27 +1015,27 @@ Test(reads, instances_are_listed_newest_first)
 Test(reads, network_mappings_list_failover_and_test_mappings_in_order)
 {
 	struct vrt_resp r;
-	get_doc("/api/vr/peers/" VRT_PEER_A1 "/networkMappings", VRT_USER_A, &r);
+	vrt_get_ok("/api/vr/peers/" VRT_PEER_A1 "/networkMappings", VRT_USER_A, &r);
 	cr_assert_eq(vrt_xpath_count(r.body, "//vr:FailoverNetworkMappings/vr:NetworkMappings"), 2,
 		     "%s", r.body);
 	cr_assert_eq(vrt_xpath_count(r.body, "//vr:TestFailoverNetworkMappings/vr:NetworkMappings"),
 		     1);
-	assert_xstr(&r,
-		    "string(//vr:FailoverNetworkMappings/vr:NetworkMappings[1]/vr:SourceNetwork)",
-		    "VM Network");
-	assert_xstr(&r,
-		    "string(//vr:FailoverNetworkMappings/vr:NetworkMappings[2]/vr:SourceNetwork)",
-		    "DMZ & <backup>");
-	assert_xstr(&r,
-		    "string(//vr:FailoverNetworkMappings/vr:NetworkMappings[2]/"
-		    "v:TargetNetwork/@name)",
-		    "org-net-dmz");
-	assert_xstr(&r,
-		    "string(//vr:TestFailoverNetworkMappings/vr:NetworkMappings[1]/"
-		    "v:TargetNetwork/@name)",
-		    "org-net-test");
+	vrt_assert_xstr(
+		&r, "string(//vr:FailoverNetworkMappings/vr:NetworkMappings[1]/vr:SourceNetwork)",
+		"VM Network");
+	vrt_assert_xstr(
+		&r, "string(//vr:FailoverNetworkMappings/vr:NetworkMappings[2]/vr:SourceNetwork)",
+		"DMZ & <backup>");
+	vrt_assert_xstr(&r,
+			"string(//vr:FailoverNetworkMappings/vr:NetworkMappings[2]/"
+			"v:TargetNetwork/@name)",
+			"org-net-dmz");
+	vrt_assert_xstr(&r,
+			"string(//vr:TestFailoverNetworkMappings/vr:NetworkMappings[1]/"
+			"v:TargetNetwork/@name)",
+			"org-net-test");
 	vrt_resp_free(&r);
-	get_doc("/api/vr/peers/" VRT_PEER_A2 "/networkMappings", VRT_USER_A, &r);
+	vrt_get_ok("/api/vr/peers/" VRT_PEER_A2 "/networkMappings", VRT_USER_A, &r);
 	cr_assert_eq(vrt_xpath_count(r.body, "//vr:NetworkMappings"), 0);
 	vrt_resp_free(&r);
 }
@@ -1084,24 +1043,24 @@ Test(reads, network_mappings_list_failover_and_test_mappings_in_order)
 Test(reads, replication_details_list_the_disks)
 {
 	struct vrt_resp r;
-	get_doc("/api/admin/vr/replications/" VRT_REPL_A1 "/details", VRT_ROOT, &r);
+	vrt_get_ok("/api/admin/vr/replications/" VRT_REPL_A1 "/details", VRT_ROOT, &r);
 	cr_assert_eq(vrt_xpath_count(r.body, "/vr:ReplicationGroupDetails/vr:Vm/vr:Disk"), 2, "%s",
 		     r.body);
-	assert_xstr(&r, "string(//vr:Disk[1]/vr:Uuid)", VRT_DISK_A1_1);
-	assert_xstr(&r, "string(//vr:Disk[1]/vr:DeviceKey)", "2000");
-	assert_xstr(&r, "string(//vr:Disk[2]/vr:DeviceKey)", "2001");
+	vrt_assert_xstr(&r, "string(//vr:Disk[1]/vr:Uuid)", VRT_DISK_A1_1);
+	vrt_assert_xstr(&r, "string(//vr:Disk[1]/vr:DeviceKey)", "2000");
+	vrt_assert_xstr(&r, "string(//vr:Disk[2]/vr:DeviceKey)", "2001");
 	vrt_resp_free(&r);
 }
 
 Test(reads, nodes_list_the_registered_replica_servers)
 {
 	struct vrt_resp r;
-	get_doc("/api/admin/vr/nodes", VRT_ROOT, &r);
+	vrt_get_ok("/api/admin/vr/nodes", VRT_ROOT, &r);
 	cr_assert_eq(vrt_xpath_count(r.body, "/vr:VrcsNodes/vr:Node"), 2, "%s", r.body);
-	assert_xstr(&r, "string(/vr:VrcsNodes/@total)", "2");
-	assert_xstr(&r, "string(/vr:VrcsNodes/vr:Node[1]/@name)", "worker-1");
-	assert_xstr(&r, "string(/vr:VrcsNodes/vr:Node[2]/@name)", "worker-2");
-	assert_xstr(&r, "string(/vr:VrcsNodes/vr:Node[2]/vr:State)", "disconnected");
+	vrt_assert_xstr(&r, "string(/vr:VrcsNodes/@total)", "2");
+	vrt_assert_xstr(&r, "string(/vr:VrcsNodes/vr:Node[1]/@name)", "worker-1");
+	vrt_assert_xstr(&r, "string(/vr:VrcsNodes/vr:Node[2]/@name)", "worker-2");
+	vrt_assert_xstr(&r, "string(/vr:VrcsNodes/vr:Node[2]/vr:State)", "disconnected");
 	cr_assert_null(strstr(r.body, "worker-old"));
 	vrt_resp_free(&r);
 }
@@ -1109,28 +1068,29 @@ Test(reads, nodes_list_the_registered_replica_servers)
 Test(reads, peer_document_names_the_site)
 {
 	struct vrt_resp r;
-	get_doc("/api/vr/peers/" VRT_PEER_A1, VRT_USER_A, &r);
-	assert_xstr(&r, "string(/vr:Peer/vr:SiteUuid)", "c0000000-0000-4000-8000-0000000000a1");
-	assert_xstr(&r, "string(/vr:Peer/vr:SiteName)", "onprem-a");
-	assert_xstr(&r, "string(/vr:Peer/v:Link[@rel='up']/@href)", PUBLIC "/api/vdc/" VRT_VDC_A1);
+	vrt_get_ok("/api/vr/peers/" VRT_PEER_A1, VRT_USER_A, &r);
+	vrt_assert_xstr(&r, "string(/vr:Peer/vr:SiteUuid)", "c0000000-0000-4000-8000-0000000000a1");
+	vrt_assert_xstr(&r, "string(/vr:Peer/vr:SiteName)", "onprem-a");
+	vrt_assert_xstr(&r, "string(/vr:Peer/v:Link[@rel='up']/@href)",
+			PUBLIC "/api/vdc/" VRT_VDC_A1);
 	vrt_resp_free(&r);
 }
 
 Test(reads, org_and_vdc_documents_link_their_listings)
 {
 	struct vrt_resp r;
-	get_doc("/api/org/" VRT_ORG_A, VRT_USER_A, &r);
-	assert_xstr(&r, "string(/v:Org/v:Link[@rel='down:replications']/@href)",
-		    PUBLIC "/api/org/" VRT_ORG_A "/replications");
-	assert_xstr(&r, "string(/v:Org/v:FullName)", "Tenant A & Sons <Ltd>");
+	vrt_get_ok("/api/org/" VRT_ORG_A, VRT_USER_A, &r);
+	vrt_assert_xstr(&r, "string(/v:Org/v:Link[@rel='down:replications']/@href)",
+			PUBLIC "/api/org/" VRT_ORG_A "/replications");
+	vrt_assert_xstr(&r, "string(/v:Org/v:FullName)", "Tenant A & Sons <Ltd>");
 	vrt_resp_free(&r);
-	get_doc("/api/vdc/" VRT_VDC_A1, VRT_USER_A, &r);
-	assert_xstr(&r,
-		    "string(/v:Vdc/v:Link[@type='application/vnd.vmware.hcs.vrRecoveryDetails"
-		    "+xml']/@href)",
-		    PUBLIC "/api/vdc/" VRT_VDC_A1 "/recoveryDetails");
-	assert_xstr(&r, "string(/v:Vdc/v:Link[@rel='down:replications']/@href)",
-		    PUBLIC "/api/vdc/" VRT_VDC_A1 "/replications");
+	vrt_get_ok("/api/vdc/" VRT_VDC_A1, VRT_USER_A, &r);
+	vrt_assert_xstr(&r,
+			"string(/v:Vdc/v:Link[@type='application/vnd.vmware.hcs.vrRecoveryDetails"
+			"+xml']/@href)",
+			PUBLIC "/api/vdc/" VRT_VDC_A1 "/recoveryDetails");
+	vrt_assert_xstr(&r, "string(/v:Vdc/v:Link[@rel='down:replications']/@href)",
+			PUBLIC "/api/vdc/" VRT_VDC_A1 "/replications");
 	vrt_resp_free(&r);
 }
 

@@ -6,7 +6,6 @@
  * makes its own database next to the suite's and its own vrcloud-api. */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,20 +14,10 @@
 
 #include "ctl/ctl.h"
 #include "integration/harness.h"
+#include "integration/helpers.h"
 #include "vrcloud/db.h"
 
 VRT_SUITE(.name = "schema", .jobs = 2, .redis_db = 11);
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	va_start(ap, f);
-	char *s = NULL;
-	cr_assert(vasprintf(&s, f, ap) > 0);
-	va_end(ap);
-	return s;
-}
 
 static PGconn *connect_to(const char *uri)
 {
@@ -57,10 +46,10 @@ static void database_create(struct database *db, const char *suffix)
 {
 	snprintf(db->name, sizeof db->name, "vrt_schema_%ld_%s", (long)getpid(), suffix);
 	PGconn *admin = connect_to(vrt_env("VRT_PG_URI"));
-	char *sql = fmt("DROP DATABASE IF EXISTS %s WITH (FORCE)", db->name);
+	char *sql = vrt_fmt("DROP DATABASE IF EXISTS %s WITH (FORCE)", db->name);
 	exec_ok(admin, sql);
 	free(sql);
-	sql = fmt("CREATE DATABASE %s", db->name);
+	sql = vrt_fmt("CREATE DATABASE %s", db->name);
 	exec_ok(admin, sql);
 	free(sql);
 	PQfinish(admin);
@@ -71,19 +60,19 @@ static void database_create(struct database *db, const char *suffix)
 	for (PQconninfoOption *o = opts; o->keyword; o++) {
 		if (!o->val || strcmp(o->keyword, "dbname") == 0)
 			continue;
-		char *more = fmt("%s%s='%s' ", uri, o->keyword, o->val);
+		char *more = vrt_fmt("%s%s='%s' ", uri, o->keyword, o->val);
 		free(uri);
 		uri = more;
 	}
 	PQconninfoFree(opts);
-	db->uri = fmt("%sdbname='%s'", uri, db->name);
+	db->uri = vrt_fmt("%sdbname='%s'", uri, db->name);
 	free(uri);
 }
 
 static void database_drop(struct database *db)
 {
 	PGconn *admin = connect_to(vrt_env("VRT_PG_URI"));
-	char *sql = fmt("DROP DATABASE IF EXISTS %s WITH (FORCE)", db->name);
+	char *sql = vrt_fmt("DROP DATABASE IF EXISTS %s WITH (FORCE)", db->name);
 	exec_ok(admin, sql);
 	free(sql);
 	PQfinish(admin);
@@ -101,7 +90,8 @@ static void migrate_first(const struct database *db, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		exec_ok(conn, "BEGIN");
 		exec_ok(conn, vr_ctl_migration_sql[i]);
-		char *sql = fmt("INSERT INTO schema_migrations (version, name) VALUES (%d, '%s')",
+		char *sql =
+			vrt_fmt("INSERT INTO schema_migrations (version, name) VALUES (%d, '%s')",
 				vr_ctl_migration_version[i], vr_ctl_migration_name[i]);
 		exec_ok(conn, sql);
 		free(sql);
@@ -121,7 +111,7 @@ static void run_sql(const struct database *db, const char *sql)
 static void ctl_migrate(const struct database *db)
 {
 	const char *dir = getenv("VRCLOUD_BUILDDIR");
-	char *exe = fmt("%s/vrcloudctl", dir && dir[0] ? dir : VR_BUILDDIR);
+	char *exe = vrt_fmt("%s/vrcloudctl", dir && dir[0] ? dir : VR_BUILDDIR);
 	fflush(NULL);
 	pid_t pid = fork();
 	cr_assert_geq(pid, 0);
@@ -156,12 +146,12 @@ static void call_api(const struct vrt_api *api, const char *method, const char *
 /* How many log lines of the API name event. */
 static int log_count(const struct vrt_api *api, const char *event)
 {
-	char *path = fmt("%s/api.log", api->dir);
+	char *path = vrt_fmt("%s/api.log", api->dir);
 	FILE *f = fopen(path, "r");
 	free(path);
 	if (!f)
 		return 0;
-	char *needle = fmt("event=%s ", event);
+	char *needle = vrt_fmt("event=%s ", event);
 	char line[8192];
 	int n = 0;
 	while (fgets(line, sizeof line, f))
@@ -178,7 +168,7 @@ static void assert_refused(const struct vrt_api *api, const char *message)
 	struct vrt_resp r;
 	call_api(api, "GET", "/healthz", NULL, &r);
 	cr_assert_eq(r.status, 503, "/healthz: %ld\n%s", r.status, r.body);
-	char *line = fmt("postgresql: %s\n", message);
+	char *line = vrt_fmt("postgresql: %s\n", message);
 	cr_assert(strstr(r.body, line), "/healthz does not say '%s':\n%s", message, r.body);
 	free(line);
 	vrt_resp_free(&r);
@@ -193,7 +183,7 @@ static void assert_refused(const struct vrt_api *api, const char *message)
 	};
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
 		call_api(api, routes[i].method, routes[i].path, routes[i].basic, &r);
-		char *what = fmt("%s %s", routes[i].method, routes[i].path);
+		char *what = vrt_fmt("%s %s", routes[i].method, routes[i].path);
 		vrt_assert_error(&r, 503, "SERVICE_UNAVAILABLE", what);
 		char *said = vrt_xpath_str(r.body, "string(/v:Error/@message)");
 		cr_assert_str_eq(said ? said : "", message, "%s", what);
@@ -227,10 +217,10 @@ Test(schema, one_migration_behind_is_503_until_vrcloudctl_migrate)
 	migrate_first(&db, vr_ctl_migration_count - 1);
 	struct vrt_api api;
 	start_api(&api, &db);
-	char *message = fmt("database schema is version %d, this build needs %d: run vrcloudctl "
-			    "migrate",
-			    vr_ctl_migration_version[vr_ctl_migration_count - 2],
-			    vr_db_schema_version);
+	char *message =
+		vrt_fmt("database schema is version %d, this build needs %d: run vrcloudctl "
+			"migrate",
+			vr_ctl_migration_version[vr_ctl_migration_count - 2], vr_db_schema_version);
 	assert_refused(&api, message);
 	assert_refused(&api, message);
 	/* logged once, however many connections found it */
@@ -254,9 +244,9 @@ Test(schema, a_newer_schema_is_503_until_it_is_this_builds_again)
 	run_sql(&db, "INSERT INTO schema_migrations (version, name) VALUES (9999, 'later')");
 	struct vrt_api api;
 	start_api(&api, &db);
-	char *message = fmt("database schema is version 9999, this build needs %d: run the "
-			    "vrcloud release that migrated it, or a newer one",
-			    vr_db_schema_version);
+	char *message = vrt_fmt("database schema is version 9999, this build needs %d: run the "
+				"vrcloud release that migrated it, or a newer one",
+				vr_db_schema_version);
 	assert_refused(&api, message);
 	run_sql(&db, "DELETE FROM schema_migrations WHERE version = 9999");
 	assert_working(&api);
@@ -271,9 +261,9 @@ Test(schema, a_database_never_migrated_is_version_0)
 	database_create(&db, "empty");
 	struct vrt_api api;
 	start_api(&api, &db);
-	char *message = fmt("database schema is version 0, this build needs %d: run vrcloudctl "
-			    "migrate",
-			    vr_db_schema_version);
+	char *message = vrt_fmt("database schema is version 0, this build needs %d: run vrcloudctl "
+				"migrate",
+				vr_db_schema_version);
 	assert_refused(&api, message);
 	ctl_migrate(&db);
 	assert_working(&api);

@@ -23,7 +23,6 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,10 +30,10 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "integration/harness.h"
+#include "integration/helpers.h"
 #include "vrcloud/jobq.h"
 #include "vrcloud/redis.h"
 
@@ -43,8 +42,7 @@
 VRT_SUITE(.name = "faults", .jobs = 1, .redis_db = 10, .own_services = true,
 	  .config = "[jobs]\nprefix = " PREFIX "\nrepublish_after = 2\nstale_after = 5\n");
 
-#define N(a)	(sizeof(a) / sizeof((a)[0]))
-#define MT_TEST "application/vnd.vmware.hcs.testFailoverParams+xml"
+#define N(a) (sizeof(a) / sizeof((a)[0]))
 #define TEST_BODY                                                                                  \
 	"<TestFailoverParams xmlns=\"http://www.vmware.com/vr/v6.0\"><PowerOn>false"               \
 	"</PowerOn><Synchronize>false</Synchronize></TestFailoverParams>"
@@ -53,24 +51,6 @@ VRT_SUITE(.name = "faults", .jobs = 1, .redis_db = 10, .own_services = true,
 #define MAX_WORKERS 3
 
 /* --- helpers ------------------------------------------------------------- */
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	va_start(ap, f);
-	char *s = NULL;
-	cr_assert(vasprintf(&s, f, ap) > 0);
-	va_end(ap);
-	return s;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static char *read_text(const char *path)
 {
@@ -123,7 +103,7 @@ static size_t lines_with(const char *path, const char *a, const char *b)
 /* The suite API's log (it logs relay_published there). */
 static char *api_log_path(void)
 {
-	return fmt("%s/api.log", vrt_env("VRT_API_DIR"));
+	return vrt_fmt("%s/api.log", vrt_env("VRT_API_DIR"));
 }
 
 /* --- workers ----------------------------------------------------------------- */
@@ -222,9 +202,9 @@ static bool worker_log_has(const struct worker *w, const char *needle)
 
 static void workers_wait_registered(unsigned count)
 {
-	double end = now_s() + 20;
+	double end = vrt_now() + 20;
 	for (unsigned i = 0; i < count; i++) {
-		while (!worker_log_has(&workers[i], "event=registered") && now_s() < end)
+		while (!worker_log_has(&workers[i], "event=registered") && vrt_now() < end)
 			vrt_sleep(0.05);
 		cr_assert(worker_log_has(&workers[i], "event=registered"),
 			  "worker %s never registered", workers[i].name);
@@ -233,7 +213,7 @@ static void workers_wait_registered(unsigned count)
 
 static int wait_status(pid_t pid, double timeout_s)
 {
-	double end = now_s() + timeout_s;
+	double end = vrt_now() + timeout_s;
 	int st = 0;
 	for (;;) {
 		pid_t r = waitpid(pid, &st, WNOHANG);
@@ -241,7 +221,7 @@ static int wait_status(pid_t pid, double timeout_s)
 			return WIFEXITED(st) ? WEXITSTATUS(st) : 256 + WTERMSIG(st);
 		if (r < 0 && errno != EINTR)
 			return -2;
-		if (now_s() >= end)
+		if (vrt_now() >= end)
 			return -1;
 		vrt_sleep(0.02);
 	}
@@ -325,7 +305,7 @@ static void post_action(const char *rg, const char *action, struct answer *out)
 	char path[160];
 	snprintf(path, sizeof path, "/api/vr/replications/%s/action/%s", rg, action);
 	bool test = strcmp(action, "testFailover") == 0;
-	const char *headers[] = {"Content-Type: " MT_TEST, NULL};
+	const char *headers[] = {"Content-Type: " VRT_MT_TEST, NULL};
 	struct vrt_call call = {
 		.method = "POST",
 		.path = path,
@@ -388,13 +368,13 @@ static long db_long(const char *sql, const char *param)
  * open at the end (0 when all ended). */
 static long wait_terminal(const char *tasks, double timeout_s)
 {
-	double end = now_s() + timeout_s;
+	double end = vrt_now() + timeout_s;
 	long open;
 	for (;;) {
 		open = db_long("SELECT count(*) FROM tasks WHERE id = ANY($1::uuid[])"
 			       " AND status IN ('queued', 'running')",
 			       tasks);
-		if (open == 0 || now_s() >= end)
+		if (open == 0 || vrt_now() >= end)
 			return open;
 		vrt_sleep(0.2);
 	}
@@ -454,8 +434,8 @@ Test(faults, worker_killed_mid_job_another_finishes_it_once)
 
 	/* the worker that took the job */
 	char *runner = NULL;
-	double end = now_s() + 20;
-	while (!runner && now_s() < end) {
+	double end = vrt_now() + 20;
+	while (!runner && vrt_now() < end) {
 		runner = vrt_db_value("SELECT s.name FROM jobs j JOIN replica_servers s"
 				      " ON s.id = j.worker_id WHERE j.id = $1::uuid"
 				      " AND j.state = 'running'",
@@ -471,7 +451,7 @@ Test(faults, worker_killed_mid_job_another_finishes_it_once)
 	char *mid = task_status(task);
 	cr_assert_str_eq(mid, "running", "the job ended before its worker was killed");
 
-	char *tasks = fmt("{%s}", task);
+	char *tasks = vrt_fmt("{%s}", task);
 	long open = wait_terminal(tasks, TERMINAL_S);
 	char *left = open_tasks_summary(tasks);
 	cr_assert_eq(open, 0, "the Task did not end within %.0f s: %s", TERMINAL_S, left);
@@ -496,7 +476,7 @@ Test(faults, worker_killed_mid_job_another_finishes_it_once)
 			     " AND state = 'succeeded' AND finished_at IS NOT NULL",
 			     job),
 		     1);
-	char *done = fmt("job=%s action=testFailover outcome=success", job);
+	char *done = vrt_fmt("job=%s action=testFailover outcome=success", job);
 	cr_assert(worker_log_has(&workers[survivor], done), "the survivor completed the job");
 	cr_assert_eq(worker_stop(&workers[survivor]), 0);
 	free(done);
@@ -537,20 +517,20 @@ Test(faults, second_delivery_of_a_running_job_is_not_run_again)
 	char *task = act(rg, "pause");
 	char *job = vrt_db_value("SELECT id::text FROM jobs WHERE task_id = $1::uuid", task);
 	cr_assert_not_null(job);
-	double end = now_s() + 20;
+	double end = vrt_now() + 20;
 	while (db_long("SELECT count(*) FROM jobs WHERE id = $1::uuid AND state = 'running'",
 		       job) == 0 &&
-	       now_s() < end)
+	       vrt_now() < end)
 		vrt_sleep(0.02);
 	publish_again(job);
-	char *named = fmt("job=%s", job);
-	end = now_s() + 20;
+	char *named = vrt_fmt("job=%s", job);
+	end = vrt_now() + 20;
 	while (lines_with(workers[0].log, named, "another runner of this worker runs it") == 0 &&
-	       now_s() < end)
+	       vrt_now() < end)
 		vrt_sleep(0.05);
 	cr_assert_eq(lines_with(workers[0].log, named, "another runner of this worker runs it"), 1,
 		     "the second delivery was not dropped");
-	char *tasks = fmt("{%s}", task);
+	char *tasks = vrt_fmt("{%s}", task);
 	cr_assert_eq(wait_terminal(tasks, TERMINAL_S), 0);
 	char *status = task_status(task);
 	cr_assert_str_eq(status, "success");
@@ -648,22 +628,22 @@ Test(faults, postgresql_stopped_503_then_recovers_and_jobs_end)
 	for (size_t i = 0; i < PG_RGS; i++)
 		tasks[i] = act(rgs[i], "pause");
 	char *accepted = id_array(tasks, PG_RGS);
-	double end = now_s() + 20;
+	double end = vrt_now() + 20;
 	while (db_long("SELECT count(*) FROM jobs WHERE task_id = ANY($1::uuid[])"
 		       " AND state = 'running'",
 		       accepted) == 0 &&
-	       now_s() < end)
+	       vrt_now() < end)
 		vrt_sleep(0.05);
 
 	pid_t api = (pid_t)strtol(vrt_env("VRT_API_PID"), NULL, 10);
 	const char *token = vrt_token(VRT_ADMIN_A);
-	char *get_path = fmt("/api/vr/replications/%s", rgs[0]);
+	char *get_path = vrt_fmt("/api/vr/replications/%s", rgs[0]);
 	cr_assert_eq(vrt_services("svc_stop_pg", "fast"), 0);
-	double down_at = now_s();
+	double down_at = vrt_now();
 
 	/* every probe while it is down: 503, a vCD Error but for /healthz */
 	unsigned probes = 0;
-	while (now_s() - down_at < PG_DOWN_S) {
+	while (vrt_now() - down_at < PG_DOWN_S) {
 		struct vrt_resp r;
 		vrt_get(get_path, token, &r);
 		assert_unavailable(&r, "GET replication, PostgreSQL down");
@@ -685,8 +665,8 @@ Test(faults, postgresql_stopped_503_then_recovers_and_jobs_end)
 
 	/* back without a restart of the API */
 	long status = 0;
-	end = now_s() + 30;
-	while (status != 200 && now_s() < end) {
+	end = vrt_now() + 30;
+	while (status != 200 && vrt_now() < end) {
 		struct vrt_resp r;
 		vrt_get(get_path, token, &r);
 		status = r.status;
@@ -705,7 +685,7 @@ Test(faults, postgresql_stopped_503_then_recovers_and_jobs_end)
 	/* the test's own connection died with the server */
 	PQreset(vrt_db());
 	cr_assert(PQstatus(vrt_db()) == CONNECTION_OK);
-	double back_at = now_s();
+	double back_at = vrt_now();
 	tasks[PG_RGS] = act(rgs[PG_RGS], "sync");
 	char *all = id_array(tasks, PG_RGS + 1);
 	long open = wait_terminal(all, TERMINAL_S);
@@ -714,7 +694,7 @@ Test(faults, postgresql_stopped_503_then_recovers_and_jobs_end)
 				  all);
 	cr_log_info("%u probes answered 503 in %.0f s; every Task ended %.1f s after "
 		    "PostgreSQL came back; most deliveries of a job: %s",
-		    probes, PG_DOWN_S, now_s() - back_at, most ? most : "-");
+		    probes, PG_DOWN_S, vrt_now() - back_at, most ? most : "-");
 	free(most);
 	char *left = open_tasks_summary(all);
 	cr_assert_eq(open, 0, "%ld Tasks did not end within %.0f s: %s", open, TERMINAL_S, left);
@@ -787,13 +767,13 @@ Test(faults, three_workers_500_concurrent_actions_none_stuck_none_doubled)
 	static struct load l;
 	memset(&l, 0, sizeof l);
 	l.rgs = new_replications("faults-load", LOAD_RGS);
-	double t0 = now_s();
+	double t0 = vrt_now();
 	pthread_t threads[LOAD_THREADS];
 	for (unsigned t = 0; t < LOAD_THREADS; t++)
 		cr_assert_eq(pthread_create(&threads[t], NULL, load_thread, &l), 0);
 	for (unsigned t = 0; t < LOAD_THREADS; t++)
 		pthread_join(threads[t], NULL);
-	double sent = now_s() - t0;
+	double sent = vrt_now() - t0;
 
 	char *ids[LOAD_ACTIONS];
 	unsigned accepted = 0;
@@ -809,7 +789,7 @@ Test(faults, three_workers_500_concurrent_actions_none_stuck_none_doubled)
 	long open = wait_terminal(tasks, TERMINAL_S);
 	char *left = open_tasks_summary(tasks);
 	cr_assert_eq(open, 0, "%ld Tasks stuck after %.0f s: %s", open, TERMINAL_S, left);
-	double took = now_s() - t0;
+	double took = vrt_now() - t0;
 	long jobs = db_long("SELECT count(*) FROM jobs WHERE task_id = ANY($1::uuid[])", tasks);
 	cr_log_info("%u actions sent in %.1f s; %ld jobs; all ended after %.1f s", accepted, sent,
 		    jobs, took);

@@ -12,7 +12,6 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "integration/harness.h"
@@ -34,13 +33,6 @@ struct worker {
 	char dir[256];
 	char log[300];
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Start vrcloud-worker as VRT_SERVICE against api_url, with extra flags. */
 static void worker_start(struct worker *w, const char *api_url, const char *const *extra)
@@ -116,8 +108,8 @@ static bool log_contains(const struct worker *w, const char *needle)
 
 static bool wait_for_log(const struct worker *w, const char *needle, double timeout_s)
 {
-	double end = now_s() + timeout_s;
-	while (now_s() < end) {
+	double end = vrt_now() + timeout_s;
+	while (vrt_now() < end) {
 		if (log_contains(w, needle))
 			return true;
 		vrt_sleep(0.1);
@@ -129,14 +121,14 @@ static bool wait_for_log(const struct worker *w, const char *needle, double time
  * timeout_s (the worker is then killed). */
 static int worker_stop(struct worker *w, double timeout_s, double *took_out)
 {
-	double start = now_s();
+	double start = vrt_now();
 	kill(w->pid, SIGTERM);
 	int status = 0;
-	while (now_s() - start < timeout_s) {
+	while (vrt_now() - start < timeout_s) {
 		pid_t r = waitpid(w->pid, &status, WNOHANG);
 		if (r == w->pid) {
 			if (took_out)
-				*took_out = now_s() - start;
+				*took_out = vrt_now() - start;
 			if (log_contains(w, "runtime error") || log_contains(w, "Sanitizer"))
 				return -2;
 			return WIFEXITED(status) ? WEXITSTATUS(status) : 256 + WTERMSIG(status);
@@ -153,9 +145,9 @@ static char *task_final_status(const char *task_id, double timeout_s)
 {
 	char path[128];
 	snprintf(path, sizeof path, "/api/task/%s", task_id);
-	double end = now_s() + timeout_s;
+	double end = vrt_now() + timeout_s;
 	char *status = NULL;
-	while (now_s() < end) {
+	while (vrt_now() < end) {
 		struct vrt_resp resp;
 		vrt_get(path, vrt_token(VRT_ADMIN_A), &resp);
 		free(status);
@@ -372,8 +364,8 @@ Test(worker, finished_and_unknown_jobs_are_acknowledged_and_dropped)
 	struct vr_jobq *q = NULL;
 	cr_assert_eq(vr_jobq_open(&q, redis, NULL), 0);
 	unsigned long long pending = 1;
-	double end = now_s() + 5;
-	while (now_s() < end && pending) {
+	double end = vrt_now() + 5;
+	while (vrt_now() < end && pending) {
 		cr_assert_eq(vr_jobq_pending_count(q, &pending), 0);
 		vrt_sleep(0.1);
 	}
