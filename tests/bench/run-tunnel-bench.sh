@@ -17,7 +17,8 @@
 #       the agent library's data connection -> haproxy -> vrcloud-proxy ->
 #       sink, beside plain TCP -> stunnel client -> stunnel server -> sink;
 #       each path carries one TLS encryption, one decryption and one plain
-#       relay; MB/s (10^6 bytes) and the CPU seconds the relays used;
+#       relay; MB/s (10^6 bytes) and the CPU seconds the sender and both
+#       relays used;
 #   (c) TLS handshakes per second: new connections straight to the proxy,
 #       BENCH_TUNNEL_INFLIGHT at a time for BENCH_TUNNEL_SECONDS, each a
 #       TLS 1.3 handshake, a control hello and its welcome (the credentials
@@ -35,7 +36,8 @@
 #
 # Environment: BENCH_TUNNEL_BYTES (default 2147483648), BENCH_TUNNEL_IDLE
 # (10000), BENCH_TUNNEL_IDLE_STUNNEL (1000; 0 skips it), BENCH_TUNNEL_SECONDS
-# (10), BENCH_TUNNEL_INFLIGHT (8), BENCH_TUNNEL_HOLD (seconds the idle
+# (5), BENCH_TUNNEL_ROUNDS (3: (a) and (c) run interleaved that many times,
+# medians printed), BENCH_TUNNEL_INFLIGHT (8), BENCH_TUNNEL_HOLD (seconds the idle
 # connections are held before the RSS is read, 5), BENCH_LOG_LEVEL of the
 # daemons (warn), PSQL, HAPROXY, STUNNEL (programs), BENCH_KEEP=1 keeps the
 # work directory. haproxy and stunnel4 are Debian packages:
@@ -59,7 +61,8 @@ srcdir=$(cd "$here/../.." && pwd -P)
 bytes=${BENCH_TUNNEL_BYTES:-2147483648}
 idle=${BENCH_TUNNEL_IDLE:-10000}
 idle_stunnel=${BENCH_TUNNEL_IDLE_STUNNEL:-1000}
-seconds=${BENCH_TUNNEL_SECONDS:-10}
+seconds=${BENCH_TUNNEL_SECONDS:-5}
+rounds=${BENCH_TUNNEL_ROUNDS:-3}
 inflight=${BENCH_TUNNEL_INFLIGHT:-8}
 hold=${BENCH_TUNNEL_HOLD:-5}
 log_level=${BENCH_LOG_LEVEL:-warn}
@@ -71,7 +74,7 @@ die() {
 	exit 1
 }
 
-for v in bytes idle seconds inflight hold; do
+for v in bytes idle seconds rounds inflight hold; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number, not '${!v}'"
 done
 [[ $idle_stunnel =~ ^[0-9]+$ ]] || die "BENCH_TUNNEL_IDLE_STUNNEL must be a whole number"
@@ -386,9 +389,10 @@ fi
 
 # NAME SENDER-ARGS...: one stream of $bytes; checks the sink's count (at
 # least $bytes: the proxy's preamble line comes first) and prints
-# "seconds relay-cpu-seconds".
+# "seconds cpu-seconds", the CPU of the sender and both relays (the sink's
+# is the same on both paths).
 stream() {
-	local name=$1 before after t0 t1 got relays=()
+	local name=$1 before after t0 t1 got lines sender relays=() p
 	shift
 	case $name in
 	vrcloud) relays=("$haproxy_pid" "$proxy_pid") ;;
@@ -396,7 +400,6 @@ stream() {
 	esac
 	before=0
 	for p in "${relays[@]}"; do before=$((before + $(cpu_ticks "$p"))); done
-	local lines
 	lines=$(wc -l <"$work/sink.out")
 	t0=$(now)
 	"$load" send --bytes "$bytes" "$@" >"$work/send-$name.out" 2>&1 ||
@@ -415,20 +418,29 @@ stream() {
 	if [ -z "$got" ] || [ "$got" -lt "$bytes" ] || [ "$got" -gt $((bytes + 4096)) ]; then
 		die "the sink got ${got:-nothing} of the $name stream's $bytes bytes"
 	fi
-	awk -v a="$t0" -v b="$t1" -v c=$((after - before)) -v hz="$hz" \
-		'BEGIN { printf "%.3f %.2f\n", b - a, c / hz }'
+	sender=$(sed -n 's/^sent .* cpu=\([0-9.]*\)$/\1/p' "$work/send-$name.out")
+	awk -v a="$t0" -v b="$t1" -v c=$((after - before)) -v hz="$hz" -v s="${sender:-0}" \
+		'BEGIN { printf "%.3f %.2f\n", b - a, c / hz + s }'
 }
 
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
 mib=$((bytes / 1048576))
-say "(a) $mib MiB: agent -> haproxy -> vrcloud-proxy -> sink"
-res=$(stream vrcloud --proxy "127.0.0.1:$lb_port" --ca "$ca" \
-	--credential-file "$work/stream.credential")
-read -r vr_s vr_cpu <<<"$res"
-say "    ${vr_s}s"
-say "(a) $mib MiB: stunnel client -> stunnel server -> sink"
-res=$(stream stunnel --plain "127.0.0.1:$st_client_port")
-read -r st_s st_cpu <<<"$res"
-say "    ${st_s}s"
+: >"$work/a-vrcloud.res"
+: >"$work/a-stunnel.res"
+for round in $(seq 1 "$rounds"); do
+	say "(a) round $round of $rounds, $mib MiB: agent -> haproxy -> vrcloud-proxy -> sink"
+	stream vrcloud --proxy "127.0.0.1:$lb_port" --ca "$ca" \
+		--credential-file "$work/stream.credential" >>"$work/a-vrcloud.res"
+	say "    $(tail -n 1 "$work/a-vrcloud.res")"
+	say "(a) round $round of $rounds, $mib MiB: stunnel client -> stunnel server -> sink"
+	stream stunnel --plain "127.0.0.1:$st_client_port" >>"$work/a-stunnel.res"
+	say "    $(tail -n 1 "$work/a-stunnel.res")"
+done
+vr_s=$(awk '{ print $1 }' "$work/a-vrcloud.res" | median)
+vr_cpu=$(awk '{ print $2 }' "$work/a-vrcloud.res" | median)
+st_s=$(awk '{ print $1 }' "$work/a-stunnel.res" | median)
+st_cpu=$(awk '{ print $2 }' "$work/a-stunnel.res" | median)
 
 # --- (c) handshakes ----------------------------------------------------------------
 
@@ -444,20 +456,29 @@ handshakes() { # OUT ARGS...: prints "rate count failed"
 		"$out" | awk '{ printf "%.1f %d %d\n", $1 / $3, $1, $2 }'
 }
 
-say "(c) handshakes for ${seconds}s, $inflight at a time: vrcloud-proxy"
-# one round first, so that the API has verified the sites and the proxy's
+# one second first, so that the API has verified the sites and the proxy's
 # cache answers during the measurement
 "$load" handshakes --ca "$ca" --seconds 1 --inflight "$inflight" \
 	--connect "127.0.0.1:$proxy_port" --credentials "$work/handshake.credentials" \
 	>/dev/null 2>&1 || true
-res=$(handshakes "$work/hs-vrcloud.out" \
-	--connect "127.0.0.1:$proxy_port" --credentials "$work/handshake.credentials")
-read -r vr_hs vr_hs_n vr_hs_failed <<<"$res"
-say "    $vr_hs/s"
-say "(c) handshakes for ${seconds}s, $inflight at a time: stunnel"
-res=$(handshakes "$work/hs-stunnel.out" --connect "127.0.0.1:$st_echo_port" --raw)
-read -r st_hs st_hs_n st_hs_failed <<<"$res"
-say "    $st_hs/s"
+: >"$work/c-vrcloud.res"
+: >"$work/c-stunnel.res"
+for round in $(seq 1 "$rounds"); do
+	say "(c) round $round of $rounds, ${seconds}s, $inflight at a time: vrcloud-proxy"
+	handshakes "$work/hs-vrcloud.out" --connect "127.0.0.1:$proxy_port" \
+		--credentials "$work/handshake.credentials" >>"$work/c-vrcloud.res"
+	say "    $(tail -n 1 "$work/c-vrcloud.res")"
+	say "(c) round $round of $rounds, ${seconds}s, $inflight at a time: stunnel"
+	handshakes "$work/hs-stunnel.out" --connect "127.0.0.1:$st_echo_port" --raw \
+		>>"$work/c-stunnel.res"
+	say "    $(tail -n 1 "$work/c-stunnel.res")"
+done
+vr_hs=$(awk '{ print $1 }' "$work/c-vrcloud.res" | median)
+vr_hs_n=$(awk '{ n += $2 } END { print n }' "$work/c-vrcloud.res")
+vr_hs_failed=$(awk '{ n += $3 } END { print n }' "$work/c-vrcloud.res")
+st_hs=$(awk '{ print $1 }' "$work/c-stunnel.res" | median)
+st_hs_n=$(awk '{ n += $2 } END { print n }' "$work/c-stunnel.res")
+st_hs_failed=$(awk '{ n += $3 } END { print n }' "$work/c-stunnel.res")
 
 # --- (b) idle connections -------------------------------------------------------------
 
@@ -470,7 +491,7 @@ idle_rss() {
 	before=$(rss_kib "$pid")
 	"$load" idle --ca "$ca" --count "$count" --inflight 64 "$@" >"$out" 2>&1 </dev/null &
 	lpid=$!
-	while ! grep -q '^established' "$out"; do
+	while ! grep -qs '^established' "$out"; do
 		kill -0 "$lpid" 2>/dev/null || {
 			cat "$out" >&2
 			die "the idle load ended early"
@@ -509,7 +530,8 @@ echo "$(nproc) CPUs shared by every process (senders, relays, sinks, API, Postgr
 echo
 vr_mbs=$(awk -v b="$bytes" -v s="$vr_s" 'BEGIN { printf "%.1f", b / s / 1e6 }')
 st_mbs=$(awk -v b="$bytes" -v s="$st_s" 'BEGIN { printf "%.1f", b / s / 1e6 }')
-printf '%-58s %9s %9s %12s\n' "(a) one stream of $mib MiB to the cloud" "MB/s" "seconds" "relay CPU s"
+printf '%-58s %9s %9s %12s\n' "(a) one stream of $mib MiB to the cloud, median of $rounds" "MB/s" \
+	"seconds" "CPU s"
 printf '%-58s %9s %9s %12s\n' "----------------------------------------------------------" \
 	"---------" "---------" "------------"
 printf '%-58s %9s %9s %12s\n' "agent library -> haproxy -> vrcloud-proxy -> sink" \
@@ -517,9 +539,10 @@ printf '%-58s %9s %9s %12s\n' "agent library -> haproxy -> vrcloud-proxy -> sink
 printf '%-58s %9s %9s %12s\n' "plain -> stunnel client -> stunnel server -> sink" \
 	"$st_mbs" "$st_s" "$st_cpu"
 echo "    ratio vrcloud/stunnel: $(ratio "$vr_mbs" "$st_mbs")" \
-	"(relay CPU per byte, vrcloud/stunnel: $(ratio "$vr_cpu" "$st_cpu"))"
+	"(CPU of sender and relays for the same bytes, vrcloud/stunnel: $(ratio "$vr_cpu" "$st_cpu"))"
 echo
-printf '%-58s %9s %9s %9s\n' "(c) new connections, $inflight at a time, ${seconds}s" "per s" "count" "failed"
+printf '%-58s %9s %9s %9s\n' "(c) new connections, $inflight at a time, median of $rounds x ${seconds}s" \
+	"per s" "count" "failed"
 printf '%-58s %9s %9s %9s\n' "----------------------------------------------------------" \
 	"---------" "---------" "---------"
 printf '%-58s %9s %9s %9s\n' "vrcloud-proxy: TLS handshake, control hello -> welcome" \
@@ -542,5 +565,5 @@ if [ "$idle_stunnel" -gt 0 ]; then
 	echo "    ratio vrcloud/stunnel (KiB per connection): $(ratio "$vr_per" "$st_per");" \
 		"threads: vrcloud-proxy $vr_threads, stunnel $st_threads"
 fi
-echo "    $vr_idle control connections established in ${vr_idle_s}s" \
-	"(each site's credential verified by the API once)"
+echo "    $vr_idle control connections established in ${vr_idle_s}s," \
+	"$(awk -v n="$vr_idle" -v s="$vr_idle_s" 'BEGIN { printf "%.0f", n / s }')/s with each site's credential verified by the API (cold cache)"

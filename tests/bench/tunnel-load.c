@@ -12,7 +12,7 @@
  *       one to-the-cloud stream of N bytes: through the agent library's data
  *       connection (--proxy) or over plain TCP (--plain, into a stunnel
  *       client); ends its direction, waits for the far end's, and prints
- *       "sent bytes=N seconds=S"
+ *       "sent bytes=N seconds=S cpu=C" (C: its own CPU seconds)
  *   tunnel-load idle --connect HOST:PORT --ca FILE --count N
  *                    (--credentials FILE | --raw) [--inflight K] [--hold S]
  *       opens N TLS connections from this one process (epoll, K handshakes
@@ -304,7 +304,12 @@ static int cmd_send(const char *plain, const char *proxy, const char *ca,
 		send_agent(proxy, ca, credential_file, total, buf);
 	else
 		die("send: --plain, or --proxy with --ca and --credential-file");
-	printf("sent bytes=%llu seconds=%.3f\n", (unsigned long long)total, now_s() - t0);
+	double took = now_s() - t0;
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+		     (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+	printf("sent bytes=%llu seconds=%.3f cpu=%.2f\n", (unsigned long long)total, took, cpu);
 	free(buf);
 	return 0;
 }
