@@ -28,7 +28,7 @@
 #   (b) idle control connections one proxy holds: BENCH_TUNNEL_IDLE (10000)
 #       connections of as many sites from one process (epoll), hellos
 #       welcomed, heartbeats going on; the proxy's VmRSS before and after,
-#       per connection; beside BENCH_TUNNEL_IDLE_STUNNEL (1000) idle TLS
+#       per connection, and its CPU while it holds them; beside BENCH_TUNNEL_IDLE_STUNNEL (1000) idle TLS
 #       connections held by the server stunnel (each with its connection to
 #       the sink and its thread).
 # The ratios vrcloud/stunnel are printed. Everything shares the machine's
@@ -37,10 +37,11 @@
 # Environment: BENCH_TUNNEL_BYTES (default 2147483648), BENCH_TUNNEL_IDLE
 # (10000), BENCH_TUNNEL_IDLE_STUNNEL (1000; 0 skips it), BENCH_TUNNEL_SECONDS
 # (5), BENCH_TUNNEL_ROUNDS (3: (a) and (c) run interleaved that many times,
-# medians printed), BENCH_TUNNEL_INFLIGHT (8), BENCH_TUNNEL_HOLD (seconds the idle
-# connections are held before the RSS is read, 5), BENCH_LOG_LEVEL of the
-# daemons (warn), PSQL, HAPROXY, STUNNEL (programs), BENCH_KEEP=1 keeps the
-# work directory. haproxy and stunnel4 are Debian packages:
+# medians printed), BENCH_TUNNEL_INFLIGHT (8), BENCH_TUNNEL_HOLD (seconds
+# the idle connections are held before the RSS is read, 12: each beats at
+# least once meanwhile; the CPU over that time is printed too),
+# BENCH_LOG_LEVEL of the daemons (warn), PSQL, HAPROXY, STUNNEL (programs),
+# BENCH_KEEP=1 keeps the work directory. haproxy and stunnel4 are Debian packages:
 # `contrib/install-deps test` installs them.
 #
 # The exit status is non-zero only when something could not run (a missing
@@ -64,7 +65,8 @@ idle_stunnel=${BENCH_TUNNEL_IDLE_STUNNEL:-1000}
 seconds=${BENCH_TUNNEL_SECONDS:-5}
 rounds=${BENCH_TUNNEL_ROUNDS:-3}
 inflight=${BENCH_TUNNEL_INFLIGHT:-8}
-hold=${BENCH_TUNNEL_HOLD:-5}
+hold=${BENCH_TUNNEL_HOLD:-12}
+heartbeat=10
 log_level=${BENCH_LOG_LEVEL:-warn}
 handshake_sites=64
 
@@ -287,6 +289,7 @@ internal_listen = 127.0.0.1:0
 api_url = $api_url
 token_file = $work/proxy.token
 max_connections = $((idle + 1024))
+heartbeat_interval = $heartbeat
 handshake_timeout = 30
 
 [redis]
@@ -483,9 +486,10 @@ st_hs_failed=$(awk '{ n += $3 } END { print n }' "$work/c-stunnel.res")
 # --- (b) idle connections -------------------------------------------------------------
 
 # PID COUNT OUT ARGS...: hold COUNT idle connections against PID's port;
-# prints "established failed rss-before rss-after threads".
+# prints "established failed seconds rss-before rss-after threads cpu%"
+# (PID's CPU while it holds them, in percent of one core).
 idle_rss() {
-	local pid=$1 count=$2 out=$3 before after lpid n=0
+	local pid=$1 count=$2 out=$3 before after lpid n=0 c0 c1
 	shift 3
 	sleep 1
 	before=$(rss_kib "$pid")
@@ -498,24 +502,27 @@ idle_rss() {
 		}
 		sleep 0.2
 	done
+	c0=$(cpu_ticks "$pid")
 	sleep "$hold"
+	c1=$(cpu_ticks "$pid")
 	after=$(rss_kib "$pid")
 	n=$(threads "$pid")
 	stop_pids "$lpid"
 	sed -n 's/^established connections=\([0-9]*\) failed=\([0-9]*\) seconds=\([0-9.]*\)$/\1 \2 \3/p' \
-		"$out" | awk -v b="$before" -v a="$after" -v t="$n" '{ print $1, $2, $3, b, a, t }'
+		"$out" | awk -v b="$before" -v a="$after" -v t="$n" -v c=$((c1 - c0)) -v hz="$hz" \
+		-v h="$hold" '{ printf "%s %s %s %s %s %s %.1f\n", $1, $2, $3, b, a, t, c / hz / h * 100 }'
 }
 
 say "(b) $idle idle control connections to vrcloud-proxy"
 res=$(idle_rss "$proxy_pid" "$idle" "$work/idle-vrcloud.out" \
 	--connect "127.0.0.1:$proxy_port" --credentials "$work/idle.credentials")
-read -r vr_idle vr_idle_failed vr_idle_s vr_rss0 vr_rss1 vr_threads <<<"$res"
+read -r vr_idle vr_idle_failed vr_idle_s vr_rss0 vr_rss1 vr_threads vr_idle_cpu <<<"$res"
 say "    $vr_idle established in ${vr_idle_s}s ($vr_idle_failed failed)"
 if [ "$idle_stunnel" -gt 0 ]; then
 	say "(b) $idle_stunnel idle TLS connections to the server stunnel"
 	res=$(idle_rss "$st_pid" "$idle_stunnel" "$work/idle-stunnel.out" \
 		--connect "127.0.0.1:$st_echo_port" --raw)
-	read -r st_idle st_idle_failed st_idle_s st_rss0 st_rss1 st_threads <<<"$res"
+	read -r st_idle st_idle_failed st_idle_s st_rss0 st_rss1 st_threads st_idle_cpu <<<"$res"
 	say "    $st_idle established in ${st_idle_s}s ($st_idle_failed failed)"
 fi
 
@@ -563,7 +570,10 @@ if [ "$idle_stunnel" -gt 0 ]; then
 	printf '%-44s %8s %7s %10s %10s %9s\n' "stunnel server: TLS + sink connection" "$st_idle" \
 		"$st_idle_failed" "${st_rss0} KiB" "${st_rss1} KiB" "$st_per"
 	echo "    ratio vrcloud/stunnel (KiB per connection): $(ratio "$vr_per" "$st_per");" \
-		"threads: vrcloud-proxy $vr_threads, stunnel $st_threads"
+		"threads: vrcloud-proxy $vr_threads, stunnel $st_threads;" \
+		"stunnel's CPU while holding them: $st_idle_cpu% of a core"
 fi
 echo "    $vr_idle control connections established in ${vr_idle_s}s," \
-	"$(awk -v n="$vr_idle" -v s="$vr_idle_s" 'BEGIN { printf "%.0f", n / s }')/s with each site's credential verified by the API (cold cache)"
+	"$(awk -v n="$vr_idle" -v s="$vr_idle_s" 'BEGIN { printf "%.0f", n / s }')/s with each site's credential verified by the API (cold cache);"
+echo "    vrcloud-proxy's CPU while holding them ${hold}s: $vr_idle_cpu% of a core" \
+	"(a heartbeat from each every ${heartbeat}s, each renewing the site's registry entry)"
