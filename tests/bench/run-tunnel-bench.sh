@@ -28,9 +28,10 @@
 #   (b) idle control connections one proxy holds: BENCH_TUNNEL_IDLE (10000)
 #       connections of as many sites from one process (epoll), hellos
 #       welcomed, heartbeats going on; the proxy's VmRSS before and after,
-#       per connection, and its CPU while it holds them; beside BENCH_TUNNEL_IDLE_STUNNEL (1000) idle TLS
-#       connections held by the server stunnel (each with its connection to
-#       the sink and its thread).
+#       per connection, and its CPU while it holds them; beside
+#       BENCH_TUNNEL_IDLE_STUNNEL (1000) idle TLS connections held by the
+#       server stunnel (each with its connection to the sink and its
+#       thread).
 # The ratios vrcloud/stunnel are printed. Everything shares the machine's
 # cores, so the figures are relative, not capacities.
 #
@@ -41,8 +42,8 @@
 # the idle connections are held before the RSS is read, 12: each beats at
 # least once meanwhile; the CPU over that time is printed too),
 # BENCH_LOG_LEVEL of the daemons (warn), PSQL, HAPROXY, STUNNEL (programs),
-# BENCH_KEEP=1 keeps the work directory. haproxy and stunnel4 are Debian packages:
-# `contrib/install-deps test` installs them.
+# BENCH_KEEP=1 keeps the work directory. haproxy and stunnel4 are Debian
+# packages: `contrib/install-deps test` installs them.
 #
 # The exit status is non-zero only when something could not run (a missing
 # program, a server that did not start, a stream that did not arrive whole);
