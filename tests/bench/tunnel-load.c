@@ -125,12 +125,21 @@ struct sink_conn {
 	int fd;
 	uint64_t bytes;
 	double started;
+	struct sink_conn *prev, *next;
 };
+
+static struct sink_conn *sink_conns;
 
 static void sink_close(int ep, struct sink_conn *c, bool echo)
 {
 	epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		sink_conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
 	if (!echo) {
 		printf("received bytes=%llu seconds=%.3f\n", (unsigned long long)c->bytes,
 		       now_s() - c->started);
@@ -199,11 +208,19 @@ static int cmd_sink(const char *listen_address, const char *port_file, bool echo
 					die("out of memory");
 				c->fd = fd;
 				c->started = now_s();
+				c->next = sink_conns;
+				if (sink_conns)
+					sink_conns->prev = c;
+				sink_conns = c;
 				struct epoll_event cev = {.events = EPOLLIN, .data.ptr = c};
 				epoll_ctl(ep, EPOLL_CTL_ADD, fd, &cev);
 			}
 		}
 	}
+	while (sink_conns)
+		sink_close(ep, sink_conns, true);
+	close(ep);
+	close(lfd);
 	free(buf);
 	return 0;
 }
@@ -331,6 +348,7 @@ struct tconn {
 	double next_beat;
 	uint64_t seq;
 	unsigned events;	/* what epoll watches */
+	struct tconn *prev, *next; /* every open connection */
 };
 
 struct load {
@@ -346,6 +364,7 @@ struct load {
 	size_t done, failed;
 	struct tconn **held;
 	size_t nheld;
+	struct tconn *all;
 };
 
 static char **read_lines(const char *path, size_t *count_out)
@@ -388,6 +407,12 @@ static void watch(struct load *l, struct tconn *c, unsigned events)
 static void tconn_free(struct load *l, struct tconn *c)
 {
 	epoll_ctl(l->ep, EPOLL_CTL_DEL, c->fd, NULL);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		l->all = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
 	if (c->ssl)
 		SSL_free(c->ssl);
 	close(c->fd);
@@ -424,6 +449,10 @@ static void open_one(struct load *l)
 		free(c);
 		return;
 	}
+	c->next = l->all;
+	if (l->all)
+		l->all->prev = c;
+	l->all = c;
 	watch(l, c, EPOLLOUT);
 }
 
@@ -686,6 +715,20 @@ static void load_events(struct load *l, int timeout_ms)
 		step(l, events[i].data.ptr, events[i].events);
 }
 
+static void load_free(struct load *l)
+{
+	while (l->all)
+		tconn_free(l, l->all);
+	for (size_t i = 0; i < l->ncreds; i++) {
+		explicit_bzero(l->creds[i], strlen(l->creds[i]));
+		free(l->creds[i]);
+	}
+	free(l->creds);
+	free(l->held);
+	SSL_CTX_free(l->ctx);
+	close(l->ep);
+}
+
 static int cmd_idle(const char *connect, const char *ca, const char *credentials, bool raw,
 		    size_t inflight, size_t count, double hold)
 {
@@ -723,6 +766,7 @@ static int cmd_idle(const char *connect, const char *ca, const char *credentials
 		beat(&l, now_s());
 	}
 	printf("held connections=%zu failed=%zu\n", l.nheld, l.failed);
+	load_free(&l);
 	return 0;
 }
 
@@ -741,6 +785,7 @@ static int cmd_handshakes(const char *connect, const char *ca, const char *crede
 	}
 	double took = now_s() - t0;
 	printf("handshakes count=%zu failed=%zu seconds=%.3f\n", l.done, l.failed, took);
+	load_free(&l);
 	return 0;
 }
 
