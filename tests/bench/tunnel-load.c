@@ -339,15 +339,15 @@ struct tconn {
 	int fd;
 	SSL *ssl;
 	enum cstate state;
-	size_t cred;		/* index into the credentials */
-	unsigned char in[512];	/* the welcome (or echo), then heartbeats */
+	size_t cred;	       /* index into the credentials */
+	unsigned char in[512]; /* the welcome (or echo), then heartbeats */
 	size_t in_len;
 	struct vr_buf out;
 	size_t out_used;
-	unsigned heartbeat;	/* seconds, from the welcome */
+	unsigned heartbeat; /* seconds, from the welcome */
 	double next_beat;
 	uint64_t seq;
-	unsigned events;	/* what epoll watches */
+	unsigned events;	   /* what epoll watches */
 	struct tconn *prev, *next; /* every open connection */
 };
 
@@ -492,7 +492,8 @@ static int queue_hello(struct load *l, struct tconn *c)
 static int flush(struct load *l, struct tconn *c)
 {
 	while (c->out_used < c->out.len) {
-		int n = SSL_write(c->ssl, c->out.data + c->out_used, (int)(c->out.len - c->out_used));
+		int n = SSL_write(c->ssl, c->out.data + c->out_used,
+				  (int)(c->out.len - c->out_used));
 		if (n > 0) {
 			c->out_used += (size_t)n;
 			continue;
@@ -645,9 +646,7 @@ static void step(struct load *l, struct tconn *c, unsigned events)
 		on_readable(l, c);
 		return;
 	}
-	case C_REPLY:
-		on_readable(l, c);
-		return;
+	case C_REPLY: on_readable(l, c); return;
 	case C_IDLE:
 		if (events & EPOLLOUT) {
 			int rc = flush(l, c);
@@ -685,8 +684,8 @@ static void beat(struct load *l, double now)
 	}
 }
 
-static void load_init(struct load *l, const char *connect, const char *ca,
-		      const char *credentials, bool raw, size_t inflight)
+static void load_init(struct load *l, const char *connect, const char *ca, const char *credentials,
+		      bool raw, size_t inflight)
 {
 	if (!connect || parse_address(&l->addr, connect) != 0)
 		die("--connect HOST:PORT is required");
