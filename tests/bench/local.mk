@@ -1,23 +1,39 @@
 # Benchmarks: `make bench` builds the daemons and runs the API benchmark
 # against pgbench on the same throwaway PostgreSQL, then the job pipeline
 # benchmark (actions end to end with 1, 2 and 4 workers, the outbox relay
-# with Redis down), one after the other; `make bench-api` and `make
-# bench-jobs` run one of them. Never part of `make check`; they fail only
+# with Redis down), then the tunnel benchmark (a stream through haproxy and
+# vrcloud-proxy beside stunnel, idle control connections, handshakes), one
+# after the other; `make bench-api`, `make bench-jobs` and `make
+# bench-tunnel` run one of them. Never part of `make check`; they fail only
 # when something could not run, never on a figure. BENCH_DURATION,
-# BENCH_ROUNDS and BENCH_ACTIONS shorten them for a smoke run.
+# BENCH_ROUNDS, BENCH_ACTIONS, BENCH_TUNNEL_BYTES and BENCH_TUNNEL_IDLE
+# shorten them for a smoke run.
 EXTRA_DIST += \
 	tests/bench/run-api-bench.sh \
 	tests/bench/run-jobs-bench.sh \
-	tests/bench/api-requests.lua
+	tests/bench/api-requests.lua \
+	tests/bench/run-tunnel-bench.sh
+
+# The tunnel benchmark's load tool (sink, sender, many TLS connections):
+# built only by the benchmark.
+EXTRA_PROGRAMS = tests/bench/tunnel-load
+tests_bench_tunnel_load_SOURCES = tests/bench/tunnel-load.c
+tests_bench_tunnel_load_CFLAGS = $(AM_CFLAGS) $(LIBDEPS_CFLAGS)
+tests_bench_tunnel_load_LDADD = libvrcloud.la $(CURL_LIBS)
+CLEANFILES += tests/bench/tunnel-load$(EXEEXT)
 
 BENCH_API = WRK='$(WRK)' PGBENCH='$(PGBENCH)' \
 	$(SHELL) $(srcdir)/tests/bench/run-api-bench.sh '$(abs_top_builddir)'
 BENCH_JOBS = PGBENCH='$(PGBENCH)' \
 	$(SHELL) $(srcdir)/tests/bench/run-jobs-bench.sh '$(abs_top_builddir)'
+BENCH_TUNNEL = $(SHELL) $(srcdir)/tests/bench/run-tunnel-bench.sh '$(abs_top_builddir)'
+BENCH_TUNNEL_DEPS = vrcloud-api$(EXEEXT) vrcloudctl$(EXEEXT) vrcloud-proxy$(EXEEXT) \
+	tests/bench/tunnel-load$(EXEEXT)
 
-bench: vrcloud-api$(EXEEXT) vrcloudctl$(EXEEXT) vrcloud-worker$(EXEEXT)
+bench: vrcloud-api$(EXEEXT) vrcloudctl$(EXEEXT) vrcloud-worker$(EXEEXT) $(BENCH_TUNNEL_DEPS)
 	$(BENCH_API)
 	$(BENCH_JOBS)
+	$(BENCH_TUNNEL)
 
 bench-api: vrcloud-api$(EXEEXT) vrcloudctl$(EXEEXT)
 	$(BENCH_API)
@@ -25,4 +41,7 @@ bench-api: vrcloud-api$(EXEEXT) vrcloudctl$(EXEEXT)
 bench-jobs: vrcloud-api$(EXEEXT) vrcloudctl$(EXEEXT) vrcloud-worker$(EXEEXT)
 	$(BENCH_JOBS)
 
-.PHONY: bench bench-api bench-jobs
+bench-tunnel: $(BENCH_TUNNEL_DEPS)
+	$(BENCH_TUNNEL)
+
+.PHONY: bench bench-api bench-jobs bench-tunnel
