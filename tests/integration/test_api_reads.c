@@ -128,6 +128,7 @@ struct route_case {
 static const struct route_case get_routes[] = {
 	{"/api/versions", "/api/versions", NULL, NULL, true},
 	{"/healthz", "/healthz", NULL, NULL, false},
+	{"/metrics", "/metrics", NULL, NULL, false},
 	{"/api/session", "/api/session", VRT_USER_A, "application/vnd.vmware.vcloud.session+xml",
 	 true},
 	{"/api/org", "/api/org", VRT_USER_A, "application/vnd.vmware.vcloud.orgList+xml", true},
