@@ -24,7 +24,7 @@
 #include "vrcloud/err.h"
 #include "vrcloud/xml.h"
 
-#define ACCEPT	       "Accept: application/*+xml;version=6.0"
+#define ACCEPT	       "Accept: application/*+xml;version=5.6"
 #define PAIR_TYPE      "Content-Type: application/vnd.vmware.hcs.pairVcWithVdcParams+xml"
 #define MAX_ANSWER     ((size_t)1024 * 1024)
 #define CREDENTIAL_MAX 512
