@@ -1151,7 +1151,8 @@ Test(reconfigure, the_settings_apply_only_when_the_job_succeeds)
 			   "<DistanceMinutes>60</DistanceMinutes></Rule><Rule><NumberOfInstances>7"
 			   "</NumberOfInstances><DistanceMinutes>1440</DistanceMinutes></Rule>"
 			   "</RetentionPolicy>"));
-	assert_db("SELECT params::text FROM jobs WHERE id = $1::uuid", job,
+	/* beside the settings, the replication's peer (for the site's command) */
+	assert_db("SELECT (params - 'PeerId')::text FROM jobs WHERE id = $1::uuid", job,
 		  "{\"Rpo\": 30, \"RetentionPolicy\": [[4, 60], [7, 1440]], "
 		  "\"QuiesceGuestEnabled\": true, \"NetworkCompressionEnabled\": true}",
 		  "the job's parameters");
@@ -1194,7 +1195,11 @@ Test(reconfigure, what_the_request_leaves_out_keeps_its_value)
 	reconfigure_post(rg, NULL, NULL, &r);
 	char *task = assert_task_202(&r, "hcsReconfigure", RG_TYPE, "no body");
 	job = job_of(task);
-	assert_db("SELECT params::text FROM jobs WHERE id = $1::uuid", job, "{}", "no settings");
+	assert_db("SELECT (params - 'PeerId')::text FROM jobs WHERE id = $1::uuid", job, "{}",
+		  "no settings");
+	assert_db("SELECT j.params->>'PeerId' = r.peer_id::text FROM jobs j"
+		  " JOIN replications r ON j.lane = 'replication:' || r.id WHERE j.id = $1::uuid",
+		  job, "t", "the job's PeerId");
 	job_start(job);
 	job_complete(job, "success");
 	assert_settings(rg, "5 true true -", "nothing named");
