@@ -1198,6 +1198,7 @@ Test(tunnel, pair_keeps_the_credential_and_the_site_connects_with_it)
 	char *peer = kv(out, "peer_id");
 	char *site = kv(out, "site_uuid");
 	cr_assert_null(strstr(out, "credential="), "the credential is printed:\n%s", out);
+	free(out);
 	struct stat st;
 	cr_assert_eq(stat(credential, &st), 0);
 	cr_assert_eq(st.st_mode & 0777, 0600, "mode %o", st.st_mode & 0777);
