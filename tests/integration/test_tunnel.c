@@ -1042,7 +1042,7 @@ static char *tunnels(const char *prefix)
 	return ctl("tunnels", "--redis", vrt_env("VRT_REDIS_URI"), "--prefix", prefix, NULL);
 }
 
-Test(tunnel, sync_and_test_failover_with_synchronize_reach_the_agent_through_the_worker)
+Test(tunnel, sync_test_failover_and_reconfigure_reach_the_agent_through_the_worker)
 {
 	struct world w;
 	world_init(&w);
@@ -1099,6 +1099,15 @@ Test(tunnel, sync_and_test_failover_with_synchronize_reach_the_agent_through_the
 	char *first = strstr(log, want);
 	cr_assert(first && strstr(first + 1, want), "testFailover sent no sync:\n%s", log);
 	free(log);
+
+	/* a reconfiguration tells the site once it went through */
+	status = act_and_wait(rg, "reconfigure", NULL, NULL);
+	cr_assert_str_eq(status, "success", "%s", read_text(worker.log));
+	free(status);
+	char *changed = fmt("name=configChanged replication=%s", rg);
+	cr_assert(wait_file_contains(agent.log, changed, 10), "no configChanged:\n%s",
+		  read_text(agent.log));
+	free(changed);
 
 	/* the site away: the command waits in its list */
 	cr_assert_eq(stop_proc(&agent, SIGTERM, 10), 0);
