@@ -19,7 +19,7 @@ libvrcloud_la_SOURCES += \
 	src/auth/statements.c src/auth/token.c src/auth/login.c \
 	src/include/vrcloud/http.h src/http/internal.h src/http/server.c src/http/router.c \
 	src/http/negotiate.c src/http/reply.c src/http/authn.c \
-	src/api/api.h src/api/routes.c src/api/render.c src/api/versions.c src/api/health.c \
+	src/api/api.h src/api/routes.c src/api/render.c src/api/versions.c src/api/health.c src/api/metrics.c \
 	src/api/sessions.c src/api/orgs.c src/api/vdcs.c src/api/peers.c \
 	src/api/replications.c src/api/tasks.c src/api/admin.c \
 	src/api/internal_servers.c src/api/internal_jobs.c src/api/effects.c \

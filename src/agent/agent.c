@@ -69,8 +69,14 @@ static int on_command(struct vr_agent *agent, struct vr_agent_conn *conn,
 		return 0;
 	}
 	bool repeated = seen(agent, command.id);
+	/* The replication a command is about, when it names one. */
+	struct vr_tunnel_fields fields;
+	bool parsed = vr_tunnel_fields_parse(&fields, frame->payload, frame->len, &reason) == 0;
+	const char *replication = parsed ? vr_tunnel_field(&fields, "replication") : NULL;
 	vr_log_info(repeated ? "command_repeated" : "command", "id", command.id, "name",
-		    command.name);
+		    command.name, "replication", replication);
+	if (parsed)
+		vr_tunnel_fields_free(&fields);
 	struct vr_buf ack;
 	vr_buf_init(&ack, 0);
 	vr_tunnel_field_append(&ack, "id", command.id);

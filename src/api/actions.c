@@ -21,7 +21,7 @@
 enum lock_col {
 	L_ID, L_NAME, L_KIND, L_ORG, L_VDC, L_RECOVERY, L_TEST, L_REPLICATION, L_PAUSED,
 	L_HAS_INSTANCE, L_FAILOVER, L_TEST_FAILOVER, L_PLANNED, L_REPLICATION_ON, L_DELETING,
-	L_HAS_FAILBACK,
+	L_HAS_FAILBACK, L_PEER,
 };
 
 /* accept_in_transaction's status for an InstanceId that is not one of the
@@ -91,6 +91,22 @@ static bool read_params(struct vr_request *req, const struct vr_input_spec *spec
 		 power_on ? "true" : "false", synchronize ? "true" : "false", instance[0] ? "\"" : "",
 		 instance[0] ? instance : "null", instance[0] ? "\"" : "");
 	return true;
+}
+
+/* The job's parameters: a's, with the replication's peer added as
+ * "PeerId" (the worker sends the site its commands with it). */
+static char *job_params(const char *params, const char *peer)
+{
+	const char *rest = params;
+	while (*rest == ' ')
+		rest++;
+	if (*rest == '{')
+		rest++;
+	while (*rest == ' ')
+		rest++;
+	if (*rest == '\0' || *rest == '}')
+		return vr_asprintf("{\"PeerId\": \"%s\"}", peer);
+	return vr_asprintf("{\"PeerId\": \"%s\", %s", peer, rest);
 }
 
 /* The accepting transaction. Returns 0 with task_out (and *job_out when a
@@ -181,10 +197,12 @@ static int accept_in_transaction(struct vr_request *req, struct vr_db *db,
 				     state.paused ? "true" : "false"};
 		rc = vr_db_exec(db, "action_replication_set_state", NULL, 5, set);
 		snprintf(lane_out, 64, "replication:%s", req->ids[0]);
+		char *params = job_params(a->params, vr_db_str(rg, 0, L_PEER));
 		const char *job[] = {task_out, vr_db_str(rg, 0, L_ORG), lane_out,
-				     vr_engine_action_token(a->action), a->params};
+				     vr_engine_action_token(a->action), params};
 		if (rc >= 0)
 			rc = vr_db_exec(db, "action_job_insert", &res, 5, job);
+		free(params);
 		if (rc == 1) {
 			snprintf(job_out, VR_UUID_LEN + 1, "%s", vr_db_str(res, 0, 0));
 			rc = vr_api_job_record_prior(db, job_out, &prior);

@@ -242,6 +242,7 @@ int vr_api_visible(struct vr_request *req, const char *stmt, const char *what,
 
 enum MHD_Result vr_api_versions_get(struct vr_request *req);
 enum MHD_Result vr_api_health_get(struct vr_request *req);
+enum MHD_Result vr_api_metrics_get(struct vr_request *req);
 enum MHD_Result vr_api_sessions_post(struct vr_request *req);
 enum MHD_Result vr_api_session_get(struct vr_request *req);
 enum MHD_Result vr_api_session_delete(struct vr_request *req);

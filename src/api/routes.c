@@ -8,6 +8,7 @@
 const struct vr_route vr_api_routes[] = {
 	{"GET", "/api/versions", vr_api_versions_get, 0, VR_ROUTE_PUBLIC | VR_ROUTE_NO_NEGOTIATE},
 	{"GET", "/healthz", vr_api_health_get, 0, VR_ROUTE_PUBLIC | VR_ROUTE_NO_NEGOTIATE},
+	{"GET", "/metrics", vr_api_metrics_get, 0, VR_ROUTE_PUBLIC | VR_ROUTE_NO_NEGOTIATE},
 
 	/* Sessions. POST /api/sessions ignores any (form-encoded) body. */
 	{"POST", "/api/sessions", vr_api_sessions_post, SMALL_BODY, VR_ROUTE_PUBLIC},

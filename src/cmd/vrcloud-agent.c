@@ -7,11 +7,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "config.h"
 #include "vrcloud/agent.h"
 #include "vrcloud/daemon.h"
 #include "vrcloud/err.h"
 #include "vrcloud/log.h"
+#include "vrcloud/xml.h"
 
 enum { EXIT_USAGE = 2, EXIT_CONFIG = 3, EXIT_RUNTIME = 1 };
 
@@ -77,6 +80,172 @@ enum {
 	OPT_PID_FILE,
 };
 
+static void pair_usage(FILE *out)
+{
+	fputs("Usage: vrcloud-agent pair --api URL --user USER@ORG --vdc VDC_ID --site-name NAME\n"
+	      "                          [OPTION]...\n"
+	      "Pair this site with a VDC: log in to vrcloud-api, ask for the pairing, keep\n"
+	      "the site credential (shown once) and the site's identity in the state\n"
+	      "directory, follow the pairing Task until it ends, log out.\n"
+	      "\n"
+	      "  -a, --api URL            vrcloud-api's base URL (required)\n"
+	      "  -u, --user USER@ORG      an administrator of the VDC's organization (required)\n"
+	      "  -w, --password-file FILE read the password from FILE (default: one line from\n"
+	      "                           standard input)\n"
+	      "      --vdc VDC_ID         the VDC to pair with (required)\n"
+	      "      --site-name NAME     the site's name as the cloud shows it (required)\n"
+	      "      --site-uuid UUID     the site's UUID (default: the one site.ini holds,\n"
+	      "                           else a new one)\n"
+	      "      --description TEXT   the pairing's description\n"
+	      "  -d, --state-dir DIR      where site.credential (mode 0600) and site.ini go\n"
+	      "                           (default /var/lib/vrcloud-agent)\n"
+	      "      --ca-file FILE       CA certificates of an https API\n"
+	      "      --timeout S          seconds the pairing Task may take (default 120)\n"
+	      "  -h, --help               show this help and exit\n"
+	      "\n"
+	      "Prints peer_id=, site_uuid= and credential_file= on success; the credential\n"
+	      "itself is never printed. Exit status: 0 paired, 1 the API could not be\n"
+	      "reached, 2 bad usage, 3 state directory or password file unusable, 4 the API\n"
+	      "refused (login, rights, VDC, already paired), 5 the pairing failed or timed out.\n",
+	      out);
+}
+
+/* The first line of path (or of standard input), white space at its end cut. */
+static char *read_secret(const char *path)
+{
+	FILE *f = path ? fopen(path, "r") : stdin;
+	if (!f)
+		return NULL;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n = getline(&line, &cap, f);
+	if (path)
+		fclose(f);
+	if (n < 0) {
+		free(line);
+		return NULL;
+	}
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+		line[--n] = '\0';
+	return line;
+}
+
+/* The site_uuid a previous pairing left in dir/site.ini, "" when none. */
+static void previous_site_uuid(char out[VR_UUID_LEN + 1], const char *dir)
+{
+	out[0] = '\0';
+	char path[4096];
+	if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, VR_AGENT_SITE_FILE) >= sizeof path)
+		return;
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return;
+	char line[256];
+	while (fgets(line, sizeof line, f)) {
+		char value[128];
+		if (sscanf(line, "site_uuid = %127s", value) == 1 && vr_uuid_canon(out, value))
+			out[0] = '\0';
+	}
+	fclose(f);
+}
+
+enum { OPT_VDC = 300, OPT_SITE_NAME, OPT_SITE_UUID, OPT_DESCRIPTION, OPT_PAIR_CA, OPT_TIMEOUT };
+
+static int pair_main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"api", required_argument, NULL, 'a'},
+		{"user", required_argument, NULL, 'u'},
+		{"password-file", required_argument, NULL, 'w'},
+		{"vdc", required_argument, NULL, OPT_VDC},
+		{"site-name", required_argument, NULL, OPT_SITE_NAME},
+		{"site-uuid", required_argument, NULL, OPT_SITE_UUID},
+		{"description", required_argument, NULL, OPT_DESCRIPTION},
+		{"state-dir", required_argument, NULL, 'd'},
+		{"ca-file", required_argument, NULL, OPT_PAIR_CA},
+		{"timeout", required_argument, NULL, OPT_TIMEOUT},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct vr_agent_pair_options o = {.state_dir = "/var/lib/vrcloud-agent", .timeout = 120};
+	const char *password_file = NULL;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "a:u:w:d:h", options, NULL)) != -1) {
+		switch (opt) {
+		case 'a': o.api_url = optarg; break;
+		case 'u': o.user = optarg; break;
+		case 'w': password_file = optarg; break;
+		case 'd': o.state_dir = optarg; break;
+		case OPT_VDC: o.vdc = optarg; break;
+		case OPT_SITE_NAME: o.site_name = optarg; break;
+		case OPT_SITE_UUID: o.site_uuid = optarg; break;
+		case OPT_DESCRIPTION: o.description = optarg; break;
+		case OPT_PAIR_CA: o.ca_file = optarg; break;
+		case OPT_TIMEOUT: {
+			char *end;
+			unsigned long t = strtoul(optarg, &end, 10);
+			if (*end || t == 0 || t > 86400) {
+				fprintf(stderr, "vrcloud-agent pair: --timeout wants 1 to 86400 seconds\n");
+				return EXIT_USAGE;
+			}
+			o.timeout = (unsigned)t;
+			break;
+		}
+		case 'h': pair_usage(stdout); return 0;
+		default: pair_usage(stderr); return EXIT_USAGE;
+		}
+	}
+	char vdc[VR_UUID_LEN + 1];
+	if (optind < argc || !o.api_url || !o.user || !o.vdc || !o.site_name ||
+	    !strchr(o.user, '@') || vr_uuid_canon(vdc, o.vdc) ||
+	    (strncmp(o.api_url, "http://", 7) != 0 && strncmp(o.api_url, "https://", 8) != 0)) {
+		fprintf(stderr, "vrcloud-agent pair: --api (http:// or https://), --user USER@ORG, "
+				"--vdc (a UUID) and --site-name are required (see --help)\n");
+		return EXIT_USAGE;
+	}
+	o.vdc = vdc;
+	char api[2048];
+	snprintf(api, sizeof api, "%s", o.api_url);
+	for (size_t n = strlen(api); n > 0 && api[n - 1] == '/'; n--)
+		api[n - 1] = '\0';
+	o.api_url = api;
+	char previous[VR_UUID_LEN + 1];
+	previous_site_uuid(previous, o.state_dir);
+	if (!o.site_uuid && previous[0])
+		o.site_uuid = previous;
+	char *password = read_secret(password_file);
+	if (!password) {
+		fprintf(stderr, "vrcloud-agent pair: cannot read the password from %s\n",
+			password_file ? password_file : "standard input");
+		return EXIT_CONFIG;
+	}
+	o.password = password;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "vrcloud-agent pair: cannot start the HTTP client\n");
+		free(password);
+		return EXIT_RUNTIME;
+	}
+	vr_xml_global_init();
+	struct vr_agent_pair_result result;
+	char *error = NULL;
+	int rc = vr_agent_pair(&o, &result, &error);
+	explicit_bzero(password, strlen(password));
+	free(password);
+	if (rc) {
+		fprintf(stderr, "vrcloud-agent pair: %s\n", error ? error : "failed");
+		if (result.peer_id[0])
+			fprintf(stderr, "vrcloud-agent pair: peer %s, site %s\n", result.peer_id,
+				result.site_uuid);
+	} else {
+		printf("peer_id=%s\nsite_uuid=%s\ncredential_file=%s/%s\n", result.peer_id,
+		       result.site_uuid, o.state_dir, VR_AGENT_CREDENTIAL_FILE);
+	}
+	free(error);
+	vr_xml_global_cleanup();
+	curl_global_cleanup();
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -116,6 +285,8 @@ int main(int argc, char **argv)
 	};
 	static const char short_options[] = "c:n:p:k:L:hV";
 	vr_log_set_program("vrcloud-agent");
+	if (argc > 1 && strcmp(argv[1], "pair") == 0)
+		return pair_main(argc - 1, argv + 1);
 	struct vr_agent_config config;
 	vr_agent_config_init(&config);
 

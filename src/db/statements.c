@@ -2,6 +2,12 @@
 
 const struct vr_db_stmt vr_db_stmts_service[] = {
 	{"ping", "SELECT 1"},
+	/* GET /metrics (src/api/metrics.c): counts by state. */
+	{"metrics_jobs", "SELECT state, count(*) FROM jobs GROUP BY state"},
+	{"metrics_tasks", "SELECT status, count(*) FROM tasks GROUP BY status"},
+	{"metrics_servers", "SELECT state, count(*) FROM replica_servers GROUP BY state"},
+	{"metrics_peers",
+	 "SELECT state, count(*) FROM peers WHERE revoked_at IS NULL GROUP BY state"},
 	{NULL, NULL},
 };
 

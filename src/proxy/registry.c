@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <hiredis/async.h>
 
@@ -19,15 +20,27 @@
 
 #define RECONNECT_MS 1000
 
+/* Take a site's entry and note in <prefix>:tunnel:site:<peer id> (for
+ * vrcloudctl tunnels) since when this proxy holds it and its last
+ * heartbeat. KEYS: entry, site; ARGV: value, ttl, proxy name, now. */
+#define SITE_TIMES                                                                         \
+	"if redis.call('HGET', KEYS[2], 'proxy') ~= ARGV[3] then "                         \
+	"redis.call('DEL', KEYS[2]) "                                                      \
+	"redis.call('HSET', KEYS[2], 'proxy', ARGV[3], 'since', ARGV[4]) end "             \
+	"redis.call('HSET', KEYS[2], 'heartbeat', ARGV[4]) "                               \
+	"redis.call('EXPIRE', KEYS[2], ARGV[2]) "
+static const char claim_script[] = "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) " SITE_TIMES
+				   "return 1";
 /* Renew the entry if it still names this proxy, or take it if it is gone;
  * 0 when another proxy holds the site now. */
 static const char renew_script[] =
 	"local v = redis.call('GET', KEYS[1]) "
 	"if v == ARGV[1] or not v then "
-	"redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return 1 end "
+	"redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) " SITE_TIMES "return 1 end "
 	"return 0";
-/* Delete the entry only if it still names this proxy. */
+/* Delete the entry (and its times) only if it still names this proxy. */
 static const char release_script[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+				     "redis.call('DEL', KEYS[2]) "
 				     "return redis.call('DEL', KEYS[1]) end return 0";
 
 struct vr_proxy_registry {
@@ -373,28 +386,36 @@ bool vr_proxy_registry_ready(const struct vr_proxy_registry *r)
 	return r && r->cmd_ready && !r->closing;
 }
 
+/* EVAL script on the site's entry and times (KEYS), with this proxy's
+ * value, the ttl, its name and the time now (ARGV). */
+static void eval_site(struct vr_proxy_registry *r, enum request_kind kind, const char *script,
+		      const char *peer_id)
+{
+	char *key = key_of(r, "peer", peer_id);
+	char *site = key_of(r, "site", peer_id);
+	char now[24];
+	snprintf(now, sizeof now, "%lld", (long long)time(NULL));
+	const char *argv[] = {"EVAL",  script,	     "2", key, site, r->value,
+			      r->ttl, r->proxy->config->name, now};
+	size_t lens[9];
+	argv_lens(lens, 9, argv);
+	send_command(r, kind, peer_id, NULL, 9, argv, lens);
+	free(key);
+	free(site);
+}
+
 void vr_proxy_registry_claim(struct vr_proxy_registry *r, const char *peer_id)
 {
 	if (!vr_proxy_registry_ready(r))
 		return;
-	char *key = key_of(r, "peer", peer_id);
-	const char *argv[] = {"SET", key, r->value, "EX", r->ttl};
-	size_t lens[5];
-	argv_lens(lens, 5, argv);
-	send_command(r, REQ_CLAIM, peer_id, NULL, 5, argv, lens);
-	free(key);
+	eval_site(r, REQ_CLAIM, claim_script, peer_id);
 }
 
 void vr_proxy_registry_renew(struct vr_proxy_registry *r, const char *peer_id)
 {
 	if (!vr_proxy_registry_ready(r))
 		return;
-	char *key = key_of(r, "peer", peer_id);
-	const char *argv[] = {"EVAL", renew_script, "1", key, r->value, r->ttl};
-	size_t lens[6];
-	argv_lens(lens, 6, argv);
-	send_command(r, REQ_RENEW, peer_id, NULL, 6, argv, lens);
-	free(key);
+	eval_site(r, REQ_RENEW, renew_script, peer_id);
 }
 
 void vr_proxy_registry_release(struct vr_proxy_registry *r, const char *peer_id)
@@ -403,11 +424,13 @@ void vr_proxy_registry_release(struct vr_proxy_registry *r, const char *peer_id)
 	if (!r || !r->cmd_ready)
 		return;
 	char *key = key_of(r, "peer", peer_id);
-	const char *argv[] = {"EVAL", release_script, "1", key, r->value};
-	size_t lens[5];
-	argv_lens(lens, 5, argv);
-	send_command(r, REQ_RELEASE, peer_id, NULL, 5, argv, lens);
+	char *site = key_of(r, "site", peer_id);
+	const char *argv[] = {"EVAL", release_script, "2", key, site, r->value};
+	size_t lens[6];
+	argv_lens(lens, 6, argv);
+	send_command(r, REQ_RELEASE, peer_id, NULL, 6, argv, lens);
 	free(key);
+	free(site);
 }
 
 bool vr_proxy_registry_fetch(struct vr_proxy_registry *r, const char *peer_id)

@@ -3,7 +3,8 @@
 libvrcloud_la_SOURCES += \
 	src/include/vrcloud/tunnel.h src/tunnel/frame.c src/tunnel/address.c \
 	src/include/vrcloud/tls.h src/tunnel/tls.c \
-	src/include/vrcloud/loop.h src/tunnel/loop.c
+	src/include/vrcloud/loop.h src/tunnel/loop.c \
+	src/include/vrcloud/commands.h src/tunnel/commands.c
 
 EXTRA_DIST += docs/tunnels.md
 

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "vrcloud/commands.h"
 #include "vrcloud/err.h"
+#include "vrcloud/log.h"
 #include "vrcloud/uuid.h"
 #include "vrcloud/worker.h"
 
@@ -86,9 +88,37 @@ static const char *instance_text(const struct vr_recovery_params *params, char *
 	return buf;
 }
 
+/* Queue command name for the replication rg's site (docs/tunnels.md): the
+ * job goes on once Redis took it; the proxy holding the site delivers it
+ * (or, the site being away, its next control connection does) and logs the
+ * agent's ack. */
+static int site_command(struct vr_job_run *run, const char *rg, const char *name)
+{
+	if (!run->redis)
+		return 0;
+	char peer[VR_UUID_LEN + 1], id[VR_UUID_LEN + 1];
+	if (vr_worker_params_peer(peer, run->job->params))
+		return vr_job_fail(run, 500, "INTERNAL_SERVER_ERROR", "JobParamsInvalid",
+				   "The parameters of the %s job name no PeerId.",
+				   run->job->action);
+	const char *fields[] = {"replication", rg, NULL};
+	int rc = vr_tunnel_command_push(run->redis, run->tunnel_prefix, peer, name, fields, id);
+	if (rc) {
+		vr_log_warn("site_command_failed", "peer", peer, "command", name, "replication", rg,
+			    "error", vr_err_str(rc));
+		return vr_job_fail(run, 503, "SERVICE_UNAVAILABLE", "SiteCommandNotQueued",
+				   "The %s command for the site of replication %s could not be "
+				   "queued; try again.",
+				   name, rg);
+	}
+	vr_log_info("site_command_queued", "peer", peer, "command", name, "id", id, "replication",
+		    rg);
+	return 0;
+}
+
 /* failover, testFailover and plannedMigration share their shape. */
 static int recovery(struct vr_job_run *run, const char *what, const char *recover_step,
-		    bool always_sync)
+		    bool always_sync, bool command)
 {
 	char rg[VR_UUID_LEN + 1];
 	struct vr_recovery_params params;
@@ -99,6 +129,10 @@ static int recovery(struct vr_job_run *run, const char *what, const char *recove
 		return rc;
 	char instance[64], first[256], third[256];
 	bool sync = always_sync || params.synchronize;
+	if (command && params.synchronize)
+		rc = site_command(run, rg, VR_COMMAND_SYNC);
+	if (rc)
+		return rc;
 	snprintf(first, sizeof first, "%s of replication %s: %s", what, rg,
 		 sync ? "synchronizing a last instance from the source site"
 		      : "preparing the recovery");
@@ -111,19 +145,20 @@ static int recovery(struct vr_job_run *run, const char *what, const char *recove
 
 static int action_failover(struct vr_job_run *run)
 {
-	return recovery(run, "Failover", "Failover: building the recovered virtual machine", false);
+	return recovery(run, "Failover", "Failover: building the recovered virtual machine", false,
+			false);
 }
 
 static int action_test_failover(struct vr_job_run *run)
 {
 	return recovery(run, "Test failover",
-			"Test failover: making an independent copy of the replica", false);
+			"Test failover: making an independent copy of the replica", false, true);
 }
 
 static int action_planned_migration(struct vr_job_run *run)
 {
 	return recovery(run, "Planned migration",
-			"Planned migration: building the migrated virtual machine", true);
+			"Planned migration: building the migrated virtual machine", true, false);
 }
 
 /* Actions whose parameters are not read: a lane check and three phases. */
@@ -143,11 +178,24 @@ static int action_test_cleanup(struct vr_job_run *run)
 		      "Test cleanup: the replication is ready for another test");
 }
 
+/* simple, with command name sent to the replication's site first. */
+static int commanding(struct vr_job_run *run, const char *name, const char *first,
+		      const char *second, const char *third)
+{
+	char rg[VR_UUID_LEN + 1];
+	int rc = lane_replication(run, rg);
+	if (!rc)
+		rc = site_command(run, rg, name);
+	if (rc)
+		return rc;
+	return phases(run, first, second, third);
+}
+
 static int action_sync(struct vr_job_run *run)
 {
-	return simple(run, "Sync: asking the source site for a new instance",
-		      "Sync: waiting for the instance transfer",
-		      "Sync: the new instance is committed");
+	return commanding(run, VR_COMMAND_SYNC, "Sync: asking the source site for a new instance",
+			  "Sync: waiting for the instance transfer",
+			  "Sync: the new instance is committed");
 }
 
 static int action_pause(struct vr_job_run *run)
@@ -163,11 +211,20 @@ static int action_resume(struct vr_job_run *run)
 		      "Resume: the replication is running");
 }
 
+/* The site hears of the change once every phase went through, as the job's
+ * last step; the command carries no settings (the site reads them through
+ * the API). */
 static int action_reconfigure(struct vr_job_run *run)
 {
-	return simple(run, "Reconfigure: reading the new settings",
-		      "Reconfigure: sending the settings to the source site",
-		      "Reconfigure: the settings are in effect");
+	int rc = simple(run, "Reconfigure: reading the new settings",
+			"Reconfigure: sending the settings to the source site",
+			"Reconfigure: the settings are in effect");
+	char rg[VR_UUID_LEN + 1];
+	if (!rc)
+		rc = lane_replication(run, rg);
+	if (!rc)
+		rc = site_command(run, rg, VR_COMMAND_CONFIG_CHANGED);
+	return rc;
 }
 
 static int action_delete(struct vr_job_run *run)

@@ -424,3 +424,25 @@ int vr_worker_recovery_params_parse(struct vr_recovery_params *out, const char *
 	skip_space(&p);
 	return *p == '\0' ? 0 : VR_EINVAL;
 }
+
+int vr_worker_params_peer(char out[VR_UUID_LEN + 1], const char *json)
+{
+	static const char key[] = "\"PeerId\"";
+	/* jsonb escapes every quote inside a string, so an unescaped "PeerId"
+	 * followed by a colon is a key; the API writes it at the top level. */
+	for (const char *p = json ? strstr(json, key) : NULL; p; p = strstr(p + 1, key)) {
+		if (p > json && p[-1] == '\\')
+			continue;
+		const char *v = p + sizeof key - 1;
+		skip_space(&v);
+		if (*v != ':')
+			continue;
+		v++;
+		skip_space(&v);
+		struct json_value value;
+		if (*v != '"' || read_string(&v, &value) || value.truncated)
+			return VR_ENOTFOUND;
+		return vr_uuid_canon(out, value.text) ? VR_ENOTFOUND : 0;
+	}
+	return VR_ENOTFOUND;
+}

@@ -216,6 +216,8 @@ static enum delivery_end run_job(struct runner *x, const struct vr_jobq_delivery
 	run.server_name = x->w->config->name;
 	run.report = report_progress;
 	run.report_arg = x;
+	run.redis = x->redis;
+	run.tunnel_prefix = x->w->config->jobs_prefix;
 	x->delivery = d;
 	struct vr_worker_result result;
 	int status = vr_worker_job_execute(&run, &result);

@@ -324,10 +324,11 @@ static void assert_action_accepted(const char *action, const char *vdc, const ch
 	if (params)
 		assert_params(job, params, what);
 	else
-		cr_assert_eq(count("SELECT count(*) FROM jobs WHERE id = $1::uuid"
-				   " AND params = '{}'::jsonb",
+		cr_assert_eq(count("SELECT count(*) FROM jobs j JOIN replications r"
+				   " ON j.lane = 'replication:' || r.id WHERE j.id = $1::uuid"
+				   " AND j.params = jsonb_build_object('PeerId', r.peer_id::text)",
 				   job),
-			     1, "%s: the job has parameters", what);
+			     1, "%s: the job has parameters beside the peer", what);
 	/* the replication is still there (a delete removes it when its job ends) */
 	struct vrt_resp g;
 	char *path = vrt_fmt("/api/vr/replications/%s", rg);

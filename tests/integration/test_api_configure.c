@@ -1071,7 +1071,8 @@ Test(reconfigure, the_settings_apply_only_when_the_job_succeeds)
 			   "<DistanceMinutes>60</DistanceMinutes></Rule><Rule><NumberOfInstances>7"
 			   "</NumberOfInstances><DistanceMinutes>1440</DistanceMinutes></Rule>"
 			   "</RetentionPolicy>"));
-	vrt_assert_db("SELECT params::text FROM jobs WHERE id = $1::uuid", job,
+	/* beside the settings, the replication's peer (for the site's command) */
+	vrt_assert_db("SELECT (params - 'PeerId')::text FROM jobs WHERE id = $1::uuid", job,
 		      "{\"Rpo\": 30, \"RetentionPolicy\": [[4, 60], [7, 1440]], "
 		      "\"QuiesceGuestEnabled\": true, \"NetworkCompressionEnabled\": true}",
 		      "the job's parameters");
@@ -1114,8 +1115,11 @@ Test(reconfigure, what_the_request_leaves_out_keeps_its_value)
 	reconfigure_post(rg, NULL, NULL, &r);
 	char *task = assert_task_202(&r, "hcsReconfigure", VRT_MT_RG, "no body");
 	job = vrt_job_of(task);
-	vrt_assert_db("SELECT params::text FROM jobs WHERE id = $1::uuid", job, "{}",
+	vrt_assert_db("SELECT (params - 'PeerId')::text FROM jobs WHERE id = $1::uuid", job, "{}",
 		      "no settings");
+	vrt_assert_db("SELECT j.params->>'PeerId' = r.peer_id::text FROM jobs j"
+		      " JOIN replications r ON j.lane = 'replication:' || r.id WHERE j.id = $1::uuid",
+		      job, "t", "the job's PeerId");
 	vrt_job_start(job);
 	job_complete(job, "success");
 	assert_settings(rg, "5 true true -", "nothing named");

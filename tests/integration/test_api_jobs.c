@@ -275,7 +275,8 @@ Test(start, takes_uppercase_ids_and_does_not_negotiate)
 	cr_assert_eq(r.status, 200, "%ld\n%s", r.status, r.body);
 	vrt_assert_xstr(&r, "string(/vi:Job/vi:Id)", a.job);
 	vrt_assert_xstr(&r, "string(/vi:Job/vi:Params)",
-			"{\"PowerOn\": true, \"InstanceId\": null, \"Synchronize\": false}");
+			"{\"PeerId\": \"" VRT_PEER_A1 "\", \"PowerOn\": true, \"InstanceId\": null, "
+			"\"Synchronize\": false}");
 	vrt_resp_free(&r);
 	free(path);
 	free(doc);

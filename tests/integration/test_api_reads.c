@@ -81,6 +81,7 @@ struct route_case {
 static const struct route_case get_routes[] = {
 	{"/api/versions", "/api/versions", NULL, NULL, true},
 	{"/healthz", "/healthz", NULL, NULL, false},
+	{"/metrics", "/metrics", NULL, NULL, false},
 	{"/api/session", "/api/session", VRT_USER_A, "application/vnd.vmware.vcloud.session+xml",
 	 true},
 	{"/api/org", "/api/org", VRT_USER_A, "application/vnd.vmware.vcloud.orgList+xml", true},
@@ -1103,6 +1104,59 @@ Test(health, healthz_is_200_when_postgresql_and_redis_answer)
 	cr_assert_eq(r.status, 200, "%s", r.body);
 	cr_assert_str_eq(r.body, "ok\npostgresql: ok\nredis: ok\n");
 	vrt_resp_free(&r);
+}
+
+/* The line "<family>{<label>=\"<value>\"} N" of a metrics text must read the
+ * count of sql. */
+static void assert_metric(const char *text, const char *series, const char *sql)
+{
+	char *count = vrt_db_value(sql);
+	char line[256];
+	snprintf(line, sizeof line, "\n%s %s\n", series, count);
+	cr_assert_not_null(strstr(text, line), "no line '%s %s' in:\n%s", series, count, text);
+	free(count);
+}
+
+Test(health, metrics_count_jobs_tasks_servers_peers_and_connected_sites)
+{
+	struct vrt_resp r;
+	vrt_get("/metrics", NULL, &r);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	const char *type = vrt_header(&r, "Content-Type");
+	cr_assert(type && strcmp(type, "text/plain; version=0.0.4; charset=utf-8") == 0, "%s",
+		  type ? type : "(none)");
+	/* no site connects in this suite: the registry is empty */
+	cr_assert_not_null(strstr(r.body, "\nvrcloud_sites_connected 0\n"), "%s", r.body);
+	cr_assert_not_null(strstr(r.body, "# TYPE vrcloud_jobs gauge\n"), "%s", r.body);
+	assert_metric(r.body, "vrcloud_replica_servers{state=\"connected\"}",
+		      "SELECT count(*) FROM replica_servers WHERE state = 'connected'");
+	assert_metric(r.body, "vrcloud_replica_servers{state=\"unregistered\"}",
+		      "SELECT count(*) FROM replica_servers WHERE state = 'unregistered'");
+	assert_metric(r.body, "vrcloud_jobs{state=\"dead\"}",
+		      "SELECT count(*) FROM jobs WHERE state = 'dead'");
+	assert_metric(r.body, "vrcloud_tasks{status=\"aborted\"}",
+		      "SELECT count(*) FROM tasks WHERE status = 'aborted'");
+	assert_metric(r.body, "vrcloud_peers{state=\"paired\"}",
+		      "SELECT count(*) FROM peers WHERE state = 'paired' AND revoked_at IS NULL");
+	cr_assert_not_null(strstr(r.body, "\nvrcloud_up{source=\"postgresql\"} 1\n"
+					  "vrcloud_up{source=\"redis\"} 1\n"),
+			   "%s", r.body);
+	vrt_resp_free(&r);
+
+	/* Redis away: the sites are left out, the rest stays */
+	char redis[64];
+	snprintf(redis, sizeof redis, "redis://127.0.0.1:%u", vrt_closed_port());
+	struct vrt_api api;
+	struct vrt_api_opts opts = {.redis_uri = redis, .public_url = PUBLIC};
+	cr_assert_eq(vrt_api_start(&api, &opts), 0);
+	struct vrt_call call = {.base = api.base, .path = "/metrics"};
+	cr_assert_eq(vrt_call(&call, &r), 0);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	cr_assert_null(strstr(r.body, "vrcloud_sites_connected"), "%s", r.body);
+	cr_assert_not_null(strstr(r.body, "vrcloud_up{source=\"redis\"} 0\n"), "%s", r.body);
+	cr_assert_not_null(strstr(r.body, "vrcloud_jobs{state=\"queued\"} "), "%s", r.body);
+	vrt_resp_free(&r);
+	cr_assert_eq(vrt_api_stop(&api, 5), 0);
 }
 
 Test(health, redis_down_gives_503_on_healthz_while_reads_keep_working)

@@ -979,6 +979,283 @@ Test(tunnel, sigterm_releases_the_sites_and_exits_0)
 }
 
 /* A second site (its own VDC, peer and credential) beside w's. */
+/* --- tests: commands from the rest of the system, pairing, tunnels, metrics ----------- */
+
+/* The suite's worker (VRT_SERVICE) against the suite's API and Redis. */
+static void worker_start(struct proc *p, const struct world *w)
+{
+	memset(p, 0, sizeof *p);
+	snprintf(p->name, sizeof p->name, "worker");
+	snprintf(p->log, sizeof p->log, "%s/worker.log", w->dir);
+	char *token = fmt("%s/worker-token", w->dir);
+	write_secret(token, vrt_service_token(VRT_SERVICE));
+	char *exe = fmt("%s/vrcloud-worker", builddir());
+	const char *argv[] = {exe,	   "--name",	   VRT_SERVICE,
+			      "--api-url", vrt_base_url(), "--token-file",
+			      token,	   "--redis",	   vrt_env("VRT_REDIS_URI"),
+			      "--heartbeat-interval", "1", "--shutdown-timeout",
+			      "5",	   "--log-level",  "debug",
+			      "--log-file", p->log,	   NULL};
+	spawn(p, argv);
+	cr_assert(wait_file_contains(p->log, "event=registered", 15),
+		  "the worker never registered:\n%s", read_text(p->log));
+	free(exe);
+	free(token);
+}
+
+/* POST action on replication rg as admin-a; the Task's final status. */
+static char *act_and_wait(const char *rg, const char *action, const char *content_type,
+			  const char *body)
+{
+	char *path = fmt("/api/vr/replications/%s/action/%s", rg, action);
+	char *header = fmt("Content-Type: %s", content_type ? content_type : "");
+	const char *headers[] = {header, NULL};
+	struct vrt_call call = {.method = "POST",
+				.path = path,
+				.token = vrt_token(VRT_ADMIN_A),
+				.headers = content_type ? headers : NULL,
+				.body = body,
+				.body_len = body ? -1 : 0};
+	struct vrt_resp r;
+	cr_assert_eq(vrt_call(&call, &r), 0);
+	cr_assert_eq(r.status, 202, "%s: %ld %s", action, r.status, r.body);
+	char *task = vrt_xpath_str(r.body, "substring-after(/v:Task/@id, 'urn:vcloud:task:')");
+	vrt_resp_free(&r);
+	char *status = NULL;
+	double end = now_s() + 30;
+	while (now_s() < end) {
+		free(status);
+		status = vrt_db_value("SELECT status FROM tasks WHERE id = $1::uuid", task);
+		if (strcmp(status, "queued") != 0 && strcmp(status, "running") != 0)
+			break;
+		vrt_sleep(0.1);
+	}
+	free(task);
+	free(header);
+	free(path);
+	return status;
+}
+
+/* `vrcloudctl tunnels` against the suite's Redis with prefix. */
+static char *tunnels(const char *prefix)
+{
+	return ctl("tunnels", "--redis", vrt_env("VRT_REDIS_URI"), "--prefix", prefix, NULL);
+}
+
+Test(tunnel, sync_test_failover_and_reconfigure_reach_the_agent_through_the_worker)
+{
+	struct world w;
+	world_init(&w);
+	/* the API's and the worker's prefix (the default) */
+	snprintf(w.prefix, sizeof w.prefix, "vrcloud");
+	char *rg = vrt_new_replication(w.vdc, "tunnel-sync", false, NULL);
+	struct proc proxy, agent, worker;
+	worker_start(&worker, &w);
+	proxy_start(&proxy, &w, "p1", NULL);
+	char *address = address_of(&proxy);
+	agent_start(&agent, &w, "site-sync", address, NULL);
+	cr_assert(wait_file_contains(agent.log, "event=connected", 15), "%s",
+		  read_text(agent.log));
+
+	/* vrcloudctl tunnels and /metrics see the site */
+	char *list = tunnels("vrcloud");
+	cr_assert(strstr(list, w.peer) && strstr(list, " p1 ") && strstr(list, "HEARTBEAT"),
+		  "%s", list);
+	cr_assert_null(strstr(list, "(unknown peer)"), "%s", list);
+	struct vrt_resp m;
+	vrt_get("/metrics", NULL, &m);
+	cr_assert_eq(m.status, 200);
+	cr_assert(strstr(m.body, "\nvrcloud_sites_connected 1\n"), "%s", m.body);
+	cr_assert(strstr(m.body, "vrcloud_replica_servers{state=\"connected\"} "), "%s", m.body);
+	vrt_resp_free(&m);
+
+	char *status = act_and_wait(rg, "sync", NULL, NULL);
+	cr_assert_str_eq(status, "success", "%s", read_text(worker.log));
+	free(status);
+	char *want = fmt("name=sync replication=%s", rg);
+	cr_assert(wait_file_contains(agent.log, want, 10), "the sync never reached the agent:\n%s",
+		  read_text(agent.log));
+	cr_assert(wait_file_contains(proxy.log, "event=command_acked", 10), "%s",
+		  read_text(proxy.log));
+	cr_assert(file_contains(worker.log, "event=site_command_queued"), "%s",
+		  read_text(worker.log));
+	cr_assert(wait_commands(&w, 0, 10), "the acknowledged command is still in the list");
+
+	/* test failover without Synchronize sends nothing; with it, a sync */
+	free(status = act_and_wait(rg, "testFailover", "application/vnd.vmware.hcs.testFailoverParams+xml",
+				   "<TestFailoverParams xmlns=\"http://www.vmware.com/vr/v6.0\">"
+				   "<PowerOn>false</PowerOn><Synchronize>true</Synchronize>"
+				   "</TestFailoverParams>"));
+	double end = now_s() + 10;
+	char *log = NULL;
+	while (now_s() < end) {
+		free(log);
+		log = read_text(agent.log);
+		char *first = strstr(log, want);
+		if (first && strstr(first + 1, want))
+			break;
+		vrt_sleep(0.1);
+	}
+	char *first = strstr(log, want);
+	cr_assert(first && strstr(first + 1, want), "testFailover sent no sync:\n%s", log);
+	free(log);
+
+	/* a reconfiguration tells the site once it went through */
+	status = act_and_wait(rg, "reconfigure", NULL, NULL);
+	cr_assert_str_eq(status, "success", "%s", read_text(worker.log));
+	free(status);
+	char *changed = fmt("name=configChanged replication=%s", rg);
+	cr_assert(wait_file_contains(agent.log, changed, 10), "no configChanged:\n%s",
+		  read_text(agent.log));
+	free(changed);
+
+	/* the site away: the command waits in its list */
+	cr_assert_eq(stop_proc(&agent, SIGTERM, 10), 0);
+	free(status = act_and_wait(rg, "testCleanup", NULL, NULL));
+	free(status = act_and_wait(rg, "sync", NULL, NULL));
+	cr_assert(wait_commands(&w, 1, 10), "the sync for an absent site is not waiting");
+
+	cr_assert_eq(stop_proc(&worker, SIGTERM, 15), 0);
+	cr_assert_eq(stop_proc(&proxy, SIGTERM, 10), 0);
+	char *key = fmt("vrcloud:tunnel:commands:%s", w.peer);
+	const char *del[] = {"DEL", key};
+	free(rcmd(2, del));
+	free(key);
+	free(want);
+	free(list);
+	free(address);
+	free(rg);
+}
+
+/* vrcloud-agent pair with password file pw; its exit status and output (both
+ * streams). */
+static char *pair_run(int *status, const char *pw, const char *state, const char *vdc,
+		      const char *site_name, const char *api, const char *timeout)
+{
+	char *exe = fmt("%s/vrcloud-agent", builddir());
+	/* its standard error too */
+	char *argv[] = {(char *)"/bin/sh", (char *)"-c", (char *)"exec \"$0\" \"$@\" 2>&1", exe,
+			(char *)"pair",	     (char *)"--api",
+			(char *)api,  (char *)"--user",	     (char *)VRT_ADMIN_A,
+			(char *)"--password-file", (char *)pw, (char *)"--vdc",
+			(char *)vdc,  (char *)"--site-name", (char *)site_name,
+			(char *)"--state-dir", (char *)state, (char *)"--timeout",
+			(char *)timeout, NULL};
+	char *out = run_capture(argv, status);
+	free(exe);
+	return out;
+}
+
+Test(tunnel, pair_keeps_the_credential_and_the_site_connects_with_it)
+{
+	struct world w;
+	world_init(&w);
+	char *state = fmt("%s/agent-state", w.dir);
+	cr_assert_eq(mkdir(state, 0700), 0);
+	char *pw = fmt("%s/password", w.dir);
+	write_secret(pw, VRT_PASSWORD);
+	char *bad_pw = fmt("%s/bad-password", w.dir);
+	write_secret(bad_pw, "not-the-password");
+	int status;
+
+	/* refusals: a wrong password, an unknown VDC, no API, a bad usage */
+	char *out = pair_run(&status, bad_pw, state, w.vdc, "Paired Site", vrt_base_url(), "30");
+	cr_assert_eq(status, 4, "%s", out);
+	cr_assert(strstr(out, "logging in: HTTP 401"), "%s", out);
+	free(out);
+	out = pair_run(&status, pw, state, VRT_MISSING, "Paired Site", vrt_base_url(), "30");
+	cr_assert_eq(status, 4, "%s", out);
+	cr_assert(strstr(out, "pairing: HTTP 404"), "%s", out);
+	free(out);
+	char *closed = fmt("http://127.0.0.1:%u", vrt_closed_port());
+	out = pair_run(&status, pw, state, w.vdc, "Paired Site", closed, "30");
+	cr_assert_eq(status, 1, "%s", out);
+	free(out);
+	out = pair_run(&status, pw, state, "not-a-uuid", "Paired Site", vrt_base_url(), "30");
+	cr_assert_eq(status, 2, "%s", out);
+	free(out);
+	char *credential = fmt("%s/site.credential", state);
+	cr_assert_neq(access(credential, F_OK), 0, "a refused pairing left a credential");
+
+	/* no worker runs the pairing: it times out, and pairs again later */
+	out = pair_run(&status, pw, state, w.vdc, "Paired Site", vrt_base_url(), "2");
+	cr_assert_eq(status, 5, "%s", out);
+	cr_assert(strstr(out, "did not end within 2 seconds"), "%s", out);
+	free(out);
+	struct proc worker;
+	worker_start(&worker, &w);
+	/* the pairing made before completes once the worker runs; a second
+	 * request for the same site is refused (already being paired) */
+	char *site_ini = fmt("%s/site.ini", state);
+	char *ini = read_text(site_ini);
+	char *first_peer = strstr(ini, "peer_id = ");
+	cr_assert_not_null(first_peer, "%s", ini);
+	out = pair_run(&status, pw, state, w.vdc, "Paired Site", vrt_base_url(), "30");
+	cr_assert_eq(status, 4, "%s", out);
+	cr_assert(strstr(out, "DUPLICATE_NAME"), "%s", out);
+	free(out);
+	free(ini);
+
+	/* a new site pairs with the VDC; the session ends with it */
+	cr_assert_eq(unlink(site_ini), 0);
+	static const char sessions_sql[] = "SELECT count(*)::text FROM sessions s"
+					   " JOIN users u ON u.id = s.user_id"
+					   " WHERE u.name = 'admin-a' AND u.org_id = $1::uuid";
+	char *sessions_before = vrt_db_value(sessions_sql, VRT_ORG_A);
+	out = pair_run(&status, pw, state, w.vdc, "Second Site", vrt_base_url(), "30");
+	cr_assert_eq(status, 0, "%s\n%s", out, read_text(worker.log));
+	char *peer = kv(out, "peer_id");
+	char *site = kv(out, "site_uuid");
+	cr_assert_null(strstr(out, "credential="), "the credential is printed:\n%s", out);
+	free(out);
+	struct stat st;
+	cr_assert_eq(stat(credential, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0600, "mode %o", st.st_mode & 0777);
+	char *state_of = vrt_db_value("SELECT state || ' ' || site_uuid::text || ' ' || site_name"
+				      " FROM peers WHERE id = $1::uuid",
+				      peer);
+	char *want = fmt("paired %s Second Site", site);
+	cr_assert_str_eq(state_of, want);
+	ini = read_text(site_ini);
+	char *line = fmt("peer_id = %s\nsite_uuid = %s\n", peer, site);
+	cr_assert(strstr(ini, line), "%s", ini);
+	char *sessions_after = vrt_db_value(sessions_sql, VRT_ORG_A);
+	cr_assert_str_eq(sessions_after, sessions_before, "pair left its session open");
+
+	/* the agent connects with the credential pair kept */
+	snprintf(w.cred_file, sizeof w.cred_file, "%s", credential);
+	struct proc proxy, agent;
+	proxy_start(&proxy, &w, "p1", NULL);
+	char *address = address_of(&proxy);
+	agent_start(&agent, &w, "site-paired", address, NULL);
+	char *connected = fmt("peer=%s site=%s", peer, site);
+	cr_assert(wait_file_contains(agent.log, connected, 15), "%s", read_text(agent.log));
+	char *list = tunnels(w.prefix);
+	cr_assert(strstr(list, peer) && strstr(list, "Second Site") &&
+			  strstr(list, VRT_ORG_A_NAME),
+		  "%s", list);
+	cr_assert_eq(stop_proc(&agent, SIGTERM, 10), 0);
+	cr_assert_eq(stop_proc(&proxy, SIGTERM, 10), 0);
+	cr_assert_eq(stop_proc(&worker, SIGTERM, 15), 0);
+	free(list);
+	free(connected);
+	free(address);
+	free(sessions_before);
+	free(sessions_after);
+	free(line);
+	free(ini);
+	free(want);
+	free(state_of);
+	free(site);
+	free(peer);
+	free(site_ini);
+	free(credential);
+	free(closed);
+	free(bad_pw);
+	free(pw);
+	free(state);
+}
+
 static void other_site(struct world *out, const struct world *w)
 {
 	*out = *w;

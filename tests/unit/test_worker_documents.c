@@ -365,3 +365,32 @@ Test(worker_documents, recovery_params_refusals)
 		cr_assert_eq(vr_worker_recovery_params_parse(&p, bad[i]), VR_EINVAL, "%s", bad[i]);
 	}
 }
+
+Test(worker_documents, the_peer_is_read_from_the_parameters_of_any_action)
+{
+	static const char peer[] = "70000000-0000-4000-8000-000000000007";
+	const char *fine[] = {
+		"{\"PeerId\": \"70000000-0000-4000-8000-000000000007\"}",
+		"{\"PowerOn\": true, \"PeerId\" : \"70000000-0000-4000-8000-000000000007\","
+		" \"InstanceId\": null}",
+		"{\"Disks\": [{\"SizeBytes\": 1}], \"PeerId\":\"70000000-0000-4000-8000-000000000007\"}",
+	};
+	for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
+		char out[VR_UUID_LEN + 1];
+		cr_assert_eq(vr_worker_params_peer(out, fine[i]), 0, "%s", fine[i]);
+		cr_assert_str_eq(out, peer);
+	}
+	const char *bad[] = {
+		"",
+		"{}",
+		"{\"PeerId\": null}",
+		"{\"PeerId\": \"not-a-uuid\"}",
+		"{\"Name\": \"a \\\"PeerId\\\" inside\"}",
+		"{\"PeerIds\": \"70000000-0000-4000-8000-000000000007\"}",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char out[VR_UUID_LEN + 1];
+		cr_assert_eq(vr_worker_params_peer(out, bad[i]), VR_ENOTFOUND, "%s", bad[i]);
+	}
+	cr_assert_eq(vr_worker_params_peer((char[VR_UUID_LEN + 1]){0}, NULL), VR_ENOTFOUND);
+}

@@ -14,6 +14,7 @@
 #include "vrcloud/log.h"
 #include "vrcloud/tls.h"
 #include "vrcloud/tunnel.h"
+#include "vrcloud/uuid.h"
 
 /* --- configuration ---------------------------------------------------- */
 
@@ -128,5 +129,46 @@ struct vr_agent;
 int vr_agent_start(struct vr_agent **out, const struct vr_agent_config *config, char **error_out);
 /* Close the control connection and stop. */
 void vr_agent_stop(struct vr_agent *agent);
+
+/* --- pairing (vrcloud-agent pair) ------------------------------------ */
+
+/* Files pair writes in the state directory. */
+#define VR_AGENT_CREDENTIAL_FILE "site.credential" /* mode 0600 */
+#define VR_AGENT_SITE_FILE	 "site.ini"	   /* [site] peer_id, site_uuid, ... */
+
+struct vr_agent_pair_options {
+	const char *api_url;	 /* base URL of vrcloud-api, no trailing '/' */
+	const char *ca_file;	 /* optional: CA of an https API */
+	const char *user;	 /* USER@ORG */
+	const char *password;
+	const char *vdc;	 /* the VDC's id */
+	const char *site_name;
+	const char *site_uuid;	 /* NULL: a new one */
+	const char *description; /* optional */
+	const char *state_dir;
+	unsigned timeout; /* seconds the Task may take */
+};
+
+struct vr_agent_pair_result {
+	char peer_id[VR_UUID_LEN + 1];
+	char site_uuid[VR_UUID_LEN + 1];
+	char task_url[1024];
+};
+
+/* vr_agent_pair's statuses, also vrcloud-agent pair's exit statuses. */
+enum {
+	VR_AGENT_PAIR_UNAVAILABLE = 1, /* the API could not be reached or answered oddly */
+	VR_AGENT_PAIR_USAGE = 2,
+	VR_AGENT_PAIR_CONFIG = 3,  /* state directory or password file */
+	VR_AGENT_PAIR_REFUSED = 4, /* the API refused: login, rights, VDC, already paired */
+	VR_AGENT_PAIR_FAILED = 5,  /* the pairing Task ended in error or took too long */
+};
+
+/* Pair the site (curl_global_init and vr_xml_global_init must have run).
+ * Returns 0 (paired: the credential and site.ini are in the state
+ * directory) or one of the statuses above with *error_out (owned by the
+ * caller; never holds the credential or the password). */
+int vr_agent_pair(const struct vr_agent_pair_options *options, struct vr_agent_pair_result *result,
+		  char **error_out);
 
 #endif

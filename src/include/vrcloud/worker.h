@@ -142,6 +142,11 @@ struct vr_recovery_params {
 /* Returns 0 or VR_EINVAL (malformed JSON or a value of the wrong type). */
 int vr_worker_recovery_params_parse(struct vr_recovery_params *out, const char *json);
 
+/* The replication's peer, which the API puts into the parameters of every
+ * action on a replication as the top-level string "PeerId". Returns 0 or
+ * VR_ENOTFOUND (absent or not a UUID). */
+int vr_worker_params_peer(char out[VR_UUID_LEN + 1], const char *json);
+
 /* --- HTTP client of the internal API ---------------------------------- */
 
 struct vr_worker_client;
@@ -206,6 +211,7 @@ enum vr_job_status {
 };
 
 struct vr_job_run;
+struct vr_redis;
 
 /* Report progress (0-100) and a message to the API. Returns 0 to go on, or
  * the status the job stops with (VR_JOB_CANCELED, VR_JOB_LOST,
@@ -218,6 +224,10 @@ struct vr_job_run {
 	const char *server_name;
 	vr_job_report_fn report;
 	void *report_arg;
+	/* Where commands for sites go (docs/tunnels.md, section 2); NULL: the
+	 * actions send none (the unit tests). */
+	struct vr_redis *redis;
+	const char *tunnel_prefix;
 	/* Filled by an action that fails (VR_JOB_FAILED). */
 	int error_major;
 	char error_minor[64];
