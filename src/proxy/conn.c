@@ -403,16 +403,17 @@ static int control_accepted(struct conn *conn)
 static int data_accepted(struct conn *conn)
 {
 	struct vr_proxy *p = conn->proxy;
-	int fd = socket(p->worker_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	const struct vr_proxy_route *r = &conn->route;
+	int fd = socket(r->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return do_refuse(conn, "worker", "the proxy cannot open a connection");
 	int on = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
 	set_keepalive(fd);
-	if (connect(fd, (const struct sockaddr *)&p->worker_addr, p->worker_addrlen) != 0 &&
+	if (connect(fd, (const struct sockaddr *)&r->addr, r->addrlen) != 0 &&
 	    errno != EINPROGRESS) {
-		vr_log_warn("worker_connect_failed", "address", p->config->worker_address, "error",
-			    strerror(errno));
+		vr_log_warn("worker_connect_failed", "address", r->address, "worker", r->server,
+			    "error", strerror(errno));
 		close(fd);
 		return do_refuse(conn, "worker", "the worker cannot be reached");
 	}
@@ -498,6 +499,16 @@ static int verified(struct conn *conn, int status, const struct vr_proxy_site *s
 {
 	if (status == VR_EFORBIDDEN)
 		return do_refuse(conn, "credential", "the site credential is not valid");
+	if (status == VR_ENOTFOUND || status == VR_ECONFLICT) {
+		vr_log_warn("replication_refused", "peer", site->peer_id, "replication",
+			    conn->hello.replication, "client", conn->client, "reason",
+			    status == VR_ENOTFOUND ? "not this site's" : "no worker");
+		vr_tunnel_hello_clear(&conn->hello);
+		if (status == VR_ENOTFOUND)
+			return do_refuse(conn, "replication",
+					 "the site has no such replication");
+		return do_refuse(conn, "worker", "no worker holds this replication now");
+	}
 	if (status != 0)
 		return do_refuse(conn, "unavailable",
 				 "the credential cannot be checked now; try again later");
@@ -525,9 +536,15 @@ static int on_hello(struct conn *conn, const struct vr_tunnel_frame *frame)
 	conn->state = CS_VERIFYING;
 	conn->deadline_ms = 0; /* the verifier always answers */
 	struct vr_proxy_site site;
-	if (vr_proxy_verifier_cached(conn->proxy->verifier, conn->hello.credential, &site))
+	struct vr_proxy_verifier *v = conn->proxy->verifier;
+	if (!vr_proxy_verifier_cached(v, conn->hello.credential, &site)) {
+		vr_proxy_verifier_submit(v, conn, NULL);
+		return 0;
+	}
+	if (conn->hello.kind != VR_TUNNEL_DATA ||
+	    vr_proxy_verifier_route_cached(v, site.peer_id, conn->hello.replication, &conn->route))
 		return verified(conn, 0, &site);
-	vr_proxy_verifier_submit(conn->proxy->verifier, conn);
+	vr_proxy_verifier_submit(v, conn, &site);
 	return 0;
 }
 
@@ -904,7 +921,7 @@ static int data_start(struct conn *c)
 	c->deadline_ms = 0;
 	c->started_ms = vr_loop_now_ms();
 	vr_log_info("data_connected", "peer", c->site.peer_id, "replication", c->hello.replication,
-		    "client", c->client, "worker", p->config->worker_address);
+		    "client", c->client, "worker", c->route.server, "address", c->route.address);
 	return 0;
 }
 
@@ -921,8 +938,8 @@ static void on_worker(struct vr_loop *loop, int fd, unsigned events, void *arg)
 		if (err == EINPROGRESS)
 			return;
 		if (err) {
-			vr_log_warn("worker_connect_failed", "address",
-				    conn->proxy->config->worker_address, "error", strerror(err));
+			vr_log_warn("worker_connect_failed", "address", conn->route.address,
+				    "worker", conn->route.server, "error", strerror(err));
 			close_fd(conn, &conn->wfd, &conn->w_watched, false);
 			conn->w_hup = false;
 			if (do_refuse(conn, "worker", "the worker cannot be reached") == 0)
@@ -994,7 +1011,8 @@ void vr_proxy_conn_sweep(struct vr_proxy *proxy, uint64_t now)
 			switch (conn->state) {
 			case CS_CONNECTING:
 				vr_log_warn("worker_connect_failed", "address",
-					    proxy->config->worker_address, "error", "timed out");
+					    conn->route.address, "worker", conn->route.server,
+					    "error", "timed out");
 				close_fd(conn, &conn->wfd, &conn->w_watched, false);
 				if (do_refuse(conn, "worker", "the worker did not answer") == 0)
 					service(conn);
@@ -1008,7 +1026,7 @@ void vr_proxy_conn_sweep(struct vr_proxy *proxy, uint64_t now)
 		if (conn->state == CS_CONTROL && reverify_ms && !conn->verify_pending &&
 		    now - conn->verified_ms >= reverify_ms) {
 			conn->reverify = true;
-			vr_proxy_verifier_submit(proxy->verifier, conn);
+			vr_proxy_verifier_submit(proxy->verifier, conn, NULL);
 		}
 	}
 }

@@ -5,7 +5,9 @@
  * `vrcloudctl peer credential`), a proxy service credential of its own
  * (`vrcloudctl service add --kind proxy`) and a Redis prefix of its own.
  * Data connections are driven from this process through the agent's library
- * against a sink that stands in for the worker. */
+ * against a sink that stands in for the worker: each world has a
+ * replication of its own whose replica server's traffic address is the
+ * sink (route_to), since a proxy looks the worker up through the API. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
@@ -209,6 +211,7 @@ struct world {
 	char cred_file[300];
 	char token_file[300];
 	char ca[300], cert[300], key[300], pin[80];
+	char repl[40], server[40]; /* the site's replication and its replica server */
 };
 
 static void make_ca(struct world *w, const char *dir, const char *const *names)
@@ -273,10 +276,31 @@ static void world_init(struct world *w)
 	free(token);
 	free(out);
 	free(name);
+	char *port = fmt("127.0.0.1:%u", vrt_closed_port());
+	char *server = vrt_db_value("INSERT INTO replica_servers (name, traffic_address)"
+				    " VALUES ('ws-' || $1, $2) RETURNING id::text",
+				    strrchr(w->dir, '-') + 1, port);
+	char *repl = vrt_new_replication(w->vdc, "tunnel-vm", true, NULL);
+	vrt_db_exec("UPDATE replications SET replica_server_id = $2::uuid WHERE id = $1::uuid",
+		    repl, server);
+	snprintf(w->server, sizeof w->server, "%s", server);
+	snprintf(w->repl, sizeof w->repl, "%s", repl);
+	free(port);
+	free(server);
+	free(repl);
 	static const char *const names[] = {"localhost", "127.0.0.1", NULL};
 	char *ca_dir = fmt("%s/ca", w->dir);
 	make_ca(w, ca_dir, names);
 	free(ca_dir);
+}
+
+/* The world's replication is served by a worker at 127.0.0.1:port. */
+static void route_to(const struct world *w, unsigned port)
+{
+	char *address = fmt("127.0.0.1:%u", port);
+	vrt_db_exec("UPDATE replica_servers SET traffic_address = $2 WHERE id = $1::uuid",
+		    w->server, address);
+	free(address);
 }
 
 static char *registry_key(const struct world *w)
@@ -391,7 +415,6 @@ static bool alive(const struct proc *p)
 }
 
 struct proxy_opts {
-	const char *worker;	  /* worker_address; NULL: a closed port */
 	const char *cert, *key;	  /* NULL: the world's */
 	const char *const *extra; /* more flags */
 };
@@ -403,7 +426,6 @@ static void proxy_start(struct proc *p, const struct world *w, const char *name,
 	snprintf(p->name, sizeof p->name, "%s", name);
 	snprintf(p->log, sizeof p->log, "%s/%s.log", w->dir, name);
 	char *port_file = fmt("%s/%s.port", w->dir, name);
-	char *worker = o && o->worker ? strdup(o->worker) : fmt("127.0.0.1:%u", vrt_closed_port());
 	char *exe = fmt("%s/vrcloud-proxy", builddir());
 	const char *argv[48] = {exe,
 				"--name",
@@ -424,8 +446,6 @@ static void proxy_start(struct proc *p, const struct world *w, const char *name,
 				vrt_env("VRT_REDIS_URI"),
 				"--redis-prefix",
 				w->prefix,
-				"--worker-address",
-				worker,
 				"--internal-listen",
 				"127.0.0.1:0",
 				"--heartbeat-interval",
@@ -461,7 +481,6 @@ static void proxy_start(struct proc *p, const struct world *w, const char *name,
 	}
 	cr_assert_neq(p->port, 0, "vrcloud-proxy %s wrote no port", name);
 	free(port_file);
-	free(worker);
 	free(exe);
 }
 
@@ -1202,10 +1221,9 @@ Test(tunnel, a_data_connection_carries_64_mib_byte_exact_both_ways)
 	world_init(&w);
 	struct sink sink = {.reply_bytes = 8 * MIB + 12345, .reply_seed = 0x5eed2};
 	sink_start(&sink);
-	char *worker = fmt("127.0.0.1:%u", sink.port);
-	struct proxy_opts o = {.worker = worker};
+	route_to(&w, sink.port);
 	struct proc proxy;
-	proxy_start(&proxy, &w, "p1", &o);
+	proxy_start(&proxy, &w, "p1", NULL);
 	char *address = address_of(&proxy);
 	struct vr_agent_config config;
 	data_config(&config, &w, address);
@@ -1213,7 +1231,7 @@ Test(tunnel, a_data_connection_carries_64_mib_byte_exact_both_ways)
 	char *error = NULL;
 	cr_assert_eq(vr_agent_tls_init(&tls, &config, &error), 0, "%s", error);
 	struct vr_agent_conn *conn = NULL;
-	int rc = vr_agent_data_open(&conn, &tls, &config, w.credential, REPL, &error);
+	int rc = vr_agent_data_open(&conn, &tls, &config, w.credential, w.repl, &error);
 	cr_assert_eq(rc, 0, "%s", error ? error : "");
 	struct upload up = {.conn = conn, .total = 64 * MIB + 777, .seed = 0x5eed1};
 	pthread_t t;
@@ -1226,7 +1244,7 @@ Test(tunnel, a_data_connection_carries_64_mib_byte_exact_both_ways)
 	cr_assert(sink.done);
 	/* what the worker got: the preamble, then exactly the agent's bytes */
 	char *preamble = fmt("VRCLOUD-DATA 1 peer=%s org=%s vdc=%s site=%s replication=%s proxy=p1",
-			     w.peer, VRT_ORG_A, w.vdc, w.site, REPL);
+			     w.peer, VRT_ORG_A, w.vdc, w.site, w.repl);
 	cr_assert_str_eq(sink.preamble, preamble);
 	cr_assert_eq(sink.received, up.total);
 	cr_assert_eq(memcmp(sink.digest, up.digest, 32), 0, "the upload differs");
@@ -1245,7 +1263,6 @@ Test(tunnel, a_data_connection_carries_64_mib_byte_exact_both_ways)
 	free(bytes);
 	free(preamble);
 	free(address);
-	free(worker);
 }
 
 Test(tunnel, sigterm_lets_a_data_connection_finish)
@@ -1254,10 +1271,9 @@ Test(tunnel, sigterm_lets_a_data_connection_finish)
 	world_init(&w);
 	struct sink sink = {.pause_s = 1, .reply_bytes = 1000, .reply_seed = 3};
 	sink_start(&sink);
-	char *worker = fmt("127.0.0.1:%u", sink.port);
-	struct proxy_opts o = {.worker = worker};
+	route_to(&w, sink.port);
 	struct proc proxy;
-	proxy_start(&proxy, &w, "p1", &o);
+	proxy_start(&proxy, &w, "p1", NULL);
 	char *address = address_of(&proxy);
 	struct vr_agent_config config;
 	data_config(&config, &w, address);
@@ -1265,7 +1281,7 @@ Test(tunnel, sigterm_lets_a_data_connection_finish)
 	char *error = NULL;
 	cr_assert_eq(vr_agent_tls_init(&tls, &config, &error), 0);
 	struct vr_agent_conn *conn = NULL;
-	cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, w.credential, REPL, &error), 0, "%s",
+	cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, w.credential, w.repl, &error), 0, "%s",
 		     error ? error : "");
 	struct upload up = {.conn = conn, .total = 24 * MIB, .seed = 9};
 	pthread_t t;
@@ -1290,7 +1306,6 @@ Test(tunnel, sigterm_lets_a_data_connection_finish)
 	vr_agent_tls_free(&tls);
 	vr_agent_config_free(&config);
 	free(address);
-	free(worker);
 }
 
 Test(tunnel, a_worker_that_does_not_read_holds_the_agent_back)
@@ -1299,10 +1314,9 @@ Test(tunnel, a_worker_that_does_not_read_holds_the_agent_back)
 	world_init(&w);
 	struct sink sink = {.pause_s = 3};
 	sink_start(&sink);
-	char *worker = fmt("127.0.0.1:%u", sink.port);
-	struct proxy_opts o = {.worker = worker};
+	route_to(&w, sink.port);
 	struct proc proxy;
-	proxy_start(&proxy, &w, "p1", &o);
+	proxy_start(&proxy, &w, "p1", NULL);
 	char *address = address_of(&proxy);
 	struct vr_agent_config config;
 	data_config(&config, &w, address);
@@ -1310,7 +1324,7 @@ Test(tunnel, a_worker_that_does_not_read_holds_the_agent_back)
 	char *error = NULL;
 	cr_assert_eq(vr_agent_tls_init(&tls, &config, &error), 0);
 	struct vr_agent_conn *conn = NULL;
-	cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, w.credential, REPL, &error), 0, "%s",
+	cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, w.credential, w.repl, &error), 0, "%s",
 		     error ? error : "");
 	struct upload up = {.conn = conn, .total = 96 * MIB, .seed = 0xfeed};
 	pthread_t t;
@@ -1338,15 +1352,18 @@ Test(tunnel, a_worker_that_does_not_read_holds_the_agent_back)
 	vr_agent_tls_free(&tls);
 	vr_agent_config_free(&config);
 	free(address);
-	free(worker);
 }
 
-Test(tunnel, data_connections_are_refused_for_bad_credentials_and_absent_workers)
+Test(tunnel, data_connections_are_refused_for_bad_credentials_absent_workers_and_other_sites)
 {
 	struct world w;
 	world_init(&w);
 	struct proc proxy;
-	proxy_start(&proxy, &w, "p1", NULL); /* its worker address is a closed port */
+	/* the replication's worker: a closed port; routes are not kept, as the
+	 * test changes them */
+	static const char *const no_cache[] = {"--route-cache", "0", NULL};
+	struct proxy_opts o = {.extra = no_cache};
+	proxy_start(&proxy, &w, "p1", &o);
 	char *address = address_of(&proxy);
 	struct vr_agent_config config;
 	data_config(&config, &w, address);
@@ -1354,15 +1371,55 @@ Test(tunnel, data_connections_are_refused_for_bad_credentials_and_absent_workers
 	char *error = NULL;
 	cr_assert_eq(vr_agent_tls_init(&tls, &config, &error), 0);
 	struct vr_agent_conn *conn = NULL;
-	cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, w.credential, REPL, &error),
+	cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, w.credential, w.repl, &error),
 		     VR_ECONFLICT);
 	cr_assert(strncmp(error, "worker:", 7) == 0, "%s", error);
 	free(error);
-	cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, "wrong-credential", REPL, &error),
+	cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, "wrong-credential", w.repl, &error),
 		     VR_EFORBIDDEN);
 	cr_assert(strncmp(error, "credential:", 11) == 0, "%s", error);
 	free(error);
 	cr_assert_null(conn);
+	/* another site's replication, served by a worker that listens: refused
+	 * before any byte reaches it, and so is a replication nobody has */
+	struct world other;
+	other_site(&other, &w);
+	char *theirs = vrt_new_replication(other.vdc, "their-vm", true, NULL);
+	vrt_db_exec("UPDATE replications SET replica_server_id = $2::uuid WHERE id = $1::uuid",
+		    theirs, w.server);
+	struct sink sink = {0};
+	sink_start(&sink);
+	route_to(&w, sink.port);
+	const char *refused[] = {theirs, "40000000-0000-4000-8000-00000000dead"};
+	for (size_t i = 0; i < N(refused); i++) {
+		cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, w.credential, refused[i],
+						&error),
+			     VR_ECONFLICT, "%s", refused[i]);
+		cr_assert(strncmp(error, "replication:", 12) == 0, "%s", error);
+		free(error);
+	}
+	cr_assert(file_contains(proxy.log, "event=replication_refused"), "%s", read_text(proxy.log));
+	/* their own credential reaches it */
+	cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, other.credential, theirs, &error), 0,
+		     "%s", error ? error : "");
+	cr_assert_eq(vr_agent_conn_finish(conn), 0);
+	unsigned char digest[32];
+	cr_assert_eq(download(conn, digest), 0);
+	vr_agent_conn_close(conn);
+	conn = NULL;
+	sink_join(&sink);
+	char *preamble = fmt("VRCLOUD-DATA 1 peer=%s org=%s vdc=%s site=", other.peer, VRT_ORG_A,
+			     other.vdc);
+	cr_assert(strncmp(sink.preamble, preamble, strlen(preamble)) == 0, "%s", sink.preamble);
+	cr_assert_eq(sink.received, 0);
+	/* a replication without a replica server */
+	vrt_db_exec("UPDATE replications SET replica_server_id = NULL WHERE id = $1::uuid", w.repl);
+	cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, w.credential, w.repl, &error),
+		     VR_ECONFLICT);
+	cr_assert(strncmp(error, "worker:", 7) == 0, "%s", error);
+	free(error);
+	free(preamble);
+	free(theirs);
 	cr_assert_eq(stop_proc(&proxy, SIGTERM, 10), 0);
 	vr_agent_tls_free(&tls);
 	vr_agent_config_free(&config);

@@ -60,7 +60,7 @@ Test(tunnel_config, proxy_defaults)
 	gethostname(host, sizeof host);
 	cr_assert_str_eq(c.name, host);
 	cr_assert_str_eq(c.listen, "0.0.0.0:8443");
-	cr_assert_str_eq(c.worker_address, "127.0.0.1:44046");
+	cr_assert_eq(c.route_cache, 10);
 	cr_assert_str_eq(c.internal_listen, "127.0.0.1:8444");
 	cr_assert_eq(c.reverse_timeout, 30);
 	cr_assert_str_eq(c.api_url, "http://127.0.0.1:8080");
@@ -131,8 +131,6 @@ Test(tunnel_config, proxy_bad_settings)
 		{"name", "has space", "name"},
 		{"name", "-leading", "name"},
 		{"listen", "8443", "listen"},
-		{"worker_address", "127.0.0.1:0", "worker_address"},
-		{"worker_address", "nowhere", "worker_address"},
 		{"reverse_address", "proxy", "reverse_address"},
 		{"internal_listen", "8444", "internal_listen"},
 		{"api_url", "ftp://api", "api_url"},
