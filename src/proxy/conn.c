@@ -469,10 +469,14 @@ static int reverse_accepted(struct conn *c)
 	vr_tunnel_field_append(&to_worker, "org", c->site.org_id);
 	vr_tunnel_field_append(&to_worker, "vdc", c->site.vdc_id);
 	vr_tunnel_field_append(&to_worker, "site", c->site.site_uuid);
-	vr_tunnel_field_append(&to_worker, "replication", c->hello.replication);
+	if (c->hello.replication[0]) {
+		vr_tunnel_field_append(&to_worker, "replication", c->hello.replication);
+		vr_tunnel_field_append(&to_agent, "replication", c->hello.replication);
+	}
+	vr_tunnel_field_append(&to_worker, "purpose", w->request.purpose);
 	vr_tunnel_field_append(&to_agent, "proxy", p->config->name);
 	vr_tunnel_field_append(&to_agent, "peer", c->site.peer_id);
-	vr_tunnel_field_append(&to_agent, "replication", c->hello.replication);
+	vr_tunnel_field_append(&to_agent, "purpose", w->request.purpose);
 	struct vr_buf frame;
 	vr_buf_init(&frame, 0);
 	bool ok = vr_tunnel_frame_append(&frame, VR_FRAME_WELCOME, to_worker.data, to_worker.len) ==
@@ -490,7 +494,8 @@ static int reverse_accepted(struct conn *c)
 	c->deadline_ms = 0;
 	c->started_ms = vr_loop_now_ms();
 	vr_log_info("reverse_connected", "peer", c->site.peer_id, "replication",
-		    c->hello.replication, "client", c->client, "worker", worker[0] ? worker : NULL);
+		    c->hello.replication[0] ? c->hello.replication : NULL, "client", c->client,
+		    "worker", worker[0] ? worker : NULL);
 	return 0;
 }
 
@@ -700,14 +705,17 @@ void vr_proxy_conn_connect(struct conn *conn, const struct vr_tunnel_connect *co
 	vr_buf_init(&payload, VR_TUNNEL_MAX_PAYLOAD);
 	vr_tunnel_field_append(&payload, "address", connect->address);
 	vr_tunnel_field_append(&payload, "cookie", connect->cookie);
-	vr_tunnel_field_append(&payload, "replication", connect->replication);
+	if (connect->replication[0])
+		vr_tunnel_field_append(&payload, "replication", connect->replication);
+	vr_tunnel_field_append(&payload, "purpose", connect->purpose);
 	int rc = queue_frame(conn, VR_FRAME_CONNECT, payload.data, payload.len);
 	explicit_bzero(payload.data, payload.len);
 	vr_buf_free(&payload);
 	if (rc)
 		return;
-	vr_log_info("connect_sent", "peer", conn->site.peer_id, "replication", connect->replication,
-		    "address", connect->address);
+	vr_log_info("connect_sent", "peer", conn->site.peer_id, "replication",
+		    connect->replication[0] ? connect->replication : NULL, "purpose",
+		    connect->purpose, "address", connect->address);
 	service(conn);
 }
 

@@ -1599,7 +1599,8 @@ Test(tunnel, a_worker_reaches_a_site_through_a_reverse_connection_stitched_by_it
 		     0, "%s", error ? error : "");
 	char payload[4096];
 	cr_assert_eq(read_plain_frame(worker, payload, sizeof payload), VR_FRAME_WELCOME);
-	char *expect = fmt("proxy=p1\npeer=%s\norg=%s\nvdc=%s\nsite=%s\nreplication=" REPL "\n",
+	char *expect = fmt("proxy=p1\npeer=%s\norg=%s\nvdc=%s\nsite=%s\nreplication=" REPL
+			   "\npurpose=failback\n",
 			   w.peer, VRT_ORG_A, w.vdc, w.site);
 	cr_assert_str_eq(payload, expect);
 	free(expect);
