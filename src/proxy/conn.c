@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 
 #include "proxy/internal.h"
@@ -529,13 +530,20 @@ static int verified(struct conn *conn, int status, const struct vr_proxy_site *s
 	return data_accepted(conn);
 }
 
-static int on_hello(struct conn *conn, const struct vr_tunnel_frame *frame)
+/* through: the bytes of conn->in up to the end of the hello. */
+static int on_hello(struct conn *conn, const struct vr_tunnel_frame *frame, size_t through)
 {
 	if (frame->type != VR_FRAME_HELLO)
 		return do_refuse(conn, "protocol", "the first frame must be a hello");
 	const char *reason = NULL;
 	if (vr_tunnel_hello_parse(&conn->hello, frame->payload, frame->len, &reason))
 		return do_refuse(conn, "protocol", reason);
+	/* The hello (with the credential and any cookie) leaves the buffer
+	 * now: a connection accepted at once, on a cached answer, passes on
+	 * only what the agent sent after it. */
+	OPENSSL_cleanse(conn->in, through);
+	memmove(conn->in, conn->in + through, conn->in_len - through);
+	conn->in_len -= through;
 	if (conn->proxy->stopping)
 		return do_refuse(conn, "shutdown", "this proxy is stopping");
 	conn->state = CS_VERIFYING;
@@ -767,8 +775,12 @@ static int process_frames(struct conn *conn)
 		if (!used)
 			break;
 		pos += used;
-		rc = conn->state == CS_HELLO ? on_hello(conn, &frame)
-					     : on_control_frame(conn, &frame);
+		if (conn->state == CS_HELLO) {
+			rc = on_hello(conn, &frame, pos);
+			pos = 0; /* on_hello took the bytes it read */
+		} else {
+			rc = on_control_frame(conn, &frame);
+		}
 		if (rc)
 			return -1;
 	}

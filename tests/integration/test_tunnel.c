@@ -2048,3 +2048,410 @@ Test(tunnel, the_verify_route_names_the_site_of_a_credential_to_proxies_only)
 	free(doc);
 	free(proxy_token);
 }
+
+/* --- tests: long streams through haproxy, probes, cookies -------------------------------- */
+
+#define GIB ((size_t)1 << 30)
+
+/* haproxy in TCP mode in front of the proxies, as in production; it
+ * checks them every 300 ms and sends a connection to another when one
+ * is down. */
+static void haproxy_start(struct proc *h, const struct world *w, const struct proc *const *proxies,
+			  size_t n)
+{
+	memset(h, 0, sizeof *h);
+	snprintf(h->name, sizeof h->name, "haproxy");
+	snprintf(h->log, sizeof h->log, "%s/haproxy.log", w->dir);
+	h->port = vrt_closed_port();
+	char *cfg = fmt("%s/haproxy.cfg", w->dir);
+	FILE *f = fopen(cfg, "w");
+	cr_assert_not_null(f);
+	fprintf(f,
+		"global\n  maxconn 256\n"
+		"defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 60s\n"
+		"  timeout server 60s\n  retries 3\n  option redispatch\n"
+		"listen tunnel\n  bind 127.0.0.1:%u\n  balance roundrobin\n",
+		h->port);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "  server %s 127.0.0.1:%u check inter 300ms fall 2 rise 1\n",
+			proxies[i]->name, proxies[i]->port);
+	fclose(f);
+	const char *argv[] = {"haproxy", "-db", "-q", "-f", cfg, NULL};
+	spawn(h, argv);
+	double end = now_s() + 10;
+	for (;;) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in addr = {.sin_family = AF_INET,
+					   .sin_port = htons((uint16_t)h->port),
+					   .sin_addr.s_addr = htonl(0x7f000001)};
+		bool up = connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
+		close(fd);
+		if (up)
+			break;
+		cr_assert(alive(h) && now_s() < end, "haproxy did not start (is it installed?)");
+		vrt_sleep(0.05);
+	}
+	free(cfg);
+}
+
+/* Resident memory of pid in KiB, 0 when it is gone. */
+static long rss_kib(pid_t pid)
+{
+	char *path = fmt("/proc/%ld/status", (long)pid);
+	char *text = read_text(path);
+	free(path);
+	const char *v = strstr(text, "VmRSS:");
+	long kib = v ? atol(v + 6) : 0;
+	free(text);
+	return kib;
+}
+
+/* The largest resident size of some processes while a transfer runs. */
+struct rss_watch {
+	pid_t pids[4];
+	size_t n;
+	long start_kib[4], max_kib[4];
+	atomic_bool stop;
+	pthread_t thread;
+};
+
+static void *rss_main(void *arg)
+{
+	struct rss_watch *r = arg;
+	while (!atomic_load(&r->stop)) {
+		for (size_t i = 0; i < r->n; i++) {
+			long kib = rss_kib(r->pids[i]);
+			if (kib > r->max_kib[i])
+				r->max_kib[i] = kib;
+		}
+		vrt_sleep(0.05);
+	}
+	return NULL;
+}
+
+static void rss_start(struct rss_watch *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		r->start_kib[i] = r->max_kib[i] = rss_kib(r->pids[i]);
+	atomic_init(&r->stop, false);
+	cr_assert_eq(pthread_create(&r->thread, NULL, rss_main, r), 0);
+}
+
+/* Stop watching; each process grew by less than limit_mib. */
+static void rss_check(struct rss_watch *r, long limit_mib)
+{
+	atomic_store(&r->stop, true);
+	pthread_join(r->thread, NULL);
+	for (size_t i = 0; i < r->n; i++)
+		cr_assert_lt(r->max_kib[i] - r->start_kib[i], limit_mib * 1024,
+			     "pid %ld grew from %ld KiB to %ld KiB during the transfer",
+			     (long)r->pids[i], r->start_kib[i], r->max_kib[i]);
+}
+
+/* Wait until the registry names proxy for w's site. */
+static bool wait_registry(const struct world *w, const char *proxy, double timeout_s)
+{
+	double end = now_s() + timeout_s;
+	char *prefix = fmt("%s ", proxy);
+	bool found = false;
+	while (!found && now_s() < end) {
+		char *v = registry_value(w);
+		found = v && strncmp(v, prefix, strlen(prefix)) == 0;
+		free(v);
+		if (!found)
+			vrt_sleep(0.05);
+	}
+	free(prefix);
+	return found;
+}
+
+/* `vrcloudctl tunnel-probe` started in the background; its stdout and
+ * stderr go to out_path. */
+static void probe_spawn(struct proc *c, const struct world *w, const char *peer,
+			unsigned internal_port, const char *bytes, const char *out_path)
+{
+	memset(c, 0, sizeof *c);
+	snprintf(c->name, sizeof c->name, "tunnel-probe");
+	snprintf(c->log, sizeof c->log, "%s", out_path);
+	char *exe = fmt("%s/vrcloudctl", builddir());
+	char *proxy = fmt("127.0.0.1:%u", internal_port);
+	c->pid = fork();
+	cr_assert_geq(c->pid, 0);
+	if (c->pid == 0) {
+		int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execl(exe, exe, "--database", vrt_env("VRT_DB_URI"), "tunnel-probe", peer,
+		      "--proxy", proxy, "--bytes", bytes, "--timeout", "30", (char *)NULL);
+		_exit(127);
+	}
+	(void)w;
+	free(exe);
+	free(proxy);
+}
+
+/* Wait for the probe to exit: its status. */
+static int probe_wait(struct proc *c, double timeout_s)
+{
+	double end = now_s() + timeout_s;
+	int status = 0;
+	while (waitpid(c->pid, &status, WNOHANG) == 0) {
+		if (now_s() > end) {
+			kill(c->pid, SIGKILL);
+			waitpid(c->pid, &status, 0);
+			cr_assert_fail("tunnel-probe did not end in %.0f s", timeout_s);
+		}
+		vrt_sleep(0.05);
+	}
+	c->pid = 0;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+Test(tunnel, one_gib_to_the_cloud_through_haproxy_is_byte_exact_in_bounded_memory,
+     .timeout = 180)
+{
+	struct world w;
+	world_init(&w);
+	struct sink sink = {0};
+	sink_start(&sink);
+	route_to(&w, sink.port);
+	struct proc p1, p2, lb;
+	proxy_start(&p1, &w, "p1", NULL);
+	proxy_start(&p2, &w, "p2", NULL);
+	const struct proc *const both[] = {&p1, &p2};
+	haproxy_start(&lb, &w, both, 2);
+	char *address = address_of(&lb);
+	struct vr_agent_config config;
+	data_config(&config, &w, address);
+	struct vr_agent_tls tls;
+	char *error = NULL;
+	cr_assert_eq(vr_agent_tls_init(&tls, &config, &error), 0, "%s", error);
+	struct rss_watch rss = {.pids = {p1.pid, p2.pid}, .n = 2};
+	rss_start(&rss);
+	double start = now_s();
+	struct vr_agent_conn *conn = NULL;
+	cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, w.credential, w.repl, &error), 0,
+		     "%s", error ? error : "");
+	struct upload up = {.conn = conn, .total = GIB, .seed = 0x1f1f};
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, upload_main, &up), 0);
+	unsigned char got[32];
+	cr_assert_eq(download(conn, got), 0);
+	pthread_join(t, NULL);
+	cr_assert_eq(up.rc, 0, "the upload failed");
+	sink_join(&sink);
+	double secs = now_s() - start;
+	rss_check(&rss, 48);
+	cr_assert(sink.done);
+	cr_assert_eq(sink.received, up.total);
+	cr_assert_eq(memcmp(sink.digest, up.digest, 32), 0, "the worker got other bytes");
+	cr_assert(strstr(sink.preamble, w.repl), "%s", sink.preamble);
+	cr_log_info("1 GiB agent -> haproxy -> proxy -> worker in %.1f s (%.0f MiB/s)", secs,
+		    1024 / secs);
+	vr_agent_conn_close(conn);
+	cr_assert_eq(stop_proc(&lb, SIGTERM, 5), 0);
+	cr_assert_eq(stop_proc(&p1, SIGTERM, 10), 0);
+	cr_assert_eq(stop_proc(&p2, SIGTERM, 10), 0);
+	vr_agent_tls_free(&tls);
+	vr_agent_config_free(&config);
+	free(address);
+}
+
+Test(tunnel, one_gib_from_the_cloud_reaches_the_agent_daemon_byte_exact_in_bounded_memory,
+     .timeout = 180)
+{
+	struct world w;
+	world_init(&w);
+	static const char *const own_address[] = {"--reverse-address", "127.0.0.1:0", NULL};
+	struct proxy_opts o = {.extra = own_address};
+	struct proc p1, p2, lb, agent, probe;
+	proxy_start(&p1, &w, "p1", &o);
+	proxy_start(&p2, &w, "p2", &o);
+	const struct proc *const both[] = {&p1, &p2};
+	haproxy_start(&lb, &w, both, 2);
+	char *address = address_of(&lb);
+	agent_start(&agent, &w, "agent", address, NULL);
+	char *key = registry_key(&w);
+	double end = now_s() + 15;
+	char *holder = NULL;
+	while (!holder && now_s() < end) {
+		holder = registry_value(&w);
+		if (!holder)
+			vrt_sleep(0.05);
+	}
+	cr_assert_not_null(holder, "the agent did not connect through haproxy");
+	/* the worker asks p1; the agent dials p1's own address back */
+	struct rss_watch rss = {.pids = {p1.pid, agent.pid}, .n = 2};
+	rss_start(&rss);
+	double start = now_s();
+	char *out = fmt("%s/probe.out", w.dir);
+	probe_spawn(&probe, &w, w.site, p1.internal_port, "1G", out);
+	int status = probe_wait(&probe, 150);
+	double secs = now_s() - start;
+	rss_check(&rss, 48);
+	char *text = read_text(out);
+	cr_assert_eq(status, 0, "tunnel-probe exited %d:\n%s\n%s", status, text,
+		     read_text(agent.log));
+	cr_assert(strstr(text, "bytes=1073741824\n"), "%s", text);
+	char *sha = kv(text, "sha256");
+	char *served = fmt("bytes=1073741824 sha256=%s", sha);
+	cr_assert(wait_file_contains(agent.log, served, 5), "%s", read_text(agent.log));
+	cr_assert(file_contains(p1.log, "event=reverse_connected"), "%s", read_text(p1.log));
+	cr_assert(file_contains(p1.log, "purpose=probe"));
+	cr_log_info("1 GiB worker -> proxy -> agent daemon in %.1f s (holder %s)", secs, holder);
+	cr_assert_eq(stop_proc(&agent, SIGTERM, 10), 0);
+	cr_assert_eq(stop_proc(&lb, SIGTERM, 5), 0);
+	cr_assert_eq(stop_proc(&p1, SIGTERM, 10), 0);
+	cr_assert_eq(stop_proc(&p2, SIGTERM, 10), 0);
+	free(served);
+	free(sha);
+	free(text);
+	free(out);
+	free(holder);
+	free(key);
+	free(address);
+}
+
+Test(tunnel, sigkill_of_the_proxy_during_a_stitch_fails_the_worker_clearly_and_a_retry_succeeds,
+     .timeout = 120)
+{
+	struct world w;
+	world_init(&w);
+	static const char *const own_address[] = {"--reverse-address", "127.0.0.1:0", NULL};
+	struct proxy_opts o = {.extra = own_address};
+	struct proc p1, p2, lb, agent, probe;
+	proxy_start(&p1, &w, "p1", &o);
+	proxy_start(&p2, &w, "p2", &o);
+	const struct proc *const both[] = {&p1, &p2};
+	haproxy_start(&lb, &w, both, 2);
+	char *address = address_of(&lb);
+	agent_start(&agent, &w, "agent", address, NULL);
+	cr_assert(wait_registry(&w, "p1", 15) || wait_registry(&w, "p2", 1),
+		  "the agent did not connect");
+	char *out = fmt("%s/probe.out", w.dir);
+	probe_spawn(&probe, &w, w.peer, p1.internal_port, "4G", out);
+	cr_assert(wait_file_contains(p1.log, "event=reverse_connected", 15), "%s",
+		  read_text(p1.log));
+	vrt_sleep(0.5);
+	kill(p1.pid, SIGKILL);
+	cr_assert_eq(stop_proc(&p1, SIGKILL, 5), 256 + SIGKILL);
+	int status = probe_wait(&probe, 30);
+	char *text = read_text(out);
+	cr_assert_eq(status, 1, "tunnel-probe exited %d:\n%s", status, text);
+	cr_assert(strstr(text, "the stream broke"), "%s", text);
+	cr_assert(wait_file_contains(agent.log, "event=probe_failed", 70), "%s",
+		  read_text(agent.log));
+	/* the site is on p2 now (at once, or after haproxy moved it) */
+	cr_assert(wait_registry(&w, "p2", 15), "the site did not move to p2");
+	probe_spawn(&probe, &w, w.peer, p2.internal_port, "8M", out);
+	status = probe_wait(&probe, 30);
+	free(text);
+	text = read_text(out);
+	cr_assert_eq(status, 0, "the retry exited %d:\n%s", status, text);
+	cr_assert(strstr(text, "bytes=8388608\n"), "%s", text);
+	cr_assert_eq(stop_proc(&agent, SIGTERM, 10), 0);
+	cr_assert_eq(stop_proc(&lb, SIGTERM, 5), 0);
+	cr_assert_eq(stop_proc(&p2, SIGTERM, 10), 0);
+	free(text);
+	free(out);
+	free(address);
+}
+
+Test(tunnel, forged_replayed_expired_and_other_sites_cookies_are_refused)
+{
+	struct world w, w2;
+	world_init(&w);
+	other_site(&w2, &w);
+	static const char *const flags[] = {"--reverse-address", "127.0.0.1:0",
+					    "--reverse-timeout", "2", NULL};
+	struct proxy_opts o = {.extra = flags};
+	struct proc p1;
+	proxy_start(&p1, &w, "p1", &o);
+	char *a1 = address_of(&p1);
+	struct vr_agent_config config;
+	data_config(&config, &w, a1);
+	struct vr_agent_tls tls;
+	char *error = NULL;
+	cr_assert_eq(vr_agent_tls_init(&tls, &config, &error), 0);
+	struct vr_agent_conn *ctl = control_open(&tls, &w, a1);
+	char *probe = fmt("version=1\npeer=%s\npurpose=probe\nworker=worker-9\n", w.peer);
+	int worker = worker_request(p1.internal_port, w.peer, probe);
+	struct vr_tunnel_connect connect;
+	await_connect(ctl, &connect);
+	cr_assert_str_eq(connect.purpose, "probe");
+	cr_assert_str_eq(connect.replication, "");
+	struct vr_agent_conn *rev = NULL;
+	/* forged: well-formed, never made */
+	char forged[VR_TUNNEL_COOKIE_LEN + 1];
+	cr_assert_eq(vr_tunnel_cookie_new(forged), 0);
+	cr_assert_eq(vr_agent_reverse_open(&rev, &tls, &config, w.credential, connect.address,
+					   forged, &error),
+		     VR_ECONFLICT);
+	cr_assert(strncmp(error, "cookie:", 7) == 0, "%s", error);
+	free(error);
+	/* another site's credential with the real cookie */
+	cr_assert_eq(vr_agent_reverse_open(&rev, &tls, &config, w2.credential, connect.address,
+					   connect.cookie, &error),
+		     VR_ECONFLICT);
+	cr_assert(strncmp(error, "cookie:", 7) == 0, "%s", error);
+	free(error);
+	/* the site's own: stitched; a probe of nothing is answered, and the
+	 * worker gets only the answer (the hello, with the credential and the
+	 * cookie, stays at the proxy even on a cached credential) */
+	cr_assert_eq(vr_agent_reverse_open(&rev, &tls, &config, w.credential, connect.address,
+					   connect.cookie, &error),
+		     0, "%s", error ? error : "");
+	char payload[4096];
+	cr_assert_eq(read_plain_frame(worker, payload, sizeof payload), VR_FRAME_WELCOME);
+	cr_assert(strstr(payload, "purpose=probe\n"), "%s", payload);
+	cr_assert_null(strstr(payload, "replication="), "%s", payload);
+	shutdown(worker, SHUT_WR);
+	uint64_t bytes = 0;
+	char hex[VR_AGENT_PROBE_HEX + 1];
+	cr_assert_eq(vr_agent_probe_serve(rev, &bytes, hex), 0);
+	cr_assert_eq(bytes, 0);
+	char answer[256];
+	size_t got = 0;
+	ssize_t n;
+	while ((n = read(worker, answer + got, sizeof answer - 1 - got)) > 0)
+		got += (size_t)n;
+	cr_assert_eq(n, 0, "%s", strerror(errno));
+	answer[got] = '\0';
+	cr_assert_str_eq(answer,
+			 "bytes=0\nsha256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934c"
+			 "a495991b7852b855\n",
+			 "%s", read_text(p1.log));
+	vr_agent_conn_close(rev);
+	close(worker);
+	/* replayed */
+	cr_assert_eq(vr_agent_reverse_open(&rev, &tls, &config, w.credential, connect.address,
+					   connect.cookie, &error),
+		     VR_ECONFLICT);
+	cr_assert(strncmp(error, "cookie:", 7) == 0, "%s", error);
+	free(error);
+	/* expired: the worker gave up after reverse_timeout, its cookie died */
+	worker = worker_request(p1.internal_port, w.peer, probe);
+	await_connect(ctl, &connect);
+	cr_assert_eq(read_plain_frame(worker, payload, sizeof payload), VR_FRAME_REFUSE);
+	cr_assert(strstr(payload, "reason=unreachable"), "%s", payload);
+	cr_assert_eq(vr_agent_reverse_open(&rev, &tls, &config, w.credential, connect.address,
+					   connect.cookie, &error),
+		     VR_ECONFLICT);
+	cr_assert(strncmp(error, "cookie:", 7) == 0, "%s", error);
+	free(error);
+	close(worker);
+	/* a probe's request with a malformed purpose is refused */
+	char *bad = fmt("version=1\npeer=%s\npurpose=Probe!\n", w.peer);
+	worker = worker_request(p1.internal_port, w.peer, bad);
+	cr_assert_eq(read_plain_frame(worker, payload, sizeof payload), VR_FRAME_REFUSE);
+	cr_assert(strstr(payload, "reason=protocol"), "%s", payload);
+	close(worker);
+	vr_agent_conn_close(ctl);
+	cr_assert_eq(stop_proc(&p1, SIGTERM, 10), 0);
+	cr_assert(!file_contains(p1.log, connect.cookie), "a cookie was logged");
+	vr_agent_tls_free(&tls);
+	vr_agent_config_free(&config);
+	free(bad);
+	free(probe);
+	free(a1);
+}
