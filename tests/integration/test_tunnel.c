@@ -9,6 +9,7 @@
  * replication of its own whose replica server's traffic address is the
  * sink (route_to), since a proxy looks the worker up through the API. */
 #include <criterion/criterion.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -2143,6 +2144,9 @@ static void rss_check(struct rss_watch *r, long limit_mib)
 	atomic_store(&r->stop, true);
 	pthread_join(r->thread, NULL);
 	for (size_t i = 0; i < r->n; i++)
+		cr_log_info("pid %ld: %ld KiB resident before, %ld KiB at most during the transfer",
+			    (long)r->pids[i], r->start_kib[i], r->max_kib[i]);
+	for (size_t i = 0; i < r->n; i++)
 		cr_assert_lt(r->max_kib[i] - r->start_kib[i], limit_mib * 1024,
 			     "pid %ld grew from %ld KiB to %ld KiB during the transfer",
 			     (long)r->pids[i], r->start_kib[i], r->max_kib[i]);
@@ -2454,4 +2458,100 @@ Test(tunnel, forged_replayed_expired_and_other_sites_cookies_are_refused)
 	free(bad);
 	free(probe);
 	free(a1);
+}
+
+static struct vrt_resp server_call(const char *bearer, const char *repl, const char *body)
+{
+	const char *headers[] = {"Content-Type: application/vnd.vrcloud.internal+xml", NULL};
+	char *path = fmt("/api/internal/replications/%s/server", repl);
+	struct vrt_call call = {.method = "POST",
+				.path = path,
+				.bearer = bearer,
+				.headers = headers,
+				.body = body,
+				.body_len = -1};
+	struct vrt_resp r;
+	cr_assert_eq(vrt_call(&call, &r), 0);
+	free(path);
+	return r;
+}
+
+Test(tunnel, the_server_route_names_a_replications_worker_to_proxies_for_its_own_site_only)
+{
+	struct world w, w2;
+	world_init(&w);
+	other_site(&w2, &w);
+	route_to(&w, 31031);
+	char *proxy_token = read_text(w.token_file);
+	proxy_token[strcspn(proxy_token, "\n")] = '\0';
+	char *mine = fmt("<ReplicationServerLookup xmlns=\"" VRT_NS_INTERNAL "\"><PeerId>%s"
+			 "</PeerId></ReplicationServerLookup>",
+			 w.peer);
+	char *theirs = fmt("<ReplicationServerLookup xmlns=\"" VRT_NS_INTERNAL "\"><PeerId>%s"
+			   "</PeerId></ReplicationServerLookup>",
+			   w2.peer);
+	char *before = vrt_db_fingerprint();
+	struct vrt_resp r = server_call(proxy_token, w.repl, mine);
+	cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+	vrt_assert_valid(&r, "ReplicationServer");
+	char *address = vrt_xpath_str(r.body, "string(/vi:ReplicationServer/vi:TrafficAddress)");
+	char *server = vrt_xpath_str(r.body, "string(/vi:ReplicationServer/vi:ServerId)");
+	char *repl = vrt_xpath_str(r.body, "string(/vi:ReplicationServer/vi:ReplicationId)");
+	cr_assert_str_eq(address, "127.0.0.1:31031");
+	cr_assert_str_eq(server, w.server);
+	cr_assert_str_eq(repl, w.repl);
+	vrt_resp_free(&r);
+	/* upper-case ids are the same replication */
+	char upper[40];
+	snprintf(upper, sizeof upper, "%s", w.repl);
+	for (char *p = upper; *p; p++)
+		*p = (char)toupper((unsigned char)*p);
+	r = server_call(proxy_token, upper, mine);
+	cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+	vrt_resp_free(&r);
+	/* another site's peer: exactly like an absent replication */
+	r = server_call(proxy_token, w.repl, theirs);
+	vrt_assert_error(&r, 404, "RESOURCE_NOT_FOUND", "another peer");
+	cr_assert_null(strstr(r.body, "31031"));
+	vrt_resp_free(&r);
+	r = server_call(proxy_token, "40000000-0000-4000-8000-00000000dead", mine);
+	vrt_assert_error(&r, 404, "RESOURCE_NOT_FOUND", "absent");
+	vrt_resp_free(&r);
+	/* only proxies ask */
+	r = server_call(vrt_service_token(VRT_SERVICE), w.repl, mine);
+	vrt_assert_error(&r, 403, "ACCESS_TO_RESOURCE_IS_FORBIDDEN", "worker token");
+	vrt_resp_free(&r);
+	/* documents the schema refuses */
+	static const char *const malformed[] = {
+		"<ReplicationServerLookup xmlns=\"" VRT_NS_INTERNAL "\"/>",
+		"<ReplicationServerLookup xmlns=\"" VRT_NS_INTERNAL "\"><PeerId>x</PeerId>"
+		"</ReplicationServerLookup>",
+		"<SiteVerify xmlns=\"" VRT_NS_INTERNAL "\"><Credential>x</Credential></SiteVerify>",
+		"not xml",
+	};
+	for (size_t i = 0; i < N(malformed); i++) {
+		r = server_call(proxy_token, w.repl, malformed[i]);
+		cr_assert_eq(r.status, 400, "%s: %ld %s", malformed[i], r.status, r.body);
+		vrt_resp_free(&r);
+	}
+	char *after = vrt_db_fingerprint();
+	cr_assert_str_eq(before, after, "a lookup changed the database");
+	/* a server that is not connected, or none at all: 409 */
+	vrt_db_exec("UPDATE replica_servers SET state = 'disconnected' WHERE id = $1::uuid",
+		    w.server);
+	r = server_call(proxy_token, w.repl, mine);
+	vrt_assert_error(&r, 409, "NO_REPLICATION_SERVER", "disconnected");
+	vrt_resp_free(&r);
+	vrt_db_exec("UPDATE replications SET replica_server_id = NULL WHERE id = $1::uuid", w.repl);
+	r = server_call(proxy_token, w.repl, mine);
+	vrt_assert_error(&r, 409, "NO_REPLICATION_SERVER", "no server");
+	vrt_resp_free(&r);
+	free(before);
+	free(after);
+	free(address);
+	free(server);
+	free(repl);
+	free(mine);
+	free(theirs);
+	free(proxy_token);
 }
