@@ -401,6 +401,18 @@ static int control_accepted(struct conn *conn)
 	return 0;
 }
 
+/* The replication's worker did not take the connection: log it and drop
+ * the route, so that the next data connection asks the API again (the
+ * replication may have moved). */
+static void worker_unreachable(struct conn *conn, const char *error)
+{
+	vr_log_warn("worker_connect_failed", "peer", conn->site.peer_id, "replication",
+		    conn->hello.replication, "address", conn->route.address, "worker",
+		    conn->route.server, "error", error);
+	vr_proxy_verifier_route_forget(conn->proxy->verifier, conn->site.peer_id,
+				       conn->hello.replication);
+}
+
 static int data_accepted(struct conn *conn)
 {
 	struct vr_proxy *p = conn->proxy;
@@ -413,8 +425,7 @@ static int data_accepted(struct conn *conn)
 	set_keepalive(fd);
 	if (connect(fd, (const struct sockaddr *)&r->addr, r->addrlen) != 0 &&
 	    errno != EINPROGRESS) {
-		vr_log_warn("worker_connect_failed", "address", r->address, "worker", r->server,
-			    "error", strerror(errno));
+		worker_unreachable(conn, strerror(errno));
 		close(fd);
 		return do_refuse(conn, "worker", "the worker cannot be reached");
 	}
@@ -958,8 +969,7 @@ static void on_worker(struct vr_loop *loop, int fd, unsigned events, void *arg)
 		if (err == EINPROGRESS)
 			return;
 		if (err) {
-			vr_log_warn("worker_connect_failed", "address", conn->route.address,
-				    "worker", conn->route.server, "error", strerror(err));
+			worker_unreachable(conn, strerror(err));
 			close_fd(conn, &conn->wfd, &conn->w_watched, false);
 			conn->w_hup = false;
 			if (do_refuse(conn, "worker", "the worker cannot be reached") == 0)
@@ -1030,9 +1040,7 @@ void vr_proxy_conn_sweep(struct vr_proxy *proxy, uint64_t now)
 		if (conn->deadline_ms && now >= conn->deadline_ms) {
 			switch (conn->state) {
 			case CS_CONNECTING:
-				vr_log_warn("worker_connect_failed", "address",
-					    conn->route.address, "worker", conn->route.server,
-					    "error", "timed out");
+				worker_unreachable(conn, "timed out");
 				close_fd(conn, &conn->wfd, &conn->w_watched, false);
 				if (do_refuse(conn, "worker", "the worker did not answer") == 0)
 					service(conn);

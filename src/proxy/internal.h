@@ -216,6 +216,10 @@ void vr_proxy_verifier_submit(struct vr_proxy_verifier *verifier, struct conn *c
  * ago: true and *route_out. */
 bool vr_proxy_verifier_route_cached(struct vr_proxy_verifier *verifier, const char *peer_id,
 				    const char *replication, struct vr_proxy_route *route_out);
+/* Drop a route whose worker could not be reached: the next data
+ * connection asks the API again. */
+void vr_proxy_verifier_route_forget(struct vr_proxy_verifier *verifier, const char *peer_id,
+				    const char *replication);
 /* A valid answer for credential cached less than verify_cache seconds
  * ago: true and *site_out. */
 bool vr_proxy_verifier_cached(struct vr_proxy_verifier *verifier, const char *credential,

@@ -486,3 +486,11 @@ bool vr_proxy_verifier_route_cached(struct vr_proxy_verifier *v, const char *pee
 	free(key);
 	return found;
 }
+
+void vr_proxy_verifier_route_forget(struct vr_proxy_verifier *v, const char *peer_id,
+				    const char *replication)
+{
+	char *key = route_key(peer_id, replication);
+	free(vr_proxy_map_del(v->routes, key));
+	free(key);
+}
