@@ -126,6 +126,10 @@ static enum MHD_Result answer_server(struct vr_request *req, PGresult *res, cons
 
 enum MHD_Result vr_api_internal_replication_server(struct vr_request *req)
 {
+	/* who.org_name holds a service credential's kind. */
+	if (strcmp(req->who.org_name, "proxy") != 0)
+		return vr_reply_error(req, MHD_HTTP_FORBIDDEN, "ACCESS_TO_RESOURCE_IS_FORBIDDEN",
+				      "Only proxy credentials look up replication servers.");
 	enum MHD_Result reply;
 	xmlDocPtr doc = NULL;
 	if (!vr_request_document(req, &lookup_spec, &doc, &reply))
@@ -133,12 +137,8 @@ enum MHD_Result vr_api_internal_replication_server(struct vr_request *req)
 	char *text = vr_input_child_trimmed(xmlDocGetRootElement(doc), "PeerId");
 	xmlFreeDoc(doc);
 	char peer[VR_UUID_LEN + 1];
-	bool peer_ok = text && strlen((const char *)text) == VR_UUID_LEN &&
-		       vr_uuid_canon(peer, (const char *)text) == 0;
+	bool peer_ok = text && strlen(text) == VR_UUID_LEN && vr_uuid_canon(peer, text) == 0;
 	free(text);
-	if (strcmp(req->who.org_name, "proxy") != 0)
-		return vr_reply_error(req, MHD_HTTP_FORBIDDEN, "ACCESS_TO_RESOURCE_IS_FORBIDDEN",
-				      "Only proxy credentials look up replication servers.");
 	if (!peer_ok)
 		return vr_reply_error(req, MHD_HTTP_BAD_REQUEST, "BAD_REQUEST",
 				      "PeerId is not a UUID.");
