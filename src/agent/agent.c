@@ -116,8 +116,8 @@ static void *probe_main(void *arg)
 	int rc = vr_agent_reverse_open(&conn, &agent->tls, agent->config, agent->credential,
 				       c->address, c->cookie, &error);
 	if (rc) {
-		vr_log_warn("reverse_failed", "purpose", c->purpose, "address", c->address,
-			    "error", error);
+		vr_log_warn("reverse_failed", "purpose", c->purpose, "address", c->address, "error",
+			    error);
 	} else {
 		vr_agent_conn_set_timeout(conn, HANDLER_IDLE_MS);
 		uint64_t bytes = 0;
@@ -129,8 +129,8 @@ static void *probe_main(void *arg)
 			vr_log_warn("probe_failed", "address", c->address, "bytes", count, "error",
 				    "the stream broke before its end");
 		else
-			vr_log_info("probe_served", "address", c->address, "bytes", count,
-				    "sha256", hex);
+			vr_log_info("probe_served", "address", c->address, "bytes", count, "sha256",
+				    hex);
 		vr_agent_conn_close(conn);
 	}
 	free(error);

@@ -93,10 +93,11 @@ static int find_peer(struct probe *p, struct vr_ctl *ctl, const char *name)
 		return err;
 	const char *params[] = {id};
 	PGresult *res = NULL;
-	err = vr_ctl_db_exec(&res, ctl,
-			     "SELECT id::text FROM peers WHERE (id = $1::uuid OR site_uuid = $1::uuid)"
-			     " AND revoked_at IS NULL ORDER BY id",
-			     1, params);
+	err = vr_ctl_db_exec(
+		&res, ctl,
+		"SELECT id::text FROM peers WHERE (id = $1::uuid OR site_uuid = $1::uuid)"
+		" AND revoked_at IS NULL ORDER BY id",
+		1, params);
 	if (err)
 		return err;
 	int n = PQntuples(res);
@@ -224,11 +225,11 @@ static int stream(struct probe *p)
 	EVP_CIPHER_CTX *cipher = EVP_CIPHER_CTX_new();
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	unsigned char *zero = calloc(1, CHUNK), *buf = malloc(CHUNK);
-	int rc = cipher && md && zero && buf &&
-				 EVP_EncryptInit_ex(cipher, EVP_aes_128_ctr(), NULL, key, iv) == 1 &&
-				 EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1
-			 ? 0
-			 : VR_ENOMEM;
+	int rc = 0;
+	if (!cipher || !md || !zero || !buf ||
+	    EVP_EncryptInit_ex(cipher, EVP_aes_128_ctr(), NULL, key, iv) != 1 ||
+	    EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+		rc = VR_ENOMEM;
 	for (uint64_t sent = 0; !rc && sent < p->bytes;) {
 		size_t len = p->bytes - sent < CHUNK ? (size_t)(p->bytes - sent) : CHUNK;
 		int out = 0;

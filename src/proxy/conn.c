@@ -522,8 +522,7 @@ static int verified(struct conn *conn, int status, const struct vr_proxy_site *s
 			    status == VR_ENOTFOUND ? "not this site's" : "no worker");
 		vr_tunnel_hello_clear(&conn->hello);
 		if (status == VR_ENOTFOUND)
-			return do_refuse(conn, "replication",
-					 "the site has no such replication");
+			return do_refuse(conn, "replication", "the site has no such replication");
 		return do_refuse(conn, "worker", "no worker holds this replication now");
 	}
 	if (status != 0)

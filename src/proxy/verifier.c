@@ -1,20 +1,20 @@
 /* Site credentials are checked by the API (POST /api/internal/sites/verify),
  * and a data connection's worker is looked up there too (POST
  * /api/internal/replications/{id}/server, which answers only for the
- * verified site's own replications): the proxy holds no database state. The calls block, so a few verifier
- * threads make them, each with its own HTTP client; answers come back to
- * the loop through an eventfd. Valid answers are cached on the loop's
- * thread, keyed by the credential's SHA-256 (never the credential), for
+ * verified site's own replications): the proxy holds no database state.
+ * The calls block, so a few verifier threads make them, each with its own
+ * HTTP client; answers come back to the loop through an eventfd. Valid
+ * answers are cached on the loop's thread, keyed by the credential's SHA-256 (never the credential), for
  * [proxy] verify_cache seconds; routes, keyed by peer and replication, for
  * [proxy] route_cache seconds. The worker's address is resolved on the
  * verifier's thread too (getaddrinfo blocks). */
 #include <errno.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <netdb.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>

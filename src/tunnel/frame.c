@@ -408,7 +408,8 @@ static const char *uuid_field(char out[VR_UUID_LEN + 1], const struct vr_tunnel_
 /* purpose (default failback: [a-z]{1,32}) and replication (required
  * unless the purpose is a probe). */
 static const char *purpose_check(char purpose[VR_TUNNEL_MAX_ID + 1],
-				 char replication[VR_UUID_LEN + 1], const struct vr_tunnel_fields *f)
+				 char replication[VR_UUID_LEN + 1],
+				 const struct vr_tunnel_fields *f)
 {
 	const char *p = vr_tunnel_field(f, "purpose");
 	if (!p)
