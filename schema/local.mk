@@ -20,6 +20,9 @@ EXTRA_DIST += \
 	schema/examples/valid/internal-replica-server.xml \
 	schema/examples/valid/internal-site-verify.xml \
 	schema/examples/valid/internal-site.xml \
+	schema/examples/valid/internal-replication-server-lookup.xml \
+	schema/examples/valid/internal-replication-server.xml \
+	schema/examples/invalid/internal-replication-server-lookup-bad-peer.xml \
 	schema/examples/invalid/internal-site-verify-empty-credential.xml \
 	schema/examples/invalid/internal-site-missing-vdc.xml \
 	schema/examples/invalid/internal-job-result-bad-outcome.xml \

@@ -3,7 +3,10 @@
  * acknowledges the commands that come down, and reconnects with jittered
  * exponential backoff, trying the configured addresses in turn. A command
  * seen again (delivery is at least once) is acknowledged again and logged
- * as repeated. */
+ * as repeated. A connect frame is followed on a thread of its own: the
+ * agent dials the named proxy with the cookie and hands the stream to the
+ * handler of the request's purpose (today "probe"; the failback receiver
+ * comes with the data plane). */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -24,6 +27,11 @@
 
 /* Command ids remembered to recognise repeats. */
 #define RECENT 256
+/* Reverse connections followed at once; more connect frames wait for the
+ * worker to ask again. */
+#define MAX_HANDLERS 4
+/* Milliseconds a handler's stream may stay silent. */
+#define HANDLER_IDLE_MS 60000u
 
 struct vr_agent {
 	const struct vr_agent_config *config;
@@ -37,6 +45,14 @@ struct vr_agent {
 	atomic_bool stop;
 	char recent[RECENT][VR_TUNNEL_MAX_ID + 1];
 	size_t recent_next;
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+	unsigned handlers; /* reverse connections being served */
+};
+
+struct handler {
+	struct vr_agent *agent;
+	struct vr_tunnel_connect connect;
 };
 
 static int64_t now_ms(void)
@@ -87,20 +103,89 @@ static int on_command(struct vr_agent *agent, struct vr_agent_conn *conn,
 	return rc;
 }
 
-/* A CONNECT frame: a worker asks for a reverse connection. Receiving
- * failback data is not part of this agent, so it does not dial; the
- * worker's request times out at the proxy. */
-static void on_connect(const struct vr_tunnel_frame *frame)
+static void handler_done(struct vr_agent *agent)
 {
-	struct vr_tunnel_connect connect;
+	pthread_mutex_lock(&agent->lock);
+	agent->handlers--;
+	pthread_cond_broadcast(&agent->idle);
+	pthread_mutex_unlock(&agent->lock);
+}
+
+/* Serve one probe: dial, read to the end, answer. */
+static void *probe_main(void *arg)
+{
+	struct handler *h = arg;
+	struct vr_agent *agent = h->agent;
+	const struct vr_tunnel_connect *c = &h->connect;
+	struct vr_agent_conn *conn = NULL;
+	char *error = NULL;
+	int rc = vr_agent_reverse_open(&conn, &agent->tls, agent->config, agent->credential,
+				       c->address, c->cookie, &error);
+	if (rc) {
+		vr_log_warn("reverse_failed", "purpose", c->purpose, "address", c->address, "error",
+			    error);
+	} else {
+		vr_agent_conn_set_timeout(conn, HANDLER_IDLE_MS);
+		uint64_t bytes = 0;
+		char hex[VR_AGENT_PROBE_HEX + 1];
+		char count[24];
+		rc = vr_agent_probe_serve(conn, &bytes, hex);
+		snprintf(count, sizeof count, "%llu", (unsigned long long)bytes);
+		if (rc)
+			vr_log_warn("probe_failed", "address", c->address, "bytes", count, "error",
+				    "the stream broke before its end");
+		else
+			vr_log_info("probe_served", "address", c->address, "bytes", count, "sha256",
+				    hex);
+		vr_agent_conn_close(conn);
+	}
+	free(error);
+	explicit_bzero(h->connect.cookie, sizeof h->connect.cookie);
+	free(h);
+	handler_done(agent);
+	return NULL;
+}
+
+/* A CONNECT frame: a worker asks for a reverse connection. The handler of
+ * its purpose runs on a thread of its own, so the control connection
+ * beats on meanwhile. A purpose without a handler here (failback, until
+ * the data plane has its receiver) is logged; the worker's request times
+ * out at the proxy. */
+static void on_connect(struct vr_agent *agent, const struct vr_tunnel_frame *frame)
+{
+	struct handler *h = vr_calloc(1, sizeof *h);
+	h->agent = agent;
 	const char *reason = NULL;
-	if (vr_tunnel_connect_parse(&connect, frame->payload, frame->len, false, &reason)) {
+	if (vr_tunnel_connect_parse(&h->connect, frame->payload, frame->len, false, &reason)) {
 		vr_log_warn("connect_malformed", "error", reason);
+		free(h);
 		return;
 	}
-	vr_log_warn("reverse_not_taken", "replication", connect.replication, "address",
-		    connect.address, "reason", "this agent has no failback receiver");
-	explicit_bzero(connect.cookie, sizeof connect.cookie);
+	const struct vr_tunnel_connect *c = &h->connect;
+	const char *refusal = NULL;
+	if (strcmp(c->purpose, VR_TUNNEL_PURPOSE_PROBE) != 0)
+		refusal = "this agent has no handler for the purpose";
+	pthread_mutex_lock(&agent->lock);
+	if (!refusal && agent->handlers >= MAX_HANDLERS)
+		refusal = "too many reverse connections at once";
+	if (!refusal)
+		agent->handlers++;
+	pthread_mutex_unlock(&agent->lock);
+	pthread_t thread;
+	if (!refusal && pthread_create(&thread, NULL, probe_main, h) != 0) {
+		handler_done(agent);
+		refusal = "a thread could not be started";
+	}
+	if (refusal) {
+		vr_log_warn("reverse_not_taken", "purpose", c->purpose, "replication",
+			    c->replication[0] ? c->replication : NULL, "address", c->address,
+			    "reason", refusal);
+		explicit_bzero(h->connect.cookie, sizeof h->connect.cookie);
+		free(h);
+		return;
+	}
+	vr_log_info("reverse_taken", "purpose", c->purpose, "address", c->address);
+	pthread_detach(thread);
 }
 
 /* Run one established control connection until it ends or stop is set. */
@@ -145,7 +230,7 @@ static void session(struct vr_agent *agent, struct vr_agent_conn *conn, unsigned
 			continue;
 		}
 		if (frame.type == VR_FRAME_CONNECT) {
-			on_connect(&frame);
+			on_connect(agent, &frame);
 			continue;
 		}
 		if (frame.type == VR_FRAME_REFUSE) {
@@ -266,6 +351,8 @@ static void agent_free(struct vr_agent *agent)
 	if (agent->wake[1] >= 0)
 		close(agent->wake[1]);
 	explicit_bzero(agent->credential, sizeof agent->credential);
+	pthread_cond_destroy(&agent->idle);
+	pthread_mutex_destroy(&agent->lock);
 	free(agent);
 }
 
@@ -277,6 +364,8 @@ int vr_agent_start(struct vr_agent **out, const struct vr_agent_config *config, 
 	agent->config = config;
 	agent->wake[0] = agent->wake[1] = -1;
 	atomic_init(&agent->stop, false);
+	pthread_mutex_init(&agent->lock, NULL);
+	pthread_cond_init(&agent->idle, NULL);
 	int rc = vr_agent_credential_read(agent->credential, config->credential_file, error_out);
 	if (rc) {
 		agent_free(agent);
@@ -313,5 +402,11 @@ void vr_agent_stop(struct vr_agent *agent)
 		vr_log_warn("agent_wake_failed", "error", strerror(errno));
 	if (agent->started)
 		pthread_join(agent->thread, NULL);
+	/* Reverse connections being served end on their own (their stream
+	 * ends, breaks or stays silent HANDLER_IDLE_MS). */
+	pthread_mutex_lock(&agent->lock);
+	while (agent->handlers)
+		pthread_cond_wait(&agent->idle, &agent->lock);
+	pthread_mutex_unlock(&agent->lock);
 	agent_free(agent);
 }

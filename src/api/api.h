@@ -305,5 +305,9 @@ enum MHD_Result vr_api_replication_reconfigure(struct vr_request *req);
 /* POST /api/internal/sites/verify: a site credential to its peer, org,
  * VDC and site UUID; 403 SITE_CREDENTIAL_INVALID otherwise. */
 enum MHD_Result vr_api_internal_site_verify(struct vr_request *req);
+/* POST /api/internal/replications/{id}/server: where a site's data
+ * connection for a replication goes (proxies only; the replication must
+ * belong to the peer named in the body). */
+enum MHD_Result vr_api_internal_replication_server(struct vr_request *req);
 
 #endif

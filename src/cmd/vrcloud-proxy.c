@@ -36,8 +36,6 @@ static void usage(FILE *out)
 	      "      --reverse-address H:P  where agents reach this proxy itself, not through\n"
 	      "                             the load balancer (default <name>:<port>; port 0:\n"
 	      "                             the bound public port)\n"
-	      "      --worker-address H:P   where data connections are forwarded\n"
-	      "                             (default 127.0.0.1:44046)\n"
 	      "      --internal-listen H:P  plain port where workers ask for reverse\n"
 	      "                             connections (default 127.0.0.1:8444)\n"
 	      "      --reverse-timeout S    seconds a worker waits for the site (default 30)\n"
@@ -51,6 +49,8 @@ static void usage(FILE *out)
 	      "      --registry-ttl S       seconds a site's registry entry outlives its last\n"
 	      "                             heartbeat (default 30)\n"
 	      "      --verify-cache S       seconds a checked credential is trusted (default 60)\n"
+	      "      --route-cache S        seconds a replication's worker address is kept\n"
+	      "                             (default 10; 0: ask the API every time)\n"
 	      "      --shutdown-timeout S   seconds data connections get after SIGTERM\n"
 	      "                             (default 10)\n"
 	      "  -L, --log-level LEVEL      debug, info, warn or error (default info)\n"
@@ -89,7 +89,7 @@ enum {
 	OPT_CERT = 256,
 	OPT_KEY,
 	OPT_REVERSE,
-	OPT_WORKER,
+	OPT_ROUTE_CACHE,
 	OPT_INTERNAL,
 	OPT_REVERSE_TIMEOUT,
 	OPT_PREFIX,
@@ -111,7 +111,7 @@ int main(int argc, char **argv)
 		{"cert", required_argument, NULL, OPT_CERT},
 		{"key", required_argument, NULL, OPT_KEY},
 		{"reverse-address", required_argument, NULL, OPT_REVERSE},
-		{"worker-address", required_argument, NULL, OPT_WORKER},
+		{"route-cache", required_argument, NULL, OPT_ROUTE_CACHE},
 		{"internal-listen", required_argument, NULL, OPT_INTERNAL},
 		{"reverse-timeout", required_argument, NULL, OPT_REVERSE_TIMEOUT},
 		{"api-url", required_argument, NULL, 'a'},
@@ -139,7 +139,7 @@ int main(int argc, char **argv)
 		{OPT_CERT, "proxy", "cert_file"},
 		{OPT_KEY, "proxy", "key_file"},
 		{OPT_REVERSE, "proxy", "reverse_address"},
-		{OPT_WORKER, "proxy", "worker_address"},
+		{OPT_ROUTE_CACHE, "proxy", "route_cache"},
 		{OPT_INTERNAL, "proxy", "internal_listen"},
 		{OPT_REVERSE_TIMEOUT, "proxy", "reverse_timeout"},
 		{'a', "proxy", "api_url"},

@@ -22,6 +22,7 @@ const struct vr_ctl_command vr_ctl_commands[] = {
 	{"service", "credentials of workers and proxies for the internal API", vr_ctl_cmd_service},
 	{"vapp", "list and show the vApps of replications", vr_ctl_cmd_vapp},
 	{"tunnels", "list the sites connected to the proxies", vr_ctl_cmd_tunnels},
+	{"tunnel-probe", "check a site's reverse path through the proxies", vr_ctl_cmd_tunnel_probe},
 	{NULL, NULL, NULL},
 };
 

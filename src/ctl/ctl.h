@@ -142,6 +142,7 @@ bool vr_ctl_role_valid(const char *role);
 
 /* The commands */
 int vr_ctl_cmd_migrate(struct vr_ctl *ctl, int argc, char **argv);
+int vr_ctl_cmd_tunnel_probe(struct vr_ctl *ctl, int argc, char **argv);
 int vr_ctl_cmd_org(struct vr_ctl *ctl, int argc, char **argv);
 int vr_ctl_cmd_vdc(struct vr_ctl *ctl, int argc, char **argv);
 int vr_ctl_cmd_user(struct vr_ctl *ctl, int argc, char **argv);

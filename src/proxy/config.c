@@ -30,13 +30,13 @@ void vr_proxy_config_init(struct vr_proxy_config *config)
 	memset(config, 0, sizeof *config);
 	config->name = host_name();
 	config->listen = vr_strdup("0.0.0.0:8443");
-	config->worker_address = vr_strdup("127.0.0.1:44046");
 	config->internal_listen = vr_strdup("127.0.0.1:8444");
 	config->reverse_timeout = 30;
 	config->api_url = vr_strdup("http://127.0.0.1:8080");
 	config->heartbeat_interval = 10;
 	config->registry_ttl = 30;
 	config->verify_cache = 60;
+	config->route_cache = 10;
 	config->verify_threads = 2;
 	config->max_connections = 4096;
 	config->buffer_kib = 256;
@@ -58,7 +58,6 @@ void vr_proxy_config_free(struct vr_proxy_config *config)
 	free(config->cert_file);
 	free(config->key_file);
 	free(config->reverse_address);
-	free(config->worker_address);
 	free(config->internal_listen);
 	free(config->api_url);
 	free(config->token_file);
@@ -79,7 +78,6 @@ static const struct vr_ini_key keys[] = {
 	S("proxy", "cert_file", cert_file),
 	S("proxy", "key_file", key_file),
 	S("proxy", "reverse_address", reverse_address),
-	S("proxy", "worker_address", worker_address),
 	S("proxy", "internal_listen", internal_listen),
 	U("proxy", "reverse_timeout", reverse_timeout, 1, 3600),
 	S("proxy", "api_url", api_url),
@@ -87,6 +85,7 @@ static const struct vr_ini_key keys[] = {
 	U("proxy", "heartbeat_interval", heartbeat_interval, 1, 3600),
 	U("proxy", "registry_ttl", registry_ttl, 3, 86400),
 	U("proxy", "verify_cache", verify_cache, 0, 3600),
+	U("proxy", "route_cache", route_cache, 0, 3600),
 	U("proxy", "verify_threads", verify_threads, 1, 64),
 	U("proxy", "max_connections", max_connections, 2, 1000000),
 	U("proxy", "buffer_kib", buffer_kib, 64, 65536),
@@ -190,9 +189,6 @@ static char *check(const struct vr_proxy_config *c)
 	if (c->reverse_address && !address_valid(c->reverse_address, true))
 		return vr_asprintf("[proxy] reverse_address: '%s' is not host:port",
 				   c->reverse_address);
-	if (!address_valid(c->worker_address, false))
-		return vr_asprintf("[proxy] worker_address: '%s' is not host:port",
-				   c->worker_address ? c->worker_address : "");
 	if (!api_url_valid(c->api_url))
 		return vr_asprintf("[proxy] api_url: '%s' is not an http:// or https:// URL "
 				   "without credentials or query",

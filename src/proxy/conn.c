@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 
 #include "proxy/internal.h"
@@ -400,19 +401,31 @@ static int control_accepted(struct conn *conn)
 	return 0;
 }
 
+/* The replication's worker did not take the connection: log it and drop
+ * the route, so that the next data connection asks the API again (the
+ * replication may have moved). */
+static void worker_unreachable(struct conn *conn, const char *error)
+{
+	vr_log_warn("worker_connect_failed", "peer", conn->site.peer_id, "replication",
+		    conn->hello.replication, "address", conn->route.address, "worker",
+		    conn->route.server, "error", error);
+	vr_proxy_verifier_route_forget(conn->proxy->verifier, conn->site.peer_id,
+				       conn->hello.replication);
+}
+
 static int data_accepted(struct conn *conn)
 {
 	struct vr_proxy *p = conn->proxy;
-	int fd = socket(p->worker_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	const struct vr_proxy_route *r = &conn->route;
+	int fd = socket(r->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return do_refuse(conn, "worker", "the proxy cannot open a connection");
 	int on = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
 	set_keepalive(fd);
-	if (connect(fd, (const struct sockaddr *)&p->worker_addr, p->worker_addrlen) != 0 &&
+	if (connect(fd, (const struct sockaddr *)&r->addr, r->addrlen) != 0 &&
 	    errno != EINPROGRESS) {
-		vr_log_warn("worker_connect_failed", "address", p->config->worker_address, "error",
-			    strerror(errno));
+		worker_unreachable(conn, strerror(errno));
 		close(fd);
 		return do_refuse(conn, "worker", "the worker cannot be reached");
 	}
@@ -468,10 +481,14 @@ static int reverse_accepted(struct conn *c)
 	vr_tunnel_field_append(&to_worker, "org", c->site.org_id);
 	vr_tunnel_field_append(&to_worker, "vdc", c->site.vdc_id);
 	vr_tunnel_field_append(&to_worker, "site", c->site.site_uuid);
-	vr_tunnel_field_append(&to_worker, "replication", c->hello.replication);
+	if (c->hello.replication[0]) {
+		vr_tunnel_field_append(&to_worker, "replication", c->hello.replication);
+		vr_tunnel_field_append(&to_agent, "replication", c->hello.replication);
+	}
+	vr_tunnel_field_append(&to_worker, "purpose", w->request.purpose);
 	vr_tunnel_field_append(&to_agent, "proxy", p->config->name);
 	vr_tunnel_field_append(&to_agent, "peer", c->site.peer_id);
-	vr_tunnel_field_append(&to_agent, "replication", c->hello.replication);
+	vr_tunnel_field_append(&to_agent, "purpose", w->request.purpose);
 	struct vr_buf frame;
 	vr_buf_init(&frame, 0);
 	bool ok = vr_tunnel_frame_append(&frame, VR_FRAME_WELCOME, to_worker.data, to_worker.len) ==
@@ -489,7 +506,8 @@ static int reverse_accepted(struct conn *c)
 	c->deadline_ms = 0;
 	c->started_ms = vr_loop_now_ms();
 	vr_log_info("reverse_connected", "peer", c->site.peer_id, "replication",
-		    c->hello.replication, "client", c->client, "worker", worker[0] ? worker : NULL);
+		    c->hello.replication[0] ? c->hello.replication : NULL, "client", c->client,
+		    "worker", worker[0] ? worker : NULL);
 	return 0;
 }
 
@@ -498,6 +516,15 @@ static int verified(struct conn *conn, int status, const struct vr_proxy_site *s
 {
 	if (status == VR_EFORBIDDEN)
 		return do_refuse(conn, "credential", "the site credential is not valid");
+	if (status == VR_ENOTFOUND || status == VR_ECONFLICT) {
+		vr_log_warn("replication_refused", "peer", site->peer_id, "replication",
+			    conn->hello.replication, "client", conn->client, "reason",
+			    status == VR_ENOTFOUND ? "not this site's" : "no worker");
+		vr_tunnel_hello_clear(&conn->hello);
+		if (status == VR_ENOTFOUND)
+			return do_refuse(conn, "replication", "the site has no such replication");
+		return do_refuse(conn, "worker", "no worker holds this replication now");
+	}
 	if (status != 0)
 		return do_refuse(conn, "unavailable",
 				 "the credential cannot be checked now; try again later");
@@ -513,21 +540,34 @@ static int verified(struct conn *conn, int status, const struct vr_proxy_site *s
 	return data_accepted(conn);
 }
 
-static int on_hello(struct conn *conn, const struct vr_tunnel_frame *frame)
+/* through: the bytes of conn->in up to the end of the hello. */
+static int on_hello(struct conn *conn, const struct vr_tunnel_frame *frame, size_t through)
 {
 	if (frame->type != VR_FRAME_HELLO)
 		return do_refuse(conn, "protocol", "the first frame must be a hello");
 	const char *reason = NULL;
 	if (vr_tunnel_hello_parse(&conn->hello, frame->payload, frame->len, &reason))
 		return do_refuse(conn, "protocol", reason);
+	/* The hello (with the credential and any cookie) leaves the buffer
+	 * now: a connection accepted at once, on a cached answer, passes on
+	 * only what the agent sent after it. */
+	OPENSSL_cleanse(conn->in, through);
+	memmove(conn->in, conn->in + through, conn->in_len - through);
+	conn->in_len -= through;
 	if (conn->proxy->stopping)
 		return do_refuse(conn, "shutdown", "this proxy is stopping");
 	conn->state = CS_VERIFYING;
 	conn->deadline_ms = 0; /* the verifier always answers */
 	struct vr_proxy_site site;
-	if (vr_proxy_verifier_cached(conn->proxy->verifier, conn->hello.credential, &site))
+	struct vr_proxy_verifier *v = conn->proxy->verifier;
+	if (!vr_proxy_verifier_cached(v, conn->hello.credential, &site)) {
+		vr_proxy_verifier_submit(v, conn, NULL);
+		return 0;
+	}
+	if (conn->hello.kind != VR_TUNNEL_DATA ||
+	    vr_proxy_verifier_route_cached(v, site.peer_id, conn->hello.replication, &conn->route))
 		return verified(conn, 0, &site);
-	vr_proxy_verifier_submit(conn->proxy->verifier, conn);
+	vr_proxy_verifier_submit(v, conn, &site);
 	return 0;
 }
 
@@ -683,14 +723,17 @@ void vr_proxy_conn_connect(struct conn *conn, const struct vr_tunnel_connect *co
 	vr_buf_init(&payload, VR_TUNNEL_MAX_PAYLOAD);
 	vr_tunnel_field_append(&payload, "address", connect->address);
 	vr_tunnel_field_append(&payload, "cookie", connect->cookie);
-	vr_tunnel_field_append(&payload, "replication", connect->replication);
+	if (connect->replication[0])
+		vr_tunnel_field_append(&payload, "replication", connect->replication);
+	vr_tunnel_field_append(&payload, "purpose", connect->purpose);
 	int rc = queue_frame(conn, VR_FRAME_CONNECT, payload.data, payload.len);
 	explicit_bzero(payload.data, payload.len);
 	vr_buf_free(&payload);
 	if (rc)
 		return;
-	vr_log_info("connect_sent", "peer", conn->site.peer_id, "replication", connect->replication,
-		    "address", connect->address);
+	vr_log_info("connect_sent", "peer", conn->site.peer_id, "replication",
+		    connect->replication[0] ? connect->replication : NULL, "purpose",
+		    connect->purpose, "address", connect->address);
 	service(conn);
 }
 
@@ -742,8 +785,12 @@ static int process_frames(struct conn *conn)
 		if (!used)
 			break;
 		pos += used;
-		rc = conn->state == CS_HELLO ? on_hello(conn, &frame)
-					     : on_control_frame(conn, &frame);
+		if (conn->state == CS_HELLO) {
+			rc = on_hello(conn, &frame, pos);
+			pos = 0; /* on_hello took the bytes it read */
+		} else {
+			rc = on_control_frame(conn, &frame);
+		}
 		if (rc)
 			return -1;
 	}
@@ -904,7 +951,7 @@ static int data_start(struct conn *c)
 	c->deadline_ms = 0;
 	c->started_ms = vr_loop_now_ms();
 	vr_log_info("data_connected", "peer", c->site.peer_id, "replication", c->hello.replication,
-		    "client", c->client, "worker", p->config->worker_address);
+		    "client", c->client, "worker", c->route.server, "address", c->route.address);
 	return 0;
 }
 
@@ -921,8 +968,7 @@ static void on_worker(struct vr_loop *loop, int fd, unsigned events, void *arg)
 		if (err == EINPROGRESS)
 			return;
 		if (err) {
-			vr_log_warn("worker_connect_failed", "address",
-				    conn->proxy->config->worker_address, "error", strerror(err));
+			worker_unreachable(conn, strerror(err));
 			close_fd(conn, &conn->wfd, &conn->w_watched, false);
 			conn->w_hup = false;
 			if (do_refuse(conn, "worker", "the worker cannot be reached") == 0)
@@ -993,8 +1039,7 @@ void vr_proxy_conn_sweep(struct vr_proxy *proxy, uint64_t now)
 		if (conn->deadline_ms && now >= conn->deadline_ms) {
 			switch (conn->state) {
 			case CS_CONNECTING:
-				vr_log_warn("worker_connect_failed", "address",
-					    proxy->config->worker_address, "error", "timed out");
+				worker_unreachable(conn, "timed out");
 				close_fd(conn, &conn->wfd, &conn->w_watched, false);
 				if (do_refuse(conn, "worker", "the worker did not answer") == 0)
 					service(conn);
@@ -1008,7 +1053,7 @@ void vr_proxy_conn_sweep(struct vr_proxy *proxy, uint64_t now)
 		if (conn->state == CS_CONTROL && reverify_ms && !conn->verify_pending &&
 		    now - conn->verified_ms >= reverify_ms) {
 			conn->reverify = true;
-			vr_proxy_verifier_submit(proxy->verifier, conn);
+			vr_proxy_verifier_submit(proxy->verifier, conn, NULL);
 		}
 	}
 }

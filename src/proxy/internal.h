@@ -46,6 +46,15 @@ void vr_proxy_map_each(struct vr_proxy_map *map,
 
 /* --- connections (conn.c) ---------------------------------------------- */
 
+/* Where a data connection goes: the replica server of its replication
+ * (POST /api/internal/replications/{id}/server), resolved. */
+struct vr_proxy_route {
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	char address[256]; /* the server's TrafficAddress, for logs */
+	char server[129];  /* its name */
+};
+
 /* A byte queue with a fixed capacity: data[start, end) waits to be sent. */
 struct pipebuf {
 	unsigned char *data;
@@ -108,7 +117,8 @@ struct conn {
 	bool fetching, fetch_again;
 	uint64_t verified_ms;
 
-	/* data */
+	/* data: the worker that owns the hello's replication */
+	struct vr_proxy_route route;
 	int wfd;
 	struct pipebuf a2w, w2a; /* agent -> worker, worker -> agent */
 	bool a_eof, w_eof;	 /* end of stream read from each side */
@@ -122,8 +132,10 @@ void vr_proxy_conn_accept(struct vr_proxy *proxy, int fd, const struct sockaddr 
 			  socklen_t addrlen);
 /* Close and free (or leave for the verifier to free). reason is logged. */
 void vr_proxy_conn_close(struct conn *conn, const char *reason);
-/* The verifier's answer for conn: status 0 (site set), VR_EFORBIDDEN or
- * VR_EUNAVAIL. */
+/* The verifier's answer for conn: status 0 (site set; for a data hello
+ * conn->route too), VR_EFORBIDDEN (the credential), VR_ENOTFOUND (data: the
+ * replication is not the site's), VR_ECONFLICT (data: no worker holds it)
+ * or VR_EUNAVAIL. */
 void vr_proxy_conn_verified(struct conn *conn, int status, const struct vr_proxy_site *site);
 /* Periodic checks: deadlines of every connection. */
 void vr_proxy_conn_sweep(struct vr_proxy *proxy, uint64_t now);
@@ -194,9 +206,20 @@ struct vr_proxy_verifier;
  * Returns 0, VR_EINVAL (bad client options) or VR_EIO. */
 int vr_proxy_verifier_start(struct vr_proxy_verifier **out, struct vr_proxy *proxy,
 			    const char *token);
-/* Ask the API about conn's hello credential; conn->verify_pending is set
- * until the answer is handed to vr_proxy_conn_verified on the loop. */
-void vr_proxy_verifier_submit(struct vr_proxy_verifier *verifier, struct conn *conn);
+/* Ask the API about conn's hello credential (unless site is given: it was
+ * cached) and, for a data hello, where its replication is served;
+ * conn->verify_pending is set until the answer is handed to
+ * vr_proxy_conn_verified on the loop. */
+void vr_proxy_verifier_submit(struct vr_proxy_verifier *verifier, struct conn *conn,
+			      const struct vr_proxy_site *site);
+/* A route of peer's replication looked up less than route_cache seconds
+ * ago: true and *route_out. */
+bool vr_proxy_verifier_route_cached(struct vr_proxy_verifier *verifier, const char *peer_id,
+				    const char *replication, struct vr_proxy_route *route_out);
+/* Drop a route whose worker could not be reached: the next data
+ * connection asks the API again. */
+void vr_proxy_verifier_route_forget(struct vr_proxy_verifier *verifier, const char *peer_id,
+				    const char *replication);
 /* A valid answer for credential cached less than verify_cache seconds
  * ago: true and *site_out. */
 bool vr_proxy_verifier_cached(struct vr_proxy_verifier *verifier, const char *credential,
@@ -255,8 +278,6 @@ struct vr_proxy {
 	unsigned port;		/* the bound public port */
 	unsigned internal_port; /* the bound internal port */
 	char reverse_address[300];
-	struct sockaddr_storage worker_addr;
-	socklen_t worker_addrlen;
 
 	struct conn *conns; /* every connection, newest first */
 	size_t nconns;

@@ -266,9 +266,7 @@ int vr_proxy_start(struct vr_proxy **out, const struct vr_proxy_config *config,
 	if (loose)
 		vr_log_warn("token_file_readable", "path", config->token_file, "advice",
 			    "chmod 600: others can read the proxy's token");
-	rc = resolve(&p->worker_addr, &p->worker_addrlen, config->worker_address, false, error_out);
-	if (!rc)
-		rc = vr_tls_server_ctx(&p->ssl_ctx, config->cert_file, config->key_file, error_out);
+	rc = vr_tls_server_ctx(&p->ssl_ctx, config->cert_file, config->key_file, error_out);
 	if (rc) {
 		explicit_bzero(token, sizeof token);
 		free(p);
@@ -317,8 +315,7 @@ int vr_proxy_start(struct vr_proxy **out, const struct vr_proxy_config *config,
 	snprintf(port, sizeof port, "%u", p->port);
 	snprintf(internal_port, sizeof internal_port, "%u", p->internal_port);
 	vr_log_info("started", "name", config->name, "listen", config->listen, "port", port,
-		    "internal_port", internal_port, "reverse_address", p->reverse_address,
-		    "worker_address", config->worker_address);
+		    "internal_port", internal_port, "reverse_address", p->reverse_address);
 	*out = p;
 	return 0;
 fail:

@@ -194,7 +194,9 @@ void vr_proxy_waiter_located(struct vr_proxy *proxy, const char *cookie, int hel
 	struct vr_buf payload;
 	vr_buf_init(&payload, VR_TUNNEL_MAX_PAYLOAD);
 	vr_tunnel_field_append(&payload, "peer", w->request.peer);
-	vr_tunnel_field_append(&payload, "replication", w->request.replication);
+	if (w->request.replication[0])
+		vr_tunnel_field_append(&payload, "replication", w->request.replication);
+	vr_tunnel_field_append(&payload, "purpose", w->request.purpose);
 	vr_tunnel_field_append(&payload, "cookie", w->cookie);
 	vr_tunnel_field_append(&payload, "address", proxy->reverse_address);
 	bool sent = payload.data &&
@@ -207,7 +209,8 @@ void vr_proxy_waiter_located(struct vr_proxy *proxy, const char *cookie, int hel
 	}
 	w->state = WS_WAITING;
 	vr_log_info("reverse_requested", "peer", w->request.peer, "replication",
-		    w->request.replication, "worker",
+		    w->request.replication[0] ? w->request.replication : NULL, "purpose",
+		    w->request.purpose, "worker",
 		    w->request.worker[0] ? w->request.worker : NULL, "client", w->client);
 }
 

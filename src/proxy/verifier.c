@@ -1,10 +1,15 @@
-/* Site credentials are checked by the API (POST /api/internal/sites/verify):
- * the proxy holds no database state. The calls block, so a few verifier
- * threads make them, each with its own HTTP client; answers come back to
- * the loop through an eventfd. Valid answers are cached on the loop's
- * thread, keyed by the credential's SHA-256 (never the credential), for
- * [proxy] verify_cache seconds. */
+/* Site credentials are checked by the API (POST /api/internal/sites/verify),
+ * and a data connection's worker is looked up there too (POST
+ * /api/internal/replications/{id}/server, which answers only for the
+ * verified site's own replications): the proxy holds no database state.
+ * The calls block, so a few verifier threads make them, each with its own
+ * HTTP client; answers come back to the loop through an eventfd. Valid
+ * answers are cached on the loop's thread, keyed by the credential's SHA-256 (never the credential), for
+ * [proxy] verify_cache seconds; routes, keyed by peer and replication, for
+ * [proxy] route_cache seconds. The worker's address is resolved on the
+ * verifier's thread too (getaddrinfo blocks). */
 #include <errno.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,13 +32,22 @@
 struct job {
 	struct conn *conn;
 	char credential[VR_TUNNEL_MAX_CREDENTIAL + 1];
+	bool site_known; /* site came from the cache: no verify call */
+	bool route;	 /* a data hello: look up its replication's worker */
+	char replication[VR_UUID_LEN + 1];
 	int status;
 	struct vr_proxy_site site;
+	struct vr_proxy_route where;
 	struct job *next;
 };
 
 struct cache_entry {
 	struct vr_proxy_site site;
+	uint64_t expires_ms;
+};
+
+struct route_entry {
+	struct vr_proxy_route route;
 	uint64_t expires_ms;
 };
 
@@ -48,7 +62,8 @@ struct vr_proxy_verifier {
 	size_t nthreads;
 	struct vr_worker_client **clients;
 	int event_fd;
-	struct vr_proxy_map *cache; /* hex SHA-256 of a credential -> cache_entry */
+	struct vr_proxy_map *cache;  /* hex SHA-256 of a credential -> cache_entry */
+	struct vr_proxy_map *routes; /* "<peer> <replication>" -> route_entry */
 };
 
 static void job_free(struct job *job)
@@ -111,6 +126,73 @@ static void verify(struct vr_worker_client *client, struct job *job)
 	vr_worker_answer_free(&answer);
 }
 
+/* Resolve the worker's address (blocking). */
+static int resolve_route(struct vr_proxy_route *route)
+{
+	char host[256], port[8];
+	unsigned port_number;
+	if (vr_tunnel_split_address(host, sizeof host, &port_number, route->address))
+		return VR_EINVAL;
+	snprintf(port, sizeof port, "%u", port_number);
+	struct addrinfo hints, *res = NULL;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	int rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0 || !res) {
+		vr_log_warn("worker_resolve_failed", "address", route->address, "error",
+			    gai_strerror(rc));
+		return VR_EUNAVAIL;
+	}
+	memcpy(&route->addr, res->ai_addr, res->ai_addrlen);
+	route->addrlen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* Where the data connection of a verified site goes; fills job->status
+ * and job->where. */
+static void lookup(struct vr_worker_client *client, struct job *job)
+{
+	struct vr_buf body;
+	vr_buf_init(&body, 0);
+	if (vr_proxy_doc_route_lookup(&body, job->site.peer_id)) {
+		vr_buf_free(&body);
+		job->status = VR_EUNAVAIL;
+		return;
+	}
+	char path[96];
+	snprintf(path, sizeof path, "/api/internal/replications/%s/server", job->replication);
+	struct vr_worker_answer answer;
+	vr_worker_answer_init(&answer);
+	enum vr_worker_answer_kind kind =
+		vr_worker_client_call(client, "POST", path, &body, &answer);
+	vr_buf_free(&body);
+	char status[16];
+	snprintf(status, sizeof status, "%ld", answer.status);
+	const char *reason = NULL;
+	job->status = VR_EUNAVAIL;
+	if (kind == VR_ANSWER_OK) {
+		if (vr_proxy_parse_route(job->where.address, sizeof job->where.address,
+					 job->where.server, sizeof job->where.server,
+					 answer.body.data, answer.body.len, &reason) == 0)
+			job->status = resolve_route(&job->where);
+		else
+			vr_log_error("route_bad_answer", "error", reason);
+	} else if (answer.status == 404) {
+		job->status = VR_ENOTFOUND;
+	} else if (answer.status == 409) {
+		job->status = VR_ECONFLICT;
+	} else {
+		vr_log_warn("route_lookup_failed", "status", status, "minor",
+			    answer.minor[0] ? answer.minor : NULL, "error",
+			    answer.error[0] ? answer.error : NULL);
+	}
+	vr_log_set_request_id(NULL);
+	vr_worker_answer_free(&answer);
+}
+
 struct thread_arg {
 	struct vr_proxy_verifier *verifier;
 	struct vr_worker_client *client;
@@ -133,7 +215,12 @@ static void *thread_main(void *p)
 		if (!v->queue)
 			v->queue_tail = NULL;
 		pthread_mutex_unlock(&v->lock);
-		verify(client, job);
+		if (job->site_known)
+			job->status = 0;
+		else
+			verify(client, job);
+		if (job->status == 0 && job->route)
+			lookup(client, job);
 		pthread_mutex_lock(&v->lock);
 		job->next = v->answers;
 		v->answers = job;
@@ -147,6 +234,8 @@ static void *thread_main(void *p)
 
 static void cache_put(struct vr_proxy_verifier *v, const char *credential,
 		      const struct vr_proxy_site *site);
+static void route_put(struct vr_proxy_verifier *v, const char *peer_id, const char *replication,
+		      const struct vr_proxy_route *route);
 
 /* Hand answers to their connections (on the loop's thread). */
 static void on_answers(struct vr_loop *loop, int fd, unsigned events, void *p)
@@ -162,8 +251,17 @@ static void on_answers(struct vr_loop *loop, int fd, unsigned events, void *p)
 	while (answers) {
 		struct job *job = answers;
 		answers = job->next;
-		if (job->status == 0 && v->proxy->config->verify_cache)
+		/* A refused route still means a valid credential. */
+		bool site_ok = job->status == 0 || (job->route && (job->status == VR_ENOTFOUND ||
+								   job->status == VR_ECONFLICT));
+		if (site_ok && !job->site_known && v->proxy->config->verify_cache)
 			cache_put(v, job->credential, &job->site);
+		if (job->status == 0 && job->route) {
+			if (v->proxy->config->route_cache)
+				route_put(v, job->site.peer_id, job->replication, &job->where);
+			if (!job->conn->dead)
+				job->conn->route = job->where;
+		}
 		vr_proxy_conn_verified(job->conn, job->status, &job->site);
 		job_free(job);
 	}
@@ -184,6 +282,7 @@ int vr_proxy_verifier_start(struct vr_proxy_verifier **out, struct vr_proxy *pro
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_cond_init(&v->wake, NULL);
 	v->cache = vr_proxy_map_new();
+	v->routes = vr_proxy_map_new();
 	v->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	int rc = v->event_fd < 0 ? VR_EIO : 0;
 	if (!rc)
@@ -248,6 +347,7 @@ void vr_proxy_verifier_stop(struct vr_proxy_verifier *v)
 		close(v->event_fd);
 	}
 	vr_proxy_map_free(v->cache, free_entry);
+	vr_proxy_map_free(v->routes, free_entry);
 	free(v->threads);
 	free(v->clients);
 	pthread_cond_destroy(&v->wake);
@@ -255,11 +355,20 @@ void vr_proxy_verifier_stop(struct vr_proxy_verifier *v)
 	free(v);
 }
 
-void vr_proxy_verifier_submit(struct vr_proxy_verifier *v, struct conn *conn)
+void vr_proxy_verifier_submit(struct vr_proxy_verifier *v, struct conn *conn,
+			      const struct vr_proxy_site *site)
 {
 	struct job *job = vr_calloc(1, sizeof *job);
 	job->conn = conn;
 	memcpy(job->credential, conn->hello.credential, sizeof job->credential);
+	if (site) {
+		job->site = *site;
+		job->site_known = true;
+	}
+	if (conn->hello.kind == VR_TUNNEL_DATA && !conn->reverify) {
+		job->route = true;
+		memcpy(job->replication, conn->hello.replication, sizeof job->replication);
+	}
 	conn->verify_pending = true;
 	pthread_mutex_lock(&v->lock);
 	if (v->queue_tail)
@@ -326,4 +435,62 @@ void vr_proxy_verifier_forget(struct vr_proxy_verifier *v, const char *credentia
 	char key[2 * SHA256_DIGEST_LENGTH + 1];
 	credential_key(key, credential);
 	free(vr_proxy_map_del(v->cache, key));
+}
+
+static bool purge_routes(const char *key, void *value, void *p)
+{
+	const struct purge_arg *arg = p;
+	struct route_entry *e = value;
+	if (!arg->all && e->expires_ms > arg->now)
+		return true;
+	free(e);
+	return false;
+}
+
+static char *route_key(const char *peer_id, const char *replication)
+{
+	return vr_asprintf("%s %s", peer_id, replication);
+}
+
+static void route_put(struct vr_proxy_verifier *v, const char *peer_id, const char *replication,
+		      const struct vr_proxy_route *route)
+{
+	if (vr_proxy_map_count(v->routes) >= CACHE_MAX) {
+		struct purge_arg arg = {vr_loop_now_ms(), false};
+		vr_proxy_map_each(v->routes, purge_routes, &arg);
+		if (vr_proxy_map_count(v->routes) >= CACHE_MAX) {
+			arg.all = true;
+			vr_proxy_map_each(v->routes, purge_routes, &arg);
+		}
+	}
+	char *key = route_key(peer_id, replication);
+	struct route_entry *e = vr_calloc(1, sizeof *e);
+	e->route = *route;
+	e->expires_ms = vr_loop_now_ms() + (uint64_t)v->proxy->config->route_cache * 1000u;
+	free(vr_proxy_map_put(v->routes, key, e));
+	free(key);
+}
+
+bool vr_proxy_verifier_route_cached(struct vr_proxy_verifier *v, const char *peer_id,
+				    const char *replication, struct vr_proxy_route *route_out)
+{
+	char *key = route_key(peer_id, replication);
+	struct route_entry *e = vr_proxy_map_get(v->routes, key);
+	bool found = false;
+	if (e && e->expires_ms <= vr_loop_now_ms())
+		free(vr_proxy_map_del(v->routes, key));
+	else if (e) {
+		*route_out = e->route;
+		found = true;
+	}
+	free(key);
+	return found;
+}
+
+void vr_proxy_verifier_route_forget(struct vr_proxy_verifier *v, const char *peer_id,
+				    const char *replication)
+{
+	char *key = route_key(peer_id, replication);
+	free(vr_proxy_map_del(v->routes, key));
+	free(key);
 }

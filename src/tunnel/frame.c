@@ -405,6 +405,25 @@ static const char *uuid_field(char out[VR_UUID_LEN + 1], const struct vr_tunnel_
 	return vr_uuid_canon(out, v) ? malformed : NULL;
 }
 
+/* purpose (default failback: [a-z]{1,32}) and replication (required
+ * unless the purpose is a probe). */
+static const char *purpose_check(char purpose[VR_TUNNEL_MAX_ID + 1],
+				 char replication[VR_UUID_LEN + 1],
+				 const struct vr_tunnel_fields *f)
+{
+	const char *p = vr_tunnel_field(f, "purpose");
+	if (!p)
+		p = VR_TUNNEL_PURPOSE_FAILBACK;
+	size_t len = strlen(p);
+	if (len == 0 || len > 32 || strspn(p, "abcdefghijklmnopqrstuvwxyz") != len)
+		return "the request's purpose is not 1 to 32 of a-z";
+	memcpy(purpose, p, len + 1);
+	if (strcmp(p, VR_TUNNEL_PURPOSE_PROBE) == 0 && !vr_tunnel_field(f, "replication"))
+		return NULL;
+	return uuid_field(replication, f, "replication", "the request names no replication",
+			  "the request's replication is not a UUID");
+}
+
 static const char *request_check(struct vr_tunnel_request *out, const struct vr_tunnel_fields *f)
 {
 	const char *version = vr_tunnel_field(f, "version");
@@ -413,9 +432,7 @@ static const char *request_check(struct vr_tunnel_request *out, const struct vr_
 	const char *reason = uuid_field(out->peer, f, "peer", "the request names no peer",
 					"the request's peer is not a UUID");
 	if (!reason)
-		reason = uuid_field(out->replication, f, "replication",
-				    "the request names no replication",
-				    "the request's replication is not a UUID");
+		reason = purpose_check(out->purpose, out->replication, f);
 	if (reason)
 		return reason;
 	const char *worker = vr_tunnel_field(f, "worker");
@@ -452,9 +469,7 @@ static const char *connect_check(struct vr_tunnel_connect *out, const struct vr_
 		reason = uuid_field(out->peer, f, "peer", "the request names no peer",
 				    "the request's peer is not a UUID");
 	if (!reason)
-		reason = uuid_field(out->replication, f, "replication",
-				    "the request names no replication",
-				    "the request's replication is not a UUID");
+		reason = purpose_check(out->purpose, out->replication, f);
 	if (reason)
 		return reason;
 	const char *cookie = vr_tunnel_field(f, "cookie");

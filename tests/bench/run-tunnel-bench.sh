@@ -8,8 +8,9 @@
 # paired peers whose credentials are made here (only their SHA-256 goes into
 # peers.credential_hash, as docs/tunnels.md describes), a test CA
 # (contrib/tunnel-test-ca: EC P-256), BUILDDIR/vrcloud-api (which verifies
-# site credentials), one BUILDDIR/vrcloud-proxy whose worker address is a
-# sink (tests/bench/tunnel-load sink: reads everything, counts it), haproxy
+# site credentials), one BUILDDIR/vrcloud-proxy, a sink (tests/bench/tunnel-load
+# sink: reads everything, counts it) as the replica server of the stream's
+# replication, haproxy
 # in TCP mode in front of that proxy, and stunnel (stunnel4) as the peer:
 # a client stunnel feeding a server stunnel, which feeds the same sink, with
 # the same certificate and TLS 1.3 only. Then, in this one run:
@@ -277,7 +278,17 @@ pids+=("$!")
 wait_file "$work/echo.port" "$!" "the echoing sink"
 echo_port=$(cat "$work/echo.port")
 
-say "starting vrcloud-proxy (worker address: the sink)"
+# The stream names replication ...b1 of site 0, whose replica server's
+# traffic address is the sink: the proxy routes it there through the API.
+sql <<SQL
+INSERT INTO replica_servers (id, name, traffic_address, state)
+VALUES ('40000000-0000-4000-8000-0000000000a1', 'bench-sink', '127.0.0.1:$sink_port', 'connected');
+INSERT INTO replications (id, org_id, vdc_id, peer_id, name, replica_server_id)
+SELECT '40000000-0000-4000-8000-0000000000b1', p.org_id, p.vdc_id, p.id, 'bench-stream',
+       '40000000-0000-4000-8000-0000000000a1'
+FROM peers p WHERE p.site_name = 'bench site 0';
+SQL
+say "starting vrcloud-proxy (the stream's replica server: the sink)"
 cat >"$work/proxy.ini" <<INI
 [proxy]
 name = bench-proxy
@@ -285,7 +296,6 @@ listen = 127.0.0.1:0
 port_file = $work/proxy.port
 cert_file = $cert
 key_file = $key
-worker_address = 127.0.0.1:$sink_port
 internal_listen = 127.0.0.1:0
 api_url = $api_url
 token_file = $work/proxy.token

@@ -271,7 +271,9 @@ Test(badinput, objects_of_another_org_are_404_on_every_id_route)
 			vrt_assert_error(&r, 404, "RESOURCE_NOT_FOUND", path);
 		cr_assert_null(strstr(r.body, "tenant-a"), "%s leaks org A", path);
 		vrt_resp_free(&r);
-		if (internal(route) && strncmp(route->pattern, "/api/internal/jobs/", 19) != 0) {
+		/* (the jobs' routes belong to no credential; the replications'
+		 * server route is for proxies: a worker is refused 403) */
+		if (internal(route) && strncmp(route->pattern, "/api/internal/servers/", 22) == 0) {
 			/* the server of another credential is answered like a missing one */
 			struct vrt_call other = {.method = route->method,
 						 .path = path,
@@ -281,6 +283,13 @@ Test(badinput, objects_of_another_org_are_404_on_every_id_route)
 			vrt_assert_error(&r, 404, "RESOURCE_NOT_FOUND", what);
 			cr_assert_null(strstr(r.body, VRT_SERVICE), "%s names the owner", what);
 			free(what);
+			vrt_resp_free(&r);
+		} else if (internal(route) && strstr(route->pattern, "/replications/{id}")) {
+			struct vrt_call worker = {.method = route->method,
+						  .path = path,
+						  .bearer = vrt_service_token(VRT_SERVICE)};
+			vrt_call_ok(&worker, &r);
+			vrt_assert_error(&r, 403, "ACCESS_TO_RESOURCE_IS_FORBIDDEN", path);
 			vrt_resp_free(&r);
 		}
 		free(path);

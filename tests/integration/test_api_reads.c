@@ -174,6 +174,7 @@ static const char *const other_routes[] = {
 	"POST /api/internal/jobs/{id}/dead",
 	"POST /api/task/{id}/action/cancel", /* test_api_cancel */
 	"POST /api/internal/sites/verify",
+	"POST /api/internal/replications/{id}/server", /* test_tunnel */
 };
 
 static const struct route_case *case_for(const char *pattern)

@@ -5,8 +5,11 @@
  * `vrcloudctl peer credential`), a proxy service credential of its own
  * (`vrcloudctl service add --kind proxy`) and a Redis prefix of its own.
  * Data connections are driven from this process through the agent's library
- * against a sink that stands in for the worker. */
+ * against a sink that stands in for the worker: each world has a
+ * replication of its own whose replica server's traffic address is the
+ * sink (route_to), since a proxy looks the worker up through the API. */
 #include <criterion/criterion.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -209,6 +212,7 @@ struct world {
 	char cred_file[300];
 	char token_file[300];
 	char ca[300], cert[300], key[300], pin[80];
+	char repl[40], server[40]; /* the site's replication and its replica server */
 };
 
 static void make_ca(struct world *w, const char *dir, const char *const *names)
@@ -273,10 +277,31 @@ static void world_init(struct world *w)
 	free(token);
 	free(out);
 	free(name);
+	char *port = fmt("127.0.0.1:%u", vrt_closed_port());
+	char *server = vrt_db_value("INSERT INTO replica_servers (name, traffic_address)"
+				    " VALUES ('ws-' || $1, $2) RETURNING id::text",
+				    strrchr(w->dir, '-') + 1, port);
+	char *repl = vrt_new_replication(w->vdc, "tunnel-vm", true, NULL);
+	vrt_db_exec("UPDATE replications SET replica_server_id = $2::uuid WHERE id = $1::uuid",
+		    repl, server);
+	snprintf(w->server, sizeof w->server, "%s", server);
+	snprintf(w->repl, sizeof w->repl, "%s", repl);
+	free(port);
+	free(server);
+	free(repl);
 	static const char *const names[] = {"localhost", "127.0.0.1", NULL};
 	char *ca_dir = fmt("%s/ca", w->dir);
 	make_ca(w, ca_dir, names);
 	free(ca_dir);
+}
+
+/* The world's replication is served by a worker at 127.0.0.1:port. */
+static void route_to(const struct world *w, unsigned port)
+{
+	char *address = fmt("127.0.0.1:%u", port);
+	vrt_db_exec("UPDATE replica_servers SET traffic_address = $2 WHERE id = $1::uuid",
+		    w->server, address);
+	free(address);
 }
 
 static char *registry_key(const struct world *w)
@@ -391,7 +416,6 @@ static bool alive(const struct proc *p)
 }
 
 struct proxy_opts {
-	const char *worker;	  /* worker_address; NULL: a closed port */
 	const char *cert, *key;	  /* NULL: the world's */
 	const char *const *extra; /* more flags */
 };
@@ -403,7 +427,6 @@ static void proxy_start(struct proc *p, const struct world *w, const char *name,
 	snprintf(p->name, sizeof p->name, "%s", name);
 	snprintf(p->log, sizeof p->log, "%s/%s.log", w->dir, name);
 	char *port_file = fmt("%s/%s.port", w->dir, name);
-	char *worker = o && o->worker ? strdup(o->worker) : fmt("127.0.0.1:%u", vrt_closed_port());
 	char *exe = fmt("%s/vrcloud-proxy", builddir());
 	const char *argv[48] = {exe,
 				"--name",
@@ -424,8 +447,6 @@ static void proxy_start(struct proc *p, const struct world *w, const char *name,
 				vrt_env("VRT_REDIS_URI"),
 				"--redis-prefix",
 				w->prefix,
-				"--worker-address",
-				worker,
 				"--internal-listen",
 				"127.0.0.1:0",
 				"--heartbeat-interval",
@@ -461,7 +482,6 @@ static void proxy_start(struct proc *p, const struct world *w, const char *name,
 	}
 	cr_assert_neq(p->port, 0, "vrcloud-proxy %s wrote no port", name);
 	free(port_file);
-	free(worker);
 	free(exe);
 }
 
@@ -1479,10 +1499,9 @@ Test(tunnel, a_data_connection_carries_64_mib_byte_exact_both_ways)
 	world_init(&w);
 	struct sink sink = {.reply_bytes = 8 * MIB + 12345, .reply_seed = 0x5eed2};
 	sink_start(&sink);
-	char *worker = fmt("127.0.0.1:%u", sink.port);
-	struct proxy_opts o = {.worker = worker};
+	route_to(&w, sink.port);
 	struct proc proxy;
-	proxy_start(&proxy, &w, "p1", &o);
+	proxy_start(&proxy, &w, "p1", NULL);
 	char *address = address_of(&proxy);
 	struct vr_agent_config config;
 	data_config(&config, &w, address);
@@ -1490,7 +1509,7 @@ Test(tunnel, a_data_connection_carries_64_mib_byte_exact_both_ways)
 	char *error = NULL;
 	cr_assert_eq(vr_agent_tls_init(&tls, &config, &error), 0, "%s", error);
 	struct vr_agent_conn *conn = NULL;
-	int rc = vr_agent_data_open(&conn, &tls, &config, w.credential, REPL, &error);
+	int rc = vr_agent_data_open(&conn, &tls, &config, w.credential, w.repl, &error);
 	cr_assert_eq(rc, 0, "%s", error ? error : "");
 	struct upload up = {.conn = conn, .total = 64 * MIB + 777, .seed = 0x5eed1};
 	pthread_t t;
@@ -1503,7 +1522,7 @@ Test(tunnel, a_data_connection_carries_64_mib_byte_exact_both_ways)
 	cr_assert(sink.done);
 	/* what the worker got: the preamble, then exactly the agent's bytes */
 	char *preamble = fmt("VRCLOUD-DATA 1 peer=%s org=%s vdc=%s site=%s replication=%s proxy=p1",
-			     w.peer, VRT_ORG_A, w.vdc, w.site, REPL);
+			     w.peer, VRT_ORG_A, w.vdc, w.site, w.repl);
 	cr_assert_str_eq(sink.preamble, preamble);
 	cr_assert_eq(sink.received, up.total);
 	cr_assert_eq(memcmp(sink.digest, up.digest, 32), 0, "the upload differs");
@@ -1522,7 +1541,6 @@ Test(tunnel, a_data_connection_carries_64_mib_byte_exact_both_ways)
 	free(bytes);
 	free(preamble);
 	free(address);
-	free(worker);
 }
 
 Test(tunnel, sigterm_lets_a_data_connection_finish)
@@ -1531,10 +1549,9 @@ Test(tunnel, sigterm_lets_a_data_connection_finish)
 	world_init(&w);
 	struct sink sink = {.pause_s = 1, .reply_bytes = 1000, .reply_seed = 3};
 	sink_start(&sink);
-	char *worker = fmt("127.0.0.1:%u", sink.port);
-	struct proxy_opts o = {.worker = worker};
+	route_to(&w, sink.port);
 	struct proc proxy;
-	proxy_start(&proxy, &w, "p1", &o);
+	proxy_start(&proxy, &w, "p1", NULL);
 	char *address = address_of(&proxy);
 	struct vr_agent_config config;
 	data_config(&config, &w, address);
@@ -1542,7 +1559,7 @@ Test(tunnel, sigterm_lets_a_data_connection_finish)
 	char *error = NULL;
 	cr_assert_eq(vr_agent_tls_init(&tls, &config, &error), 0);
 	struct vr_agent_conn *conn = NULL;
-	cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, w.credential, REPL, &error), 0, "%s",
+	cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, w.credential, w.repl, &error), 0, "%s",
 		     error ? error : "");
 	struct upload up = {.conn = conn, .total = 24 * MIB, .seed = 9};
 	pthread_t t;
@@ -1567,7 +1584,6 @@ Test(tunnel, sigterm_lets_a_data_connection_finish)
 	vr_agent_tls_free(&tls);
 	vr_agent_config_free(&config);
 	free(address);
-	free(worker);
 }
 
 Test(tunnel, a_worker_that_does_not_read_holds_the_agent_back)
@@ -1576,10 +1592,9 @@ Test(tunnel, a_worker_that_does_not_read_holds_the_agent_back)
 	world_init(&w);
 	struct sink sink = {.pause_s = 3};
 	sink_start(&sink);
-	char *worker = fmt("127.0.0.1:%u", sink.port);
-	struct proxy_opts o = {.worker = worker};
+	route_to(&w, sink.port);
 	struct proc proxy;
-	proxy_start(&proxy, &w, "p1", &o);
+	proxy_start(&proxy, &w, "p1", NULL);
 	char *address = address_of(&proxy);
 	struct vr_agent_config config;
 	data_config(&config, &w, address);
@@ -1587,7 +1602,7 @@ Test(tunnel, a_worker_that_does_not_read_holds_the_agent_back)
 	char *error = NULL;
 	cr_assert_eq(vr_agent_tls_init(&tls, &config, &error), 0);
 	struct vr_agent_conn *conn = NULL;
-	cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, w.credential, REPL, &error), 0, "%s",
+	cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, w.credential, w.repl, &error), 0, "%s",
 		     error ? error : "");
 	struct upload up = {.conn = conn, .total = 96 * MIB, .seed = 0xfeed};
 	pthread_t t;
@@ -1615,15 +1630,18 @@ Test(tunnel, a_worker_that_does_not_read_holds_the_agent_back)
 	vr_agent_tls_free(&tls);
 	vr_agent_config_free(&config);
 	free(address);
-	free(worker);
 }
 
-Test(tunnel, data_connections_are_refused_for_bad_credentials_and_absent_workers)
+Test(tunnel, data_connections_are_refused_for_bad_credentials_absent_workers_and_other_sites)
 {
 	struct world w;
 	world_init(&w);
 	struct proc proxy;
-	proxy_start(&proxy, &w, "p1", NULL); /* its worker address is a closed port */
+	/* the replication's worker: a closed port; routes are not kept, as the
+	 * test changes them */
+	static const char *const no_cache[] = {"--route-cache", "0", NULL};
+	struct proxy_opts o = {.extra = no_cache};
+	proxy_start(&proxy, &w, "p1", &o);
 	char *address = address_of(&proxy);
 	struct vr_agent_config config;
 	data_config(&config, &w, address);
@@ -1631,15 +1649,55 @@ Test(tunnel, data_connections_are_refused_for_bad_credentials_and_absent_workers
 	char *error = NULL;
 	cr_assert_eq(vr_agent_tls_init(&tls, &config, &error), 0);
 	struct vr_agent_conn *conn = NULL;
-	cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, w.credential, REPL, &error),
+	cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, w.credential, w.repl, &error),
 		     VR_ECONFLICT);
 	cr_assert(strncmp(error, "worker:", 7) == 0, "%s", error);
 	free(error);
-	cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, "wrong-credential", REPL, &error),
+	cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, "wrong-credential", w.repl, &error),
 		     VR_EFORBIDDEN);
 	cr_assert(strncmp(error, "credential:", 11) == 0, "%s", error);
 	free(error);
 	cr_assert_null(conn);
+	/* another site's replication, served by a worker that listens: refused
+	 * before any byte reaches it, and so is a replication nobody has */
+	struct world other;
+	other_site(&other, &w);
+	char *theirs = vrt_new_replication(other.vdc, "their-vm", true, NULL);
+	vrt_db_exec("UPDATE replications SET replica_server_id = $2::uuid WHERE id = $1::uuid",
+		    theirs, w.server);
+	struct sink sink = {0};
+	sink_start(&sink);
+	route_to(&w, sink.port);
+	const char *refused[] = {theirs, "40000000-0000-4000-8000-00000000dead"};
+	for (size_t i = 0; i < N(refused); i++) {
+		cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, w.credential, refused[i],
+						&error),
+			     VR_ECONFLICT, "%s", refused[i]);
+		cr_assert(strncmp(error, "replication:", 12) == 0, "%s", error);
+		free(error);
+	}
+	cr_assert(file_contains(proxy.log, "event=replication_refused"), "%s", read_text(proxy.log));
+	/* their own credential reaches it */
+	cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, other.credential, theirs, &error), 0,
+		     "%s", error ? error : "");
+	cr_assert_eq(vr_agent_conn_finish(conn), 0);
+	unsigned char digest[32];
+	cr_assert_eq(download(conn, digest), 0);
+	vr_agent_conn_close(conn);
+	conn = NULL;
+	sink_join(&sink);
+	char *preamble = fmt("VRCLOUD-DATA 1 peer=%s org=%s vdc=%s site=", other.peer, VRT_ORG_A,
+			     other.vdc);
+	cr_assert(strncmp(sink.preamble, preamble, strlen(preamble)) == 0, "%s", sink.preamble);
+	cr_assert_eq(sink.received, 0);
+	/* a replication without a replica server */
+	vrt_db_exec("UPDATE replications SET replica_server_id = NULL WHERE id = $1::uuid", w.repl);
+	cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, w.credential, w.repl, &error),
+		     VR_ECONFLICT);
+	cr_assert(strncmp(error, "worker:", 7) == 0, "%s", error);
+	free(error);
+	free(preamble);
+	free(theirs);
 	cr_assert_eq(stop_proc(&proxy, SIGTERM, 10), 0);
 	vr_agent_tls_free(&tls);
 	vr_agent_config_free(&config);
@@ -1819,7 +1877,8 @@ Test(tunnel, a_worker_reaches_a_site_through_a_reverse_connection_stitched_by_it
 		     0, "%s", error ? error : "");
 	char payload[4096];
 	cr_assert_eq(read_plain_frame(worker, payload, sizeof payload), VR_FRAME_WELCOME);
-	char *expect = fmt("proxy=p1\npeer=%s\norg=%s\nvdc=%s\nsite=%s\nreplication=" REPL "\n",
+	char *expect = fmt("proxy=p1\npeer=%s\norg=%s\nvdc=%s\nsite=%s\nreplication=" REPL
+			   "\npurpose=failback\n",
 			   w.peer, VRT_ORG_A, w.vdc, w.site);
 	cr_assert_str_eq(payload, expect);
 	free(expect);
@@ -2265,5 +2324,544 @@ Test(tunnel, the_verify_route_names_the_site_of_a_credential_to_proxies_only)
 	free(vdc);
 	free(site);
 	free(doc);
+	free(proxy_token);
+}
+
+/* --- tests: long streams through haproxy, probes, cookies -------------------------------- */
+
+#define GIB ((size_t)1 << 30)
+
+/* haproxy in TCP mode in front of the proxies, as in production; it
+ * checks them every 300 ms and sends a connection to another when one
+ * is down. */
+static void haproxy_start(struct proc *h, const struct world *w, const struct proc *const *proxies,
+			  size_t n)
+{
+	memset(h, 0, sizeof *h);
+	snprintf(h->name, sizeof h->name, "haproxy");
+	snprintf(h->log, sizeof h->log, "%s/haproxy.log", w->dir);
+	h->port = vrt_closed_port();
+	char *cfg = fmt("%s/haproxy.cfg", w->dir);
+	FILE *f = fopen(cfg, "w");
+	cr_assert_not_null(f);
+	fprintf(f,
+		"global\n  maxconn 256\n"
+		"defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 60s\n"
+		"  timeout server 60s\n  retries 3\n  option redispatch\n"
+		"listen tunnel\n  bind 127.0.0.1:%u\n  balance roundrobin\n",
+		h->port);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "  server %s 127.0.0.1:%u check inter 300ms fall 2 rise 1\n",
+			proxies[i]->name, proxies[i]->port);
+	fclose(f);
+	const char *argv[] = {"haproxy", "-db", "-q", "-f", cfg, NULL};
+	spawn(h, argv);
+	double end = now_s() + 10;
+	for (;;) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in addr = {.sin_family = AF_INET,
+					   .sin_port = htons((uint16_t)h->port),
+					   .sin_addr.s_addr = htonl(0x7f000001)};
+		bool up = connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
+		close(fd);
+		if (up)
+			break;
+		cr_assert(alive(h) && now_s() < end, "haproxy did not start (is it installed?)");
+		vrt_sleep(0.05);
+	}
+	free(cfg);
+}
+
+/* Daemons started while this is on keep no AddressSanitizer quarantine
+ * (in a sanitized build it holds up to 256 MiB of freed memory, which
+ * would hide what the daemons themselves keep); other checks stay. */
+static void sanitizer_quarantine_off(bool off)
+{
+	static char *saved;
+	static bool had;
+	if (off) {
+		const char *old = getenv("ASAN_OPTIONS");
+		had = old != NULL;
+		saved = old ? strdup(old) : NULL;
+		char *lean = fmt("%s%squarantine_size_mb=0:thread_local_quarantine_size_kb=0",
+				 old ? old : "", old && old[0] ? ":" : "");
+		setenv("ASAN_OPTIONS", lean, 1);
+		free(lean);
+	} else {
+		if (had)
+			setenv("ASAN_OPTIONS", saved, 1);
+		else
+			unsetenv("ASAN_OPTIONS");
+		free(saved);
+		saved = NULL;
+	}
+}
+
+/* Resident memory of pid in KiB, 0 when it is gone. */
+static long rss_kib(pid_t pid)
+{
+	char *path = fmt("/proc/%ld/status", (long)pid);
+	char *text = read_text(path);
+	free(path);
+	const char *v = strstr(text, "VmRSS:");
+	long kib = v ? atol(v + 6) : 0;
+	free(text);
+	return kib;
+}
+
+/* The largest resident size of some processes while a transfer runs. */
+struct rss_watch {
+	pid_t pids[4];
+	size_t n;
+	long start_kib[4], max_kib[4];
+	atomic_bool stop;
+	pthread_t thread;
+};
+
+static void *rss_main(void *arg)
+{
+	struct rss_watch *r = arg;
+	while (!atomic_load(&r->stop)) {
+		for (size_t i = 0; i < r->n; i++) {
+			long kib = rss_kib(r->pids[i]);
+			if (kib > r->max_kib[i])
+				r->max_kib[i] = kib;
+		}
+		vrt_sleep(0.05);
+	}
+	return NULL;
+}
+
+static void rss_start(struct rss_watch *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		r->start_kib[i] = r->max_kib[i] = rss_kib(r->pids[i]);
+	atomic_init(&r->stop, false);
+	cr_assert_eq(pthread_create(&r->thread, NULL, rss_main, r), 0);
+}
+
+/* Stop watching; each process grew by less than limit_mib and stayed
+ * under max_mib. */
+static void rss_check(struct rss_watch *r, long limit_mib, long max_mib)
+{
+	atomic_store(&r->stop, true);
+	pthread_join(r->thread, NULL);
+	for (size_t i = 0; i < r->n; i++)
+		cr_log_info("pid %ld: %ld KiB resident before, %ld KiB at most during the transfer",
+			    (long)r->pids[i], r->start_kib[i], r->max_kib[i]);
+	for (size_t i = 0; i < r->n; i++)
+		cr_assert_lt(r->max_kib[i] - r->start_kib[i], limit_mib * 1024,
+			     "pid %ld grew from %ld KiB to %ld KiB during the transfer",
+			     (long)r->pids[i], r->start_kib[i], r->max_kib[i]);
+	for (size_t i = 0; i < r->n; i++)
+		cr_assert_lt(r->max_kib[i], max_mib * 1024, "pid %ld reached %ld KiB",
+			     (long)r->pids[i], r->max_kib[i]);
+}
+
+/* Wait until the registry names proxy for w's site. */
+static bool wait_registry(const struct world *w, const char *proxy, double timeout_s)
+{
+	double end = now_s() + timeout_s;
+	char *prefix = fmt("%s ", proxy);
+	bool found = false;
+	while (!found && now_s() < end) {
+		char *v = registry_value(w);
+		found = v && strncmp(v, prefix, strlen(prefix)) == 0;
+		free(v);
+		if (!found)
+			vrt_sleep(0.05);
+	}
+	free(prefix);
+	return found;
+}
+
+/* `vrcloudctl tunnel-probe` started in the background; its stdout and
+ * stderr go to out_path. */
+static void probe_spawn(struct proc *c, const struct world *w, const char *peer,
+			unsigned internal_port, const char *bytes, const char *out_path)
+{
+	memset(c, 0, sizeof *c);
+	snprintf(c->name, sizeof c->name, "tunnel-probe");
+	snprintf(c->log, sizeof c->log, "%s", out_path);
+	char *exe = fmt("%s/vrcloudctl", builddir());
+	char *proxy = fmt("127.0.0.1:%u", internal_port);
+	c->pid = fork();
+	cr_assert_geq(c->pid, 0);
+	if (c->pid == 0) {
+		int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execl(exe, exe, "--database", vrt_env("VRT_DB_URI"), "tunnel-probe", peer,
+		      "--proxy", proxy, "--bytes", bytes, "--timeout", "30", (char *)NULL);
+		_exit(127);
+	}
+	(void)w;
+	free(exe);
+	free(proxy);
+}
+
+/* Wait for the probe to exit: its status. */
+static int probe_wait(struct proc *c, double timeout_s)
+{
+	double end = now_s() + timeout_s;
+	int status = 0;
+	while (waitpid(c->pid, &status, WNOHANG) == 0) {
+		if (now_s() > end) {
+			kill(c->pid, SIGKILL);
+			waitpid(c->pid, &status, 0);
+			cr_assert_fail("tunnel-probe did not end in %.0f s", timeout_s);
+		}
+		vrt_sleep(0.05);
+	}
+	c->pid = 0;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+Test(tunnel, one_gib_to_the_cloud_through_haproxy_is_byte_exact_in_bounded_memory,
+     .timeout = 180)
+{
+	struct world w;
+	world_init(&w);
+	struct sink sink = {0};
+	sink_start(&sink);
+	route_to(&w, sink.port);
+	struct proc p1, p2, lb;
+	sanitizer_quarantine_off(true);
+	proxy_start(&p1, &w, "p1", NULL);
+	proxy_start(&p2, &w, "p2", NULL);
+	sanitizer_quarantine_off(false);
+	const struct proc *const both[] = {&p1, &p2};
+	haproxy_start(&lb, &w, both, 2);
+	char *address = address_of(&lb);
+	struct vr_agent_config config;
+	data_config(&config, &w, address);
+	struct vr_agent_tls tls;
+	char *error = NULL;
+	cr_assert_eq(vr_agent_tls_init(&tls, &config, &error), 0, "%s", error);
+	struct rss_watch rss = {.pids = {p1.pid, p2.pid}, .n = 2};
+	rss_start(&rss);
+	double start = now_s();
+	struct vr_agent_conn *conn = NULL;
+	cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, w.credential, w.repl, &error), 0,
+		     "%s", error ? error : "");
+	struct upload up = {.conn = conn, .total = GIB, .seed = 0x1f1f};
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, upload_main, &up), 0);
+	unsigned char got[32];
+	cr_assert_eq(download(conn, got), 0);
+	pthread_join(t, NULL);
+	cr_assert_eq(up.rc, 0, "the upload failed");
+	sink_join(&sink);
+	double secs = now_s() - start;
+	rss_check(&rss, 32, 64);
+	cr_assert(sink.done);
+	cr_assert_eq(sink.received, up.total);
+	cr_assert_eq(memcmp(sink.digest, up.digest, 32), 0, "the worker got other bytes");
+	cr_assert(strstr(sink.preamble, w.repl), "%s", sink.preamble);
+	cr_log_info("1 GiB agent -> haproxy -> proxy -> worker in %.1f s (%.0f MiB/s)", secs,
+		    1024 / secs);
+	vr_agent_conn_close(conn);
+	stop_proc(&lb, SIGTERM, 5); /* haproxy: 0 or 143, either is fine */
+	cr_assert_eq(stop_proc(&p1, SIGTERM, 10), 0);
+	cr_assert_eq(stop_proc(&p2, SIGTERM, 10), 0);
+	vr_agent_tls_free(&tls);
+	vr_agent_config_free(&config);
+	free(address);
+}
+
+Test(tunnel, one_gib_from_the_cloud_reaches_the_agent_daemon_byte_exact_in_bounded_memory,
+     .timeout = 180)
+{
+	struct world w;
+	world_init(&w);
+	static const char *const own_address[] = {"--reverse-address", "127.0.0.1:0", NULL};
+	struct proxy_opts o = {.extra = own_address};
+	struct proc p1, p2, lb, agent, probe;
+	sanitizer_quarantine_off(true);
+	proxy_start(&p1, &w, "p1", &o);
+	proxy_start(&p2, &w, "p2", &o);
+	const struct proc *const both[] = {&p1, &p2};
+	haproxy_start(&lb, &w, both, 2);
+	char *address = address_of(&lb);
+	agent_start(&agent, &w, "agent", address, NULL);
+	sanitizer_quarantine_off(false);
+	char *key = registry_key(&w);
+	double end = now_s() + 15;
+	char *holder = NULL;
+	while (!holder && now_s() < end) {
+		holder = registry_value(&w);
+		if (!holder)
+			vrt_sleep(0.05);
+	}
+	cr_assert_not_null(holder, "the agent did not connect through haproxy");
+	/* the worker asks p1; the agent dials p1's own address back */
+	struct rss_watch rss = {.pids = {p1.pid, agent.pid}, .n = 2};
+	rss_start(&rss);
+	double start = now_s();
+	char *out = fmt("%s/probe.out", w.dir);
+	probe_spawn(&probe, &w, w.site, p1.internal_port, "1G", out);
+	int status = probe_wait(&probe, 150);
+	double secs = now_s() - start;
+	rss_check(&rss, 32, 64);
+	char *text = read_text(out);
+	cr_assert_eq(status, 0, "tunnel-probe exited %d:\n%s\n%s", status, text,
+		     read_text(agent.log));
+	cr_assert(strstr(text, "bytes=1073741824\n"), "%s", text);
+	char *sha = kv(text, "sha256");
+	char *served = fmt("bytes=1073741824 sha256=%s", sha);
+	cr_assert(wait_file_contains(agent.log, served, 5), "%s", read_text(agent.log));
+	cr_assert(file_contains(p1.log, "event=reverse_connected"), "%s", read_text(p1.log));
+	cr_assert(file_contains(p1.log, "purpose=probe"));
+	cr_log_info("1 GiB worker -> proxy -> agent daemon in %.1f s (holder %s)", secs, holder);
+	cr_assert_eq(stop_proc(&agent, SIGTERM, 10), 0);
+	stop_proc(&lb, SIGTERM, 5); /* haproxy: 0 or 143, either is fine */
+	cr_assert_eq(stop_proc(&p1, SIGTERM, 10), 0);
+	cr_assert_eq(stop_proc(&p2, SIGTERM, 10), 0);
+	free(served);
+	free(sha);
+	free(text);
+	free(out);
+	free(holder);
+	free(key);
+	free(address);
+}
+
+Test(tunnel, sigkill_of_the_proxy_during_a_stitch_fails_the_worker_clearly_and_a_retry_succeeds,
+     .timeout = 120)
+{
+	struct world w;
+	world_init(&w);
+	static const char *const own_address[] = {"--reverse-address", "127.0.0.1:0", NULL};
+	struct proxy_opts o = {.extra = own_address};
+	struct proc p1, p2, lb, agent, probe;
+	proxy_start(&p1, &w, "p1", &o);
+	proxy_start(&p2, &w, "p2", &o);
+	const struct proc *const both[] = {&p1, &p2};
+	haproxy_start(&lb, &w, both, 2);
+	char *address = address_of(&lb);
+	agent_start(&agent, &w, "agent", address, NULL);
+	cr_assert(wait_registry(&w, "p1", 15) || wait_registry(&w, "p2", 1),
+		  "the agent did not connect");
+	char *out = fmt("%s/probe.out", w.dir);
+	probe_spawn(&probe, &w, w.peer, p1.internal_port, "4G", out);
+	cr_assert(wait_file_contains(p1.log, "event=reverse_connected", 15), "%s",
+		  read_text(p1.log));
+	vrt_sleep(0.5);
+	kill(p1.pid, SIGKILL);
+	cr_assert_eq(stop_proc(&p1, SIGKILL, 5), 256 + SIGKILL);
+	int status = probe_wait(&probe, 30);
+	char *text = read_text(out);
+	cr_assert_eq(status, 1, "tunnel-probe exited %d:\n%s", status, text);
+	cr_assert(strstr(text, "the stream broke"), "%s", text);
+	cr_assert(wait_file_contains(agent.log, "event=probe_failed", 70), "%s",
+		  read_text(agent.log));
+	/* the site is on p2 now (at once, or after haproxy moved it) */
+	cr_assert(wait_registry(&w, "p2", 15), "the site did not move to p2");
+	probe_spawn(&probe, &w, w.peer, p2.internal_port, "8M", out);
+	status = probe_wait(&probe, 30);
+	free(text);
+	text = read_text(out);
+	cr_assert_eq(status, 0, "the retry exited %d:\n%s", status, text);
+	cr_assert(strstr(text, "bytes=8388608\n"), "%s", text);
+	cr_assert_eq(stop_proc(&agent, SIGTERM, 10), 0);
+	stop_proc(&lb, SIGTERM, 5); /* haproxy: 0 or 143, either is fine */
+	cr_assert_eq(stop_proc(&p2, SIGTERM, 10), 0);
+	free(text);
+	free(out);
+	free(address);
+}
+
+Test(tunnel, forged_replayed_expired_and_other_sites_cookies_are_refused)
+{
+	struct world w, w2;
+	world_init(&w);
+	other_site(&w2, &w);
+	static const char *const flags[] = {"--reverse-address", "127.0.0.1:0",
+					    "--reverse-timeout", "2", NULL};
+	struct proxy_opts o = {.extra = flags};
+	struct proc p1;
+	proxy_start(&p1, &w, "p1", &o);
+	char *a1 = address_of(&p1);
+	struct vr_agent_config config;
+	data_config(&config, &w, a1);
+	struct vr_agent_tls tls;
+	char *error = NULL;
+	cr_assert_eq(vr_agent_tls_init(&tls, &config, &error), 0);
+	struct vr_agent_conn *ctl = control_open(&tls, &w, a1);
+	char *probe = fmt("version=1\npeer=%s\npurpose=probe\nworker=worker-9\n", w.peer);
+	int worker = worker_request(p1.internal_port, w.peer, probe);
+	struct vr_tunnel_connect connect;
+	await_connect(ctl, &connect);
+	cr_assert_str_eq(connect.purpose, "probe");
+	cr_assert_str_eq(connect.replication, "");
+	struct vr_agent_conn *rev = NULL;
+	/* forged: well-formed, never made */
+	char forged[VR_TUNNEL_COOKIE_LEN + 1];
+	cr_assert_eq(vr_tunnel_cookie_new(forged), 0);
+	cr_assert_eq(vr_agent_reverse_open(&rev, &tls, &config, w.credential, connect.address,
+					   forged, &error),
+		     VR_ECONFLICT);
+	cr_assert(strncmp(error, "cookie:", 7) == 0, "%s", error);
+	free(error);
+	/* another site's credential with the real cookie */
+	cr_assert_eq(vr_agent_reverse_open(&rev, &tls, &config, w2.credential, connect.address,
+					   connect.cookie, &error),
+		     VR_ECONFLICT);
+	cr_assert(strncmp(error, "cookie:", 7) == 0, "%s", error);
+	free(error);
+	/* the site's own: stitched; a probe of nothing is answered, and the
+	 * worker gets only the answer (the hello, with the credential and the
+	 * cookie, stays at the proxy even on a cached credential) */
+	cr_assert_eq(vr_agent_reverse_open(&rev, &tls, &config, w.credential, connect.address,
+					   connect.cookie, &error),
+		     0, "%s", error ? error : "");
+	char payload[4096];
+	cr_assert_eq(read_plain_frame(worker, payload, sizeof payload), VR_FRAME_WELCOME);
+	cr_assert(strstr(payload, "purpose=probe\n"), "%s", payload);
+	cr_assert_null(strstr(payload, "replication="), "%s", payload);
+	shutdown(worker, SHUT_WR);
+	uint64_t bytes = 0;
+	char hex[VR_AGENT_PROBE_HEX + 1];
+	cr_assert_eq(vr_agent_probe_serve(rev, &bytes, hex), 0);
+	cr_assert_eq(bytes, 0);
+	char answer[256];
+	size_t got = 0;
+	ssize_t n;
+	while ((n = read(worker, answer + got, sizeof answer - 1 - got)) > 0)
+		got += (size_t)n;
+	cr_assert_eq(n, 0, "%s", strerror(errno));
+	answer[got] = '\0';
+	cr_assert_str_eq(answer,
+			 "bytes=0\nsha256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934c"
+			 "a495991b7852b855\n",
+			 "%s", read_text(p1.log));
+	vr_agent_conn_close(rev);
+	close(worker);
+	/* replayed */
+	cr_assert_eq(vr_agent_reverse_open(&rev, &tls, &config, w.credential, connect.address,
+					   connect.cookie, &error),
+		     VR_ECONFLICT);
+	cr_assert(strncmp(error, "cookie:", 7) == 0, "%s", error);
+	free(error);
+	/* expired: the worker gave up after reverse_timeout, its cookie died */
+	worker = worker_request(p1.internal_port, w.peer, probe);
+	await_connect(ctl, &connect);
+	cr_assert_eq(read_plain_frame(worker, payload, sizeof payload), VR_FRAME_REFUSE);
+	cr_assert(strstr(payload, "reason=unreachable"), "%s", payload);
+	cr_assert_eq(vr_agent_reverse_open(&rev, &tls, &config, w.credential, connect.address,
+					   connect.cookie, &error),
+		     VR_ECONFLICT);
+	cr_assert(strncmp(error, "cookie:", 7) == 0, "%s", error);
+	free(error);
+	close(worker);
+	/* a probe's request with a malformed purpose is refused */
+	char *bad = fmt("version=1\npeer=%s\npurpose=Probe!\n", w.peer);
+	worker = worker_request(p1.internal_port, w.peer, bad);
+	cr_assert_eq(read_plain_frame(worker, payload, sizeof payload), VR_FRAME_REFUSE);
+	cr_assert(strstr(payload, "reason=protocol"), "%s", payload);
+	close(worker);
+	vr_agent_conn_close(ctl);
+	cr_assert_eq(stop_proc(&p1, SIGTERM, 10), 0);
+	cr_assert(!file_contains(p1.log, connect.cookie), "a cookie was logged");
+	vr_agent_tls_free(&tls);
+	vr_agent_config_free(&config);
+	free(bad);
+	free(probe);
+	free(a1);
+}
+
+static struct vrt_resp server_call(const char *bearer, const char *repl, const char *body)
+{
+	const char *headers[] = {"Content-Type: application/vnd.vrcloud.internal+xml", NULL};
+	char *path = fmt("/api/internal/replications/%s/server", repl);
+	struct vrt_call call = {.method = "POST",
+				.path = path,
+				.bearer = bearer,
+				.headers = headers,
+				.body = body,
+				.body_len = -1};
+	struct vrt_resp r;
+	cr_assert_eq(vrt_call(&call, &r), 0);
+	free(path);
+	return r;
+}
+
+Test(tunnel, the_server_route_names_a_replications_worker_to_proxies_for_its_own_site_only)
+{
+	struct world w, w2;
+	world_init(&w);
+	other_site(&w2, &w);
+	route_to(&w, 31031);
+	char *proxy_token = read_text(w.token_file);
+	proxy_token[strcspn(proxy_token, "\n")] = '\0';
+	char *mine = fmt("<ReplicationServerLookup xmlns=\"" VRT_NS_INTERNAL "\"><PeerId>%s"
+			 "</PeerId></ReplicationServerLookup>",
+			 w.peer);
+	char *theirs = fmt("<ReplicationServerLookup xmlns=\"" VRT_NS_INTERNAL "\"><PeerId>%s"
+			   "</PeerId></ReplicationServerLookup>",
+			   w2.peer);
+	char *before = vrt_db_fingerprint();
+	struct vrt_resp r = server_call(proxy_token, w.repl, mine);
+	cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+	vrt_assert_valid(&r, "ReplicationServer");
+	char *address = vrt_xpath_str(r.body, "string(/vi:ReplicationServer/vi:TrafficAddress)");
+	char *server = vrt_xpath_str(r.body, "string(/vi:ReplicationServer/vi:ServerId)");
+	char *repl = vrt_xpath_str(r.body, "string(/vi:ReplicationServer/vi:ReplicationId)");
+	cr_assert_str_eq(address, "127.0.0.1:31031");
+	cr_assert_str_eq(server, w.server);
+	cr_assert_str_eq(repl, w.repl);
+	vrt_resp_free(&r);
+	/* upper-case ids are the same replication */
+	char upper[40];
+	snprintf(upper, sizeof upper, "%s", w.repl);
+	for (char *p = upper; *p; p++)
+		*p = (char)toupper((unsigned char)*p);
+	r = server_call(proxy_token, upper, mine);
+	cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+	vrt_resp_free(&r);
+	/* another site's peer: exactly like an absent replication */
+	r = server_call(proxy_token, w.repl, theirs);
+	vrt_assert_error(&r, 404, "RESOURCE_NOT_FOUND", "another peer");
+	cr_assert_null(strstr(r.body, "31031"));
+	vrt_resp_free(&r);
+	r = server_call(proxy_token, "40000000-0000-4000-8000-00000000dead", mine);
+	vrt_assert_error(&r, 404, "RESOURCE_NOT_FOUND", "absent");
+	vrt_resp_free(&r);
+	/* only proxies ask */
+	r = server_call(vrt_service_token(VRT_SERVICE), w.repl, mine);
+	vrt_assert_error(&r, 403, "ACCESS_TO_RESOURCE_IS_FORBIDDEN", "worker token");
+	vrt_resp_free(&r);
+	/* documents the schema refuses */
+	static const char *const malformed[] = {
+		"<ReplicationServerLookup xmlns=\"" VRT_NS_INTERNAL "\"/>",
+		"<ReplicationServerLookup xmlns=\"" VRT_NS_INTERNAL "\"><PeerId>x</PeerId>"
+		"</ReplicationServerLookup>",
+		"<SiteVerify xmlns=\"" VRT_NS_INTERNAL "\"><Credential>x</Credential></SiteVerify>",
+		"not xml",
+	};
+	for (size_t i = 0; i < N(malformed); i++) {
+		r = server_call(proxy_token, w.repl, malformed[i]);
+		cr_assert_eq(r.status, 400, "%s: %ld %s", malformed[i], r.status, r.body);
+		vrt_resp_free(&r);
+	}
+	char *after = vrt_db_fingerprint();
+	cr_assert_str_eq(before, after, "a lookup changed the database");
+	/* a server that is not connected, or none at all: 409 */
+	vrt_db_exec("UPDATE replica_servers SET state = 'disconnected' WHERE id = $1::uuid",
+		    w.server);
+	r = server_call(proxy_token, w.repl, mine);
+	vrt_assert_error(&r, 409, "NO_REPLICATION_SERVER", "disconnected");
+	vrt_resp_free(&r);
+	vrt_db_exec("UPDATE replications SET replica_server_id = NULL WHERE id = $1::uuid", w.repl);
+	r = server_call(proxy_token, w.repl, mine);
+	vrt_assert_error(&r, 409, "NO_REPLICATION_SERVER", "no server");
+	vrt_resp_free(&r);
+	free(before);
+	free(after);
+	free(address);
+	free(server);
+	free(repl);
+	free(mine);
+	free(theirs);
 	free(proxy_token);
 }

@@ -60,7 +60,7 @@ Test(tunnel_config, proxy_defaults)
 	gethostname(host, sizeof host);
 	cr_assert_str_eq(c.name, host);
 	cr_assert_str_eq(c.listen, "0.0.0.0:8443");
-	cr_assert_str_eq(c.worker_address, "127.0.0.1:44046");
+	cr_assert_eq(c.route_cache, 10);
 	cr_assert_str_eq(c.internal_listen, "127.0.0.1:8444");
 	cr_assert_eq(c.reverse_timeout, 30);
 	cr_assert_str_eq(c.api_url, "http://127.0.0.1:8080");
@@ -131,8 +131,6 @@ Test(tunnel_config, proxy_bad_settings)
 		{"name", "has space", "name"},
 		{"name", "-leading", "name"},
 		{"listen", "8443", "listen"},
-		{"worker_address", "127.0.0.1:0", "worker_address"},
-		{"worker_address", "nowhere", "worker_address"},
 		{"reverse_address", "proxy", "reverse_address"},
 		{"internal_listen", "8444", "internal_listen"},
 		{"api_url", "ftp://api", "api_url"},
@@ -469,4 +467,46 @@ Test(tunnel_config, watched_fds_report_readiness_and_quiet_ones_do_not)
 	close(fds[0]);
 	close(fds[1]);
 	vr_loop_free(loop);
+}
+
+Test(tunnel_config, the_proxy_reads_a_replications_server_and_writes_its_lookup)
+{
+	char address[256], server[129];
+	const char *reason = NULL;
+	const char *ok = "<ReplicationServer xmlns=\"urn:vrcloud:internal:1\">"
+			 "<ReplicationId>40000000-0000-4000-8000-000000000001</ReplicationId>"
+			 "<ServerId>50000000-0000-4000-8000-000000000001</ServerId>"
+			 "<Name>worker-1</Name><TrafficAddress> 10.0.3.11:44046 </TrafficAddress>"
+			 "</ReplicationServer>";
+	cr_assert_eq(vr_proxy_parse_route(address, sizeof address, server, sizeof server, ok,
+					  strlen(ok), &reason),
+		     0, "%s", reason);
+	cr_assert_str_eq(address, "10.0.3.11:44046");
+	cr_assert_str_eq(server, "worker-1");
+	static const char *const bad[] = {
+		"<Site xmlns=\"urn:vrcloud:internal:1\"/>",
+		"<ReplicationServer><Name>w</Name><TrafficAddress>h:1</TrafficAddress>"
+		"</ReplicationServer>",
+		"<ReplicationServer xmlns=\"urn:vrcloud:internal:1\"><Name>w</Name>"
+		"<TrafficAddress>h:0</TrafficAddress></ReplicationServer>",
+		"<ReplicationServer xmlns=\"urn:vrcloud:internal:1\"><Name>w</Name>"
+		"<TrafficAddress>host</TrafficAddress></ReplicationServer>",
+		"<ReplicationServer xmlns=\"urn:vrcloud:internal:1\">"
+		"<TrafficAddress>h:1</TrafficAddress></ReplicationServer>",
+		"not xml",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		reason = NULL;
+		cr_assert_eq(vr_proxy_parse_route(address, sizeof address, server, sizeof server,
+						  bad[i], strlen(bad[i]), &reason),
+			     VR_EINVAL, "accepted: %s", bad[i]);
+		cr_assert_not_null(reason);
+	}
+	struct vr_buf doc;
+	vr_buf_init(&doc, 0);
+	cr_assert_eq(vr_proxy_doc_route_lookup(&doc, "30000000-0000-4000-8000-0000000000A1"), 0);
+	cr_assert_not_null(strstr(doc.data, "<PeerId>30000000-0000-4000-8000-0000000000a1</PeerId>"));
+	vr_buf_free(&doc);
+	cr_assert_eq(vr_proxy_doc_route_lookup(&doc, "nope"), VR_EINVAL);
+	vr_buf_free(&doc);
 }

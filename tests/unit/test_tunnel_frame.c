@@ -428,6 +428,40 @@ Test(tunnel_frame, worker_requests_name_a_peer_and_a_replication)
 	}
 }
 
+Test(tunnel_frame, a_request_has_a_purpose_and_only_a_probe_may_name_no_replication)
+{
+	struct vr_tunnel_request r;
+	const char *reason = NULL;
+	const char *plain = "version=1\npeer=30000000-0000-4000-8000-0000000000a1\nreplication=" REPL
+			    "\n";
+	cr_assert_eq(vr_tunnel_request_parse(&r, plain, strlen(plain), &reason), 0, "%s", reason);
+	cr_assert_str_eq(r.purpose, "failback");
+	const char *probe = "version=1\npeer=30000000-0000-4000-8000-0000000000a1\npurpose=probe\n";
+	cr_assert_eq(vr_tunnel_request_parse(&r, probe, strlen(probe), &reason), 0, "%s", reason);
+	cr_assert_str_eq(r.purpose, "probe");
+	cr_assert_str_eq(r.replication, "");
+	static const char *const bad[] = {
+		"version=1\npeer=30000000-0000-4000-8000-0000000000a1\npurpose=failback\n",
+		"version=1\npeer=30000000-0000-4000-8000-0000000000a1\npurpose=Probe\n",
+		"version=1\npeer=30000000-0000-4000-8000-0000000000a1\npurpose=\n",
+		"version=1\npeer=30000000-0000-4000-8000-0000000000a1\npurpose=probe\nreplication=x\n",
+		"version=1\npeer=30000000-0000-4000-8000-0000000000a1\npurpose="
+		"abcdefghijklmnopqrstuvwxyzabcdefg\nreplication=" REPL "\n",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		cr_assert_eq(vr_tunnel_request_parse(&r, bad[i], strlen(bad[i]), &reason),
+			     VR_EINVAL, "accepted: %s", bad[i]);
+	struct vr_tunnel_connect c;
+	const char *frame = "address=p:1\ncookie=c\npurpose=probe\n";
+	cr_assert_eq(vr_tunnel_connect_parse(&c, frame, strlen(frame), false, &reason), 0, "%s",
+		     reason);
+	cr_assert_str_eq(c.purpose, "probe");
+	cr_assert_str_eq(c.replication, "");
+	const char *old = "address=p:1\ncookie=c\nreplication=" REPL "\n";
+	cr_assert_eq(vr_tunnel_connect_parse(&c, old, strlen(old), false, &reason), 0, "%s", reason);
+	cr_assert_str_eq(c.purpose, "failback");
+}
+
 Test(tunnel_frame, connect_frames_and_bus_messages)
 {
 	struct vr_tunnel_connect c;

@@ -115,6 +115,17 @@ int vr_agent_reverse_open(struct vr_agent_conn **out, const struct vr_agent_tls 
 			  const struct vr_agent_config *config, const char *credential,
 			  const char *address, const char *cookie, char **error_out);
 
+/* Hex digits of a probe's SHA-256. */
+#define VR_AGENT_PROBE_HEX 64
+
+/* Serve a reverse connection of purpose "probe": read the stream to its
+ * end, counting and hashing it (SHA-256), then write back
+ * "bytes=N\nsha256=HEX\n" and end the agent's direction. *bytes_out and
+ * hex_out tell what was read. Returns 0, VR_EUNAVAIL (the stream broke:
+ * nothing is answered) or VR_ENOMEM. */
+int vr_agent_probe_serve(struct vr_agent_conn *conn, uint64_t *bytes_out,
+			 char hex_out[VR_AGENT_PROBE_HEX + 1]);
+
 /* Read the site credential file (as a service token file). */
 int vr_agent_credential_read(char out[VR_TUNNEL_MAX_CREDENTIAL + 1], const char *path,
 			     char **error_out);

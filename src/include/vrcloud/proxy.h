@@ -28,13 +28,12 @@ struct vr_proxy_config {
 	char *internal_listen;	     /* plain port of workers' reverse requests,
 					default 127.0.0.1:8444 */
 	unsigned reverse_timeout;    /* seconds a worker waits for the site, default 30 */
-	char *worker_address;	     /* host:port where data connections go, default
-					127.0.0.1:44046 */
 	char *api_url;		     /* vrcloud-api base URL, default http://127.0.0.1:8080 */
 	char *token_file;	     /* the proxy's service token (required) */
 	unsigned heartbeat_interval; /* seconds the agents are asked to beat, default 10 */
 	unsigned registry_ttl;	     /* seconds a registry entry lives unrenewed, default 30 */
 	unsigned verify_cache;	     /* seconds a verified credential is trusted, default 60 */
+	unsigned route_cache;	     /* seconds a replication's worker address is kept, default 10 */
 	unsigned verify_threads;     /* calls to the API at once, default 2 */
 	unsigned max_connections;    /* default 4096 */
 	unsigned buffer_kib;	     /* per direction of a data connection, default 256 */
@@ -80,6 +79,14 @@ int vr_proxy_doc_site_verify(struct vr_buf *out, const char *credential);
 /* Parse the API's Site answer. Returns 0 or VR_EINVAL (*reason_out). */
 int vr_proxy_parse_site(struct vr_proxy_site *out, const char *body, size_t len,
 			const char **reason_out);
+
+/* The ReplicationServerLookup document naming peer_id. Returns 0 or
+ * VR_EINVAL (not a UUID). */
+int vr_proxy_doc_route_lookup(struct vr_buf *out, const char *peer_id);
+/* Parse the API's ReplicationServer answer: the server's TrafficAddress
+ * (host:port, port not 0) and name. Returns 0 or VR_EINVAL (*reason_out). */
+int vr_proxy_parse_route(char *address, size_t address_size, char *server, size_t server_size,
+			 const char *body, size_t len, const char **reason_out);
 
 /* --- the daemon ------------------------------------------------------- */
 

@@ -135,12 +135,20 @@ bool vr_tunnel_id_valid(const char *s);
 /* A new one-time cookie from the OpenSSL CSPRNG. Returns 0 or VR_EIO. */
 int vr_tunnel_cookie_new(char out[VR_TUNNEL_COOKIE_LEN + 1]);
 
+/* What a reverse connection is for: the agent hands the stream to the
+ * handler of this name. "failback" (the default) carries a failback's
+ * blocks; "probe" is an operator's check of the site's reverse path. */
+#define VR_TUNNEL_PURPOSE_FAILBACK "failback"
+#define VR_TUNNEL_PURPOSE_PROBE	   "probe"
+
 /* A worker's request on a proxy's internal port: version=1, peer (the
- * site's peer id), replication, and optionally worker (its name, for
+ * site's peer id), replication (optional for a probe, else required),
+ * and optionally purpose (default failback) and worker (its name, for
  * logs). */
 struct vr_tunnel_request {
 	char peer[VR_UUID_LEN + 1];
-	char replication[VR_UUID_LEN + 1];
+	char replication[VR_UUID_LEN + 1]; /* "" for a probe naming none */
+	char purpose[VR_TUNNEL_MAX_ID + 1];
 	char worker[VR_TUNNEL_MAX_ID + 1];
 };
 
@@ -155,7 +163,8 @@ struct vr_tunnel_connect {
 	char peer[VR_UUID_LEN + 1]; /* "" when absent (CONNECT frames) */
 	char address[256];
 	char cookie[VR_TUNNEL_MAX_ID + 1];
-	char replication[VR_UUID_LEN + 1];
+	char replication[VR_UUID_LEN + 1]; /* "" for a probe naming none */
+	char purpose[VR_TUNNEL_MAX_ID + 1];
 };
 
 /* Returns 0 or VR_EINVAL with *reason_out. need_peer: the peer field is
