@@ -32,7 +32,6 @@
 
 #define IN_CAP (VR_TUNNEL_HEADER_LEN + VR_TUNNEL_MAX_PAYLOAD)
 
-static int service(struct conn *conn);
 static int data_fail(struct conn *conn, const char *reason);
 static void on_agent(struct vr_loop *loop, int fd, unsigned events, void *arg);
 static void on_worker(struct vr_loop *loop, int fd, unsigned events, void *arg);
@@ -319,7 +318,7 @@ static int write_out(struct conn *conn)
 	return 0;
 }
 
-static int queue_frame(struct conn *conn, unsigned type, const char *payload, size_t len)
+int vr_proxy_conn_queue_frame(struct conn *conn, unsigned type, const char *payload, size_t len)
 {
 	if (conn->out.len > VR_PROXY_CONTROL_OUT_MAX) {
 		vr_proxy_conn_close(conn, "the agent does not read its frames");
@@ -341,7 +340,7 @@ static int do_refuse(struct conn *conn, const char *reason, const char *message)
 	vr_buf_init(&payload, VR_TUNNEL_MAX_PAYLOAD);
 	vr_tunnel_field_append(&payload, "reason", reason);
 	vr_tunnel_field_append(&payload, "message", message);
-	int rc = queue_frame(conn, VR_FRAME_REFUSE, payload.data ? payload.data : "", payload.len);
+	int rc = vr_proxy_conn_queue_frame(conn, VR_FRAME_REFUSE, payload.data ? payload.data : "", payload.len);
 	vr_buf_free(&payload);
 	if (rc)
 		return -1;
@@ -390,7 +389,7 @@ static int control_accepted(struct conn *conn)
 	vr_tunnel_field_append(&payload, "peer", peer);
 	vr_tunnel_field_append(&payload, "site", conn->site.site_uuid);
 	vr_tunnel_field_append(&payload, "heartbeat", heartbeat);
-	int rc = queue_frame(conn, VR_FRAME_WELCOME, payload.data, payload.len);
+	int rc = vr_proxy_conn_queue_frame(conn, VR_FRAME_WELCOME, payload.data, payload.len);
 	vr_buf_free(&payload);
 	if (rc)
 		return -1;
@@ -593,170 +592,7 @@ void vr_proxy_conn_verified(struct conn *conn, int status, const struct vr_proxy
 	if (conn->state != CS_VERIFYING)
 		return;
 	if (verified(conn, status, site) == 0)
-		service(conn);
-}
-
-/* --- control frames ----------------------------------------------------------- */
-
-static struct delivery *delivery_find(struct conn *conn, const char *id)
-{
-	for (size_t i = 0; i < conn->ndeliveries; i++)
-		if (strcmp(conn->deliveries[i].id, id) == 0)
-			return &conn->deliveries[i];
-	return NULL;
-}
-
-/* Send the removals that wait (Redis was away when their ack came). */
-static void send_removals(struct conn *conn)
-{
-	if (!vr_proxy_registry_ready(conn->proxy->registry))
-		return;
-	for (size_t i = 0; i < conn->ndeliveries; i++) {
-		struct delivery *d = &conn->deliveries[i];
-		if (d->state != DL_ACKED)
-			continue;
-		if (!vr_proxy_registry_remove(conn->proxy->registry, conn->site.peer_id, d->id,
-					      d->element, d->len))
-			return;
-		d->state = DL_REMOVING;
-	}
-}
-
-static int on_ack(struct conn *conn, const struct vr_tunnel_frame *frame)
-{
-	struct vr_tunnel_fields fields;
-	const char *reason = NULL;
-	if (vr_tunnel_fields_parse(&fields, frame->payload, frame->len, &reason)) {
-		vr_proxy_conn_close(conn, "the agent sent a malformed ack");
-		return -1;
-	}
-	const char *id = vr_tunnel_field(&fields, "id");
-	struct delivery *d = id ? delivery_find(conn, id) : NULL;
-	if (d && d->state == DL_SENT) {
-		d->state = DL_ACKED;
-		vr_log_info("command_acked", "peer", conn->site.peer_id, "id", d->id, "status",
-			    vr_tunnel_field(&fields, "status"));
-		send_removals(conn);
-	} else {
-		vr_log_debug("ack_ignored", "peer", conn->site.peer_id, "id",
-			     id && vr_tunnel_id_valid(id) ? id : NULL);
-	}
-	vr_tunnel_fields_free(&fields);
-	return 0;
-}
-
-static int on_control_frame(struct conn *conn, const struct vr_tunnel_frame *frame)
-{
-	struct vr_proxy *p = conn->proxy;
-	conn->deadline_ms = vr_loop_now_ms() + 3000u * (uint64_t)p->config->heartbeat_interval;
-	switch (frame->type) {
-	case VR_FRAME_HEARTBEAT:
-		if (queue_frame(conn, VR_FRAME_HEARTBEAT, frame->payload, frame->len))
-			return -1;
-		vr_proxy_registry_renew(p->registry, conn->site.peer_id);
-		/* A wake-up may have been lost: look at the list anyway. */
-		vr_proxy_conn_fetch(conn);
-		return 0;
-	case VR_FRAME_ACK: return on_ack(conn, frame);
-	default:
-		vr_proxy_conn_close(conn, "the agent sent a frame a control connection does "
-					  "not take");
-		return -1;
-	}
-}
-
-void vr_proxy_conn_fetch(struct conn *conn)
-{
-	if (conn->state != CS_CONTROL || conn->dead ||
-	    !vr_proxy_registry_ready(conn->proxy->registry))
-		return;
-	if (conn->fetching) {
-		conn->fetch_again = true;
-		return;
-	}
-	conn->fetch_again = false;
-	conn->fetching = vr_proxy_registry_fetch(conn->proxy->registry, conn->site.peer_id);
-}
-
-void vr_proxy_conn_commands(struct conn *conn, const char *const *elements, const size_t *lens,
-			    size_t count)
-{
-	conn->fetching = false;
-	if (conn->state != CS_CONTROL)
-		return;
-	send_removals(conn);
-	for (size_t i = 0; i < count; i++) {
-		struct vr_tunnel_command command;
-		const char *reason = NULL;
-		if (vr_tunnel_command_parse(&command, elements[i], lens[i], &reason)) {
-			/* It would block the list for ever. */
-			vr_log_warn("command_dropped", "peer", conn->site.peer_id, "error", reason);
-			vr_proxy_registry_remove(conn->proxy->registry, conn->site.peer_id, NULL,
-						 elements[i], lens[i]);
-			continue;
-		}
-		if (delivery_find(conn, command.id))
-			continue;
-		if (conn->ndeliveries == VR_PROXY_WINDOW)
-			break;
-		struct delivery *d = &conn->deliveries[conn->ndeliveries++];
-		memcpy(d->id, command.id, sizeof d->id);
-		d->element = vr_malloc(lens[i] ? lens[i] : 1);
-		memcpy(d->element, elements[i], lens[i]);
-		d->len = lens[i];
-		d->state = DL_SENT;
-		if (queue_frame(conn, VR_FRAME_COMMAND, elements[i], lens[i]))
-			return;
-		vr_log_info("command_sent", "peer", conn->site.peer_id, "id", command.id, "name",
-			    command.name);
-	}
-	if (conn->fetch_again)
-		vr_proxy_conn_fetch(conn);
-	service(conn);
-}
-
-void vr_proxy_conn_connect(struct conn *conn, const struct vr_tunnel_connect *connect)
-{
-	if (conn->state != CS_CONTROL || conn->dead)
-		return;
-	struct vr_buf payload;
-	vr_buf_init(&payload, VR_TUNNEL_MAX_PAYLOAD);
-	vr_tunnel_field_append(&payload, "address", connect->address);
-	vr_tunnel_field_append(&payload, "cookie", connect->cookie);
-	if (connect->replication[0])
-		vr_tunnel_field_append(&payload, "replication", connect->replication);
-	vr_tunnel_field_append(&payload, "purpose", connect->purpose);
-	int rc = queue_frame(conn, VR_FRAME_CONNECT, payload.data, payload.len);
-	explicit_bzero(payload.data, payload.len);
-	vr_buf_free(&payload);
-	if (rc)
-		return;
-	vr_log_info("connect_sent", "peer", conn->site.peer_id, "replication",
-		    connect->replication[0] ? connect->replication : NULL, "purpose",
-		    connect->purpose, "address", connect->address);
-	service(conn);
-}
-
-void vr_proxy_conn_removal_lost(struct conn *conn, const char *id)
-{
-	struct delivery *d = delivery_find(conn, id);
-	if (d && d->state == DL_REMOVING)
-		d->state = DL_ACKED;
-}
-
-void vr_proxy_conn_command_removed(struct conn *conn, const char *id)
-{
-	for (size_t i = 0; i < conn->ndeliveries; i++) {
-		if (strcmp(conn->deliveries[i].id, id) != 0)
-			continue;
-		free(conn->deliveries[i].element);
-		memmove(&conn->deliveries[i], &conn->deliveries[i + 1],
-			(conn->ndeliveries - i - 1) * sizeof conn->deliveries[0]);
-		conn->ndeliveries--;
-		break;
-	}
-	/* Room in the window: more may wait. */
-	vr_proxy_conn_fetch(conn);
+		vr_proxy_conn_service(conn);
 }
 
 /* --- reading frames ------------------------------------------------------------- */
@@ -789,7 +625,7 @@ static int process_frames(struct conn *conn)
 			rc = on_hello(conn, &frame, pos);
 			pos = 0; /* on_hello took the bytes it read */
 		} else {
-			rc = on_control_frame(conn, &frame);
+			rc = vr_proxy_control_frame(conn, &frame);
 		}
 		if (rc)
 			return -1;
@@ -972,13 +808,13 @@ static void on_worker(struct vr_loop *loop, int fd, unsigned events, void *arg)
 			close_fd(conn, &conn->wfd, &conn->w_watched, false);
 			conn->w_hup = false;
 			if (do_refuse(conn, "worker", "the worker cannot be reached") == 0)
-				service(conn);
+				vr_proxy_conn_service(conn);
 			return;
 		}
 		if (data_start(conn))
 			return;
 	}
-	service(conn);
+	vr_proxy_conn_service(conn);
 }
 
 static void on_agent(struct vr_loop *loop, int fd, unsigned events, void *arg)
@@ -986,10 +822,10 @@ static void on_agent(struct vr_loop *loop, int fd, unsigned events, void *arg)
 	struct conn *conn = arg;
 	if (events & VR_LOOP_ERROR)
 		conn->a_hup = true;
-	service(conn);
+	vr_proxy_conn_service(conn);
 }
 
-static int service(struct conn *conn)
+int vr_proxy_conn_service(struct conn *conn)
 {
 	for (;;) {
 		switch (conn->state) {
@@ -1042,7 +878,7 @@ void vr_proxy_conn_sweep(struct vr_proxy *proxy, uint64_t now)
 				worker_unreachable(conn, "timed out");
 				close_fd(conn, &conn->wfd, &conn->w_watched, false);
 				if (do_refuse(conn, "worker", "the worker did not answer") == 0)
-					service(conn);
+					vr_proxy_conn_service(conn);
 				break;
 			case CS_CONTROL: vr_proxy_conn_close(conn, "no heartbeat in time"); break;
 			case CS_CLOSING: vr_proxy_conn_close(conn, conn->close_reason); break;

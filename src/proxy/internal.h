@@ -151,6 +151,16 @@ void vr_proxy_conn_fetch(struct conn *conn);
  * connection. */
 void vr_proxy_conn_connect(struct conn *conn, const struct vr_tunnel_connect *connect);
 
+/* Queue one frame to the agent (conn.c). Returns 0, or -1 after closing
+ * the connection. */
+int vr_proxy_conn_queue_frame(struct conn *conn, unsigned type, const char *payload, size_t len);
+/* Advance the connection as far as it can go now (handshake, frames,
+ * writes, data) and set the loop's interest; -1 after a close (conn.c). */
+int vr_proxy_conn_service(struct conn *conn);
+/* One frame of a verified control connection (control.c); -1 after a
+ * close. */
+int vr_proxy_control_frame(struct conn *conn, const struct vr_tunnel_frame *frame);
+
 /* --- reverse requests of workers (reverse.c) ------------------------------------ */
 
 enum waiter_state {
