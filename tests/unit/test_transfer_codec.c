@@ -311,3 +311,68 @@ Test(transfer, fd_sink_writes_the_same_bytes)
 	vr_buf_free(&a);
 	t_src_free(&s);
 }
+
+#define T_LINE                                                                                  \
+	"VRCLOUD-DATA 1 peer=11111111-2222-4333-8444-555555555555 org=o-1 vdc=v-2 "            \
+	"site=66666666-7777-4888-8999-000000000000 replication=" T_REPL " proxy=p1\n"
+
+Test(transfer, preamble_line_parsed)
+{
+	const char *line = T_LINE "VRCXFER\n";
+	struct vr_tx_preamble pre;
+	size_t used;
+	size_t len = strlen(T_LINE);
+	for (size_t cut = 0; cut < len; cut++)
+		cr_assert_eq(vr_tx_preamble_parse((const uint8_t *)line, cut, &used, &pre),
+			     VR_TX_ETRUNCATED, "cut at %zu", cut);
+	cr_assert_eq(vr_tx_preamble_parse((const uint8_t *)line, strlen(line), &used, &pre), 0);
+	cr_assert_eq(used, len);
+	cr_assert_str_eq(pre.peer, "11111111-2222-4333-8444-555555555555");
+	cr_assert_str_eq(pre.org, "o-1");
+	cr_assert_str_eq(pre.vdc, "v-2");
+	cr_assert_str_eq(pre.site, "66666666-7777-4888-8999-000000000000");
+	cr_assert_str_eq(pre.replication, T_REPL);
+	cr_assert_str_eq(pre.proxy, "p1");
+	uint8_t want[VR_TX_ID];
+	vr_tx_id_parse(want, T_REPL);
+	cr_assert_eq(memcmp(pre.replication_id, want, VR_TX_ID), 0);
+}
+
+static int parse_text(const char *s)
+{
+	struct vr_tx_preamble pre;
+	size_t used;
+	return vr_tx_preamble_parse((const uint8_t *)s, strlen(s), &used, &pre);
+}
+
+Test(transfer, preamble_line_refused)
+{
+	cr_assert_eq(parse_text("VRCXFER\n"), VR_TX_EMAGIC);
+	cr_assert_eq(parse_text("VRCLOUD-DATA 2 peer=a\n"), VR_TX_EVERSION);
+	cr_assert_eq(parse_text("VRCLOUD-DATA 10 peer=a\n"), VR_TX_EVERSION);
+	cr_assert_eq(parse_text("VRCLOUD-DATA 1\n"), VR_TX_EHEADER);
+	cr_assert_eq(parse_text("VRCLOUD-DATA 1 peer=a org=b vdc=c site=d replication=x proxy=p\n"),
+		     VR_TX_EHEADER);
+	cr_assert_eq(parse_text("VRCLOUD-DATA 1 peer=a org=b vdc=c site=d replication=" T_REPL
+				"\n"),
+		     VR_TX_EHEADER);
+	cr_assert_eq(parse_text("VRCLOUD-DATA 1 peer= org=b vdc=c site=d replication=" T_REPL
+				" proxy=p\n"),
+		     VR_TX_EHEADER);
+	cr_assert_eq(parse_text("VRCLOUD-DATA 1 org=b peer=a vdc=c site=d replication=" T_REPL
+				" proxy=p\n"),
+		     VR_TX_EHEADER);
+	cr_assert_eq(parse_text("VRCLOUD-DATA 1 peer=a org=b vdc=c site=d replication=" T_REPL
+				" proxy=p extra=1\n"),
+		     VR_TX_EHEADER);
+	/* no newline within the limit */
+	static char longline[VR_TX_PREAMBLE_MAX + 10];
+	memset(longline, 'a', sizeof longline - 1);
+	memcpy(longline, "VRCLOUD-DATA 1 peer=", 20);
+	cr_assert_eq(parse_text(longline), VR_TX_EHEADER);
+	/* a value over the field limit */
+	char big[400];
+	snprintf(big, sizeof big, "VRCLOUD-DATA 1 peer=%0200d org=b vdc=c site=d replication=%s "
+				  "proxy=p\n", 1, T_REPL);
+	cr_assert_eq(parse_text(big), VR_TX_EHEADER);
+}

@@ -96,6 +96,28 @@ struct vr_tx_trailer {
 /* 16 bytes from the canonical text of a UUID (36 characters). */
 int vr_tx_id_parse(uint8_t out[VR_TX_ID], const char *text);
 
+/* The proxy's preamble line in front of a data connection's stream
+ * (docs/tunnels.md): "VRCLOUD-DATA 1 peer=... org=... vdc=... site=...
+ * replication=... proxy=...\n". */
+#define VR_TX_PREAMBLE_MAX 1024
+#define VR_TX_FIELD_MAX 128
+
+struct vr_tx_preamble {
+	char peer[VR_TX_FIELD_MAX + 1];
+	char org[VR_TX_FIELD_MAX + 1];
+	char vdc[VR_TX_FIELD_MAX + 1];
+	char site[VR_TX_FIELD_MAX + 1];
+	char replication[VR_TX_FIELD_MAX + 1];
+	char proxy[VR_TX_FIELD_MAX + 1];
+	uint8_t replication_id[VR_TX_ID]; /* for vr_tx_dec_init */
+};
+
+/* Parses the line at the start of p[0..n): 0 with *used (the newline
+ * included), VR_TX_ETRUNCATED while no newline has arrived (and fewer than
+ * VR_TX_PREAMBLE_MAX bytes), else VR_TX_EMAGIC, VR_TX_EVERSION or
+ * VR_TX_EHEADER. */
+int vr_tx_preamble_parse(const uint8_t *p, size_t n, size_t *used, struct vr_tx_preamble *out);
+
 /* The leaf hash of one block (docs/transfer-protocol.md, "Hash root"). */
 void vr_tx_leaf(uint64_t block, const uint8_t data[VR_TX_BLOCK], uint8_t out[VR_TX_HASH]);
 
