@@ -134,8 +134,7 @@ static int check_order(struct vr_tx_dec *d, unsigned disk, uint64_t first, uint6
 			    (unsigned long long)blocks);
 	if ((int)disk < d->disk || ((int)disk == d->disk && first < d->next_block))
 		return fail(d, VR_TX_EORDER, "disk %u block %llu after disk %d block %llu", disk,
-			    (unsigned long long)first, d->disk,
-			    (unsigned long long)d->next_block);
+			    (unsigned long long)first, d->disk, (unsigned long long)d->next_block);
 	return VR_TX_OK;
 }
 

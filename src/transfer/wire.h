@@ -7,9 +7,9 @@
 
 #include "vrcloud/transfer.h"
 
-#define VR_TX_MAGIC "VRCXFER\n"
+#define VR_TX_MAGIC	  "VRCXFER\n"
 #define VR_TX_REPLY_MAGIC "VRCXREP\n"
-#define VR_TX_REC_RUN 'R'
+#define VR_TX_REC_RUN	  'R'
 #define VR_TX_REC_TRAILER 'T'
 
 static inline void tx_put16(uint8_t *p, uint16_t v)

@@ -235,9 +235,9 @@ static void resume_after(size_t cut)
 
 Test(transfer, resume_sends_only_what_the_replica_lacks)
 {
-	resume_after(200);     /* inside the header: nothing staged */
-	resume_after(70000);   /* a few runs of disk 0 */
-	resume_after(900000);  /* into a later disk */
+	resume_after(200);	/* inside the header: nothing staged */
+	resume_after(70000);	/* a few runs of disk 0 */
+	resume_after(900000);	/* into a later disk */
 	resume_after(1u << 30); /* half way, wherever that falls */
 }
 
@@ -312,8 +312,8 @@ Test(transfer, fd_sink_writes_the_same_bytes)
 	t_src_free(&s);
 }
 
-#define T_LINE                                                                                  \
-	"VRCLOUD-DATA 1 peer=11111111-2222-4333-8444-555555555555 org=o-1 vdc=v-2 "            \
+#define T_LINE                                                                                     \
+	"VRCLOUD-DATA 1 peer=11111111-2222-4333-8444-555555555555 org=o-1 vdc=v-2 "                \
 	"site=66666666-7777-4888-8999-000000000000 replication=" T_REPL " proxy=p1\n"
 
 Test(transfer, preamble_line_parsed)
@@ -372,7 +372,9 @@ Test(transfer, preamble_line_refused)
 	cr_assert_eq(parse_text(longline), VR_TX_EHEADER);
 	/* a value over the field limit */
 	char big[400];
-	snprintf(big, sizeof big, "VRCLOUD-DATA 1 peer=%0200d org=b vdc=c site=d replication=%s "
-				  "proxy=p\n", 1, T_REPL);
+	snprintf(big, sizeof big,
+		 "VRCLOUD-DATA 1 peer=%0200d org=b vdc=c site=d replication=%s "
+		 "proxy=p\n",
+		 1, T_REPL);
 	cr_assert_eq(parse_text(big), VR_TX_EHEADER);
 }

@@ -16,26 +16,27 @@
 
 #include "vrcloud/buf.h"
 
-#define VR_TX_VERSION 1
-#define VR_TX_BLOCK 4096u
-#define VR_TX_HASH 32
-#define VR_TX_ID 16
-#define VR_TX_MAX_DISKS 64
-#define VR_TX_MAX_KEY 255
+#define VR_TX_VERSION	     1
+#define VR_TX_BLOCK	     4096u
+#define VR_TX_HASH	     32
+#define VR_TX_ID	     16
+#define VR_TX_MAX_DISKS	     64
+#define VR_TX_MAX_KEY	     255
 #define VR_TX_MAX_RUN_BLOCKS 256u
-#define VR_TX_MAX_PAYLOAD (VR_TX_MAX_RUN_BLOCKS * VR_TX_BLOCK)
+#define VR_TX_MAX_PAYLOAD    (VR_TX_MAX_RUN_BLOCKS * VR_TX_BLOCK)
 #define VR_TX_MAX_DISK_BYTES (UINT64_C(1) << 46)
-#define VR_TX_FIXED_LEN 72   /* the header's fixed part */
-#define VR_TX_RUN_LEN 52     /* a run header */
-#define VR_TX_TRAILER_LEN 64
-#define VR_TX_MAX_HEADER_LEN (VR_TX_FIXED_LEN + VR_TX_MAX_DISKS * (1 + VR_TX_MAX_KEY + 8) + VR_TX_HASH)
+#define VR_TX_FIXED_LEN	     72 /* the header's fixed part */
+#define VR_TX_RUN_LEN	     52 /* a run header */
+#define VR_TX_TRAILER_LEN    64
+#define VR_TX_MAX_HEADER_LEN                                                                       \
+	(VR_TX_FIXED_LEN + VR_TX_MAX_DISKS * (1 + VR_TX_MAX_KEY + 8) + VR_TX_HASH)
 #define VR_TX_MAX_REPLY_LEN (56 + VR_TX_MAX_DISKS * 8 + VR_TX_HASH)
 
 /* Header flags: exactly one of FULL and INCREMENTAL. */
-#define VR_TX_FULL 0x0001u
-#define VR_TX_INCREMENTAL 0x0002u
+#define VR_TX_FULL	   0x0001u
+#define VR_TX_INCREMENTAL  0x0002u
 #define VR_TX_HASH_COMPARE 0x0004u
-#define VR_TX_FLAGS_KNOWN (VR_TX_FULL | VR_TX_INCREMENTAL | VR_TX_HASH_COMPARE)
+#define VR_TX_FLAGS_KNOWN  (VR_TX_FULL | VR_TX_INCREMENTAL | VR_TX_HASH_COMPARE)
 
 enum vr_tx_codec {
 	VR_TX_CODEC_NONE = 0,
@@ -46,24 +47,24 @@ enum vr_tx_codec {
 enum vr_tx_err {
 	VR_TX_OK = 0,
 	VR_TX_ETRUNCATED = -100,   /* the stream ended before its trailer */
-	VR_TX_EMAGIC = -101,       /* not a transfer stream or reply */
-	VR_TX_EVERSION = -102,     /* unknown protocol version */
-	VR_TX_EFLAGS = -103,       /* unknown or contradictory flags */
-	VR_TX_ECODEC = -104,       /* unknown codec, or not in this build */
-	VR_TX_EHEADER = -105,      /* malformed header (sizes, keys, limits) */
+	VR_TX_EMAGIC = -101,	   /* not a transfer stream or reply */
+	VR_TX_EVERSION = -102,	   /* unknown protocol version */
+	VR_TX_EFLAGS = -103,	   /* unknown or contradictory flags */
+	VR_TX_ECODEC = -104,	   /* unknown codec, or not in this build */
+	VR_TX_EHEADER = -105,	   /* malformed header (sizes, keys, limits) */
 	VR_TX_EREPLICATION = -106, /* another replication's transfer */
-	VR_TX_ERECORD = -107,      /* unknown record type */
-	VR_TX_ERUNSIZE = -108,     /* run or payload over the limits */
-	VR_TX_ERANGE = -109,       /* run outside its disk */
-	VR_TX_EORDER = -110,       /* run before or overlapping an earlier one */
-	VR_TX_ECHECKSUM = -111,    /* header, run or reply checksum mismatch */
-	VR_TX_EROOT = -112,        /* hash root mismatch */
-	VR_TX_ECOUNT = -113,       /* trailer counts mismatch */
-	VR_TX_ETRAILING = -114,    /* bytes after the trailer */
-	VR_TX_ESTATE = -115,       /* call out of sequence */
+	VR_TX_ERECORD = -107,	   /* unknown record type */
+	VR_TX_ERUNSIZE = -108,	   /* run or payload over the limits */
+	VR_TX_ERANGE = -109,	   /* run outside its disk */
+	VR_TX_EORDER = -110,	   /* run before or overlapping an earlier one */
+	VR_TX_ECHECKSUM = -111,	   /* header, run or reply checksum mismatch */
+	VR_TX_EROOT = -112,	   /* hash root mismatch */
+	VR_TX_ECOUNT = -113,	   /* trailer counts mismatch */
+	VR_TX_ETRAILING = -114,	   /* bytes after the trailer */
+	VR_TX_ESTATE = -115,	   /* call out of sequence */
 	VR_TX_ENOMEM = -116,
-	VR_TX_EIO = -117,          /* the sink failed */
-	VR_TX_EREPLY = -118,       /* malformed or mismatched reply */
+	VR_TX_EIO = -117,    /* the sink failed */
+	VR_TX_EREPLY = -118, /* malformed or mismatched reply */
 };
 
 /* A short static text for a vr_tx_err code. */
@@ -71,7 +72,7 @@ const char *vr_tx_strerror(int err);
 
 struct vr_tx_disk {
 	char key[VR_TX_MAX_KEY + 1]; /* device key, printable ASCII, no spaces */
-	uint64_t size;               /* bytes, a multiple of VR_TX_BLOCK */
+	uint64_t size;		     /* bytes, a multiple of VR_TX_BLOCK */
 };
 
 struct vr_tx_header {
@@ -82,14 +83,14 @@ struct vr_tx_header {
 	uint8_t replication[VR_TX_ID];
 	uint8_t instance[VR_TX_ID];
 	uint64_t point_in_time_ms; /* Unix time in milliseconds */
-	uint64_t resume_token;     /* the same for every attempt of an instance */
+	uint64_t resume_token;	   /* the same for every attempt of an instance */
 	struct vr_tx_disk disks[VR_TX_MAX_DISKS];
 };
 
 struct vr_tx_trailer {
 	uint64_t instance_blocks; /* every block of the instance, all attempts */
-	uint64_t sent_blocks;     /* blocks carried by this stream */
-	uint64_t sent_bytes;      /* run payload bytes of this stream */
+	uint64_t sent_blocks;	  /* blocks carried by this stream */
+	uint64_t sent_bytes;	  /* run payload bytes of this stream */
 	uint8_t root[VR_TX_HASH];
 };
 
@@ -100,7 +101,7 @@ int vr_tx_id_parse(uint8_t out[VR_TX_ID], const char *text);
  * (docs/tunnels.md): "VRCLOUD-DATA 1 peer=... org=... vdc=... site=...
  * replication=... proxy=...\n". */
 #define VR_TX_PREAMBLE_MAX 1024
-#define VR_TX_FIELD_MAX 128
+#define VR_TX_FIELD_MAX	   128
 
 struct vr_tx_preamble {
 	char peer[VR_TX_FIELD_MAX + 1];
@@ -175,7 +176,7 @@ struct vr_tx_enc {
 	vr_tx_sink sink;
 	void *ctx;
 	uint64_t resume[VR_TX_MAX_DISKS];
-	int disk;            /* disk of the last run, -1 before any */
+	int disk;	     /* disk of the last run, -1 before any */
 	uint64_t next_block; /* first block the next run on that disk may use */
 	struct vr_tx_root root;
 	uint64_t instance_blocks, sent_blocks, sent_bytes;
