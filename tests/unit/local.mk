@@ -106,3 +106,17 @@ tests_unit_test_xml_input_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_xml_input_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_unit_test_xml_input_LDADD = $(TEST_LIBS)
 TESTS += tests/unit/test_xml_input
+
+check_PROGRAMS += tests/unit/test_transfer_codec
+tests_unit_test_transfer_codec_SOURCES = tests/unit/test_transfer_codec.c tests/unit/test_transfer_common.h
+tests_unit_test_transfer_codec_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_transfer_codec_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_transfer_codec_LDADD = $(TEST_LIBS)
+TESTS += tests/unit/test_transfer_codec
+
+check_PROGRAMS += tests/unit/test_transfer_hostile
+tests_unit_test_transfer_hostile_SOURCES = tests/unit/test_transfer_hostile.c tests/unit/test_transfer_common.h
+tests_unit_test_transfer_hostile_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_transfer_hostile_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_transfer_hostile_LDADD = $(TEST_LIBS)
+TESTS += tests/unit/test_transfer_hostile

@@ -1,0 +1,60 @@
+/* Byte order helpers and the parts the encoder and decoder share. */
+#ifndef VRCLOUD_TRANSFER_WIRE_H
+#define VRCLOUD_TRANSFER_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vrcloud/transfer.h"
+
+#define VR_TX_MAGIC	  "VRCXFER\n"
+#define VR_TX_REPLY_MAGIC "VRCXREP\n"
+#define VR_TX_REC_RUN	  'R'
+#define VR_TX_REC_TRAILER 'T'
+
+static inline void tx_put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static inline void tx_put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 3; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static inline void tx_put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static inline uint16_t tx_get16(const uint8_t *p)
+{
+	return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+static inline uint32_t tx_get32(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static inline uint64_t tx_get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* SHA-256 of the concatenation of up to three pieces (NULL ends). */
+void tx_sha256(uint8_t out[VR_TX_HASH], const void *a, size_t alen, const void *b, size_t blen,
+	       const void *c, size_t clen);
+
+/* Checks a header's values (not its ids); 0 or a vr_tx_err with msg. */
+int tx_header_check(const struct vr_tx_header *h, char *msg, size_t msglen);
+/* Serializes a checked header; returns its length. */
+size_t tx_header_write(const struct vr_tx_header *h, uint8_t out[VR_TX_MAX_HEADER_LEN]);
+
+#endif
