@@ -309,7 +309,10 @@ static int fsync_dir_of(const char *path)
 	return rc;
 }
 
-int vr_cbt_create(const char *path, uint64_t disk_size, uint64_t generation)
+/* Write a header-only log to path.tmp and put it at path: replacing what is
+ * there, or (replace false) only if nothing is, so that two writers creating
+ * the log at once agree on one file. */
+static int create_file(const char *path, uint64_t disk_size, uint64_t generation, bool replace)
 {
 	uint8_t h[VR_CBT_HEADER_SIZE];
 	char *tmp = vr_asprintf("%s.tmp", path);
@@ -324,14 +327,30 @@ int vr_cbt_create(const char *path, uint64_t disk_size, uint64_t generation)
 		unlink(tmp);
 		goto cleanup;
 	}
-	if (close(fd) != 0 || rename(tmp, path) != 0) {
+	if (close(fd) != 0) {
 		unlink(tmp);
 		goto cleanup;
+	}
+	if (replace) {
+		if (rename(tmp, path) != 0) {
+			unlink(tmp);
+			goto cleanup;
+		}
+	} else {
+		int linked = link(tmp, path) == 0 || errno == EEXIST;
+		unlink(tmp);
+		if (!linked)
+			goto cleanup;
 	}
 	rc = fsync_dir_of(path);
 cleanup:
 	free(tmp);
 	return rc;
+}
+
+int vr_cbt_create(const char *path, uint64_t disk_size, uint64_t generation)
+{
+	return create_file(path, disk_size, generation, true);
 }
 
 int vr_cbt_reset(const char *path, uint64_t disk_size, uint64_t *generation_out)
@@ -401,7 +420,7 @@ int vr_cbt_writer_open(struct vr_cbt_writer **out, const char *path, uint64_t di
 	int fd = -1;
 	int rc = open_locked(&fd, path);
 	if (rc == VR_ENOTFOUND) {
-		rc = vr_cbt_create(path, disk_size, 1);
+		rc = create_file(path, disk_size, 1, false);
 		if (!rc)
 			rc = open_locked(&fd, path);
 	}
