@@ -2,6 +2,7 @@
  * same log, and the log names exactly the 4 KiB blocks that were written. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,4 +274,66 @@ Test(io_writer, library_writes_as_planned)
 	cr_assert_eq(vr_io_write_disk(&result, fd, 64 * 1024, &plan, NULL), VR_EINVAL);
 	close(fd);
 	free(img);
+}
+
+/* Start vrcloud-io writing slowly into img with log; its process id. */
+static pid_t start_slow_writer(const char *img, const char *log)
+{
+	const char *builddir = getenv("VRCLOUD_BUILDDIR");
+	char *exe = vr_asprintf("%s/vrcloud-io", builddir && builddir[0] ? builddir : VR_BUILDDIR);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 1);
+		execl(exe, "vrcloud-io", "write", img, "--size", "1M", "--bytes", "64M", "--rate",
+		      "256K", "--seed", "9", "--log", log, (char *)NULL);
+		_exit(127);
+	}
+	free(exe);
+	struct stat before;
+	off_t base = stat(log, &before) == 0 ? before.st_size : VR_CBT_HEADER_SIZE;
+	/* wait until this writer has put some writes in the log */
+	for (int i = 0; i < 200; i++) {
+		struct stat st;
+		if (stat(log, &st) == 0 && st.st_size >= base + 8 * VR_CBT_RECORD_SIZE)
+			return pid;
+		usleep(20000);
+	}
+	cr_assert_fail("the writer wrote nothing in 4 s");
+	return pid;
+}
+
+Test(io_writer, sigterm_closes_cleanly_sigkill_leaves_unclean)
+{
+	char *img = path_in_dir("k.img"), *log = path_in_dir("k.img.cbt");
+	int status;
+
+	pid_t pid = start_slow_writer(img, log);
+	cr_assert_eq(kill(pid, SIGTERM), 0);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	uint64_t changed = check_log_covers_image(img, log);
+	cr_assert(changed >= 6 && changed < 256, "changed %llu", (unsigned long long)changed);
+
+	pid = start_slow_writer(img, log);
+	cr_assert_eq(kill(pid, SIGKILL), 0);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	struct vr_cbt_map map;
+	cr_assert_eq(vr_cbt_read(&map, log), 0);
+	cr_assert_not(map.clean);
+	/* what reached the disk is in the log (records go first) */
+	size_t len;
+	uint8_t *data = slurp(img, &len);
+	for (uint64_t b = 0; b < map.blocks; b++) {
+		bool nonzero = false;
+		for (size_t i = (size_t)b * 4096; i < (size_t)(b + 1) * 4096 && !nonzero; i++)
+			nonzero = data[i] != 0;
+		cr_assert(!nonzero || vr_cbt_map_test(&map, b), "block %llu missing",
+			  (unsigned long long)b);
+	}
+	vr_cbt_map_release(&map);
+	free(data);
+	free(img);
+	free(log);
 }
