@@ -120,3 +120,17 @@ tests_unit_test_transfer_hostile_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_transfer_hostile_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_unit_test_transfer_hostile_LDADD = $(TEST_LIBS)
 TESTS += tests/unit/test_transfer_hostile
+
+check_PROGRAMS += tests/unit/test_io_cbt
+tests_unit_test_io_cbt_SOURCES = tests/unit/test_io_cbt.c
+tests_unit_test_io_cbt_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_io_cbt_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_io_cbt_LDADD = $(TEST_LIBS)
+TESTS += tests/unit/test_io_cbt
+
+check_PROGRAMS += tests/unit/test_io_writer
+tests_unit_test_io_writer_SOURCES = tests/unit/test_io_writer.c
+tests_unit_test_io_writer_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_io_writer_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_io_writer_LDADD = $(TEST_LIBS)
+TESTS += tests/unit/test_io_writer
