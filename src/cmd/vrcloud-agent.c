@@ -246,6 +246,13 @@ static int pair_main(int argc, char **argv)
 	return rc;
 }
 
+/* The config's setter, for vr_daemon_apply_flags. */
+static int set_flag(void *config, const char *section, const char *key, const char *value,
+		    char **error_out)
+{
+	return vr_agent_config_set(config, section, key, value, error_out);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -266,10 +273,7 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
-	static const struct {
-		int opt;
-		const char *section, *key;
-	} flag_keys[] = {
+	static const struct vr_daemon_flag flag_keys[] = {
 		{'n', "agent", "name"},
 		{'p', "agent", "proxy"},
 		{'k', "agent", "credential_file"},
@@ -323,20 +327,11 @@ int main(int argc, char **argv)
 		vr_agent_config_free(&config);
 		return EXIT_CONFIG;
 	}
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, short_options, options, NULL)) != -1) {
-		for (size_t i = 0; i < sizeof flag_keys / sizeof flag_keys[0]; i++) {
-			if (flag_keys[i].opt != opt)
-				continue;
-			if (vr_agent_config_set(&config, flag_keys[i].section, flag_keys[i].key,
-						optarg, &error)) {
-				fprintf(stderr, "vrcloud-agent: %s\n", error);
-				free(error);
-				vr_agent_config_free(&config);
-				return EXIT_USAGE;
-			}
-		}
+	if (vr_daemon_apply_flags(argc, argv, short_options, options, flag_keys,
+				  sizeof flag_keys / sizeof flag_keys[0], set_flag, &config,
+				  "vrcloud-agent")) {
+		vr_agent_config_free(&config);
+		return EXIT_USAGE;
 	}
 	if (vr_agent_config_check(&config, &error)) {
 		fprintf(stderr, "vrcloud-agent: %s\n", error);

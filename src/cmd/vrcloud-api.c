@@ -57,6 +57,13 @@ static int write_number(const char *path, long value)
 	return 0;
 }
 
+/* The config's setter, for vr_daemon_apply_flags. */
+static int set_flag(void *config, const char *section, const char *key, const char *value,
+		    char **error_out)
+{
+	return vr_config_set(config, section, key, value, error_out);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -75,10 +82,7 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
-	static const struct {
-		int opt;
-		const char *section, *key;
-	} flag_keys[] = {
+	static const struct vr_daemon_flag flag_keys[] = {
 		{'l', "api", "listen"},       {'p', "api", "port"},      {'u', "api", "public_url"},
 		{'d', "database", "uri"},     {'r', "redis", "uri"},     {'t', "api", "threads"},
 		{'L', "log", "level"},        {1, "log", "file"},        {2, "api", "pid_file"},
@@ -121,20 +125,11 @@ int main(int argc, char **argv)
 		vr_config_free(&config);
 		return EXIT_CONFIG;
 	}
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "c:l:p:u:d:r:t:L:hV", options, NULL)) != -1) {
-		for (size_t i = 0; i < sizeof flag_keys / sizeof flag_keys[0]; i++) {
-			if (flag_keys[i].opt != opt)
-				continue;
-			if (vr_config_set(&config, flag_keys[i].section, flag_keys[i].key, optarg,
-					  &error)) {
-				fprintf(stderr, "vrcloud-api: %s\n", error);
-				free(error);
-				vr_config_free(&config);
-				return EXIT_USAGE;
-			}
-		}
+	if (vr_daemon_apply_flags(argc, argv, "c:l:p:u:d:r:t:L:hV", options, flag_keys,
+				  sizeof flag_keys / sizeof flag_keys[0], set_flag, &config,
+				  "vrcloud-api")) {
+		vr_config_free(&config);
+		return EXIT_USAGE;
 	}
 	vr_log_set_level(config.log_level);
 	if (config.log_file && vr_log_reopen(config.log_file)) {

@@ -102,6 +102,13 @@ enum {
 	OPT_PORT_FILE,
 };
 
+/* The config's setter, for vr_daemon_apply_flags. */
+static int set_flag(void *config, const char *section, const char *key, const char *value,
+		    char **error_out)
+{
+	return vr_proxy_config_set(config, section, key, value, error_out);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -130,10 +137,7 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
-	static const struct {
-		int opt;
-		const char *section, *key;
-	} flag_keys[] = {
+	static const struct vr_daemon_flag flag_keys[] = {
 		{'n', "proxy", "name"},
 		{'l', "proxy", "listen"},
 		{OPT_CERT, "proxy", "cert_file"},
@@ -194,20 +198,11 @@ int main(int argc, char **argv)
 		vr_proxy_config_free(&config);
 		return EXIT_CONFIG;
 	}
-	optind = 1;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, short_options, options, NULL)) != -1) {
-		for (size_t i = 0; i < sizeof flag_keys / sizeof flag_keys[0]; i++) {
-			if (flag_keys[i].opt != opt)
-				continue;
-			if (vr_proxy_config_set(&config, flag_keys[i].section, flag_keys[i].key,
-						optarg, &error)) {
-				fprintf(stderr, "vrcloud-proxy: %s\n", error);
-				free(error);
-				vr_proxy_config_free(&config);
-				return EXIT_USAGE;
-			}
-		}
+	if (vr_daemon_apply_flags(argc, argv, short_options, options, flag_keys,
+				  sizeof flag_keys / sizeof flag_keys[0], set_flag, &config,
+				  "vrcloud-proxy")) {
+		vr_proxy_config_free(&config);
+		return EXIT_USAGE;
 	}
 	if (vr_proxy_config_check(&config, &error)) {
 		fprintf(stderr, "vrcloud-proxy: %s\n", error);
