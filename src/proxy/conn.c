@@ -26,6 +26,8 @@
 #include "vrcloud/tls.h"
 
 #define IN_CAP (VR_TUNNEL_HEADER_LEN + VR_TUNNEL_MAX_PAYLOAD)
+/* One log line per address and interval for hellos refused rate-limited. */
+#define RATE_LOG_INTERVAL_MS 60000u
 
 static void on_agent(struct vr_loop *loop, int fd, unsigned events, void *arg);
 
@@ -45,6 +47,34 @@ void vr_proxy_keepalive(int fd)
 }
 
 /* --- lifecycle ------------------------------------------------------------- */
+
+void vr_proxy_conn_established(struct conn *conn, enum vr_proxy_kind kind)
+{
+	struct vr_proxy_stats *s = &conn->proxy->stats;
+	if (conn->pending)
+		vr_proxy_uncount(&s->pending);
+	conn->pending = false;
+	if (conn->counted != VR_PROXY_KIND_NONE)
+		vr_proxy_uncount(&s->open[conn->counted]);
+	conn->counted = kind;
+	vr_proxy_count(&s->open[kind]);
+	vr_proxy_count(&s->accepted[kind]);
+}
+
+/* What the connection is counted in, undone as it closes. */
+static void uncount(struct conn *conn)
+{
+	struct vr_proxy *p = conn->proxy;
+	if (conn->pending)
+		vr_proxy_uncount(&p->stats.pending);
+	conn->pending = false;
+	if (conn->counted != VR_PROXY_KIND_NONE)
+		vr_proxy_uncount(&p->stats.open[conn->counted]);
+	conn->counted = VR_PROXY_KIND_NONE;
+	if (conn->site_counted)
+		vr_proxy_site_counts_give(p->site_data, conn->site.peer_id);
+	conn->site_counted = false;
+}
 
 static void unlink_conn(struct conn *conn)
 {
@@ -99,6 +129,7 @@ void vr_proxy_conn_close(struct conn *conn, const char *reason)
 	} else {
 		vr_log_debug("connection_closed", "client", conn->client, "reason", reason);
 	}
+	uncount(conn);
 	bool complete = conn->state == CS_DATA && conn->a_eof && conn->w_shut;
 	vr_proxy_conn_close_fd(conn, &conn->wfd, &conn->w_watched, conn->wfd >= 0 && !complete);
 	if (conn->ssl) {
@@ -132,6 +163,11 @@ void vr_proxy_conn_accept(struct vr_proxy *proxy, int fd, const struct sockaddr 
 	conn->wfd = -1;
 	conn->serial = ++proxy->next_serial;
 	conn->state = CS_HANDSHAKE;
+	conn->counted = VR_PROXY_KIND_NONE;
+	conn->pending = true;
+	vr_proxy_count(&proxy->stats.pending);
+	vr_proxy_count(&proxy->stats.accepts_public);
+	vr_proxy_addr_from(&conn->source, addr);
 	conn->started_ms = vr_loop_now_ms();
 	conn->deadline_ms = conn->started_ms + (uint64_t)proxy->config->handshake_timeout * 1000u;
 	char host[INET6_ADDRSTRLEN] = "?";
@@ -293,11 +329,12 @@ int vr_proxy_conn_queue_frame(struct conn *conn, unsigned type, const char *payl
 	return 0;
 }
 
-int vr_proxy_conn_refuse(struct conn *conn, const char *reason, const char *message)
+/* Queue the REFUSE frame, count it, enter CS_CLOSING; no log line. */
+static int refuse_quiet(struct conn *conn, const char *reason, const char *message)
 {
-	vr_log_info("refused", "client", conn->client, "kind", kind_name(conn), "peer",
-		    conn->site.peer_id[0] ? conn->site.peer_id : NULL, "reason", reason, "message",
-		    message);
+	enum vr_proxy_refusal counter = vr_proxy_refusal_of(reason);
+	if (counter < VR_PROXY_REFUSALS)
+		vr_proxy_count(&conn->proxy->stats.refused[counter]);
 	struct vr_buf payload;
 	vr_buf_init(&payload, VR_TUNNEL_MAX_PAYLOAD);
 	vr_tunnel_field_append(&payload, "reason", reason);
@@ -311,6 +348,37 @@ int vr_proxy_conn_refuse(struct conn *conn, const char *reason, const char *mess
 	conn->close_reason = reason;
 	conn->deadline_ms = vr_loop_now_ms() + VR_PROXY_CLOSE_GRACE_MS;
 	return 0;
+}
+
+int vr_proxy_conn_refuse(struct conn *conn, const char *reason, const char *message)
+{
+	vr_log_info("refused", "client", conn->client, "kind", kind_name(conn), "peer",
+		    conn->site.peer_id[0] ? conn->site.peer_id : NULL, "reason", reason, "message",
+		    message);
+	return refuse_quiet(conn, reason, message);
+}
+
+/* A hello from an address out of failed-hello tokens: refused without
+ * asking the API, and logged once per interval per address. */
+static int refuse_rate_limited(struct conn *conn)
+{
+	struct vr_proxy *p = conn->proxy;
+	uint64_t suppressed = 0;
+	if (vr_proxy_limiter_log_due(p->limiter, &conn->source, vr_loop_now_ms(),
+				     RATE_LOG_INTERVAL_MS, &suppressed)) {
+		char address[64], burst[16], rate[16], more[24];
+		vr_proxy_addr_name(&conn->source, address, sizeof address);
+		snprintf(burst, sizeof burst, "%u", p->config->failed_hello_burst);
+		snprintf(rate, sizeof rate, "%u", p->config->failed_hello_rate);
+		snprintf(more, sizeof more, "%llu", (unsigned long long)suppressed);
+		vr_log_warn("hello_rate_limited", "address", address, "client", conn->client,
+			    "kind", kind_name(conn), "burst", burst, "per_minute", rate,
+			    "refused_since_last_line", more, "advice",
+			    "too many hellos with a wrong credential from this address; further "
+			    "refusals are logged once a minute");
+	}
+	return refuse_quiet(conn, "rate-limited",
+			    "too many failed hellos from this address; try again later");
 }
 
 /* Send what is queued, then close_notify, then close. */
@@ -340,6 +408,7 @@ static int control_accepted(struct conn *conn)
 	if (old && old != conn)
 		vr_proxy_conn_close(old, "replaced by a newer connection of the site");
 	conn->state = CS_CONTROL;
+	vr_proxy_conn_established(conn, VR_PROXY_KIND_CONTROL);
 	uint64_t now = vr_loop_now_ms();
 	conn->verified_ms = now;
 	conn->deadline_ms = now + 3000u * (uint64_t)p->config->heartbeat_interval;
@@ -361,6 +430,25 @@ static int control_accepted(struct conn *conn)
 		    conn->hello.agent[0] ? conn->hello.agent : NULL);
 	vr_proxy_conn_fetch(conn);
 	return 0;
+}
+
+/* A data connection of a verified site, unless the site has as many open
+ * as [proxy] site_data_connections allows. */
+static int data_admitted(struct conn *conn)
+{
+	struct vr_proxy *p = conn->proxy;
+	unsigned max = p->config->site_data_connections;
+	if (!vr_proxy_site_counts_take(p->site_data, conn->site.peer_id, max)) {
+		char text[160];
+		snprintf(text, sizeof text,
+			 "the site has %u data connections open on this proxy, the most it "
+			 "allows; try again when one ends",
+			 max);
+		return vr_proxy_conn_refuse(conn, "site-limit", text);
+	}
+	conn->site_counted = true;
+	vr_proxy_conn_established(conn, VR_PROXY_KIND_DATA);
+	return vr_proxy_data_accepted(conn);
 }
 
 /* Leave CS_VERIFYING with the answer; -1 when that closed the connection. */
@@ -391,7 +479,7 @@ static int verified(struct conn *conn, int status, const struct vr_proxy_site *s
 	vr_tunnel_hello_clear(&conn->hello);
 	if (conn->hello.kind == VR_TUNNEL_REVERSE)
 		return vr_proxy_reverse_accepted(conn);
-	return vr_proxy_data_accepted(conn);
+	return data_admitted(conn);
 }
 
 /* through: the bytes of conn->in up to the end of the hello. */
@@ -415,6 +503,13 @@ static int on_hello(struct conn *conn, const struct vr_tunnel_frame *frame, size
 	struct vr_proxy_site site;
 	struct vr_proxy_verifier *v = conn->proxy->verifier;
 	if (!vr_proxy_verifier_cached(v, conn->hello.credential, &site)) {
+		/* A check costs an API call: an address whose hellos failed too
+		 * often gets none. A credential in the cache costs nothing. */
+		if (!vr_proxy_limiter_take(conn->proxy->limiter, &conn->source, vr_loop_now_ms())) {
+			vr_tunnel_hello_clear(&conn->hello);
+			return refuse_rate_limited(conn);
+		}
+		conn->hello_token = true;
 		vr_proxy_verifier_submit(v, conn, NULL);
 		return 0;
 	}
@@ -428,6 +523,10 @@ static int on_hello(struct conn *conn, const struct vr_tunnel_frame *frame, size
 void vr_proxy_conn_verified(struct conn *conn, int status, const struct vr_proxy_site *site)
 {
 	conn->verify_pending = false;
+	/* Only a wrong credential keeps the token its check took. */
+	if (conn->hello_token && status != VR_EFORBIDDEN)
+		vr_proxy_limiter_give(conn->proxy->limiter, &conn->source);
+	conn->hello_token = false;
 	if (conn->dead) {
 		vr_tunnel_hello_clear(&conn->hello);
 		free(conn);
@@ -438,6 +537,7 @@ void vr_proxy_conn_verified(struct conn *conn, int status, const struct vr_proxy
 		conn->reverify = false;
 		if (status == VR_EFORBIDDEN) {
 			vr_proxy_verifier_forget(conn->proxy->verifier, conn->hello.credential);
+			vr_proxy_count(&conn->proxy->stats.revoked);
 			vr_proxy_conn_close(conn, "the site credential is no longer valid");
 		} else if (status == 0) {
 			conn->verified_ms = vr_loop_now_ms();
@@ -545,6 +645,7 @@ int vr_proxy_conn_service(struct conn *conn)
 				conn->read_wants_write = e == SSL_ERROR_WANT_WRITE;
 				return vr_proxy_conn_interest(conn);
 			}
+			vr_proxy_count(&conn->proxy->stats.handshake_failures);
 			vr_log_debug("tls_handshake_failed", "client", conn->client, "error",
 				     vr_tls_error());
 			vr_proxy_conn_close(conn, "the TLS handshake failed");

@@ -86,13 +86,15 @@ static int bind_listener(int *fd_out, unsigned *port_out, const char *address, c
 	return 0;
 }
 
-static int write_port_file(const char *path, unsigned port, unsigned internal_port)
+static int write_port_file(const char *path, const struct vr_proxy *p)
 {
 	char *tmp = vr_asprintf("%s.tmp", path);
 	FILE *f = fopen(tmp, "w");
 	int rc = VR_EIO;
 	if (f) {
-		fprintf(f, "%u\n%u\n", port, internal_port);
+		fprintf(f, "%u\n%u\n", p->port, p->internal_port);
+		if (p->metrics)
+			fprintf(f, "%u\n", p->metrics_port);
 		if (fclose(f) == 0 && rename(tmp, path) == 0)
 			rc = 0;
 	}
@@ -160,6 +162,8 @@ static void sweep(struct vr_loop *loop, void *arg)
 	struct vr_proxy *p = arg;
 	vr_proxy_conn_sweep(p, vr_loop_now_ms());
 	vr_proxy_waiter_sweep(p, vr_loop_now_ms());
+	vr_proxy_gauge_set(&p->stats.limited_addresses, vr_proxy_limiter_count(p->limiter));
+	vr_proxy_gauge_set(&p->stats.limiter_evictions, vr_proxy_limiter_evictions(p->limiter));
 	if (p->stopping)
 		check_stop(p);
 	p->sweep_timer = vr_loop_timer(loop, SWEEP_MS, sweep, p);
@@ -186,6 +190,16 @@ static void cert_names(SSL_CTX *ctx, char *serial, size_t serial_len, char *not_
 		strftime(not_after, not_after_len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* The certificate's notAfter in Unix seconds, for /metrics; 0 unknown. */
+static int64_t cert_not_after(SSL_CTX *ctx)
+{
+	X509 *x = SSL_CTX_get0_certificate(ctx);
+	struct tm tm;
+	if (!x || ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
 /* SIGHUP: read the certificate chain and key again. New connections get
  * the new context; every existing connection keeps a reference to the one
  * it was accepted with (SSL_new takes it), so freeing the proxy's own
@@ -200,10 +214,13 @@ static void reload_tls(struct vr_proxy *p)
 			    p->config->key_file, "error", error ? error : "unknown", "advice",
 			    "the previous certificate stays in use");
 		free(error);
+		vr_proxy_count(&p->stats.reloads_failed);
 		return;
 	}
 	SSL_CTX_free(p->ssl_ctx);
 	p->ssl_ctx = ctx;
+	vr_proxy_count(&p->stats.reloads_ok);
+	atomic_store(&p->stats.cert_not_after, cert_not_after(ctx));
 	char serial[80], not_after[32];
 	cert_names(ctx, serial, sizeof serial, not_after, sizeof not_after);
 	vr_log_info("tls_reloaded", "cert", p->config->cert_file, "serial", serial, "not_after",
@@ -237,6 +254,7 @@ static void on_internal_accept(struct vr_loop *loop, int fd, unsigned events, vo
 		if (c < 0)
 			return;
 		if (p->nconns + p->nwaiters >= p->config->max_connections) {
+			vr_proxy_count(&p->stats.accepts_dropped);
 			close(c);
 			continue;
 		}
@@ -276,6 +294,7 @@ static void on_accept(struct vr_loop *loop, int fd, unsigned events, void *arg)
 				vr_log_warn("connection_limit", "max_connections", max);
 				last_warned = now;
 			}
+			vr_proxy_count(&p->stats.accepts_dropped);
 			close(c);
 			continue;
 		}
@@ -324,6 +343,11 @@ int vr_proxy_start(struct vr_proxy **out, const struct vr_proxy_config *config,
 		free(p);
 		return rc == VR_ENOMEM ? rc : VR_ECONFIG;
 	}
+	atomic_store(&p->stats.started, (int64_t)time(NULL));
+	atomic_store(&p->stats.cert_not_after, cert_not_after(p->ssl_ctx));
+	p->limiter = vr_proxy_limiter_new(config->failed_hello_addresses,
+					  config->failed_hello_burst, config->failed_hello_rate);
+	p->site_data = vr_proxy_site_counts_new();
 	if ((rc = vr_loop_new(&p->loop)) != 0) {
 		*error_out = vr_strdup("cannot make the event loop");
 		goto fail;
@@ -333,6 +357,10 @@ int vr_proxy_start(struct vr_proxy **out, const struct vr_proxy_config *config,
 				error_out)) != 0)
 		goto fail;
 	reverse_address(p);
+	if (config->metrics_address && config->metrics_address[0] &&
+	    (rc = vr_proxy_metrics_start(&p->metrics, config->metrics_address, &p->stats,
+					 config->name, &p->metrics_port, error_out)) != 0)
+		goto fail;
 	p->sites = vr_proxy_map_new();
 	p->cookies = vr_proxy_map_new();
 	p->signal_fd = signalfd(-1, signals, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -357,17 +385,19 @@ int vr_proxy_start(struct vr_proxy **out, const struct vr_proxy_config *config,
 		rc = VR_EIO;
 		goto fail;
 	}
-	if (config->port_file && write_port_file(config->port_file, p->port, p->internal_port)) {
+	if (config->port_file && write_port_file(config->port_file, p)) {
 		*error_out = vr_asprintf("cannot write the port file %s", config->port_file);
 		rc = VR_EIO;
 		goto fail;
 	}
 	p->sweep_timer = vr_loop_timer(p->loop, SWEEP_MS, sweep, p);
-	char port[16], internal_port[16];
+	char port[16], internal_port[16], metrics_port[16];
 	snprintf(port, sizeof port, "%u", p->port);
 	snprintf(internal_port, sizeof internal_port, "%u", p->internal_port);
+	snprintf(metrics_port, sizeof metrics_port, "%u", p->metrics_port);
 	vr_log_info("started", "name", config->name, "listen", config->listen, "port", port,
-		    "internal_port", internal_port, "reverse_address", p->reverse_address);
+		    "internal_port", internal_port, "metrics_port",
+		    p->metrics ? metrics_port : NULL, "reverse_address", p->reverse_address);
 	*out = p;
 	return 0;
 fail:
@@ -388,6 +418,8 @@ void vr_proxy_free(struct vr_proxy *p)
 		return;
 	p->stopping = true;
 	close_listener(p);
+	vr_proxy_metrics_stop(p->metrics);
+	p->metrics = NULL;
 	/* Answers still due go to their connections (or free them). */
 	vr_proxy_verifier_stop(p->verifier);
 	close_all(p, false);
@@ -402,6 +434,8 @@ void vr_proxy_free(struct vr_proxy *p)
 		close(p->signal_fd);
 	}
 	vr_loop_free(p->loop);
+	vr_proxy_limiter_free(p->limiter);
+	vr_proxy_site_counts_free(p->site_data);
 	SSL_CTX_free(p->ssl_ctx);
 	free(p);
 }

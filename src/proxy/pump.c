@@ -112,6 +112,7 @@ static bool buffers_start(struct conn *c, const void *to_worker, size_t to_worke
 		  pb_put(&c->w2a, worker_early, worker_early_len);
 	vr_buf_free(&frame);
 	c->bytes_up = c->in_len;
+	vr_proxy_count_n(&c->proxy->stats.bytes_up, c->in_len);
 	c->in_len = 0;
 	return ok;
 }
@@ -163,6 +164,8 @@ int vr_proxy_reverse_accepted(struct conn *c)
 	c->state = CS_DATA;
 	c->deadline_ms = 0;
 	c->started_ms = vr_loop_now_ms();
+	vr_proxy_conn_established(c, VR_PROXY_KIND_REVERSE);
+	vr_proxy_count(&p->stats.stitches[VR_PROXY_STITCH_DONE]);
 	vr_log_info("reverse_connected", "peer", c->site.peer_id, "replication",
 		    c->hello.replication[0] ? c->hello.replication : NULL, "client", c->client,
 		    "worker", worker[0] ? worker : NULL);
@@ -184,6 +187,7 @@ int vr_proxy_data_pump(struct conn *c)
 			if (n > 0) {
 				c->a2w.end += (size_t)n;
 				c->bytes_up += (uint64_t)n;
+				vr_proxy_count_n(&c->proxy->stats.bytes_up, (uint64_t)n);
 				c->read_wants_write = false;
 				progress = true;
 			} else {
@@ -235,6 +239,7 @@ int vr_proxy_data_pump(struct conn *c)
 			if (n > 0) {
 				c->w2a.start += (size_t)n;
 				c->bytes_down += (uint64_t)n;
+				vr_proxy_count_n(&c->proxy->stats.bytes_down, (uint64_t)n);
 				c->write_wants_read = false;
 				progress = true;
 			} else if (vr_proxy_conn_tls_retry(c, n, false) <= 0) {

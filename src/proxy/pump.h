@@ -26,7 +26,10 @@ int vr_proxy_conn_interest(struct conn *conn);
 /* What an SSL call's failure means: 1 = try again later, 0 = the peer
  * closed, -1 = the connection is gone (the caller closes it). */
 int vr_proxy_conn_tls_retry(struct conn *conn, int ret, bool reading);
-/* Queue a REFUSE frame and enter CS_CLOSING; -1 after a close. */
+/* The hello was accepted: count the connection as open of kind. */
+void vr_proxy_conn_established(struct conn *conn, enum vr_proxy_kind kind);
+/* Queue a REFUSE frame (logged and counted by its reason) and enter
+ * CS_CLOSING; -1 after a close. */
 int vr_proxy_conn_refuse(struct conn *conn, const char *reason, const char *message);
 
 /* --- pump.c -------------------------------------------------------------- */
