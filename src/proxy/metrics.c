@@ -222,7 +222,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 		return reply(connection, MHD_HTTP_METHOD_NOT_ALLOWED, text, sizeof text - 1, false);
 	}
 	struct vr_buf out;
-	vr_buf_init(&out, 4096);
+	vr_buf_init(&out, 0);
 	vr_proxy_metrics_render(&out, m->stats, m->name);
 	size_t len = 0;
 	char *text = vr_buf_take(&out, &len);
