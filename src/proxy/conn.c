@@ -447,8 +447,10 @@ static int data_admitted(struct conn *conn)
 		return vr_proxy_conn_refuse(conn, "site-limit", text);
 	}
 	conn->site_counted = true;
-	vr_proxy_conn_established(conn, VR_PROXY_KIND_DATA);
-	return vr_proxy_data_accepted(conn);
+	int rc = vr_proxy_data_accepted(conn);
+	if (rc == 0 && conn->state == CS_CONNECTING)
+		vr_proxy_conn_established(conn, VR_PROXY_KIND_DATA);
+	return rc;
 }
 
 /* Leave CS_VERIFYING with the answer; -1 when that closed the connection. */
