@@ -47,7 +47,12 @@ const char *vr_proxy_kind_label(enum vr_proxy_kind kind)
 
 static uint64_t get(const vr_counter *c)
 {
-	return atomic_load_explicit((vr_counter *)c, memory_order_relaxed);
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static long long get_signed(const atomic_int_fast64_t *v)
+{
+	return (long long)atomic_load_explicit(v, memory_order_relaxed);
 }
 
 static void family(struct vr_buf *out, const char *name, const char *type, const char *help)
@@ -146,7 +151,7 @@ static void render_tls(struct vr_buf *out, const struct vr_proxy_stats *s)
 	family(out, "vrcloud_proxy_certificate_not_after_seconds", "gauge",
 	       "notAfter of the certificate new connections get, in Unix seconds.");
 	vr_buf_printf(out, "vrcloud_proxy_certificate_not_after_seconds %lld\n",
-		      (long long)atomic_load(&((struct vr_proxy_stats *)s)->cert_not_after));
+		      get_signed(&s->cert_not_after));
 	family(out, "vrcloud_proxy_tls_reloads_total", "counter",
 	       "Certificate reloads on SIGHUP by result.");
 	vr_buf_printf(out, "vrcloud_proxy_tls_reloads_total{result=\"ok\"} %llu\n",
@@ -163,8 +168,7 @@ void vr_proxy_metrics_render(struct vr_buf *out, const struct vr_proxy_stats *s,
 	vr_buf_printf(out, "\",version=\"%s\"} 1\n", PACKAGE_VERSION);
 	family(out, "vrcloud_proxy_start_time_seconds", "gauge",
 	       "When the proxy started, in Unix seconds.");
-	vr_buf_printf(out, "vrcloud_proxy_start_time_seconds %lld\n",
-		      (long long)atomic_load(&((struct vr_proxy_stats *)s)->started));
+	vr_buf_printf(out, "vrcloud_proxy_start_time_seconds %lld\n", get_signed(&s->started));
 	render_connections(out, s);
 	render_refusals(out, s);
 	render_tls(out, s);
