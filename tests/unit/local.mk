@@ -141,3 +141,10 @@ tests_unit_test_store_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_store_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_unit_test_store_LDADD = $(TEST_LIBS)
 TESTS += tests/unit/test_store
+
+check_PROGRAMS += tests/unit/test_store_retention
+tests_unit_test_store_retention_SOURCES = tests/unit/test_store_retention.c tests/unit/test_store_common.h
+tests_unit_test_store_retention_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_store_retention_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_store_retention_LDADD = $(TEST_LIBS)
+TESTS += tests/unit/test_store_retention
