@@ -39,5 +39,12 @@ const struct vr_db_stmt vr_db_stmts_instances[] = {
 	/* $1 replication, $2 the ids to keep as a uuid[] literal. */
 	{"instance_prune",
 	 "DELETE FROM instances WHERE replication_id = $1::uuid AND NOT (id = ANY ($2::uuid[]))"},
+	/* $1 replication, $2 its configure job's Task: the server that ran the
+	 * job (and created the replica disks) holds the replication, unless
+	 * one already does. */
+	{"effect_replica_server_take",
+	 "UPDATE replications r SET replica_server_id = j.worker_id, updated_at = now()"
+	 " FROM jobs j WHERE r.id = $1::uuid AND j.task_id = $2::uuid"
+	 " AND r.replica_server_id IS NULL AND j.worker_id IS NOT NULL"},
 	{NULL, NULL},
 };
