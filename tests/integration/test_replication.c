@@ -551,6 +551,9 @@ struct xfer {
 	const uint8_t *other_repl; /* a header naming another replication */
 	unsigned cut_after;	  /* close after this many runs, without a trailer */
 	bool corrupt;		  /* flip a byte in the first run's payload */
+	/* called after each run with its number (from 1) */
+	void (*after_run)(unsigned run, void *arg);
+	void *after_run_arg;
 };
 
 struct outcome {
@@ -688,71 +691,99 @@ static bool send_runs(struct sender *s, struct vr_tx_enc *enc, const struct vm *
 			flush(s);
 			if (s->failed || ++s->runs == t->cut_after)
 				return s->failed;
+			if (t->after_run)
+				t->after_run(s->runs, t->after_run_arg);
 		}
 	}
 	return true;
 }
 
-static void transfer(const struct world *w, const struct vm *vm, const struct xfer *t,
-		     struct outcome *o)
-{
-	memset(o, 0, sizeof *o);
-	struct vr_agent_conn *conn = NULL;
-	char *error = NULL;
-	int rc = vr_agent_data_open(&conn, &w->tls, &w->config, w->credential, w->repl, &error);
-	cr_assert_eq(rc, 0, "data connection: %s", error ? error : "");
-	vr_agent_conn_set_timeout(conn, 30000);
+/* A transfer in two halves, so that a test can act between them. */
+struct session {
+	const struct vm *vm;
+	const struct xfer *t;
+	struct outcome *o;
+	struct vr_agent_conn *conn;
 	struct vr_tx_header h;
-	memset(&h, 0, sizeof h);
-	h.version = VR_TX_VERSION;
-	h.flags = t->flags;
-	h.ndisks = 2;
-	memcpy(h.replication, t->other_repl ? t->other_repl : w->repl_id, VR_TX_ID);
-	memcpy(h.instance, t->instance, VR_TX_ID);
-	h.point_in_time_ms = t->point_ms ? t->point_ms : (uint64_t)time(NULL) * 1000;
-	h.resume_token = t->token;
-	for (unsigned d = 0; d < 2; d++) {
-		snprintf(h.disks[d].key, sizeof h.disks[d].key, "%u", 2000 + d);
-		h.disks[d].size = vm->blocks[d] * BLOCK;
-	}
-	struct sender s = {.conn = conn, .corrupt = t->corrupt};
-	vr_buf_init(&s.out, 0);
+	struct sender s;
 	struct vr_tx_enc enc;
-	cr_assert_eq(vr_tx_enc_init(&enc, &h, vr_tx_sink_buf, &s.out), 0);
-	flush(&s);
-	struct rx *r = calloc(1, sizeof *r);
-	r->conn = conn;
+	struct rx *r;
+	bool done; /* the worker answered the header with its result */
+};
+
+/* Open a data connection, send the header, read the first reply. */
+static void session_begin(struct session *x, const struct world *w, const struct vm *vm,
+			  const struct xfer *t, struct outcome *o)
+{
+	memset(x, 0, sizeof *x);
+	memset(o, 0, sizeof *o);
+	x->vm = vm;
+	x->t = t;
+	x->o = o;
+	char *error = NULL;
+	int rc = vr_agent_data_open(&x->conn, &w->tls, &w->config, w->credential, w->repl, &error);
+	cr_assert_eq(rc, 0, "data connection: %s", error ? error : "");
+	vr_agent_conn_set_timeout(x->conn, 30000);
+	struct vr_tx_header *h = &x->h;
+	h->version = VR_TX_VERSION;
+	h->flags = t->flags;
+	h->ndisks = 2;
+	memcpy(h->replication, t->other_repl ? t->other_repl : w->repl_id, VR_TX_ID);
+	memcpy(h->instance, t->instance, VR_TX_ID);
+	h->point_in_time_ms = t->point_ms ? t->point_ms : (uint64_t)time(NULL) * 1000;
+	h->resume_token = t->token;
+	for (unsigned d = 0; d < 2; d++) {
+		snprintf(h->disks[d].key, sizeof h->disks[d].key, "%u", 2000 + d);
+		h->disks[d].size = vm->blocks[d] * BLOCK;
+	}
+	x->s.conn = x->conn;
+	x->s.corrupt = t->corrupt;
+	vr_buf_init(&x->s.out, 0);
+	cr_assert_eq(vr_tx_enc_init(&x->enc, h, vr_tx_sink_buf, &x->s.out), 0);
+	flush(&x->s);
+	x->r = calloc(1, sizeof *x->r);
+	x->r->conn = x->conn;
 	struct vr_tx_reply reply;
-	read_reply(r, &reply);
-	uint8_t *remote[2] = {NULL, NULL};
-	bool *have[2] = {NULL, NULL};
+	read_reply(x->r, &reply);
 	if (reply.kind == VR_TX_REPLY_RESULT) {
 		o->status = reply.status;
-		goto done;
+		x->done = true;
+		return;
 	}
 	o->resume = reply;
-	cr_assert_eq(vr_tx_enc_resume(&enc, &reply), 0);
+	cr_assert_eq(vr_tx_enc_resume(&x->enc, &reply), 0);
+}
+
+/* The hash records, the runs, the trailer and the result; then close. */
+static void session_end(struct session *x)
+{
+	struct outcome *o = x->o;
+	uint8_t *remote[2] = {NULL, NULL};
+	bool *have[2] = {NULL, NULL};
+	if (x->done)
+		goto done;
 	for (unsigned d = 0; d < 2; d++) {
-		uint64_t groups = vr_tx_disk_groups(h.disks[d].size);
+		uint64_t groups = vr_tx_disk_groups(x->h.disks[d].size);
 		remote[d] = calloc(groups, VR_TX_HASH);
 		have[d] = calloc(groups, sizeof *have[d]);
 	}
-	if (t->flags & VR_TX_HASH_COMPARE)
-		o->groups_received = read_hashes(r, &h, remote, have);
-	if (!send_runs(&s, &enc, vm, t, remote, have)) {
+	if (x->t->flags & VR_TX_HASH_COMPARE)
+		o->groups_received = read_hashes(x->r, &x->h, remote, have);
+	if (!send_runs(&x->s, &x->enc, x->vm, x->t, remote, have)) {
 		/* let the runs reach the worker, then drop the connection */
 		o->status = 1;
-		o->runs = s.runs;
+		o->runs = x->s.runs;
 		vrt_sleep(0.5);
 		goto done;
 	}
-	o->runs = s.runs;
-	if (!s.failed) {
-		cr_assert_eq(vr_tx_enc_finish(&enc, &o->trailer), 0);
-		flush(&s);
-		vr_agent_conn_finish(conn);
+	o->runs = x->s.runs;
+	if (!x->s.failed) {
+		cr_assert_eq(vr_tx_enc_finish(&x->enc, &o->trailer), 0);
+		flush(&x->s);
+		vr_agent_conn_finish(x->conn);
 	}
-	read_reply(r, &reply);
+	struct vr_tx_reply reply;
+	read_reply(x->r, &reply);
 	cr_assert_eq(reply.kind, VR_TX_REPLY_RESULT);
 	o->status = reply.status;
 done:
@@ -760,9 +791,17 @@ done:
 		free(remote[d]);
 		free(have[d]);
 	}
-	free(r);
-	vr_buf_free(&s.out);
-	vr_agent_conn_close(conn);
+	free(x->r);
+	vr_buf_free(&x->s.out);
+	vr_agent_conn_close(x->conn);
+}
+
+static void transfer(const struct world *w, const struct vm *vm, const struct xfer *t,
+		     struct outcome *o)
+{
+	struct session x;
+	session_begin(&x, w, vm, t, o);
+	session_end(&x);
 }
 
 static void random_id(uint8_t out[VR_TX_ID], uint64_t *seed)
@@ -985,6 +1024,73 @@ Test(replication, a_cut_transfer_resumes_and_hostile_streams_commit_nothing, .ti
 	free(changed[0]);
 	free(changed[1]);
 	vm_free(&before);
+	vm_free(&vm);
+	world_stop(&w);
+}
+
+/* SIGTERM the worker once the third run is out. */
+static void sigterm_worker(unsigned run, void *arg)
+{
+	struct world *w = arg;
+	if (run != 3)
+		return;
+	kill(w->worker.pid, SIGTERM);
+	cr_assert(wait_file_contains(w->worker.log, "event=stopping", 5) ||
+			  wait_file_contains(w->worker.log, "signal", 5),
+		  "the worker did not take SIGTERM:\n%s", read_text(w->worker.log));
+	vrt_sleep(0.3);
+}
+
+Test(replication, a_second_transfer_waits_its_turn_and_sigterm_lets_a_transfer_finish,
+     .timeout = 180)
+{
+	struct world w;
+	world_start(&w);
+	struct vm vm;
+	vm_init(&vm, 0xabcd);
+	uint64_t seed = 777;
+
+	/* While one transfer holds the replica, another of the same
+	 * replication is told to come back later; the first goes on. */
+	struct xfer first = {.flags = VR_TX_FULL, .token = 3001};
+	random_id(first.instance, &seed);
+	struct outcome o1, o2;
+	struct session held;
+	session_begin(&held, &w, &vm, &first, &o1);
+	cr_assert(!held.done, "the first transfer was refused: %s", vr_tx_strerror(o1.status));
+	struct xfer second = {.flags = VR_TX_FULL, .token = 3002};
+	random_id(second.instance, &seed);
+	transfer(&w, &vm, &second, &o2);
+	cr_assert_eq(o2.status, VR_TX_EBUSY, "a concurrent transfer: %s",
+		     vr_tx_strerror(o2.status));
+	session_end(&held);
+	cr_assert_eq(o1.status, 0, "the held transfer: %s", vr_tx_strerror(o1.status));
+	assert_replica_equals(&w, &vm, "after the held transfer");
+	assert_recorded(&w, first.instance, "2");
+
+	/* SIGTERM in the middle of an incremental: it finishes, is committed
+	 * and recorded, and the worker exits 0 afterwards. */
+	bool *changed[2] = {new_map(DISK0_BLOCKS), new_map(DISK1_BLOCKS)};
+	vm_write(&vm, 200, 5, changed);
+	struct xfer inc = {.flags = VR_TX_INCREMENTAL,
+			   .token = 3003,
+			   .after_run = sigterm_worker,
+			   .after_run_arg = &w};
+	inc.changed[0] = changed[0];
+	inc.changed[1] = changed[1];
+	random_id(inc.instance, &seed);
+	struct outcome o3;
+	transfer(&w, &vm, &inc, &o3);
+	cr_assert_eq(o3.status, 0, "the transfer across SIGTERM: %s\n%s",
+		     vr_tx_strerror(o3.status), read_text(w.worker.log));
+	int status = stop_proc(&w.worker, 15);
+	cr_assert_eq(status, 0, "the worker exited %d:\n%s", status, read_text(w.worker.log));
+	assert_replica_equals(&w, &vm, "after the transfer across SIGTERM");
+	assert_recorded(&w, inc.instance, "3");
+	cr_assert(file_contains(w.worker.log, "event=replication_port_closed"));
+	cr_assert(!file_contains(w.worker.log, "event=transfers_cut"));
+	free(changed[0]);
+	free(changed[1]);
 	vm_free(&vm);
 	world_stop(&w);
 }
