@@ -171,8 +171,8 @@ static void sleep_ms(unsigned ms)
 enum vr_worker_answer_kind vr_worker_record_instance(struct vr_worker_client *client,
 						     const char *replication,
 						     const struct vr_buf *doc,
-						     struct vr_worker_retention *out,
-						     char *error, size_t error_size)
+						     struct vr_worker_retention *out, char *error,
+						     size_t error_size)
 {
 	char path[128];
 	snprintf(path, sizeof path, "/api/internal/replications/%s/instances", replication);

@@ -50,7 +50,7 @@ struct conn {
 	pthread_t hasher;
 	bool hashing;
 	atomic_bool abort;
-	int hash_err;
+	atomic_int hash_err; /* the hash thread failed: the transfer cannot go on */
 	uint64_t next_block[VR_TX_MAX_DISKS];
 	/* the outcome */
 	uint64_t bytes_in;
@@ -68,7 +68,8 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int fail(struct conn *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct conn *c, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 static int fail(struct conn *c, int err, const char *fmt, ...)
 {
 	va_list ap;
@@ -91,6 +92,9 @@ static int wait_io(struct conn *c, short events, bool honour_abort)
 			return VR_TX_EBUSY;
 		if (honour_abort && atomic_load(&c->abort))
 			return VR_TX_EIO;
+		int hash_err = atomic_load(&c->hash_err);
+		if (hash_err)
+			return hash_err;
 		struct pollfd p = {.fd = c->fd, .events = events};
 		int n = poll(&p, 1, IO_SLICE_MS);
 		if (n > 0)
@@ -184,7 +188,8 @@ static int group_hashes(struct conn *c, unsigned disk, uint64_t first_group, uin
 		uint64_t left = blocks - first;
 		uint32_t n = left < VR_TX_GROUP_BLOCKS ? (uint32_t)left : VR_TX_GROUP_BLOCKS;
 		pthread_mutex_lock(&c->store_lock);
-		int rc = vr_store_group_hash(c->store, disk, first, n, out + (size_t)i * VR_TX_HASH);
+		int rc =
+			vr_store_group_hash(c->store, disk, first, n, out + (size_t)i * VR_TX_HASH);
 		pthread_mutex_unlock(&c->store_lock);
 		if (rc)
 			return VR_TX_ESTORE;
@@ -219,7 +224,8 @@ static void *hasher_main(void *arg)
 		rc = vr_tx_hash_end_encode(&rec);
 	if (!rc)
 		rc = conn_write(c, rec.data, rec.len, true);
-	c->hash_err = rc;
+	if (rc && !atomic_load(&c->abort))
+		atomic_store(&c->hash_err, rc);
 	vr_buf_free(&rec);
 	free(hashes);
 	return NULL;
@@ -305,8 +311,8 @@ static int on_header(struct conn *c)
 		return rc;
 	if (found) {
 		c->committed = true;
-		vr_log_info("transfer_already_committed", "replication", c->replication,
-			    "instance", c->instance);
+		vr_log_info("transfer_already_committed", "replication", c->replication, "instance",
+			    c->instance);
 		record(c);
 		return 1;
 	}
@@ -336,8 +342,8 @@ static int on_header(struct conn *c)
 static int on_run(struct conn *c)
 {
 	pthread_mutex_lock(&c->store_lock);
-	int rc = vr_store_stage_run(c->store, c->dec.run_disk, c->dec.run_first,
-				    c->dec.run_count, c->dec.run_data);
+	int rc = vr_store_stage_run(c->store, c->dec.run_disk, c->dec.run_first, c->dec.run_count,
+				    c->dec.run_data);
 	pthread_mutex_unlock(&c->store_lock);
 	if (rc)
 		return fail(c, VR_TX_ESTORE, "cannot stage a run: %s", vr_store_message(c->store));
@@ -364,8 +370,9 @@ static int record(struct conn *c)
 	struct vr_buf doc;
 	vr_buf_init(&doc, 0);
 	if (vr_worker_doc_instance(&doc, server, &c->inst,
-				   seconds < 0 ? 0 : seconds > UINT32_MAX ? UINT32_MAX
-									  : (unsigned)seconds)) {
+				   seconds < 0		  ? 0
+				   : seconds > UINT32_MAX ? UINT32_MAX
+							  : (unsigned)seconds)) {
 		vr_buf_free(&doc);
 		vr_log_error("instance_not_recorded", "replication", c->replication, "instance",
 			     c->instance, "reason", "the instance cannot be described");
@@ -430,7 +437,8 @@ static int feed(struct conn *c, const uint8_t *p, size_t n)
 		else if (ev == VR_TX_EV_RUN)
 			rc = on_run(c);
 		else if (ev == VR_TX_EV_TRAILER)
-			rc = n ? fail(c, VR_TX_ETRAILING, "bytes after the trailer") : on_trailer(c);
+			rc = n ? fail(c, VR_TX_ETRAILING, "bytes after the trailer")
+			       : on_trailer(c);
 		if (rc)
 			return rc;
 	}
@@ -467,11 +475,16 @@ static int transfer(struct conn *c, uint8_t *buf)
 			rc = fail(c, rc ? rc : VR_TX_ETRUNCATED, "the stream ended: %s",
 				  vr_tx_dec_message(&c->dec));
 		} else if (n < 0) {
-			rc = fail(c, (int)n, "%s", n == VR_TX_EBUSY ? "the server is shutting down"
-								  : "the connection failed or idled");
+			rc = fail(c, (int)n, "%s",
+				  n == VR_TX_EBUSY	  ? "the server is shutting down"
+				  : n == VR_TX_ETRUNCATED ? "the connection failed or idled"
+							  : "the hash records could not be sent");
 		} else {
 			rc = feed(c, buf, (size_t)n);
 		}
+		int hash_err = atomic_load(&c->hash_err);
+		if (rc == 0 && hash_err)
+			rc = fail(c, hash_err, "the hash records could not be sent");
 	}
 	return rc == 1 ? 0 : rc;
 }
@@ -513,8 +526,8 @@ static void log_outcome(const struct conn *c, int status, int64_t started)
 	}
 	vr_log_warn("transfer_refused", "replication", c->have_preamble ? c->replication : NULL,
 		    "instance", c->have_header ? c->instance : NULL, "error",
-		    vr_tx_strerror(status), "detail", c->why, "bytes_in", bytes, "ms", ms,
-		    "client", c->slot->client);
+		    vr_tx_strerror(status), "detail", c->why, "bytes_in", bytes, "ms", ms, "client",
+		    c->slot->client);
 }
 
 void vr_receive_serve(struct vr_receiver_slot *slot)
@@ -526,6 +539,7 @@ void vr_receive_serve(struct vr_receiver_slot *slot)
 	c->idle_ms = c->rx->config->transfer_idle_timeout * 1000;
 	pthread_mutex_init(&c->store_lock, NULL);
 	atomic_init(&c->abort, false);
+	atomic_init(&c->hash_err, 0);
 	int64_t started = now_ms();
 	uint8_t *buf = vr_malloc(READ_CHUNK);
 	int status = transfer(c, buf);

@@ -198,8 +198,8 @@ static void *accept_main(void *arg)
 	}
 	char max[16];
 	snprintf(max, sizeof max, "%u", rx->config->max_transfers);
-	vr_log_info("replication_port_listening", "address", rx->listen_address,
-		    "max_transfers", max, "store_dir", rx->config->store_dir);
+	vr_log_info("replication_port_listening", "address", rx->listen_address, "max_transfers",
+		    max, "store_dir", rx->config->store_dir);
 	struct pollfd pfd = {.fd = rx->listen_fd, .events = POLLIN};
 	while (!atomic_load(&rx->stopping)) {
 		slot_reap(rx, false);
@@ -297,8 +297,8 @@ void vr_receiver_stop(struct vr_receiver *rx, const struct timespec *deadline)
 	snprintf(committed, sizeof committed, "%llu",
 		 (unsigned long long)atomic_load(&rx->committed));
 	snprintf(failed, sizeof failed, "%llu", (unsigned long long)atomic_load(&rx->failed));
-	vr_log_info("replication_port_closed", "bytes_in", bytes, "committed", committed,
-		    "failed", failed);
+	vr_log_info("replication_port_closed", "bytes_in", bytes, "committed", committed, "failed",
+		    failed);
 	pthread_cond_destroy(&rx->changed);
 	pthread_mutex_destroy(&rx->lock);
 	free(rx->slots);

@@ -200,8 +200,8 @@ static char *ctl(const char *first, ...)
 	close(fds[0]);
 	int status = 0;
 	waitpid(pid, &status, 0);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "vrcloudctl %s failed:\n%s",
-		  first, out);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "vrcloudctl %s failed:\n%s", first,
+		  out);
 	free(exe);
 	return out;
 }
@@ -360,13 +360,12 @@ static void haproxy_start(struct world *w)
 /* Configure the VM through the API and wait for the worker's job. */
 static void configure(struct world *w)
 {
-	char *body = vrt_fmt(
-		"<ReplicationGroupSpecParams xmlns=\"" VRT_NS_VR "\">"
-		"<PeerId>%s</PeerId><VmName>port-vm</VmName><Rpo>15</Rpo>"
-		"<Disk><DeviceKey>2000</DeviceKey><SizeBytes>%u</SizeBytes></Disk>"
-		"<Disk><DeviceKey>2001</DeviceKey><SizeBytes>%u</SizeBytes></Disk>"
-		"</ReplicationGroupSpecParams>",
-		w->peer, DISK0_BLOCKS * BLOCK, DISK1_BLOCKS * BLOCK);
+	char *body = vrt_fmt("<ReplicationGroupSpecParams xmlns=\"" VRT_NS_VR "\">"
+			     "<PeerId>%s</PeerId><VmName>port-vm</VmName><Rpo>15</Rpo>"
+			     "<Disk><DeviceKey>2000</DeviceKey><SizeBytes>%u</SizeBytes></Disk>"
+			     "<Disk><DeviceKey>2001</DeviceKey><SizeBytes>%u</SizeBytes></Disk>"
+			     "</ReplicationGroupSpecParams>",
+			     w->peer, DISK0_BLOCKS * BLOCK, DISK1_BLOCKS * BLOCK);
 	char *path = vrt_fmt("/api/vdc/%s/replications", w->vdc);
 	const char *headers[] = {
 		"Content-Type: application/vnd.vmware.hcs.replicationGroupSpecParams+xml", NULL};
@@ -443,9 +442,8 @@ static void world_start(struct world *w)
 	char *address = vrt_fmt("127.0.0.1:%u", w->haproxy.port);
 	vr_agent_config_init(&w->config);
 	cr_assert_eq(vr_agent_config_set(&w->config, "agent", "proxy", address, NULL), 0);
-	cr_assert_eq(vr_agent_config_set(&w->config, "agent", "credential_file", w->cred_file,
-					 NULL),
-		     0);
+	cr_assert_eq(
+		vr_agent_config_set(&w->config, "agent", "credential_file", w->cred_file, NULL), 0);
 	cr_assert_eq(vr_agent_config_set(&w->config, "agent", "ca_file", w->ca, NULL), 0);
 	cr_assert_eq(vr_agent_config_check(&w->config, NULL), 0);
 	char *error = NULL;
@@ -546,11 +544,11 @@ struct xfer {
 	uint16_t flags;
 	uint8_t instance[VR_TX_ID];
 	uint64_t token;
-	uint64_t point_ms;	  /* the instance's point in time; 0: now */
-	bool *changed[2];	  /* incremental: the blocks to send */
+	uint64_t point_ms;	   /* the instance's point in time; 0: now */
+	bool *changed[2];	   /* incremental: the blocks to send */
 	const uint8_t *other_repl; /* a header naming another replication */
-	unsigned cut_after;	  /* close after this many runs, without a trailer */
-	bool corrupt;		  /* flip a byte in the first run's payload */
+	unsigned cut_after;	   /* close after this many runs, without a trailer */
+	bool corrupt;		   /* flip a byte in the first run's payload */
 	/* called after each run with its number (from 1) */
 	void (*after_run)(unsigned run, void *arg);
 	void *after_run_arg;
@@ -816,9 +814,9 @@ static void random_id(uint8_t out[VR_TX_ID], uint64_t *seed)
 
 static char *id_text(const uint8_t id[VR_TX_ID])
 {
-	return vrt_fmt("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", id[0],
-		       id[1], id[2], id[3], id[4], id[5], id[6], id[7], id[8], id[9], id[10], id[11],
-		       id[12], id[13], id[14], id[15]);
+	return vrt_fmt("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		       id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7], id[8], id[9], id[10],
+		       id[11], id[12], id[13], id[14], id[15]);
 }
 
 /* The API shows instance as the newest (and, with no retention rules,
@@ -897,8 +895,8 @@ Test(replication, full_incremental_and_hash_compare_syncs_land_byte_for_byte, .t
 	/* 2. an incremental of 300 scattered blocks */
 	bool *changed[2] = {new_map(DISK0_BLOCKS), new_map(DISK1_BLOCKS)};
 	vm_write(&vm, 300, 7, changed);
-	uint64_t nchanged = count_map(changed[0], DISK0_BLOCKS) +
-			    count_map(changed[1], DISK1_BLOCKS);
+	uint64_t nchanged =
+		count_map(changed[0], DISK0_BLOCKS) + count_map(changed[1], DISK1_BLOCKS);
 	struct xfer inc = {.flags = VR_TX_INCREMENTAL, .token = 1002};
 	inc.changed[0] = changed[0];
 	inc.changed[1] = changed[1];
@@ -1081,8 +1079,8 @@ Test(replication, a_second_transfer_waits_its_turn_and_sigterm_lets_a_transfer_f
 	random_id(inc.instance, &seed);
 	struct outcome o3;
 	transfer(&w, &vm, &inc, &o3);
-	cr_assert_eq(o3.status, 0, "the transfer across SIGTERM: %s\n%s",
-		     vr_tx_strerror(o3.status), read_text(w.worker.log));
+	cr_assert_eq(o3.status, 0, "the transfer across SIGTERM: %s\n%s", vr_tx_strerror(o3.status),
+		     read_text(w.worker.log));
 	int status = stop_proc(&w.worker, 15);
 	cr_assert_eq(status, 0, "the worker exited %d:\n%s", status, read_text(w.worker.log));
 	assert_replica_equals(&w, &vm, "after the transfer across SIGTERM");
