@@ -574,6 +574,39 @@ cleanup:
 	return rc;
 }
 
+/* 1 when the store exists with these disks and its images, VR_ECONFLICT
+ * when it exists with others, else 0 (the manifest and the journal are
+ * replaced atomically, so they read whole without the lock). */
+static int already_created(struct vr_store *s, const struct vr_store_disk *disks, unsigned ndisks)
+{
+	char *mpath = st_path(s, ST_MANIFEST);
+	uint8_t *m;
+	size_t mlen;
+	int rc = read_file(mpath, &m, &mlen, MANIFEST_MAX);
+	free(mpath);
+	if (rc)
+		return 0;
+	struct vr_store_disk *have;
+	unsigned nhave;
+	rc = manifest_decode(m, mlen, s->replication, &have, &nhave);
+	free(m);
+	if (rc)
+		return 0;
+	bool same = nhave == ndisks;
+	for (unsigned i = 0; same && i < ndisks; i++)
+		same = !strcmp(have[i].key, disks[i].key) && have[i].size == disks[i].size;
+	free(have);
+	if (!same)
+		return VR_ECONFLICT;
+	if (journal_read(s))
+		return 0;
+	same = !(s->flags & ST_MOVED_OUT);
+	free(s->inst);
+	s->inst = NULL;
+	s->ninst = s->cap = 0;
+	return same ? 1 : 0;
+}
+
 int vr_store_create(const char *root, const char *replication, const struct vr_store_disk *disks,
 		    unsigned ndisks, char **error_out)
 {
@@ -588,6 +621,16 @@ int vr_store_create(const char *root, const char *replication, const struct vr_s
 	int rc;
 	if (st_mkdir_p(s->dir) || st_fsync_dir(root)) {
 		rc = set_error(error_out, VR_EIO, "%s: %s", s->dir, strerror(errno));
+		goto cleanup;
+	}
+	rc = already_created(s, disks, ndisks);
+	if (rc) {
+		/* Nothing to do: no need to wait for a transfer's lock. */
+		if (rc < 0)
+			set_error(error_out, rc, "replication %s exists with other disks",
+				  s->replication);
+		else
+			rc = 0;
 		goto cleanup;
 	}
 	rc = lock_dir(s->dir, CREATE_LOCK_TIMEOUT_MS, &s->lock_fd);

@@ -56,11 +56,19 @@ Test(store, create_open_reopen)
 	cr_assert_eq(n, 0);
 	s_assert_replica(st, &s); /* empty disks read as zeros */
 
-	/* A second opener waits, then gives up. */
+	/* A second opener waits, then gives up; creating what exists needs no
+	 * lock. */
 	struct vr_store *st2 = NULL;
 	err = NULL;
 	cr_assert_eq(vr_store_open(&st2, s_root, S_REPL, 50, &err), VR_ECONFLICT);
 	free(err);
+	s_create(&s);
+	memcpy(other, s.disks, sizeof other);
+	other[1].size += VR_TX_BLOCK;
+	err = NULL;
+	cr_assert_eq(vr_store_create(s_root, S_REPL, other, S_NDISKS, &err), VR_ECONFLICT);
+	free(err);
+	cr_assert_eq(vr_store_remove(s_root, S_REPL, NULL), VR_ECONFLICT, "locked");
 	vr_store_close(st);
 	st = s_open();
 	vr_store_close(st);

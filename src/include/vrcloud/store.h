@@ -42,7 +42,9 @@ struct vr_store_instance {
 struct vr_store;
 
 /* Create the replication's directory with empty (sparse) replica disks, or
- * accept an existing one with the same disks. Returns 0, VR_ECONFLICT
+ * accept an existing one with the same disks (without waiting for its
+ * lock; after a VR_STORE_MOVE export it makes new empty replica disks, for
+ * which it takes the lock). Returns 0, VR_ECONFLICT
  * (exists with other disks), VR_EINVAL (bad id, keys or sizes) or VR_EIO,
  * with *error_out (caller frees) on failure. */
 int vr_store_create(const char *root, const char *replication, const struct vr_store_disk *disks,
