@@ -494,6 +494,28 @@ static void set_paths(struct vr_store *s)
 		s->paths[i] = vr_asprintf("%s/disk-%u.img", s->dir, i);
 }
 
+/* Removes every file of a replication's directory but its lock. */
+static int clear_dir(const char *dir, char **error_out)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return set_error(error_out, VR_EIO, "%s: %s", dir, strerror(errno));
+	int rc = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+		    !strcmp(e->d_name, ST_LOCK))
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) && errno != ENOENT) {
+			rc = set_error(error_out, VR_EIO, "%s/%s: %s", dir, e->d_name,
+				       strerror(errno));
+			break;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
 static int create_locked(struct vr_store *s, const struct vr_store_disk *disks, unsigned ndisks,
 			 char **error_out)
 {
@@ -550,7 +572,11 @@ static int create_locked(struct vr_store *s, const struct vr_store_disk *disks, 
 		rc = set_error(error_out, VR_EIO, "%s: %s", mpath, strerror(errno));
 		goto cleanup;
 	}
-	/* New: images and an empty journal first; the manifest makes it exist. */
+	/* New: images and an empty journal first; the manifest makes it exist.
+	 * Whatever a removal cut short left behind goes first. */
+	rc = clear_dir(s->dir, error_out);
+	if (rc)
+		goto cleanup;
 	s->disks = vr_calloc(ndisks, sizeof *s->disks);
 	memcpy(s->disks, disks, ndisks * sizeof *disks);
 	s->ndisks = ndisks;
@@ -923,23 +949,7 @@ int vr_store_remove(const char *root, const char *replication, char **error_out)
 		rc = set_error(error_out, VR_EIO, "%s: %s", mpath, strerror(errno));
 		goto cleanup;
 	}
-	DIR *d = opendir(dir);
-	if (!d) {
-		rc = set_error(error_out, VR_EIO, "%s: %s", dir, strerror(errno));
-		goto cleanup;
-	}
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
-		    !strcmp(e->d_name, ST_LOCK))
-			continue;
-		if (unlinkat(dirfd(d), e->d_name, 0) && errno != ENOENT) {
-			rc = set_error(error_out, VR_EIO, "%s/%s: %s", dir, e->d_name,
-				       strerror(errno));
-			break;
-		}
-	}
-	closedir(d);
+	rc = clear_dir(dir, error_out);
 	if (rc)
 		goto cleanup;
 	char *lpath = vr_asprintf("%s/%s", dir, ST_LOCK);

@@ -364,3 +364,49 @@ Test(store, refuses_other_transfers)
 	vr_store_close(st);
 	s_src_free(&s);
 }
+
+Test(store, create_after_a_removal_cut_short)
+{
+	struct s_src s;
+	s_src_init(&s, 32, 32);
+	s_create(&s);
+	struct vr_store *st = s_open();
+	s_src_write(&s, 4, 4);
+	s_src_all_changed(&s);
+	s_instance(st, &s, true, NULL);
+	s_src_write(&s, 4, 4);
+	struct s_xfer x;
+	s_xfer_new(&x, false);
+	x.max_run = 1;
+	x.drop_after_runs = 2;
+	cr_assert_eq(s_send(st, &s, &x), 0);
+	vr_store_close(st);
+	/* A removal takes the manifest first. */
+	char *manifest = s_repl_path("disks");
+	cr_assert_eq(unlink(manifest), 0);
+	free(manifest);
+	char *err = NULL;
+	cr_assert_eq(vr_store_open(&st, s_root, S_REPL, 10, &err), VR_ENOTFOUND);
+	free(err);
+	s_create(&s);
+	st = s_open();
+	struct vr_store_instance *list;
+	size_t n;
+	cr_assert_eq(vr_store_instances(st, &list, &n), 0);
+	cr_assert_eq(n, 0, "a new store");
+	for (unsigned d = 0; d < S_NDISKS; d++) {
+		uint8_t *zero = calloc(1, s.disks[d].size);
+		cr_assert(s_file_equals(vr_store_disk_path(st, d), zero, s.disks[d].size));
+		free(zero);
+	}
+	/* Nothing of the old staging is resumed. */
+	s_src_all_changed(&s);
+	x.drop_after_runs = -1;
+	cr_assert_eq(s_send(st, &s, &x), 1);
+	cr_assert_eq(x.commit_rc, 0);
+	cr_assert_eq(x.sent_blocks, 64);
+	cr_assert_eq(x.committed.seq, 1);
+	s_assert_replica(st, &s);
+	vr_store_close(st);
+	s_src_free(&s);
+}
