@@ -530,7 +530,7 @@ static int commit_finish(struct vr_store *s, const struct vr_store_instance *in)
 int st_commit_recover(struct vr_store *s)
 {
 	char *path = st_path(s, ST_COMMIT);
-	uint8_t m[ST_COMMIT_LEN + 1], h[VR_TX_HASH];
+	uint8_t m[ST_COMMIT_LEN + 1], h[VR_TX_HASH] = {0};
 	size_t got = 0;
 	int rc = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || st_pread(fd, m, sizeof m, 0, &got)) {

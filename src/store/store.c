@@ -181,7 +181,7 @@ static bool key_valid(const char *key)
 static int disks_check(const struct vr_store_disk *disks, unsigned ndisks, char *msg, size_t len)
 {
 	if (ndisks < 1 || ndisks > VR_TX_MAX_DISKS) {
-		snprintf(msg, len, "%u disks (1 to %u)", ndisks, VR_TX_MAX_DISKS);
+		snprintf(msg, len, "%u disks (1 to %d)", ndisks, VR_TX_MAX_DISKS);
 		return VR_EINVAL;
 	}
 	for (unsigned i = 0; i < ndisks; i++) {
@@ -344,7 +344,6 @@ static int journal_read(struct vr_store *s)
 		return rc;
 	}
 	uint8_t h[VR_TX_HASH];
-	rc = VR_EIO;
 	if (len < ST_JOURNAL_HDR + VR_TX_HASH || memcmp(p, ST_JOURNAL_MAGIC, 8) ||
 	    tx_get32(p + 8) != 1)
 		goto bad;
