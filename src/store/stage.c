@@ -592,6 +592,9 @@ int vr_store_commit(struct vr_store *s, const struct vr_tx_dec *dec, struct vr_s
 		return st_fail(s, VR_ECONFLICT, "the transfer has no verified trailer");
 	if (s->flags & ST_MOVED_OUT)
 		return st_fail(s, VR_ECONFLICT, "the replica disks were moved out");
+	if (s->ninst >= ST_MAX_INSTANCES)
+		return st_fail(s, VR_ECONFLICT, "%u instances retained: drop some first",
+			       ST_MAX_INSTANCES);
 	struct vr_store_instance in;
 	memset(&in, 0, sizeof in);
 	id_text(in.id, h->instance);
