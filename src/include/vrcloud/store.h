@@ -111,7 +111,9 @@ int vr_store_pin(struct vr_store *store, const char *instance_id, bool pinned);
 /* The group hash of blocks [first, first + count) of a replica disk:
  * SHA-256 over the leaf hashes (vr_tx_leaf) of its blocks in order.
  * Returns 0, VR_EINVAL (outside the disk), VR_ECONFLICT (the replica disks
- * were moved out) or VR_EIO. */
+ * were moved out) or VR_EIO. It only reads the replica disks: another
+ * thread may call it while the store's owner stages runs (not while it
+ * commits, drops or exports). */
 int vr_store_group_hash(struct vr_store *store, unsigned disk, uint64_t first, uint32_t count,
 			uint8_t out[VR_TX_HASH]);
 
