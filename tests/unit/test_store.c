@@ -2,6 +2,10 @@
  * a real encoder and decoder land byte for byte; resumed transfers prime
  * the decoder from the staging and still verify; another token discards
  * the staging; a torn or corrupted staging costs only a resend. */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "transfer/wire.h"
 #include "unit/test_store_common.h"
 
 TestSuite(store, .init = s_setup, .fini = s_teardown);
@@ -408,5 +412,86 @@ Test(store, create_after_a_removal_cut_short)
 	cr_assert_eq(x.committed.seq, 1);
 	s_assert_replica(st, &s);
 	vr_store_close(st);
+	s_src_free(&s);
+}
+
+/* Group hashes from another thread while runs are staged: the replica is
+ * the previous instance until the commit. */
+struct hasher {
+	struct vr_store *st;
+	const struct s_src *prev;
+	atomic_bool stop;
+	unsigned rounds, mismatches, errors;
+};
+
+static void *hash_loop(void *arg)
+{
+	struct hasher *h = arg;
+	do {
+		for (unsigned d = 0; d < S_NDISKS; d++) {
+			uint64_t nb = s_blocks(h->prev, d);
+			for (uint64_t first = 0; first < nb; first += VR_STORE_GROUP_BLOCKS) {
+				uint32_t n = (uint32_t)(nb - first < VR_STORE_GROUP_BLOCKS
+								? nb - first
+								: VR_STORE_GROUP_BLOCKS);
+				uint8_t got[VR_TX_HASH], leaves[VR_STORE_GROUP_BLOCKS][VR_TX_HASH],
+					want[VR_TX_HASH];
+				if (vr_store_group_hash(h->st, d, first, n, got)) {
+					h->errors++;
+					continue;
+				}
+				for (uint32_t i = 0; i < n; i++)
+					vr_tx_leaf(first + i,
+						   h->prev->img[d] + (first + i) * VR_TX_BLOCK,
+						   leaves[i]);
+				tx_sha256(want, leaves, (size_t)n * VR_TX_HASH, NULL, 0, NULL, 0);
+				h->mismatches += memcmp(got, want, VR_TX_HASH) != 0;
+			}
+		}
+		h->rounds++;
+	} while (!h->stop);
+	return NULL;
+}
+
+static struct hasher *the_hasher;
+static pthread_t the_thread;
+
+/* Before the commit: the hasher finishes its round and ends. */
+static void stop_hasher(struct vr_store *st)
+{
+	(void)st;
+	the_hasher->stop = true;
+	pthread_join(the_thread, NULL);
+}
+
+Test(store, group_hashes_beside_staging)
+{
+	struct s_src s, prev;
+	s_src_init(&s, 256, 128);
+	s_src_init(&prev, 256, 128);
+	s_create(&s);
+	struct vr_store *st = s_open();
+	s_src_write(&s, 20, 20);
+	s_src_all_changed(&s);
+	s_instance(st, &s, true, NULL);
+	for (unsigned d = 0; d < S_NDISKS; d++)
+		memcpy(prev.img[d], s.img[d], s.disks[d].size);
+	s_src_write(&s, 40, 30);
+
+	struct hasher h = {.st = st, .prev = &prev};
+	the_hasher = &h;
+	cr_assert_eq(pthread_create(&the_thread, NULL, hash_loop, &h), 0);
+	struct s_xfer x;
+	s_xfer_new(&x, false);
+	x.max_run = 1;
+	x.before_trailer = stop_hasher;
+	cr_assert_eq(s_send(st, &s, &x), 1);
+	cr_assert_eq(x.commit_rc, 0);
+	cr_assert_gt(h.rounds, 0);
+	cr_assert_eq(h.errors, 0);
+	cr_assert_eq(h.mismatches, 0, "the replica changed before the commit");
+	s_assert_replica(st, &s);
+	vr_store_close(st);
+	s_src_free(&prev);
 	s_src_free(&s);
 }
