@@ -127,7 +127,14 @@ Test(store, round_trips)
 	cr_assert_str_eq(list[7].id, empty.id);
 	free(list);
 
-	/* Committing the same instance again is refused. */
+	/* The same instance again (a sender that missed the result) is known
+	 * at its header. */
+	struct s_xfer again;
+	s_xfer_new(&again, false);
+	strcpy(again.instance, empty.id);
+	again.expect_stage_rc = VR_EEXIST;
+	cr_assert_eq(s_send(st, &s, &again), 0);
+	cr_assert_eq(again.stage_rc, VR_EEXIST);
 	vr_store_close(st);
 	st = s_open();
 	s_assert_replica(st, &s);

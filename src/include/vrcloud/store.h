@@ -74,8 +74,10 @@ const char *vr_store_disk_path(const struct vr_store *store, unsigned index);
  * token equal), it is kept and each block staged so far is given to the
  * decoder with vr_tx_dec_prime, in staging order (a torn or damaged
  * tail is cut off there); otherwise it is discarded. Then dec is ready for
- * vr_tx_dec_resume_reply. Returns 0, a vr_tx_err, VR_ECONFLICT (the
- * replica disks were moved out) or VR_EIO. */
+ * vr_tx_dec_resume_reply. Returns 0, a vr_tx_err, VR_EEXIST (the
+ * instance is already committed: a sender that missed the result reply
+ * retries it; nothing needs to be received), VR_ECONFLICT (the replica
+ * disks were moved out) or VR_EIO. */
 int vr_store_stage_begin(struct vr_store *store, struct vr_tx_dec *dec);
 /* Append a verified run (as vr_tx_dec hands it over) to the staging redo
  * log with the leaf hash of each block. Returns 0 or VR_EIO. */
