@@ -134,7 +134,8 @@ enum vr_store_export_mode {
 /* Write instance_id (NULL: the newest) of every disk into dest_dir (created
  * if missing) as disk-<index>.img, applying the undo logs newer than it
  * (cost proportional to what changed since). paths_out (may be NULL)
- * receives ndisks malloc'ed paths (caller frees each and the array).
+ * receives ndisks malloc'ed absolute paths (caller frees each and the
+ * array).
  * Returns 0, VR_ENOTFOUND (no such instance), VR_EINVAL (MOVE of an older
  * instance), VR_EEXIST (dest_dir already holds disk images), VR_ECONFLICT
  * (the replica disks were moved out; a repeated MOVE of the same instance
