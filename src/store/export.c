@@ -328,6 +328,38 @@ static int export_move(struct vr_store *s, size_t index, const char *dest_dir)
 	return move_images(s, dest_dir);
 }
 
+/* The export once dest_dir exists, by its absolute path (what a move
+ * records and what the caller gets back). */
+static int export_to(struct vr_store *s, size_t index, const char *dir,
+		     enum vr_store_export_mode mode, char ***paths_out)
+{
+	if (s->flags & ST_MOVED_OUT) {
+		/* A repeated move to the same place (a retried job) succeeds. */
+		char *dest = NULL;
+		uint64_t seq = 0;
+		int rc = moved_read(s, &dest, &seq);
+		bool same = !rc && mode == VR_STORE_MOVE && seq == s->inst[index].seq &&
+			    !strcmp(dest, dir);
+		free(dest);
+		if (!same)
+			return st_fail(s, VR_ECONFLICT, "the replica disks were moved out");
+		if (paths_out)
+			*paths_out = paths_list(s, dir);
+		return 0;
+	}
+	for (unsigned i = 0; i < s->ndisks; i++) {
+		char *p = dest_path(dir, i, "");
+		bool exists = access(p, F_OK) == 0;
+		free(p);
+		if (exists)
+			return st_fail(s, VR_EEXIST, "%s already holds disk images", dir);
+	}
+	int rc = mode == VR_STORE_MOVE ? export_move(s, index, dir) : export_copy(s, index, dir);
+	if (!rc && paths_out)
+		*paths_out = paths_list(s, dir);
+	return rc;
+}
+
 int vr_store_export(struct vr_store *s, const char *instance_id, const char *dest_dir,
 		    enum vr_store_export_mode mode, char ***paths_out)
 {
@@ -341,35 +373,15 @@ int vr_store_export(struct vr_store *s, const char *instance_id, const char *des
 			       instance_id ? instance_id : "committed yet");
 	if (mode == VR_STORE_MOVE && (size_t)index + 1 != s->ninst)
 		return st_fail(s, VR_EINVAL, "only the newest instance can be moved out");
-	if (s->flags & ST_MOVED_OUT) {
-		/* A repeated move to the same place (a retried job) succeeds. */
-		char *dest = NULL;
-		uint64_t seq = 0;
-		int rc = moved_read(s, &dest, &seq);
-		bool same = !rc && mode == VR_STORE_MOVE && seq == s->inst[index].seq &&
-			    !strcmp(dest, dest_dir);
-		free(dest);
-		if (!same)
-			return st_fail(s, VR_ECONFLICT, "the replica disks were moved out");
-		if (paths_out)
-			*paths_out = paths_list(s, dest_dir);
-		return 0;
-	}
-	if (!s->inst[index].available)
+	if (!(s->flags & ST_MOVED_OUT) && !s->inst[index].available)
 		return st_fail(s, VR_ECONFLICT, "instance %s left with moved replica disks",
 			       s->inst[index].id);
 	if (st_mkdir_p(dest_dir))
 		return st_fail(s, VR_EIO, "%s: %s", dest_dir, strerror(errno));
-	for (unsigned i = 0; i < s->ndisks; i++) {
-		char *p = dest_path(dest_dir, i, "");
-		bool exists = access(p, F_OK) == 0;
-		free(p);
-		if (exists)
-			return st_fail(s, VR_EEXIST, "%s already holds disk images", dest_dir);
-	}
-	int rc = mode == VR_STORE_MOVE ? export_move(s, (size_t)index, dest_dir)
-				       : export_copy(s, (size_t)index, dest_dir);
-	if (!rc && paths_out)
-		*paths_out = paths_list(s, dest_dir);
+	char *dir = realpath(dest_dir, NULL);
+	if (!dir)
+		return st_fail(s, VR_EIO, "%s: %s", dest_dir, strerror(errno));
+	int rc = export_to(s, (size_t)index, dir, mode, paths_out);
+	free(dir);
 	return rc;
 }
