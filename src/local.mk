@@ -36,4 +36,4 @@ EXTRA_DIST += docs/instances.md
 # The transfer protocol of data connections (docs/transfer-protocol.md).
 libvrcloud_la_SOURCES += src/include/vrcloud/transfer.h src/transfer/wire.h \
 	src/transfer/wire.c src/transfer/encode.c src/transfer/decode.c src/transfer/preamble.c \
-	src/transfer/hashrec.c
+	src/transfer/hashrec.c src/transfer/codec.c
