@@ -498,15 +498,25 @@ static void vm_free(struct vm *vm)
 	free(vm->data[1]);
 }
 
-/* Write n random blocks of new data; changed[d][b] marks them. */
+/* Write n random blocks of new data; changed[d][b] marks them. Every
+ * third block is text-like (a line repeated), which a codec shrinks. */
 static void vm_write(struct vm *vm, unsigned n, uint64_t seed, bool *changed[2])
 {
 	for (unsigned i = 0; i < n; i++) {
 		unsigned d = (unsigned)(next_random(&seed) % 2);
 		uint64_t b = next_random(&seed) % vm->blocks[d];
-		for (size_t k = 0; k < BLOCK; k += 8) {
-			uint64_t v = next_random(&seed);
-			memcpy(vm->data[d] + b * BLOCK + k, &v, 8);
+		uint8_t *p = vm->data[d] + b * BLOCK;
+		if (i % 3 == 0) {
+			char line[64];
+			int len = snprintf(line, sizeof line, "block %llu of disk %u, write %u\n",
+					   (unsigned long long)b, d, i);
+			for (size_t k = 0; k < BLOCK; k++)
+				p[k] = (uint8_t)line[k % (size_t)len];
+		} else {
+			for (size_t k = 0; k < BLOCK; k += 8) {
+				uint64_t v = next_random(&seed);
+				memcpy(p + k, &v, 8);
+			}
 		}
 		if (changed)
 			changed[d][b] = true;
@@ -545,6 +555,7 @@ struct xfer {
 	uint8_t instance[VR_TX_ID];
 	uint64_t token;
 	uint64_t point_ms;	   /* the instance's point in time; 0: now */
+	uint8_t codec;		   /* enum vr_tx_codec */
 	bool *changed[2];	   /* incremental: the blocks to send */
 	const uint8_t *other_repl; /* a header naming another replication */
 	unsigned cut_after;	   /* close after this many runs, without a trailer */
@@ -725,6 +736,7 @@ static void session_begin(struct session *x, const struct world *w, const struct
 	struct vr_tx_header *h = &x->h;
 	h->version = VR_TX_VERSION;
 	h->flags = t->flags;
+	h->codec = t->codec;
 	h->ndisks = 2;
 	memcpy(h->replication, t->other_repl ? t->other_repl : w->repl_id, VR_TX_ID);
 	memcpy(h->instance, t->instance, VR_TX_ID);
@@ -892,12 +904,12 @@ Test(replication, full_incremental_and_hash_compare_syncs_land_byte_for_byte, .t
 	assert_replica_equals(&w, &vm, "after the full sync");
 	assert_recorded(&w, t.instance, "2");
 
-	/* 2. an incremental of 300 scattered blocks */
+	/* 2. an incremental of 300 scattered blocks, compressed with zstd */
 	bool *changed[2] = {new_map(DISK0_BLOCKS), new_map(DISK1_BLOCKS)};
 	vm_write(&vm, 300, 7, changed);
 	uint64_t nchanged =
 		count_map(changed[0], DISK0_BLOCKS) + count_map(changed[1], DISK1_BLOCKS);
-	struct xfer inc = {.flags = VR_TX_INCREMENTAL, .token = 1002};
+	struct xfer inc = {.flags = VR_TX_INCREMENTAL, .token = 1002, .codec = VR_TX_CODEC_ZSTD};
 	inc.changed[0] = changed[0];
 	inc.changed[1] = changed[1];
 	random_id(inc.instance, &seed);
@@ -905,15 +917,17 @@ Test(replication, full_incremental_and_hash_compare_syncs_land_byte_for_byte, .t
 	cr_assert_eq(o.status, 0, "incremental: %s\n%s", vr_tx_strerror(o.status),
 		     read_text(w.worker.log));
 	cr_assert_eq(o.trailer.sent_blocks, nchanged);
+	cr_assert_lt(o.trailer.sent_bytes, nchanged * BLOCK, "zstd shrank nothing");
 	assert_replica_equals(&w, &vm, "after the incremental");
 	assert_recorded(&w, inc.instance, "3");
 	/* without retention rules the store keeps the newest instance only */
 	assert_store_instances(&w, 1, "after the incremental");
 
-	/* 3. a resync by hash compare: 5 blocks changed behind the log's back;
-	 * the worker sends every group hash and gets at most 5 groups */
+	/* 3. a resync by hash compare (lz4): 5 blocks changed behind the log's
+	 * back; the worker sends every group hash and gets at most 5 groups */
 	vm_write(&vm, 5, 99, NULL);
-	struct xfer hc = {.flags = VR_TX_FULL | VR_TX_HASH_COMPARE, .token = 1003};
+	struct xfer hc = {
+		.flags = VR_TX_FULL | VR_TX_HASH_COMPARE, .token = 1003, .codec = VR_TX_CODEC_LZ4};
 	random_id(hc.instance, &seed);
 	transfer(&w, &vm, &hc, &o);
 	cr_assert_eq(o.status, 0, "hash compare: %s\n%s", vr_tx_strerror(o.status),
