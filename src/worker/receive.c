@@ -132,6 +132,7 @@ static int conn_write(struct conn *c, const void *data, size_t len, bool honour_
 		if (n > 0) {
 			p += n;
 			len -= (size_t)n;
+			atomic_fetch_add(&c->rx->bytes_out, (uint64_t)n);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)

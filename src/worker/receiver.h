@@ -48,6 +48,7 @@ struct vr_receiver {
 
 	/* counters, for the log */
 	atomic_uint_fast64_t bytes_in;
+	atomic_uint_fast64_t bytes_out;
 	atomic_uint_fast64_t committed;
 	atomic_uint_fast64_t failed;
 };

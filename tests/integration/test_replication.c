@@ -869,6 +869,29 @@ static void assert_store_instances(const struct world *w, size_t n, const char *
 	vr_store_close(store);
 }
 
+/* A counter of the worker's replica server row. */
+static long long server_count(const char *column)
+{
+	char *sql = vrt_fmt("SELECT %s::text FROM replica_servers WHERE name = $1", column);
+	char *v = vrt_db_value(sql, VRT_SERVICE);
+	long long n = v ? atoll(v) : -1;
+	free(v);
+	free(sql);
+	return n;
+}
+
+/* Wait for the heartbeats to bring column to at least want. */
+static bool wait_server_count(const char *column, long long want)
+{
+	double end = vrt_now() + 10;
+	while (vrt_now() < end) {
+		if (server_count(column) >= want)
+			return true;
+		vrt_sleep(0.2);
+	}
+	return false;
+}
+
 static bool *new_map(uint64_t blocks)
 {
 	return calloc(blocks, sizeof(bool));
@@ -889,6 +912,7 @@ Test(replication, full_incremental_and_hash_compare_syncs_land_byte_for_byte, .t
 	struct world w;
 	world_start(&w);
 	vrt_assert_state(w.repl, "notStarted none initialSync false", "before the first sync");
+	long long bytes_before = server_count("bytes_in");
 	struct vm vm;
 	vm_init(&vm, 0x5eed);
 	uint64_t seed = 42;
@@ -948,6 +972,11 @@ Test(replication, full_incremental_and_hash_compare_syncs_land_byte_for_byte, .t
 	assert_replica_equals(&w, &vm, "after an empty resync");
 	assert_recorded(&w, same.instance, "5");
 	cr_assert_eq(count_in_file(w.worker.log, "event=transfer_committed"), 4);
+	/* the heartbeats carried the bytes received to the server's totals */
+	long long received = (long long)(DISK0_BLOCKS + DISK1_BLOCKS + nchanged) * BLOCK;
+	cr_assert(wait_server_count("bytes_in", bytes_before + received),
+		  "bytes_in is %lld, expected at least %lld", server_count("bytes_in"),
+		  bytes_before + received);
 	free(changed[0]);
 	free(changed[1]);
 	vm_free(&vm);
@@ -966,6 +995,8 @@ Test(replication, a_cut_transfer_resumes_and_hostile_streams_commit_nothing, .ti
 	struct outcome o;
 	transfer(&w, &vm, &full, &o);
 	cr_assert_eq(o.status, 0, "full sync: %s", vr_tx_strerror(o.status));
+
+	long long errors_before = server_count("transfer_errors");
 
 	/* A header naming another replication: refused before any block. */
 	struct vm before;
@@ -1025,6 +1056,10 @@ Test(replication, a_cut_transfer_resumes_and_hostile_streams_commit_nothing, .ti
 	cr_assert_lt(o.trailer.sent_blocks, total, "the retry sent every block again");
 	assert_replica_equals(&w, &vm, "after the resumed transfer");
 	assert_recorded(&w, retry.instance, "3");
+	/* the refusals and the cut count as transfer errors */
+	cr_assert(wait_server_count("transfer_errors", errors_before + 3),
+		  "transfer_errors is %lld, expected at least %lld",
+		  server_count("transfer_errors"), errors_before + 3);
 
 	/* The same instance once more (its result as if lost): answered at
 	 * once, nothing new. */
