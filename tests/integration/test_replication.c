@@ -161,6 +161,7 @@ struct world {
 	char store[300];
 	char repl[40];
 	uint8_t repl_id[VR_TX_ID];
+	char max_transfers[8]; /* the worker's --max-transfers; "": 16 */
 	struct proc worker, proxy, haproxy;
 	struct vr_agent_config config;
 	struct vr_agent_tls tls;
@@ -241,13 +242,28 @@ static void make_ca(struct world *w)
 	free(dir);
 }
 
+/* Wait until needle occurs more than before times in the file. */
+static bool wait_count_above(const char *path, const char *needle, unsigned before,
+			     double timeout_s)
+{
+	double end = vrt_now() + timeout_s;
+	while (vrt_now() < end) {
+		if (count_in_file(path, needle) > before)
+			return true;
+		vrt_sleep(0.05);
+	}
+	return false;
+}
+
+/* Start (or restart, on the same port and store) the worker. */
 static void worker_start(struct world *w)
 {
 	snprintf(w->worker.log, sizeof w->worker.log, "%s/worker.log", w->dir);
 	char *token = vrt_fmt("%s/worker-token", w->dir);
 	write_secret(token, vrt_service_token(VRT_SERVICE));
 	char *exe = vrt_fmt("%s/vrcloud-worker", builddir());
-	w->worker.port = vrt_closed_port();
+	if (!w->worker.port)
+		w->worker.port = vrt_closed_port();
 	char *address = vrt_fmt("127.0.0.1:%u", w->worker.port);
 	const char *argv[] = {exe,
 			      "--name",
@@ -262,6 +278,8 @@ static void worker_start(struct world *w)
 			      address,
 			      "--store-dir",
 			      w->store,
+			      "--max-transfers",
+			      w->max_transfers[0] ? w->max_transfers : "16",
 			      "--heartbeat-interval",
 			      "1",
 			      "--shutdown-timeout",
@@ -269,10 +287,13 @@ static void worker_start(struct world *w)
 			      "--log-level",
 			      "debug",
 			      NULL};
+	unsigned listening = count_in_file(w->worker.log, "event=replication_port_listening");
+	unsigned registered = count_in_file(w->worker.log, "event=registered");
 	spawn(&w->worker, argv);
-	cr_assert(wait_file_contains(w->worker.log, "event=replication_port_listening", 15),
+	cr_assert(wait_count_above(w->worker.log, "event=replication_port_listening", listening,
+				   15),
 		  "the worker's port never listened:\n%s", read_text(w->worker.log));
-	cr_assert(wait_file_contains(w->worker.log, "event=registered", 15),
+	cr_assert(wait_count_above(w->worker.log, "event=registered", registered, 15),
 		  "the worker never registered:\n%s", read_text(w->worker.log));
 	free(address);
 	free(exe);
@@ -404,10 +425,12 @@ static void configure(struct world *w)
 	free(body);
 }
 
-static void world_start(struct world *w)
+static void world_start(struct world *w, const char *max_transfers)
 {
 	signal(SIGPIPE, SIG_IGN);
 	memset(w, 0, sizeof *w);
+	snprintf(w->max_transfers, sizeof w->max_transfers, "%s",
+		 max_transfers ? max_transfers : "");
 	snprintf(w->dir, sizeof w->dir, "%s/replication-XXXXXX", vrt_env("VRT_WORKDIR"));
 	cr_assert_not_null(mkdtemp(w->dir));
 	snprintf(w->prefix, sizeof w->prefix, "vrt%ld-%s", (long)getpid(),
@@ -579,14 +602,15 @@ struct rx {
 	size_t len;
 };
 
-static void rx_more(struct rx *r)
+/* Read more; false when the worker's side ended. */
+static bool rx_more(struct rx *r)
 {
 	cr_assert_lt(r->len, sizeof r->buf);
 	size_t n = 0;
-	cr_assert_eq(vr_agent_conn_read(r->conn, r->buf + r->len, sizeof r->buf - r->len, &n), 0,
-		     "reading from the worker failed");
-	cr_assert_gt(n, 0, "the worker closed without a reply");
+	if (vr_agent_conn_read(r->conn, r->buf + r->len, sizeof r->buf - r->len, &n) != 0 || !n)
+		return false;
 	r->len += n;
+	return true;
 }
 
 static void rx_drop(struct rx *r, size_t used)
@@ -595,17 +619,19 @@ static void rx_drop(struct rx *r, size_t used)
 	r->len -= used;
 }
 
-static void read_reply(struct rx *r, struct vr_tx_reply *out)
+/* The next reply; false when the connection ended without one. */
+static bool read_reply(struct rx *r, struct vr_tx_reply *out)
 {
 	for (;;) {
 		size_t used = 0;
 		int rc = vr_tx_reply_decode(r->buf, r->len, &used, out);
 		if (rc == 0) {
 			rx_drop(r, used);
-			return;
+			return true;
 		}
 		cr_assert_eq(rc, VR_TX_ETRUNCATED, "bad reply: %s", vr_tx_strerror(rc));
-		rx_more(r);
+		if (!rx_more(r))
+			return false;
 	}
 }
 
@@ -619,7 +645,7 @@ static uint64_t read_hashes(struct rx *r, const struct vr_tx_header *h, uint8_t 
 		size_t used = 0;
 		int rc = vr_tx_hash_record_decode(r->buf, r->len, &used, &rec);
 		if (rc == VR_TX_ETRUNCATED) {
-			rx_more(r);
+			cr_assert(rx_more(r), "the worker closed in its hash records");
 			continue;
 		}
 		cr_assert_eq(rc, 0, "bad hash record: %s", vr_tx_strerror(rc));
@@ -754,7 +780,7 @@ static void session_begin(struct session *x, const struct world *w, const struct
 	x->r = calloc(1, sizeof *x->r);
 	x->r->conn = x->conn;
 	struct vr_tx_reply reply;
-	read_reply(x->r, &reply);
+	cr_assert(read_reply(x->r, &reply), "the worker closed without a reply to the header");
 	if (reply.kind == VR_TX_REPLY_RESULT) {
 		o->status = reply.status;
 		x->done = true;
@@ -793,7 +819,10 @@ static void session_end(struct session *x)
 		vr_agent_conn_finish(x->conn);
 	}
 	struct vr_tx_reply reply;
-	read_reply(x->r, &reply);
+	if (!read_reply(x->r, &reply)) {
+		o->status = VR_TX_ETRUNCATED; /* the worker's side ended without a result */
+		goto done;
+	}
 	cr_assert_eq(reply.kind, VR_TX_REPLY_RESULT);
 	o->status = reply.status;
 done:
@@ -910,7 +939,7 @@ static uint64_t count_map(const bool *map, uint64_t blocks)
 Test(replication, full_incremental_and_hash_compare_syncs_land_byte_for_byte, .timeout = 180)
 {
 	struct world w;
-	world_start(&w);
+	world_start(&w, NULL);
 	vrt_assert_state(w.repl, "notStarted none initialSync false", "before the first sync");
 	long long bytes_before = server_count("bytes_in");
 	struct vm vm;
@@ -986,7 +1015,7 @@ Test(replication, full_incremental_and_hash_compare_syncs_land_byte_for_byte, .t
 Test(replication, a_cut_transfer_resumes_and_hostile_streams_commit_nothing, .timeout = 180)
 {
 	struct world w;
-	world_start(&w);
+	world_start(&w, NULL);
 	struct vm vm;
 	vm_init(&vm, 0xfeed);
 	uint64_t seed = 4242;
@@ -1092,7 +1121,7 @@ Test(replication, a_second_transfer_waits_its_turn_and_sigterm_lets_a_transfer_f
      .timeout = 180)
 {
 	struct world w;
-	world_start(&w);
+	world_start(&w, NULL);
 	struct vm vm;
 	vm_init(&vm, 0xabcd);
 	uint64_t seed = 777;
@@ -1138,6 +1167,91 @@ Test(replication, a_second_transfer_waits_its_turn_and_sigterm_lets_a_transfer_f
 	cr_assert(!file_contains(w.worker.log, "event=transfers_cut"));
 	free(changed[0]);
 	free(changed[1]);
+	vm_free(&vm);
+	world_stop(&w);
+}
+
+/* With max_transfers 1, a second connection is told receiver busy before
+ * the replica is even opened; once the first is done it gets through. */
+Test(replication, beyond_max_transfers_a_transfer_is_told_to_come_back, .timeout = 180)
+{
+	struct world w;
+	world_start(&w, "1");
+	struct vm vm;
+	vm_init(&vm, 0x1234);
+	uint64_t seed = 99;
+	struct xfer first = {.flags = VR_TX_FULL, .token = 4001};
+	random_id(first.instance, &seed);
+	struct outcome o1, o2;
+	struct session held;
+	session_begin(&held, &w, &vm, &first, &o1);
+	cr_assert(!held.done, "the first transfer was refused: %s", vr_tx_strerror(o1.status));
+	struct xfer second = {.flags = VR_TX_FULL, .token = 4002};
+	random_id(second.instance, &seed);
+	transfer(&w, &vm, &second, &o2);
+	cr_assert_eq(o2.status, VR_TX_EBUSY, "beyond max_transfers: %s", vr_tx_strerror(o2.status));
+	cr_assert(file_contains(w.worker.log, "takes no more transfers"), "%s",
+		  read_text(w.worker.log));
+	session_end(&held);
+	cr_assert_eq(o1.status, 0, "the first transfer: %s", vr_tx_strerror(o1.status));
+	/* the slot is free again once the first connection has ended */
+	cr_assert(wait_file_contains(w.worker.log, "event=transfer_committed", 5));
+	vrt_sleep(0.5);
+	vm_write(&vm, 50, 3, NULL);
+	transfer(&w, &vm, &second, &o2);
+	cr_assert_eq(o2.status, 0, "the second transfer later: %s\n%s", vr_tx_strerror(o2.status),
+		     read_text(w.worker.log));
+	assert_replica_equals(&w, &vm, "after the second transfer");
+	assert_recorded(&w, second.instance, "3");
+	vm_free(&vm);
+	world_stop(&w);
+}
+
+/* SIGKILL the worker after the fifth run of a full sync; a new worker on
+ * the same store resumes the transfer (same instance and token) from what
+ * was staged, and the replica ends equal to the source. */
+static void sigkill_worker(unsigned run, void *arg)
+{
+	struct world *w = arg;
+	if (run != 5)
+		return;
+	vrt_sleep(0.3); /* let the runs be staged */
+	kill(w->worker.pid, SIGKILL);
+	waitpid(w->worker.pid, NULL, 0);
+	w->worker.pid = 0;
+}
+
+Test(replication, a_transfer_cut_by_sigkill_of_the_worker_resumes_on_its_restart, .timeout = 180)
+{
+	struct world w;
+	world_start(&w, NULL);
+	struct vm vm;
+	vm_init(&vm, 0x9999);
+	uint64_t seed = 5;
+	struct xfer full = {.flags = VR_TX_FULL,
+			    .token = 5001,
+			    .point_ms = (uint64_t)time(NULL) * 1000,
+			    .after_run = sigkill_worker,
+			    .after_run_arg = &w};
+	random_id(full.instance, &seed);
+	struct outcome o;
+	struct session x;
+	session_begin(&x, &w, &vm, &full, &o);
+	cr_assert(!x.done);
+	session_end(&x);
+	cr_assert_neq(o.status, 0, "a transfer to a killed worker succeeded");
+	assert_store_instances(&w, 0, "after the SIGKILL");
+	worker_start(&w);
+	struct xfer retry = full;
+	retry.after_run = NULL;
+	transfer(&w, &vm, &retry, &o);
+	cr_assert_eq(o.status, 0, "the retry: %s\n%s", vr_tx_strerror(o.status),
+		     read_text(w.worker.log));
+	cr_assert_gt(o.resume.next_block[0], 0, "the retry did not resume");
+	cr_assert_lt(o.trailer.sent_blocks, DISK0_BLOCKS + DISK1_BLOCKS);
+	cr_assert_eq(o.trailer.instance_blocks, DISK0_BLOCKS + DISK1_BLOCKS);
+	assert_replica_equals(&w, &vm, "after the resumed full sync");
+	assert_recorded(&w, retry.instance, "2");
 	vm_free(&vm);
 	world_stop(&w);
 }
