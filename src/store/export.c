@@ -72,6 +72,39 @@ cleanup:
 
 /* ---- copies ---- */
 
+/* Copies [start, end) of src to the same place in dst: in the kernel when
+ * it can, else through buf, skipping all-zero chunks. */
+static int copy_range(int src, int dst, uint64_t start, uint64_t end, uint8_t *buf)
+{
+	uint64_t off = start;
+	while (off < end) {
+		loff_t in = (loff_t)off, out = (loff_t)off;
+		size_t len = end - off < (UINT64_C(1) << 30) ? (size_t)(end - off)
+							     : (size_t)1 << 30;
+		ssize_t n = copy_file_range(src, &in, dst, &out, len, 0);
+		if (n > 0) {
+			off += (uint64_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EXDEV && errno != EINVAL && errno != ENOSYS &&
+		    errno != EOPNOTSUPP)
+			return -1;
+		break; /* not here, or the source ended early: copy by hand */
+	}
+	while (off < end) {
+		size_t len = end - off < CHUNK ? (size_t)(end - off) : CHUNK, got;
+		if (st_pread(src, buf, len, off, &got))
+			return -1;
+		memset(buf + got, 0, len - got);
+		if (!st_zero(buf, len) && st_pwrite(dst, buf, len, off))
+			return -1;
+		off += len;
+	}
+	return 0;
+}
+
 /* A copy of src into dst (both open): a reflink when the file system can,
  * else the data extents only, so holes stay holes. */
 static int copy_image(int src, int dst, uint64_t size, uint8_t *buf)
@@ -95,15 +128,8 @@ static int copy_image(int src, int dst, uint64_t size, uint8_t *buf)
 		}
 		if (end > size)
 			end = size;
-		for (uint64_t off = start; off < end;) {
-			size_t len = end - off < CHUNK ? (size_t)(end - off) : CHUNK, got;
-			if (st_pread(src, buf, len, off, &got))
-				return -1;
-			memset(buf + got, 0, len - got);
-			if (!st_zero(buf, len) && st_pwrite(dst, buf, len, off))
-				return -1;
-			off += len;
-		}
+		if (copy_range(src, dst, start, end, buf))
+			return -1;
 		pos = end;
 	}
 	return 0;
