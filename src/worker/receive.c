@@ -40,6 +40,7 @@ struct conn {
 	int fd;
 	unsigned idle_ms;
 	struct vr_tx_preamble pre;
+	bool got_bytes; /* the proxy sent something */
 	bool have_preamble, have_header, dec_ready;
 	char replication[VR_UUID_LEN + 1];
 	char instance[VR_UUID_LEN + 1];
@@ -456,6 +457,7 @@ static int transfer(struct conn *c, uint8_t *buf)
 		if (n <= 0)
 			return fail(c, n ? (int)n : VR_TX_ETRUNCATED, "no preamble");
 		have += (size_t)n;
+		c->got_bytes = true;
 		int rc = vr_tx_preamble_parse(buf, have, &used, &c->pre);
 		if (rc == 0)
 			break;
@@ -548,11 +550,16 @@ void vr_receive_serve(struct vr_receiver_slot *slot)
 	stop_hasher(c, status != 0);
 	if (c->store)
 		vr_store_close(c->store);
-	send_result(c, status);
+	if (c->got_bytes) {
+		send_result(c, status);
+		log_outcome(c, status, started);
+		atomic_fetch_add(status == 0 ? &c->rx->committed : &c->rx->failed, 1);
+	} else {
+		/* a connection that sent nothing (a port check): no transfer */
+		vr_log_debug("transfer_empty", "client", c->slot->client);
+	}
 	if (c->dec_ready)
 		vr_tx_dec_free(&c->dec);
-	log_outcome(c, status, started);
-	atomic_fetch_add(status == 0 ? &c->rx->committed : &c->rx->failed, 1);
 	finish(c);
 	pthread_mutex_destroy(&c->store_lock);
 	free(c);

@@ -1012,6 +1012,35 @@ Test(replication, full_incremental_and_hash_compare_syncs_land_byte_for_byte, .t
 	world_stop(&w);
 }
 
+/* Straight to the worker's port (as a stray client on the internal
+ * network would): send text, read the worker's reply until it closes.
+ * Returns the reply's status, or 1 when none came. */
+static int raw_to_worker(const struct world *w, const char *text)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in addr = {.sin_family = AF_INET,
+				   .sin_port = htons((uint16_t)w->worker.port),
+				   .sin_addr.s_addr = htonl(0x7f000001)};
+	cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+	struct timeval tv = {.tv_sec = 10};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	if (text[0])
+		cr_assert_eq(send(fd, text, strlen(text), MSG_NOSIGNAL), (ssize_t)strlen(text));
+	shutdown(fd, SHUT_WR);
+	uint8_t buf[4096];
+	size_t len = 0;
+	ssize_t n;
+	while (len < sizeof buf && (n = recv(fd, buf + len, sizeof buf - len, 0)) > 0)
+		len += (size_t)n;
+	close(fd);
+	struct vr_tx_reply reply;
+	size_t used = 0;
+	if (vr_tx_reply_decode(buf, len, &used, &reply) != 0)
+		return 1;
+	cr_assert_eq(reply.kind, VR_TX_REPLY_RESULT);
+	return reply.status;
+}
+
 Test(replication, a_cut_transfer_resumes_and_hostile_streams_commit_nothing, .timeout = 180)
 {
 	struct world w;
@@ -1047,6 +1076,14 @@ Test(replication, a_cut_transfer_resumes_and_hostile_streams_commit_nothing, .ti
 	cr_assert_eq(o.status, VR_TX_EREPLICATION, "another replication: %s",
 		     vr_tx_strerror(o.status));
 	cr_assert_eq(o.resume.kind, 0, "no resume reply for another replication");
+
+	/* Strangers on the port: no preamble, a bad one, nothing at all. */
+	cr_assert_eq(raw_to_worker(&w, "GET / HTTP/1.0\r\n\r\n"), VR_TX_EMAGIC);
+	char *wrong_version =
+		vrt_fmt("VRCLOUD-DATA 9 peer=%s replication=%s proxy=x\n", w.peer, w.repl);
+	cr_assert_eq(raw_to_worker(&w, wrong_version), VR_TX_EVERSION);
+	free(wrong_version);
+	cr_assert_eq(raw_to_worker(&w, ""), 1, "an empty connection got a reply");
 
 	/* A corrupted run: refused by its checksum, nothing committed. */
 	struct xfer bad = {.flags = VR_TX_INCREMENTAL, .token = 2003, .corrupt = true};
