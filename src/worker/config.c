@@ -49,6 +49,10 @@ void vr_worker_config_init(struct vr_worker_config *config)
 	config->redis_uri = vr_strdup("redis://127.0.0.1:6379/0");
 	config->jobs_prefix = vr_strdup("vrcloud");
 	config->log_level = VR_LOG_INFO;
+	config->store_dir = vr_strdup("/var/lib/vrcloud/store");
+	config->recovered_dir = vr_strdup("/var/lib/vrcloud/recovered");
+	config->max_transfers = 16;
+	config->transfer_idle_timeout = 120;
 }
 
 void vr_worker_config_free(struct vr_worker_config *config)
@@ -63,6 +67,9 @@ void vr_worker_config_free(struct vr_worker_config *config)
 	free(config->redis_uri);
 	free(config->jobs_prefix);
 	free(config->log_file);
+	free(config->store_dir);
+	free(config->recovered_dir);
+	free(config->traffic_listen);
 	memset(config, 0, sizeof *config);
 }
 
@@ -83,6 +90,11 @@ static const struct vr_ini_key keys[] = {
 	U("worker", "connect_timeout", connect_timeout, 1, 600),
 	U("worker", "phase_delay", phase_delay, 0, 600000),
 	S("worker", "pid_file", pid_file),
+	S("worker", "store_dir", store_dir),
+	S("worker", "recovered_dir", recovered_dir),
+	S("worker", "traffic_listen", traffic_listen),
+	U("worker", "max_transfers", max_transfers, 1, 1024),
+	U("worker", "transfer_idle_timeout", transfer_idle_timeout, 1, 86400),
 	S("redis", "uri", redis_uri),
 	S("jobs", "prefix", jobs_prefix),
 	U("jobs", "block", block, 100, 4000),
@@ -156,6 +168,14 @@ int vr_worker_config_check(const struct vr_worker_config *config, char **error_o
 			  "`vrcloudctl service add NAME --kind worker`)";
 	else if (!config->traffic_address || strlen(config->traffic_address) > 255)
 		problem = "[worker] traffic_address must be a host:port of at most 255 characters";
+	else if (!config->store_dir || config->store_dir[0] != '/')
+		problem = "[worker] store_dir must be an absolute path";
+	else if (!config->recovered_dir || config->recovered_dir[0] != '/')
+		problem = "[worker] recovered_dir must be an absolute path";
+	else if (config->traffic_listen && strcmp(config->traffic_listen, "off") != 0 &&
+		 !strchr(config->traffic_listen, ':'))
+		owned = vr_asprintf("[worker] traffic_listen: '%s' is not host:port or off",
+				    config->traffic_listen);
 	else if (!config->redis_uri || vr_redis_parse_uri(&addr, config->redis_uri) != 0)
 		owned = vr_asprintf("[redis] uri: '%s' is not redis://host[:port][/db] or "
 				    "unix:///path[?db=N]",

@@ -42,6 +42,13 @@ struct vr_worker_config {
 	unsigned block;		   /* ms one stream read waits for new entries, default 2000 */
 	unsigned phase_delay;	   /* ms each job phase waits before its report, default 0 */
 	char *pid_file;		   /* optional */
+	/* The replica store and the replication port (docs/worker.md). */
+	char *store_dir;	/* replica stores, default /var/lib/vrcloud/store */
+	char *recovered_dir;	/* recovered and test VMs, default /var/lib/vrcloud/recovered */
+	char *traffic_listen;	/* host:port the port listens at; default traffic_address;
+				 * "off": no replication port */
+	unsigned max_transfers; /* transfers received at once, default 16 */
+	unsigned transfer_idle_timeout; /* seconds a transfer may stay silent, default 120 */
 	/* [redis] */
 	char *redis_uri; /* default redis://127.0.0.1:6379/0 */
 	/* [jobs] */
@@ -142,6 +149,14 @@ struct vr_recovery_params {
 /* Returns 0 or VR_EINVAL (malformed JSON or a value of the wrong type). */
 int vr_worker_recovery_params_parse(struct vr_recovery_params *out, const char *json);
 
+/* The disks of a configure job's parameters ("Disks": [{"DeviceKey": N,
+ * "SizeBytes": N}, ...]): each key as decimal text, in the order given.
+ * Returns 0 with *n_out set, or VR_EINVAL (absent, malformed, more than
+ * max, a key or size out of range). */
+struct vr_store_disk;
+int vr_worker_params_disks(struct vr_store_disk *out, unsigned max, unsigned *n_out,
+			   const char *json);
+
 /* The replication's peer, which the API puts into the parameters of every
  * action on a replication as the top-level string "PeerId". Returns 0 or
  * VR_ENOTFOUND (absent or not a UUID). */
@@ -228,6 +243,10 @@ struct vr_job_run {
 	 * actions send none (the unit tests). */
 	struct vr_redis *redis;
 	const char *tunnel_prefix;
+	/* [worker] store_dir and recovered_dir; NULL: the actions touch no
+	 * replica store (the unit tests). */
+	const char *store_dir;
+	const char *recovered_dir;
 	/* Filled by an action that fails (VR_JOB_FAILED). */
 	int error_major;
 	char error_minor[64];
