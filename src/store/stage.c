@@ -202,7 +202,7 @@ void st_stage_close(struct vr_store *s)
 	if (s->stage.fd >= 0)
 		close(s->stage.fd);
 	for (unsigned i = 0; i < VR_TX_MAX_DISKS; i++)
-		if (s->stage.img[i] > 0)
+		if (s->stage.img[i] >= 0)
 			close(s->stage.img[i]);
 	memset(&s->stage, 0, sizeof s->stage);
 	s->stage.fd = -1;
