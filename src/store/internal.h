@@ -51,6 +51,10 @@ struct st_staging {
 	uint64_t blocks, bytes;
 	int disk;	     /* disk of the last record, -1 before any */
 	uint64_t next_block; /* first block the next record may use */
+	/* Direct: the replica holds no instance, so the blocks go straight
+	 * into its images and the records keep only their leaves. */
+	bool direct;
+	int img[VR_TX_MAX_DISKS]; /* the images, open while a direct staging is */
 };
 
 struct vr_store {

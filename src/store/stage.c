@@ -17,12 +17,15 @@
 
 /* ---- the redo log's header ---- */
 
+#define REDO_DIRECT 0x1u
+
 static size_t redo_header_encode(uint8_t *out, const struct vr_store *s,
-				 const struct vr_tx_header *h)
+				 const struct vr_tx_header *h, bool direct)
 {
 	memset(out, 0, REDO_FIXED);
 	memcpy(out, ST_REDO_MAGIC, 8);
-	tx_put32(out + 12, s->ndisks);
+	tx_put16(out + 12, (uint16_t)s->ndisks);
+	tx_put16(out + 14, direct ? REDO_DIRECT : 0);
 	memcpy(out + 16, h->replication, VR_TX_ID);
 	memcpy(out + 32, h->instance, VR_TX_ID);
 	tx_put64(out + 48, h->resume_token);
@@ -62,20 +65,24 @@ static int redo_header_read(const struct vr_store *s, int fd, struct st_staging 
 	memcpy(h.instance, buf + 32, VR_TX_ID);
 	h.resume_token = tx_get64(buf + 48);
 	h.point_in_time_ms = tx_get64(buf + 56);
+	bool direct = tx_get16(buf + 14) == REDO_DIRECT;
 	/* Whole and ours exactly when it re-encodes to the same bytes. */
-	size_t n = redo_header_encode(want, s, &h);
+	size_t n = redo_header_encode(want, s, &h, direct);
 	if (n != len || memcmp(want, buf, n))
 		return -1;
 	memcpy(st->instance, h.instance, VR_TX_ID);
 	st->token = h.resume_token;
 	st->point_in_time_ms = (int64_t)h.point_in_time_ms;
 	st->data_start = len;
+	st->direct = direct;
 	return 0;
 }
 
 /* ---- redo records ---- */
 
 struct redo_iter {
+	bool direct;	/* the data is in the images, not in the records */
+	const int *img; /* the images' fds, for a direct staging */
 	uint64_t off, end;
 	int last_disk;
 	uint64_t next_block;
@@ -129,7 +136,8 @@ static int redo_next(int fd, const struct vr_store *s, struct redo_iter *it, boo
 	if (!run_fits(s, it->last_disk, it->next_block, disk, first, count))
 		return -1;
 	size_t lsize = (size_t)count * VR_TX_HASH, dsize = (size_t)count * VR_TX_BLOCK;
-	if (it->end - it->off < ST_REDO_REC + lsize + dsize)
+	size_t stored = it->direct ? 0 : dsize;
+	if (it->end - it->off < ST_REDO_REC + lsize + stored)
 		return -1;
 	if (st_pread(fd, it->leaves, lsize, it->off + ST_REDO_REC, &got))
 		return VR_EIO;
@@ -138,10 +146,16 @@ static int redo_next(int fd, const struct vr_store *s, struct redo_iter *it, boo
 	tx_sha256(h, rec, 16, it->leaves, lsize, NULL, 0);
 	if (memcmp(h, rec + 16, VR_TX_HASH))
 		return -1;
-	if (st_pread(fd, it->data, dsize, it->off + ST_REDO_REC + lsize, &got))
-		return VR_EIO;
-	if (got < dsize)
-		return -1;
+	if (it->direct && verify) {
+		if (st_pread(it->img[disk], it->data, dsize, first * VR_TX_BLOCK, &got))
+			return VR_EIO;
+		memset(it->data + got, 0, dsize - got);
+	} else if (!it->direct) {
+		if (st_pread(fd, it->data, dsize, it->off + ST_REDO_REC + lsize, &got))
+			return VR_EIO;
+		if (got < dsize)
+			return -1;
+	}
 	if (verify)
 		for (uint32_t i = 0; i < count; i++) {
 			vr_tx_leaf(first + i, it->data + (size_t)i * VR_TX_BLOCK, h);
@@ -153,13 +167,15 @@ static int redo_next(int fd, const struct vr_store *s, struct redo_iter *it, boo
 	it->count = count;
 	it->last_disk = (int)disk;
 	it->next_block = first + count;
-	it->off += ST_REDO_REC + lsize + dsize;
+	it->off += ST_REDO_REC + lsize + stored;
 	return 1;
 }
 
-static struct redo_iter *redo_iter_new(uint64_t start, uint64_t end)
+static struct redo_iter *redo_iter_new(const struct st_staging *st, uint64_t start, uint64_t end)
 {
 	struct redo_iter *it = vr_calloc(1, sizeof *it);
+	it->direct = st->direct;
+	it->img = st->img;
 	it->data = malloc(VR_TX_MAX_PAYLOAD);
 	if (!it->data) {
 		free(it);
@@ -185,9 +201,25 @@ void st_stage_close(struct vr_store *s)
 {
 	if (s->stage.fd >= 0)
 		close(s->stage.fd);
+	for (unsigned i = 0; i < VR_TX_MAX_DISKS; i++)
+		if (s->stage.img[i] >= 0)
+			close(s->stage.img[i]);
 	memset(&s->stage, 0, sizeof s->stage);
 	s->stage.fd = -1;
 	s->stage.disk = -1;
+	for (unsigned i = 0; i < VR_TX_MAX_DISKS; i++)
+		s->stage.img[i] = -1;
+}
+
+/* A direct staging writes into the images: open them. */
+static int stage_images(struct vr_store *s)
+{
+	for (unsigned i = 0; i < s->ndisks; i++) {
+		s->stage.img[i] = open(s->paths[i], O_RDWR | O_CLOEXEC);
+		if (s->stage.img[i] < 0)
+			return st_fail(s, VR_EIO, "%s: %s", s->paths[i], strerror(errno));
+	}
+	return 0;
 }
 
 int st_stage_discard(struct vr_store *s)
@@ -220,7 +252,9 @@ static int stage_resume(struct vr_store *s, struct vr_tx_dec *dec)
 	struct stat sb;
 	if (fstat(st->fd, &sb))
 		return st_fail(s, VR_EIO, "staging: %s", strerror(errno));
-	struct redo_iter *it = redo_iter_new(st->data_start, (uint64_t)sb.st_size);
+	if (st->direct && stage_images(s))
+		return VR_EIO;
+	struct redo_iter *it = redo_iter_new(st, st->data_start, (uint64_t)sb.st_size);
 	if (!it)
 		return st_fail(s, VR_EIO, "staging: out of memory");
 	int r, rc = 0;
@@ -261,8 +295,11 @@ static int stage_new(struct vr_store *s, const struct vr_tx_header *h)
 		rc = st_fail(s, VR_EIO, "%s: %s", path, strerror(errno));
 		goto cleanup;
 	}
+	st->direct = s->base_seq == 0;
+	if (st->direct && (rc = stage_images(s)))
+		goto cleanup;
 	uint8_t buf[REDO_HEADER_MAX];
-	size_t n = redo_header_encode(buf, s, h);
+	size_t n = redo_header_encode(buf, s, h, st->direct);
 	if (st_pwrite(st->fd, buf, n, 0)) {
 		rc = st_fail(s, VR_EIO, "%s: %s", path, strerror(errno));
 		goto cleanup;
@@ -347,17 +384,21 @@ int vr_store_stage_run(struct vr_store *s, unsigned disk, uint64_t first, uint32
 		vr_tx_leaf(first + i, data + (size_t)i * VR_TX_BLOCK, leaves[i]);
 	record_head(rec, disk, first, count, (const uint8_t(*)[VR_TX_HASH])leaves);
 	int rc = 0;
-	if (st_pwrite(st->fd, rec, sizeof rec, st->end) ||
+	size_t dsize = (size_t)count * VR_TX_BLOCK;
+	/* Direct: the blocks before their record, so a record is never valid
+	 * without them. */
+	if ((st->direct && st_pwrite(st->img[disk], data, dsize, first * VR_TX_BLOCK)) ||
+	    st_pwrite(st->fd, rec, sizeof rec, st->end) ||
 	    st_pwrite(st->fd, leaves, (size_t)count * VR_TX_HASH, st->end + ST_REDO_REC) ||
-	    st_pwrite(st->fd, data, (size_t)count * VR_TX_BLOCK,
-		      st->end + ST_REDO_REC + (uint64_t)count * VR_TX_HASH)) {
+	    (!st->direct && st_pwrite(st->fd, data, dsize,
+				      st->end + ST_REDO_REC + (uint64_t)count * VR_TX_HASH))) {
 		rc = st_fail(s, VR_EIO, "staging: %s", strerror(errno));
 		/* Nothing may follow a torn record: this staging takes no more
 		 * runs; the next stage_begin cuts the tail off. */
 		st->active = false;
 		goto cleanup;
 	}
-	st->end += ST_REDO_REC + (uint64_t)count * (VR_TX_HASH + VR_TX_BLOCK);
+	st->end += ST_REDO_REC + (uint64_t)count * VR_TX_HASH + (st->direct ? 0 : dsize);
 	st->blocks += count;
 	st->bytes += (uint64_t)count * VR_TX_BLOCK;
 	st->disk = (int)disk;
@@ -399,13 +440,16 @@ static void close_images(const struct vr_store *s, int *fds)
 static int apply_redo(struct vr_store *s, int stage_fd, uint64_t start, uint64_t end, bool verify)
 {
 	int fds[VR_TX_MAX_DISKS];
-	struct redo_iter *it = redo_iter_new(start, end);
+	struct redo_iter *it = redo_iter_new(&s->stage, start, end);
 	if (!it)
 		return st_fail(s, VR_EIO, "commit: out of memory");
 	int r, rc = open_images(s, fds, O_RDWR);
 	if (rc)
 		goto cleanup;
+	it->img = fds;
 	while ((r = redo_next(stage_fd, s, it, verify)) == 1) {
+		if (it->direct)
+			continue; /* the blocks are in place */
 		if (st_pwrite(fds[it->disk], it->data, (size_t)it->count * VR_TX_BLOCK,
 			      it->first * VR_TX_BLOCK)) {
 			rc = st_fail(s, VR_EIO, "%s: %s", s->paths[it->disk], strerror(errno));
@@ -436,7 +480,7 @@ static int verify_and_undo(struct vr_store *s, const struct vr_tx_dec *dec)
 	int fds[VR_TX_MAX_DISKS];
 	struct st_undo_writer w = {.fd = -1};
 	bool undo = s->base_seq != 0;
-	struct redo_iter *it = redo_iter_new(st->data_start, st->end);
+	struct redo_iter *it = redo_iter_new(st, st->data_start, st->end);
 	uint8_t *old = malloc(VR_TX_MAX_PAYLOAD);
 	struct vr_tx_root root;
 	int r, rc = 0;
@@ -449,6 +493,14 @@ static int verify_and_undo(struct vr_store *s, const struct vr_tx_dec *dec)
 	rc = open_images(s, fds, O_RDONLY);
 	if (rc)
 		goto cleanup;
+	it->img = fds;
+	if (undo && st->direct) {
+		rc = st_fail(s, VR_EIO,
+			     "a direct staging while the replica holds an instance; "
+			     "staging discarded");
+		st_stage_discard(s);
+		goto cleanup;
+	}
 	if (undo) {
 		rc = st_undo_begin(s, &w, &s->inst[s->ninst - 1]);
 		if (rc)
@@ -489,6 +541,10 @@ static int verify_and_undo(struct vr_store *s, const struct vr_tx_dec *dec)
 	}
 	if (undo)
 		rc = st_undo_finish(s, &w);
+	/* Direct: the blocks are the instance once the marker is written. */
+	for (unsigned i = 0; !rc && st->direct && i < s->ndisks; i++)
+		if (fsync(fds[i]))
+			rc = st_fail(s, VR_EIO, "%s: %s", s->paths[i], strerror(errno));
 cleanup:
 	if (rc && undo)
 		st_undo_abort(&w);

@@ -480,6 +480,8 @@ static struct vr_store *store_new(const char *root, const char *replication)
 	struct vr_store *s = vr_calloc(1, sizeof *s);
 	s->lock_fd = -1;
 	s->stage.fd = -1;
+	for (unsigned i = 0; i < VR_TX_MAX_DISKS; i++)
+		s->stage.img[i] = -1;
 	memcpy(s->replication, replication, VR_UUID_LEN + 1);
 	vr_tx_id_parse(s->replication_id, replication);
 	s->dir = vr_asprintf("%s/%s", root, replication);

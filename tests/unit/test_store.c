@@ -232,48 +232,63 @@ static off_t file_size(const char *path)
 	return sb.st_size;
 }
 
+/* Sends a full instance of 320 changed blocks in runs of 4 and drops it
+ * after 10 runs. */
+static void send_ten_runs(struct vr_store *st, struct s_src *s, struct s_xfer *x)
+{
+	s_src_write(s, 30, 10);
+	s_src_all_changed(s);
+	s_xfer_new(x, true);
+	x->max_run = 4;
+	x->drop_after_runs = 10;
+	cr_assert_eq(s_send(st, s, x), 0);
+}
+
+static void resume_expecting(struct vr_store *st, struct s_src *s, struct s_xfer *x,
+			     uint64_t staged_blocks)
+{
+	x->drop_after_runs = -1;
+	cr_assert_eq(s_send(st, s, x), 1);
+	cr_assert_eq(x->commit_rc, 0, "commit: %s", vr_store_message(st));
+	cr_assert_eq(x->sent_blocks, 320 - staged_blocks, "resent %llu blocks",
+		     (unsigned long long)x->sent_blocks);
+	s_assert_replica(st, s);
+}
+
 Test(store, torn_staging_resumes_from_its_last_valid_record)
 {
 	struct s_src s;
 	s_src_init(&s, 256, 64);
 	s_create(&s);
 	struct vr_store *st = s_open();
-	s_src_all_changed(&s);
-	s_src_write(&s, 30, 10);
-	s_src_all_changed(&s);
-
-	struct s_xfer x;
-	s_xfer_new(&x, true);
-	x.max_run = 4;
-	x.drop_after_runs = 10;
-	cr_assert_eq(s_send(st, &s, &x), 0);
-	vr_store_close(st);
-
-	/* Cut the last record in the middle of its data, as a crash would. */
 	char *staging = s_repl_path("staging");
-	off_t size = file_size(staging);
-	cr_assert_eq(truncate(staging, size - 1000), 0);
+	struct s_xfer x;
+
+	/* The first instance goes straight into the empty replica: the
+	 * staging keeps only the leaves (48 + 4 x 32 bytes a record). */
+	send_ten_runs(st, &s, &x);
+	vr_store_close(st);
+	size_t direct_rec = 48 + 4 * 32;
+	cr_assert_lt(file_size(staging), 11 * (off_t)direct_rec + 400);
+	/* Cut the last record, as a crash would. */
+	cr_assert_eq(truncate(staging, file_size(staging) - 50), 0);
 	st = s_open();
-	x.drop_after_runs = -1;
-	cr_assert_eq(s_send(st, &s, &x), 1);
-	cr_assert_eq(x.commit_rc, 0, "commit: %s", vr_store_message(st));
-	cr_assert_eq(x.sent_blocks, 320 - 9 * 4, "resent from the torn record: %llu",
-		     (unsigned long long)x.sent_blocks);
-	s_assert_replica(st, &s);
+	resume_expecting(st, &s, &x, 9 * 4);
+
+	/* The next ones carry their blocks: cut in the middle of the data. */
+	size_t rec = 48 + 4 * (32 + 4096);
+	send_ten_runs(st, &s, &x);
+	vr_store_close(st);
+	cr_assert_eq(truncate(staging, file_size(staging) - 1000), 0);
+	st = s_open();
+	resume_expecting(st, &s, &x, 9 * 4);
 
 	/* Garbage after valid records is cut off too, and a flipped byte in a
 	 * staged block is caught by its leaf: the block is sent again. */
-	s_src_write(&s, 30, 10);
-	s_src_all_changed(&s);
-	s_xfer_new(&x, true);
-	x.max_run = 4;
-	x.drop_after_runs = 10;
-	cr_assert_eq(s_send(st, &s, &x), 0);
+	send_ten_runs(st, &s, &x);
 	vr_store_close(st);
 	size_t n;
 	uint8_t *bytes = s_read(staging, &n);
-	size_t rec = 48 + 4 * (32 + 4096);
-	cr_assert_gt(n, 6 * rec);
 	bytes[n - 3 * rec - 100] ^= 0x40; /* the data of the 7th record */
 	s_write(staging, bytes, n);
 	int fd = open(staging, O_WRONLY | O_APPEND);
@@ -281,11 +296,25 @@ Test(store, torn_staging_resumes_from_its_last_valid_record)
 	close(fd);
 	free(bytes);
 	st = s_open();
-	x.drop_after_runs = -1;
-	cr_assert_eq(s_send(st, &s, &x), 1);
-	cr_assert_eq(x.commit_rc, 0, "commit: %s", vr_store_message(st));
-	cr_assert_eq(x.sent_blocks, 320 - 6 * 4);
-	s_assert_replica(st, &s);
+	resume_expecting(st, &s, &x, 6 * 4);
+	vr_store_close(st);
+
+	/* A first instance again (a new store) with a damaged block in the
+	 * replica, where a direct staging keeps it. */
+	cr_assert_eq(vr_store_remove(s_root, S_REPL, NULL), 0);
+	s_create(&s);
+	st = s_open();
+	send_ten_runs(st, &s, &x);
+	vr_store_close(st);
+	/* Block 17 is in the 5th record (blocks 16 to 19). */
+	char *img = s_repl_path("disk-0.img");
+	bytes = s_read(img, &n);
+	bytes[17 * VR_TX_BLOCK + 5] ^= 1;
+	s_write(img, bytes, n);
+	free(bytes);
+	free(img);
+	st = s_open();
+	resume_expecting(st, &s, &x, 4 * 4);
 	free(staging);
 	vr_store_close(st);
 	s_src_free(&s);

@@ -322,3 +322,57 @@ Test(store_crash, sigkill_during_moves, .timeout = 60)
 		nftw(shm, s_rm, 16, FTW_DEPTH | FTW_PHYS);
 	s_src_free(&s);
 }
+
+/* The first instance goes straight into the empty replica (no undo, no
+ * second copy); killed at random moments it is either not there (and
+ * resumes) or there whole. */
+Test(store_crash, sigkill_during_first_syncs, .timeout = 60)
+{
+	struct s_src s;
+	s_src_init(&s, 512, 256);
+	unsigned done = 0, resumed = 0;
+	int64_t window = 20000;
+	for (unsigned t = 0; t < 40; t++) {
+		cr_assert_eq(vr_store_remove(s_root, S_REPL, NULL), 0);
+		s_create(&s);
+		s_src_write(&s, 20, 40);
+		s_src_all_changed(&s);
+		struct s_xfer x;
+		s_xfer_new(&x, true);
+		x.max_run = 1 + (unsigned)(s_rand() % 64);
+		pid_t pid = fork();
+		cr_assert_geq(pid, 0);
+		if (pid == 0)
+			child(&s, &x, "");
+		usleep((useconds_t)(s_rand() % (uint64_t)window));
+		kill(pid, SIGKILL);
+		int status;
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		if (WIFEXITED(status))
+			cr_assert_eq(WEXITSTATUS(status), 0);
+		window = WIFEXITED(status) ? window * 9 / 10 + 1 : window * 11 / 10 + 1;
+
+		struct vr_store *st = s_open();
+		struct vr_store_instance *list;
+		size_t n;
+		cr_assert_eq(vr_store_instances(st, &list, &n), 0);
+		cr_assert_leq(n, 1);
+		if (n == 1) {
+			cr_assert_str_eq(list[0].id, x.instance);
+			s_assert_replica(st, &s);
+			done++;
+		} else {
+			cr_assert_eq(s_send(st, &s, &x), 1);
+			cr_assert_eq(x.commit_rc, 0, "trial %u: %s", t, vr_store_message(st));
+			s_assert_replica(st, &s);
+			resumed++;
+		}
+		free(list);
+		vr_store_close(st);
+	}
+	fprintf(stderr, "store crash: 40 first syncs: done %u times, resumed %u times\n", done,
+		resumed);
+	cr_assert_geq(done, 3);
+	cr_assert_geq(resumed, 3);
+	s_src_free(&s);
+}

@@ -80,7 +80,10 @@ const char *vr_store_disk_path(const struct vr_store *store, unsigned index);
  * disks were moved out) or VR_EIO. */
 int vr_store_stage_begin(struct vr_store *store, struct vr_tx_dec *dec);
 /* Append a verified run (as vr_tx_dec hands it over) to the staging redo
- * log with the leaf hash of each block. Returns 0 or VR_EIO. */
+ * log with the leaf hash of each block. While the replica holds no
+ * instance (a first sync, or the first after a move) the blocks go
+ * straight into the replica disks and the log keeps only their leaves.
+ * Returns 0 or VR_EIO. */
 int vr_store_stage_run(struct vr_store *store, unsigned disk, uint64_t first, uint32_t count,
 		       const uint8_t *data);
 /* Bytes staged for the instance over all attempts. */
@@ -115,7 +118,8 @@ int vr_store_pin(struct vr_store *store, const char *instance_id, bool pinned);
  * Returns 0, VR_EINVAL (outside the disk), VR_ECONFLICT (the replica disks
  * were moved out) or VR_EIO. It only reads the replica disks: another
  * thread may call it while the store's owner stages runs (not while it
- * commits, drops or exports). */
+ * commits, drops or exports); runs of a first sync, staged into the
+ * replica disks, show in the hashes of their groups. */
 int vr_store_group_hash(struct vr_store *store, unsigned disk, uint64_t first, uint32_t count,
 			uint8_t out[VR_TX_HASH]);
 
