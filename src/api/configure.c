@@ -21,6 +21,7 @@
 #include "vrcloud/engine.h"
 #include "vrcloud/err.h"
 #include "vrcloud/input.h"
+#include "vrcloud/transfer.h"
 #include "vrcloud/uuid.h"
 
 #define RPO_MIN		   5
@@ -238,6 +239,11 @@ static bool read_disks(xmlNodePtr root, struct spec *s, struct refusal *why)
 			return refuse(why,
 				      "Disk %d: SizeBytes must be 1 byte to 64 TiB (%" PRId64 ").",
 				      i + 1, DISK_SIZE_MAX);
+		if (disk->size % VR_TX_BLOCK)
+			return refuse(why,
+				      "Disk %d: SizeBytes must be a multiple of %u, the replica's "
+				      "block size (%lld).",
+				      i + 1, VR_TX_BLOCK, disk->size);
 		disk->name = vr_input_child_trimmed(d, "Name");
 		if (disk->name && !vr_api_name_ok(disk->name, NAME_MAX_CHARS))
 			return refuse(why,

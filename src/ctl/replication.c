@@ -94,7 +94,7 @@ static int parse_size(uint64_t *out, const char *text, size_t len)
 	case 'T': case 't': shift = 40; end++; break;
 	default: return VR_EINVAL;
 	}
-	if (*end || v == 0 || v > (UINT64_C(64) << 40) >> shift)
+	if (*end || v == 0 || v > (UINT64_C(64) << 40) >> shift || (v << shift) % 4096)
 		return VR_EINVAL;
 	*out = v << shift;
 	return 0;
@@ -141,7 +141,7 @@ static int replication_add(struct vr_ctl *ctl, int argc, char **argv)
 	for (const char *p = disks; *p;) {
 		size_t len = strcspn(p, ",");
 		if (ndisks == MAX_DISKS || parse_size(&sizes[ndisks], p, len))
-			return vr_ctl_usage_error(cmd, "--disks takes up to %d sizes such as 10G "
+			return vr_ctl_usage_error(cmd, "--disks takes up to %d sizes (multiples of 4096) such as 10G "
 						       "or 4096, separated by commas",
 						  MAX_DISKS);
 		ndisks++;

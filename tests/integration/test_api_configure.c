@@ -744,7 +744,7 @@ static char *disks_xml(int n, bool same_key)
 	cr_assert_not_null(xml);
 	for (int i = 0; i < n; i++)
 		snprintf(xml + strlen(xml), size - strlen(xml),
-			 "<Disk><DeviceKey>%d</DeviceKey><SizeBytes>1024</SizeBytes></Disk>",
+			 "<Disk><DeviceKey>%d</DeviceKey><SizeBytes>4096</SizeBytes></Disk>",
 			 same_key ? 2000 : 2000 + i);
 	return xml;
 }
@@ -782,11 +782,14 @@ Test(configure, invalid_documents_are_400_and_change_nothing)
 		{VRT_PEER_A1, "huge-disk", "15",
 		 "<Disk><DeviceKey>1</DeviceKey><SizeBytes>70368744177665</SizeBytes></Disk>",
 		 "a disk over 64 TiB"},
+		{VRT_PEER_A1, "odd-disk", "15",
+		 "<Disk><DeviceKey>1</DeviceKey><SizeBytes>1024</SizeBytes></Disk>",
+		 "a disk that is not a whole number of 4 KiB blocks"},
 		{VRT_PEER_A1, "negative-key", "15",
 		 "<Disk><DeviceKey>-1</DeviceKey><SizeBytes>1</SizeBytes></Disk>",
 		 "a negative device key"},
 		{VRT_PEER_A1, "bad-disk-name", "15",
-		 "<Disk><DeviceKey>1</DeviceKey><Name>  </Name><SizeBytes>1</SizeBytes></Disk>",
+		 "<Disk><DeviceKey>1</DeviceKey><Name>  </Name><SizeBytes>4096</SizeBytes></Disk>",
 		 "a blank disk name"},
 		{VRT_PEER_A1, "rpo-4", "4", ONE_DISK, "RPO 4"},
 		{VRT_PEER_A1, "rpo-1441", "1441", ONE_DISK, "RPO 1441"},
