@@ -30,6 +30,9 @@ libvrcloud_la_SOURCES += \
 libvrcloud_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
 # The internal route of the proxies (docs/tunnels.md).
 libvrcloud_la_SOURCES += src/db/sites.c src/api/internal_sites.c
+# Recovered VMs' disk images (docs/recovery.md).
+libvrcloud_la_SOURCES += src/db/recovery.c src/api/recovered.c \
+	src/include/vrcloud/failback.h src/failback/codec.c
 # The transfer protocol of data connections (docs/transfer-protocol.md).
 libvrcloud_la_SOURCES += src/include/vrcloud/transfer.h src/transfer/wire.h \
 	src/transfer/wire.c src/transfer/encode.c src/transfer/decode.c src/transfer/preamble.c

@@ -49,6 +49,10 @@ void vr_worker_config_init(struct vr_worker_config *config)
 	config->redis_uri = vr_strdup("redis://127.0.0.1:6379/0");
 	config->jobs_prefix = vr_strdup("vrcloud");
 	config->log_level = VR_LOG_INFO;
+	config->store_dir = vr_strdup("/var/lib/vrcloud/store");
+	config->recovered_dir = vr_strdup("/var/lib/vrcloud/recovered");
+	config->proxy_internal = vr_strdup("127.0.0.1:8444");
+	config->sync_timeout = 600;
 }
 
 void vr_worker_config_free(struct vr_worker_config *config)
@@ -63,6 +67,10 @@ void vr_worker_config_free(struct vr_worker_config *config)
 	free(config->redis_uri);
 	free(config->jobs_prefix);
 	free(config->log_file);
+	free(config->store_dir);
+	free(config->recovered_dir);
+	free(config->boot_check);
+	free(config->proxy_internal);
 	memset(config, 0, sizeof *config);
 }
 
@@ -83,6 +91,11 @@ static const struct vr_ini_key keys[] = {
 	U("worker", "connect_timeout", connect_timeout, 1, 600),
 	U("worker", "phase_delay", phase_delay, 0, 600000),
 	S("worker", "pid_file", pid_file),
+	S("worker", "store_dir", store_dir),
+	S("worker", "recovered_dir", recovered_dir),
+	S("worker", "boot_check", boot_check),
+	S("worker", "proxy_internal", proxy_internal),
+	U("worker", "sync_timeout", sync_timeout, 1, 86400),
 	S("redis", "uri", redis_uri),
 	S("jobs", "prefix", jobs_prefix),
 	U("jobs", "block", block, 100, 4000),

@@ -106,6 +106,16 @@ int vr_worker_doc_job_result(struct vr_buf *out, const char *server_id,
 		vr_xml_elem(w, "VendorSpecificErrorCode", result->vendor);
 	if (result->message)
 		vr_xml_elem(w, "Message", result->message);
+	if (result->instance_id && vr_uuid_valid(result->instance_id))
+		vr_xml_elem(w, "InstanceId", result->instance_id);
+	for (unsigned i = 0; i < result->ndisks && i < 64; i++) {
+		const struct vr_worker_disk *disk = &result->disks[i];
+		vr_xml_start(w, "Disk");
+		vr_xml_elem(w, "Key", disk->key);
+		vr_xml_elem(w, "Path", disk->path);
+		vr_xml_elemf(w, "Size", "%llu", (unsigned long long)disk->size);
+		vr_xml_end(w);
+	}
 	vr_xml_end(w);
 	return vr_xml_finish(w, out);
 }

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "vrcloud/buf.h"
 #include "vrcloud/log.h"
@@ -42,6 +43,12 @@ struct vr_worker_config {
 	unsigned block;		   /* ms one stream read waits for new entries, default 2000 */
 	unsigned phase_delay;	   /* ms each job phase waits before its report, default 0 */
 	char *pid_file;		   /* optional */
+	char *store_dir;	   /* replica stores, default /var/lib/vrcloud/store */
+	char *recovered_dir;	   /* recovered and test VMs, default /var/lib/vrcloud/recovered */
+	/* recovery (docs/recovery.md) */
+	char *boot_check;	 /* optional command run with a recovered VM's images */
+	char *proxy_internal;	 /* a proxy's internal port, default 127.0.0.1:8444 */
+	unsigned sync_timeout;	 /* seconds a job waits for a synchronized instance, 600 */
 	/* [redis] */
 	char *redis_uri; /* default redis://127.0.0.1:6379/0 */
 	/* [jobs] */
@@ -84,12 +91,23 @@ enum vr_worker_outcome {
 
 /* What a JobResult says. Strings are borrowed; NULL or 0 leaves the
  * optional element out. */
+/* A disk image a recovery job wrote. */
+struct vr_worker_disk {
+	char key[256]; /* the device key, decimal */
+	char *path;    /* owned */
+	uint64_t size; /* bytes */
+};
+
 struct vr_worker_result {
 	enum vr_worker_outcome outcome;
 	int major;	    /* MajorErrorCode (an HTTP status), 0 = none */
 	const char *minor;  /* MinorErrorCode */
 	const char *vendor; /* VendorSpecificErrorCode */
 	const char *message;
+	/* a successful recovery job: the instance and images it recovered */
+	const char *instance_id;
+	const struct vr_worker_disk *disks;
+	unsigned ndisks;
 };
 
 const char *vr_worker_outcome_token(enum vr_worker_outcome outcome);
@@ -228,6 +246,14 @@ struct vr_job_run {
 	 * actions send none (the unit tests). */
 	struct vr_redis *redis;
 	const char *tunnel_prefix;
+	/* The worker's configuration (store and recovery directories, boot
+	 * check, proxies' internal port); NULL: the actions move no data (the
+	 * unit tests). */
+	const struct vr_worker_config *config;
+	/* Filled by a recovery action that succeeds (vr_job_run_clear frees). */
+	char recovered_instance[VR_UUID_LEN + 1];
+	struct vr_worker_disk *disks;
+	unsigned ndisks;
 	/* Filled by an action that fails (VR_JOB_FAILED). */
 	int error_major;
 	char error_minor[64];
@@ -259,6 +285,8 @@ int vr_job_fail(struct vr_job_run *run, int major, const char *minor, const char
  * and, for SUCCEEDED, FAILED and CANCELED, the JobResult to send in
  * *result_out (its strings point into run). */
 int vr_worker_job_execute(struct vr_job_run *run, struct vr_worker_result *result_out);
+/* Free what an action left in run (its recovered disks). */
+void vr_job_run_clear(struct vr_job_run *run);
 
 /* --- the daemon ------------------------------------------------------- */
 
