@@ -35,4 +35,5 @@ libvrcloud_la_SOURCES += src/db/recovery.c src/api/recovered.c \
 	src/include/vrcloud/failback.h src/failback/codec.c
 # The transfer protocol of data connections (docs/transfer-protocol.md).
 libvrcloud_la_SOURCES += src/include/vrcloud/transfer.h src/transfer/wire.h \
-	src/transfer/wire.c src/transfer/encode.c src/transfer/decode.c src/transfer/preamble.c
+	src/transfer/wire.c src/transfer/encode.c src/transfer/decode.c src/transfer/preamble.c \
+	src/transfer/hashrec.c src/transfer/codec.c

@@ -4,9 +4,10 @@
  *
  * The encoder writes through a sink (a vr_buf or a file descriptor). The
  * decoder takes any chunking of the byte stream, holds at most one run
- * (VR_TX_MAX_PAYLOAD bytes, allocated once at init) and refuses hostile
- * input with one of the vr_tx_err codes; it never reads past what it was
- * given. */
+ * (VR_TX_MAX_PAYLOAD bytes, allocated once at init; a second buffer of the
+ * same size and the codec's context when the header names a codec) and
+ * refuses hostile input with one of the vr_tx_err codes; it never reads
+ * past what it was given nor writes past its buffers. */
 #ifndef VRCLOUD_TRANSFER_H
 #define VRCLOUD_TRANSFER_H
 
@@ -164,6 +165,59 @@ int vr_tx_reply_encode(const struct vr_tx_reply *r, struct vr_buf *out);
  * else 0 with *used set, or an error. */
 int vr_tx_reply_decode(const uint8_t *p, size_t n, size_t *used, struct vr_tx_reply *r);
 
+/* Hash records (hash-compare transfers, docs/transfer-protocol.md, "Hash
+ * records"): after its resume reply the receiver sends, disk by disk, the
+ * hashes of groups of VR_TX_GROUP_BLOCKS blocks from the group holding the
+ * disk's resume position to the disk's end, then one end record. A group's
+ * hash is SHA-256 over the leaves (vr_tx_leaf) of its blocks in order; the
+ * last group of a disk may be shorter. */
+#define VR_TX_GROUP_BLOCKS	16u
+#define VR_TX_MAX_HASH_GROUPS	4096u /* group hashes in one record */
+#define VR_TX_HASH_RECORD_FIXED 16    /* type, reserved, disk, first group, count */
+#define VR_TX_HASH_END_LEN	64
+#define VR_TX_MAX_HASH_RECORD_LEN                                                                  \
+	(VR_TX_HASH_RECORD_FIXED + VR_TX_MAX_HASH_GROUPS * VR_TX_HASH + VR_TX_HASH)
+
+enum vr_tx_hash_kind {
+	VR_TX_HASH_GROUPS = 'H', /* group hashes of one disk */
+	VR_TX_HASH_END = 'E',	 /* no more group hashes */
+};
+
+struct vr_tx_hash_record {
+	uint8_t kind; /* a vr_tx_hash_kind */
+	uint16_t disk;
+	uint64_t first_group;
+	uint32_t count;
+	/* count x VR_TX_HASH bytes: into the decoded input (valid as long as
+	 * it is), or the caller's array when encoding */
+	const uint8_t *hashes;
+};
+
+/* The number of groups of a disk of size bytes. */
+uint64_t vr_tx_disk_groups(uint64_t size);
+/* The group hash of blocks [first_block, first_block + count) with their
+ * data (count x VR_TX_BLOCK bytes), count 1 to VR_TX_GROUP_BLOCKS. */
+void vr_tx_group_hash(uint64_t first_block, uint32_t count, const uint8_t *data,
+		      uint8_t out[VR_TX_HASH]);
+/* The same from the blocks' leaves (count x VR_TX_HASH bytes). */
+void vr_tx_group_hash_leaves(uint32_t count, const uint8_t *leaves, uint8_t out[VR_TX_HASH]);
+
+/* Append an 'H' record (count 1 to VR_TX_MAX_HASH_GROUPS, disk under
+ * VR_TX_MAX_DISKS) or the end record to out: 0, VR_TX_ERUNSIZE,
+ * VR_TX_ERANGE or VR_TX_ENOMEM. */
+int vr_tx_hash_record_encode(unsigned disk, uint64_t first_group, uint32_t count,
+			     const uint8_t *hashes, struct vr_buf *out);
+int vr_tx_hash_end_encode(struct vr_buf *out);
+/* Decodes one record from p[0..n): VR_TX_ETRUNCATED while incomplete (at
+ * most VR_TX_MAX_HASH_RECORD_LEN bytes are ever needed), else 0 with *used
+ * set, or VR_TX_ERECORD (unknown type, reserved bytes), VR_TX_ERUNSIZE
+ * (count), VR_TX_ERANGE (disk or groups past any disk), VR_TX_ECHECKSUM. */
+int vr_tx_hash_record_decode(const uint8_t *p, size_t n, size_t *used,
+			     struct vr_tx_hash_record *out);
+/* Checks a decoded 'H' record against the transfer's header: the disk
+ * exists and its groups are inside it (VR_TX_ERANGE otherwise). */
+int vr_tx_hash_record_check(const struct vr_tx_header *h, const struct vr_tx_hash_record *r);
+
 /* Sinks: 0 or VR_TX_EIO. */
 typedef int (*vr_tx_sink)(void *ctx, const void *data, size_t len);
 int vr_tx_sink_buf(void *ctx, const void *data, size_t len); /* ctx: struct vr_buf * */
@@ -180,10 +234,23 @@ struct vr_tx_enc {
 	uint64_t next_block; /* first block the next run on that disk may use */
 	struct vr_tx_root root;
 	uint64_t instance_blocks, sent_blocks, sent_bytes;
+	uint64_t raw_bytes; /* sent_bytes before compression */
+	/* with a codec: the compressor's context and one scratch buffer */
+	void *zstd;
+	void *lz4;
+	uint8_t *scratch;
+	size_t scratch_len;
 };
 
-/* Checks the header and writes it. */
+/* Checks the header and writes it. With a codec (zstd at a fast level, or
+ * lz4) each run's payload is compressed, and sent raw when that does not
+ * make it smaller; the compressor's context and one scratch buffer are
+ * allocated here, once, and released by vr_tx_enc_finish or
+ * vr_tx_enc_free. */
 int vr_tx_enc_init(struct vr_tx_enc *e, const struct vr_tx_header *h, vr_tx_sink sink, void *ctx);
+/* Releases what vr_tx_enc_init allocated (for an encoding given up before
+ * its trailer; harmless after vr_tx_enc_finish, or twice). */
+void vr_tx_enc_free(struct vr_tx_enc *e);
 /* Applies a resume reply (before the first run): blocks under each disk's
  * position are hashed into the root but not sent. */
 int vr_tx_enc_resume(struct vr_tx_enc *e, const struct vr_tx_reply *r);
@@ -213,9 +280,12 @@ struct vr_tx_dec {
 	/* the record being gathered */
 	uint8_t small[VR_TX_MAX_HEADER_LEN];
 	size_t have, need;
-	uint8_t *payload; /* VR_TX_MAX_PAYLOAD bytes */
+	uint8_t *payload; /* VR_TX_MAX_PAYLOAD bytes: a run's payload as sent */
+	uint8_t *blocks;  /* VR_TX_MAX_PAYLOAD bytes: a compressed run's blocks */
+	void *zstd;	  /* the decompressor's context (codec zstd) */
 	/* the last complete run */
 	unsigned run_disk;
+	uint8_t run_codec;
 	uint64_t run_first;
 	uint32_t run_count;
 	const uint8_t *run_data;
@@ -224,6 +294,7 @@ struct vr_tx_dec {
 	uint64_t next_block;
 	struct vr_tx_root root;
 	uint64_t instance_blocks, sent_blocks, sent_bytes;
+	uint64_t raw_bytes; /* sent_bytes after decompression */
 };
 
 /* expect_replication: the replication named by the proxy's preamble. */
