@@ -43,7 +43,7 @@
 #define JOURNAL_MAGIC "VRFBJNL1"
 #define READ_CHUNK   (256u * 1024u)
 /* Group hashes written per record (and per write). */
-#define HASH_BATCH 4096u
+#define HASH_BATCH VR_TX_MAX_HASH_GROUPS
 
 struct vm_disk {
 	char key[VR_TX_MAX_KEY + 1];
@@ -489,14 +489,14 @@ static int send_hashes(struct stream *s, struct vm *vm, uint64_t *groups_out, ch
 	struct vr_buf out;
 	vr_buf_init(&out, 0);
 	for (unsigned d = 0; !rc && d < vm->ndisks; d++) {
-		uint64_t groups = vr_fb_groups(vm->disks[d].size);
+		uint64_t groups = vr_tx_disk_groups(vm->disks[d].size);
 		for (uint64_t g = 0; !rc && g < groups;) {
 			uint32_t n = groups - g < HASH_BATCH ? (uint32_t)(groups - g) : HASH_BATCH;
 			for (uint32_t i = 0; !rc && i < n; i++)
 				rc = vr_fb_group_hash(vm->disks[d].fd, vm->disks[d].size, g + i, buf,
 						      hashes + (size_t)i * VR_TX_HASH);
 			if (!rc)
-				rc = vr_fb_hashes_encode(&out, d, g, n, hashes);
+				rc = vr_tx_hash_record_encode(d, g, n, hashes, &out);
 			if (!rc)
 				rc = vr_agent_conn_write(s->conn, out.data, out.len);
 			out.len = 0;
@@ -505,7 +505,7 @@ static int send_hashes(struct stream *s, struct vm *vm, uint64_t *groups_out, ch
 		}
 	}
 	if (!rc)
-		rc = vr_fb_end_encode(&out);
+		rc = vr_tx_hash_end_encode(&out);
 	if (!rc)
 		rc = vr_agent_conn_write(s->conn, out.data, out.len);
 	vr_buf_free(&out);

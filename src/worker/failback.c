@@ -151,7 +151,7 @@ static int load_recovered(struct fb *f)
 					   "FailbackImageUnreadable",
 					   "The recovered image %.300s cannot be read: %.100s",
 					   disk->path, strerror(errno));
-		disk->groups = vr_fb_groups(disk->size);
+		disk->groups = vr_tx_disk_groups(disk->size);
 		disk->differs = vr_malloc(disk->groups ? disk->groups : 1);
 		/* a group the agent reports no hash for is sent */
 		memset(disk->differs, 1, disk->groups ? disk->groups : 1);
@@ -311,7 +311,7 @@ static int start_stream(struct fb *f, struct vr_tx_enc *enc)
 }
 
 /* Compare one record's group hashes with the recovered images'. */
-static int compare(struct fb *f, const struct vr_fb_record *rec, uint8_t *buf)
+static int compare(struct fb *f, const struct vr_tx_hash_record *rec, uint8_t *buf)
 {
 	if (rec->disk >= f->ndisks)
 		return VR_TX_ERANGE;
@@ -334,9 +334,9 @@ static int read_hashes(struct fb *f)
 	uint8_t *buf = vr_malloc(VR_FB_GROUP_BYTES);
 	int rc = 0;
 	for (;;) {
-		struct vr_fb_record rec;
+		struct vr_tx_hash_record rec;
 		size_t used = 0;
-		rc = f->in_len ? vr_fb_record_decode(f->in, f->in_len, &used, &rec)
+		rc = f->in_len ? vr_tx_hash_record_decode(f->in, f->in_len, &used, &rec)
 			       : VR_TX_ETRUNCATED;
 		if (rc == VR_TX_ETRUNCATED) {
 			rc = read_more(f);
@@ -346,7 +346,7 @@ static int read_hashes(struct fb *f)
 		}
 		if (rc)
 			break;
-		if (rec.end) {
+		if (rec.kind == VR_TX_HASH_END) {
 			consume(f, used);
 			break;
 		}
@@ -396,7 +396,7 @@ static int send_runs(struct fb *f, struct vr_tx_enc *enc)
 			uint32_t blocks = 0;
 			rc = vr_fb_group_read(disk->fd, disk->size, g, buf, &blocks);
 			if (!rc)
-				rc = vr_tx_enc_run(enc, d, g * VR_FB_GROUP_BLOCKS, blocks, buf);
+				rc = vr_tx_enc_run(enc, d, g * VR_TX_GROUP_BLOCKS, blocks, buf);
 			f->differing++;
 			f->sent_bytes += (uint64_t)blocks * VR_TX_BLOCK;
 			if (!rc && f->sent_bytes - reported >= (64u << 20)) {

@@ -21,14 +21,8 @@
 #include "vrcloud/transfer.h"
 #include "vrcloud/uuid.h"
 
-/* Blocks per group (VR_STORE_GROUP_BLOCKS). */
-#define VR_FB_GROUP_BLOCKS 16u
-#define VR_FB_GROUP_BYTES  (VR_FB_GROUP_BLOCKS * VR_TX_BLOCK)
-/* Group hashes in one record at most. */
-#define VR_FB_MAX_GROUPS 4096u
-#define VR_FB_RECORD_MAX (16 + VR_FB_MAX_GROUPS * VR_TX_HASH + VR_TX_HASH)
-#define VR_FB_END_LEN	 64
-#define VR_FB_INTRO_MAX	 160
+#define VR_FB_GROUP_BYTES (VR_TX_GROUP_BLOCKS * VR_TX_BLOCK)
+#define VR_FB_INTRO_MAX	  160
 
 /* The worker's first line: "VRCLOUD-FAILBACK 1 failback=<uuid>
  * source=<uuid>\n" (the failback replication, the replication it sends
@@ -39,29 +33,6 @@ int vr_fb_intro_format(struct vr_buf *out, const char *failback, const char *sou
  * VR_TX_EHEADER. */
 int vr_fb_intro_parse(const uint8_t *p, size_t n, size_t *used, char failback[VR_UUID_LEN + 1],
 		      char source[VR_UUID_LEN + 1]);
-
-/* Append an 'H' record of count (1..VR_FB_MAX_GROUPS) group hashes of
- * disk from first_group, or the 'E' record. */
-int vr_fb_hashes_encode(struct vr_buf *out, unsigned disk, uint64_t first_group, uint32_t count,
-			const uint8_t *hashes);
-int vr_fb_end_encode(struct vr_buf *out);
-
-/* One decoded record. */
-struct vr_fb_record {
-	bool end;
-	unsigned disk;
-	uint64_t first_group;
-	uint32_t count;
-	const uint8_t *hashes; /* into the decoded bytes */
-};
-
-/* Decode the record at p[0..n): 0 with *used and *rec, VR_TX_ETRUNCATED
- * while incomplete, VR_TX_ERECORD (unknown type, bad count, reserved
- * bytes) or VR_TX_ECHECKSUM. */
-int vr_fb_record_decode(const uint8_t *p, size_t n, size_t *used, struct vr_fb_record *rec);
-
-/* Groups of a disk of size bytes. */
-uint64_t vr_fb_groups(uint64_t size);
 
 /* The group hash of group g of the image open at fd, a disk of size
  * bytes (SHA-256 over vr_tx_leaf of its blocks; the last group may be
