@@ -195,7 +195,8 @@ static int export_into(struct vr_store *store, const char *rg, const char *insta
 	char *partial = vr_asprintf("%s.partial", dir);
 	int rc = 0;
 	if (exists(partial)) {
-		bool moved = move && !exists(vr_store_disk_path(store, 0));
+		bool moved = move && vr_store_ndisks(store) > 0 &&
+			     !exists(vr_store_disk_path(store, 0));
 		if (!moved)
 			rc = remove_images(partial);
 	}
@@ -273,6 +274,9 @@ int vr_recover_wait_instance(struct vr_job_run *run, const char *rg, int64_t sin
 		/* a short wait: a transfer holding the lock is what is waited for */
 		int rc = vr_store_open(&store, config->store_dir, rg, 200, &error);
 		free(error);
+		if (rc == VR_ENOTFOUND)
+			/* no replica here at all: no sync will make one */
+			return store_failure(run, rg, rc, NULL);
 		if (!rc) {
 			struct vr_store_instance *list = NULL;
 			size_t n = 0;
