@@ -148,3 +148,10 @@ tests_unit_test_io_writer_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_io_writer_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_unit_test_io_writer_LDADD = $(TEST_LIBS)
 TESTS += tests/unit/test_io_writer
+
+check_PROGRAMS += tests/unit/test_store
+tests_unit_test_store_SOURCES = tests/unit/test_store.c tests/unit/test_store_common.h
+tests_unit_test_store_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_store_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_store_LDADD = $(TEST_LIBS)
+TESTS += tests/unit/test_store

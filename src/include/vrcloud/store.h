@@ -36,6 +36,7 @@ struct vr_store_instance {
 	uint64_t bytes;		  /* bytes received for it, over all attempts */
 	int64_t committed_ms;	  /* when it was committed (Unix ms) */
 	bool pinned;
+	bool available; /* exportable; false once VR_STORE_MOVE took the replica disks */
 };
 
 struct vr_store;
@@ -50,7 +51,8 @@ int vr_store_create(const char *root, const char *replication, const struct vr_s
 /* Open and lock a replication's store, waiting up to lock_timeout_ms for
  * another holder, and recover an interrupted commit. Returns 0,
  * VR_ENOTFOUND (never created or removed), VR_ECONFLICT (still locked
- * after the timeout), VR_EIO (with *error_out). */
+ * after the timeout), VR_EIO, with *error_out (caller frees) on every
+ * failure. */
 int vr_store_open(struct vr_store **out, const char *root, const char *replication,
 		  unsigned lock_timeout_ms, char **error_out);
 void vr_store_close(struct vr_store *store);
@@ -65,12 +67,13 @@ const char *vr_store_disk_path(const struct vr_store *store, unsigned index);
 /* --- receiving an instance ---------------------------------------------- */
 
 /* Start (or resume) staging the instance a transfer header describes. The
- * disks must equal the store's (VR_TX_EBADHEADER otherwise). When the
+ * disks must equal the store's (VR_TX_EHEADER otherwise). When the
  * staging holds an earlier attempt of the same instance (ids and resume
  * token equal), it is kept and each block staged so far is given to the
- * decoder with vr_tx_dec_prime, in staging order; otherwise it is
- * discarded. Then dec is ready for vr_tx_dec_resume_reply. Returns 0, a
- * vr_tx_err, or VR_EIO. */
+ * decoder with vr_tx_dec_prime, in staging order (a torn or damaged
+ * tail is cut off there); otherwise it is discarded. Then dec is ready for
+ * vr_tx_dec_resume_reply. Returns 0, a vr_tx_err, VR_ECONFLICT (the
+ * replica disks were moved out) or VR_EIO. */
 int vr_store_stage_begin(struct vr_store *store, struct vr_tx_dec *dec);
 /* Append a verified run (as vr_tx_dec hands it over) to the staging redo
  * log with the leaf hash of each block. Returns 0 or VR_EIO. */
@@ -83,8 +86,10 @@ uint64_t vr_store_staged_bytes(const struct vr_store *store);
  * log, write and sync the undo log of the blocks about to change (kept for
  * the previous newest instance, if any), apply the redo log to the replica
  * disks, sync, record the instance, drop the staging. out (may be NULL)
- * receives the committed instance. Returns 0, VR_ECONFLICT (no staging
- * for dec's instance) or VR_EIO. */
+ * receives the committed instance. The staged blocks are read back and
+ * must hash to the trailer's root (else the staging is discarded). Returns
+ * 0, VR_ECONFLICT (no staging for dec's instance, no verified trailer, the
+ * instance already committed, or the replica disks moved out) or VR_EIO. */
 int vr_store_commit(struct vr_store *store, const struct vr_tx_dec *dec,
 		    struct vr_store_instance *out);
 
@@ -102,7 +107,9 @@ int vr_store_pin(struct vr_store *store, const char *instance_id, bool pinned);
 /* --- hash compare ------------------------------------------------------- */
 
 /* The group hash of blocks [first, first + count) of a replica disk:
- * SHA-256 over the leaf hashes (vr_tx_leaf) of its blocks in order. */
+ * SHA-256 over the leaf hashes (vr_tx_leaf) of its blocks in order.
+ * Returns 0, VR_EINVAL (outside the disk), VR_ECONFLICT (the replica disks
+ * were moved out) or VR_EIO. */
 int vr_store_group_hash(struct vr_store *store, unsigned disk, uint64_t first, uint32_t count,
 			uint8_t out[VR_TX_HASH]);
 
@@ -123,12 +130,15 @@ enum vr_store_export_mode {
  * (cost proportional to what changed since). paths_out (may be NULL)
  * receives ndisks malloc'ed paths (caller frees each and the array).
  * Returns 0, VR_ENOTFOUND (no such instance), VR_EINVAL (MOVE of an older
- * instance), VR_EEXIST (dest_dir already holds disk images) or VR_EIO. */
+ * instance), VR_EEXIST (dest_dir already holds disk images), VR_ECONFLICT
+ * (the replica disks were moved out; a repeated MOVE of the same instance
+ * to the same dest_dir returns 0 again) or VR_EIO. */
 int vr_store_export(struct vr_store *store, const char *instance_id, const char *dest_dir,
 		    enum vr_store_export_mode mode, char ***paths_out);
 
 /* Remove a replication's directory (it must not be locked by another
- * process). Returns 0 or VR_EIO. */
+ * process). Returns 0 (also when it does not exist), VR_ECONFLICT (locked)
+ * or VR_EIO. */
 int vr_store_remove(const char *root, const char *replication, char **error_out);
 
 #endif

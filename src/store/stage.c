@@ -1,0 +1,639 @@
+/* Staging (the redo log of the instance in flight) and the commit that
+ * turns it into the replica's newest instance (docs/replica-store.md). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "store/internal.h"
+#include "vrcloud/alloc.h"
+#include "vrcloud/err.h"
+
+#define REDO_FIXED 64
+
+/* ---- the redo log's header ---- */
+
+static size_t redo_header_encode(uint8_t *out, const struct vr_store *s,
+				 const struct vr_tx_header *h)
+{
+	memset(out, 0, REDO_FIXED);
+	memcpy(out, ST_REDO_MAGIC, 8);
+	tx_put32(out + 12, s->ndisks);
+	memcpy(out + 16, h->replication, VR_TX_ID);
+	memcpy(out + 32, h->instance, VR_TX_ID);
+	tx_put64(out + 48, h->resume_token);
+	tx_put64(out + 56, h->point_in_time_ms);
+	size_t n = REDO_FIXED;
+	for (unsigned i = 0; i < s->ndisks; i++) {
+		size_t kl = strlen(s->disks[i].key);
+		out[n++] = (uint8_t)kl;
+		memcpy(out + n, s->disks[i].key, kl);
+		n += kl;
+		tx_put64(out + n, s->disks[i].size);
+		n += 8;
+	}
+	tx_put32(out + 8, (uint32_t)(n + VR_TX_HASH));
+	tx_sha256(out + n, out, n, NULL, 0, NULL, 0);
+	return n + VR_TX_HASH;
+}
+
+#define REDO_HEADER_MAX (REDO_FIXED + VR_TX_MAX_DISKS * (1 + VR_TX_MAX_KEY + 8) + VR_TX_HASH)
+
+/* Reads the staging header on fd; 0 when it is whole and names this store's
+ * replication and disks, with the instance, token and point in time. */
+static int redo_header_read(const struct vr_store *s, int fd, struct st_staging *st)
+{
+	uint8_t buf[REDO_HEADER_MAX], want[REDO_HEADER_MAX];
+	size_t got;
+	if (st_pread(fd, buf, sizeof buf, 0, &got) || got < REDO_FIXED + VR_TX_HASH)
+		return -1;
+	if (memcmp(buf, ST_REDO_MAGIC, 8))
+		return -1;
+	uint32_t len = tx_get32(buf + 8);
+	if (len > got || len < REDO_FIXED + VR_TX_HASH)
+		return -1;
+	struct vr_tx_header h;
+	memset(&h, 0, sizeof h);
+	memcpy(h.replication, buf + 16, VR_TX_ID);
+	memcpy(h.instance, buf + 32, VR_TX_ID);
+	h.resume_token = tx_get64(buf + 48);
+	h.point_in_time_ms = tx_get64(buf + 56);
+	/* Whole and ours exactly when it re-encodes to the same bytes. */
+	size_t n = redo_header_encode(want, s, &h);
+	if (n != len || memcmp(want, buf, n))
+		return -1;
+	memcpy(st->instance, h.instance, VR_TX_ID);
+	st->token = h.resume_token;
+	st->point_in_time_ms = (int64_t)h.point_in_time_ms;
+	st->data_start = len;
+	return 0;
+}
+
+/* ---- redo records ---- */
+
+struct redo_iter {
+	uint64_t off, end;
+	int last_disk;
+	uint64_t next_block;
+	unsigned disk;
+	uint64_t first;
+	uint32_t count;
+	uint8_t leaves[VR_TX_MAX_RUN_BLOCKS][VR_TX_HASH];
+	uint8_t *data;
+};
+
+static void record_head(uint8_t rec[ST_REDO_REC], unsigned disk, uint64_t first, uint32_t count,
+			const uint8_t (*leaves)[VR_TX_HASH])
+{
+	memset(rec, 0, 16);
+	rec[0] = 'R';
+	tx_put16(rec + 2, (uint16_t)disk);
+	tx_put32(rec + 4, count);
+	tx_put64(rec + 8, first);
+	tx_sha256(rec + 16, rec, 16, leaves, (size_t)count * VR_TX_HASH, NULL, 0);
+}
+
+static bool run_fits(const struct vr_store *s, int last_disk, uint64_t next_block, unsigned disk,
+		     uint64_t first, uint64_t count)
+{
+	if (disk >= s->ndisks || count == 0 || count > VR_TX_MAX_RUN_BLOCKS)
+		return false;
+	uint64_t blocks = s->disks[disk].size / VR_TX_BLOCK;
+	if (first >= blocks || count > blocks - first)
+		return false;
+	return (int)disk > last_disk || ((int)disk == last_disk && first >= next_block);
+}
+
+/* The next whole record at it->off: 1, 0 at it->end, -1 when the bytes
+ * there are not a whole valid record (torn or corrupt), VR_EIO on a read
+ * error. With verify, each block's data is checked against its leaf. */
+static int redo_next(int fd, const struct vr_store *s, struct redo_iter *it, bool verify)
+{
+	if (it->off >= it->end)
+		return 0;
+	uint8_t rec[ST_REDO_REC], h[VR_TX_HASH];
+	size_t got;
+	if (it->end - it->off < ST_REDO_REC)
+		return -1;
+	if (st_pread(fd, rec, sizeof rec, it->off, &got))
+		return VR_EIO;
+	if (got < sizeof rec || rec[0] != 'R' || rec[1])
+		return -1;
+	unsigned disk = tx_get16(rec + 2);
+	uint32_t count = tx_get32(rec + 4);
+	uint64_t first = tx_get64(rec + 8);
+	if (!run_fits(s, it->last_disk, it->next_block, disk, first, count))
+		return -1;
+	size_t lsize = (size_t)count * VR_TX_HASH, dsize = (size_t)count * VR_TX_BLOCK;
+	if (it->end - it->off < ST_REDO_REC + lsize + dsize)
+		return -1;
+	if (st_pread(fd, it->leaves, lsize, it->off + ST_REDO_REC, &got))
+		return VR_EIO;
+	if (got < lsize)
+		return -1;
+	tx_sha256(h, rec, 16, it->leaves, lsize, NULL, 0);
+	if (memcmp(h, rec + 16, VR_TX_HASH))
+		return -1;
+	if (st_pread(fd, it->data, dsize, it->off + ST_REDO_REC + lsize, &got))
+		return VR_EIO;
+	if (got < dsize)
+		return -1;
+	if (verify)
+		for (uint32_t i = 0; i < count; i++) {
+			vr_tx_leaf(first + i, it->data + (size_t)i * VR_TX_BLOCK, h);
+			if (memcmp(h, it->leaves[i], VR_TX_HASH))
+				return -1;
+		}
+	it->disk = disk;
+	it->first = first;
+	it->count = count;
+	it->last_disk = (int)disk;
+	it->next_block = first + count;
+	it->off += ST_REDO_REC + lsize + dsize;
+	return 1;
+}
+
+static struct redo_iter *redo_iter_new(uint64_t start, uint64_t end)
+{
+	struct redo_iter *it = vr_calloc(1, sizeof *it);
+	it->data = malloc(VR_TX_MAX_PAYLOAD);
+	if (!it->data) {
+		free(it);
+		return NULL;
+	}
+	it->off = start;
+	it->end = end;
+	it->last_disk = -1;
+	return it;
+}
+
+static void redo_iter_free(struct redo_iter *it)
+{
+	if (it) {
+		free(it->data);
+		free(it);
+	}
+}
+
+/* ---- staging ---- */
+
+void st_stage_close(struct vr_store *s)
+{
+	if (s->stage.fd >= 0)
+		close(s->stage.fd);
+	memset(&s->stage, 0, sizeof s->stage);
+	s->stage.fd = -1;
+	s->stage.disk = -1;
+}
+
+int st_stage_discard(struct vr_store *s)
+{
+	st_stage_close(s);
+	char *path = st_path(s, ST_STAGING);
+	int rc = 0;
+	if (unlink(path) && errno != ENOENT)
+		rc = st_fail(s, VR_EIO, "%s: %s", path, strerror(errno));
+	free(path);
+	return rc;
+}
+
+static bool disks_match(const struct vr_store *s, const struct vr_tx_header *h)
+{
+	if (h->ndisks != s->ndisks)
+		return false;
+	for (unsigned i = 0; i < s->ndisks; i++)
+		if (strcmp(h->disks[i].key, s->disks[i].key) ||
+		    h->disks[i].size != s->disks[i].size)
+			return false;
+	return true;
+}
+
+/* Primes dec with every valid record of the staging open on s->stage.fd and
+ * cuts a torn or corrupt tail off. */
+static int stage_resume(struct vr_store *s, struct vr_tx_dec *dec)
+{
+	struct st_staging *st = &s->stage;
+	struct stat sb;
+	if (fstat(st->fd, &sb))
+		return st_fail(s, VR_EIO, "staging: %s", strerror(errno));
+	struct redo_iter *it = redo_iter_new(st->data_start, (uint64_t)sb.st_size);
+	if (!it)
+		return st_fail(s, VR_EIO, "staging: out of memory");
+	int r, rc = 0;
+	while ((r = redo_next(st->fd, s, it, true)) == 1) {
+		for (uint32_t i = 0; i < it->count; i++) {
+			r = vr_tx_dec_prime(dec, it->disk, it->first + i, it->leaves[i]);
+			if (r) {
+				rc = st_fail(s, r, "staging: priming the decoder: %s",
+					     vr_tx_dec_message(dec));
+				goto cleanup;
+			}
+		}
+		st->blocks += it->count;
+		st->bytes += (uint64_t)it->count * VR_TX_BLOCK;
+		st->disk = it->last_disk;
+		st->next_block = it->next_block;
+	}
+	if (r == VR_EIO) {
+		rc = st_fail(s, VR_EIO, "staging: %s", strerror(errno));
+		goto cleanup;
+	}
+	st->end = it->off;
+	if ((uint64_t)sb.st_size != st->end && ftruncate(st->fd, (off_t)st->end))
+		rc = st_fail(s, VR_EIO, "staging: %s", strerror(errno));
+cleanup:
+	redo_iter_free(it);
+	return rc;
+}
+
+static int stage_new(struct vr_store *s, const struct vr_tx_header *h)
+{
+	st_stage_discard(s);
+	char *path = st_path(s, ST_STAGING);
+	int rc = 0;
+	struct st_staging *st = &s->stage;
+	st->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (st->fd < 0) {
+		rc = st_fail(s, VR_EIO, "%s: %s", path, strerror(errno));
+		goto cleanup;
+	}
+	uint8_t buf[REDO_HEADER_MAX];
+	size_t n = redo_header_encode(buf, s, h);
+	if (st_pwrite(st->fd, buf, n, 0)) {
+		rc = st_fail(s, VR_EIO, "%s: %s", path, strerror(errno));
+		goto cleanup;
+	}
+	memcpy(st->instance, h->instance, VR_TX_ID);
+	st->token = h->resume_token;
+	st->point_in_time_ms = (int64_t)h->point_in_time_ms;
+	st->data_start = st->end = n;
+cleanup:
+	free(path);
+	return rc;
+}
+
+int vr_store_stage_begin(struct vr_store *s, struct vr_tx_dec *dec)
+{
+	const struct vr_tx_header *h = &dec->hdr;
+	st_stage_close(s);
+	if (dec->err || h->ndisks == 0 || dec->instance_blocks)
+		return st_fail(s, VR_TX_ESTATE, "the decoder is not just after a header");
+	if (memcmp(h->replication, s->replication_id, VR_TX_ID))
+		return st_fail(s, VR_TX_EREPLICATION, "the transfer is not for replication %s",
+			       s->replication);
+	if (!disks_match(s, h))
+		return st_fail(s, VR_TX_EHEADER, "the transfer's disks are not the replica's");
+	if (s->flags & ST_MOVED_OUT)
+		return st_fail(s, VR_ECONFLICT, "the replica disks were moved out");
+	char *path = st_path(s, ST_STAGING);
+	int rc = 0;
+	s->stage.fd = open(path, O_RDWR | O_CLOEXEC);
+	if (s->stage.fd < 0 && errno != ENOENT) {
+		rc = st_fail(s, VR_EIO, "%s: %s", path, strerror(errno));
+		goto cleanup;
+	}
+	if (s->stage.fd >= 0 && redo_header_read(s, s->stage.fd, &s->stage) == 0 &&
+	    !memcmp(s->stage.instance, h->instance, VR_TX_ID) &&
+	    s->stage.token == h->resume_token &&
+	    s->stage.point_in_time_ms == (int64_t)h->point_in_time_ms) {
+		rc = stage_resume(s, dec);
+	} else {
+		rc = stage_new(s, h);
+	}
+	if (!rc)
+		s->stage.active = true;
+	else
+		st_stage_close(s);
+cleanup:
+	free(path);
+	return rc;
+}
+
+int vr_store_stage_run(struct vr_store *s, unsigned disk, uint64_t first, uint32_t count,
+		       const uint8_t *data)
+{
+	struct st_staging *st = &s->stage;
+	if (!st->active)
+		return st_fail(s, VR_EIO, "no staging: call vr_store_stage_begin first");
+	if (!run_fits(s, st->disk, st->next_block, disk, first, count))
+		return st_fail(s, VR_EIO, "run disk %u blocks %llu+%u does not follow the staging",
+			       disk, (unsigned long long)first, count);
+	uint8_t rec[ST_REDO_REC];
+	uint8_t(*leaves)[VR_TX_HASH] = malloc((size_t)count * VR_TX_HASH);
+	if (!leaves)
+		return st_fail(s, VR_EIO, "staging: out of memory");
+	for (uint32_t i = 0; i < count; i++)
+		vr_tx_leaf(first + i, data + (size_t)i * VR_TX_BLOCK, leaves[i]);
+	record_head(rec, disk, first, count, (const uint8_t(*)[VR_TX_HASH])leaves);
+	int rc = 0;
+	if (st_pwrite(st->fd, rec, sizeof rec, st->end) ||
+	    st_pwrite(st->fd, leaves, (size_t)count * VR_TX_HASH, st->end + ST_REDO_REC) ||
+	    st_pwrite(st->fd, data, (size_t)count * VR_TX_BLOCK,
+		      st->end + ST_REDO_REC + (uint64_t)count * VR_TX_HASH)) {
+		rc = st_fail(s, VR_EIO, "staging: %s", strerror(errno));
+		/* Nothing may follow a torn record: this staging takes no more
+		 * runs; the next stage_begin cuts the tail off. */
+		st->active = false;
+		goto cleanup;
+	}
+	st->end += ST_REDO_REC + (uint64_t)count * (VR_TX_HASH + VR_TX_BLOCK);
+	st->blocks += count;
+	st->bytes += (uint64_t)count * VR_TX_BLOCK;
+	st->disk = (int)disk;
+	st->next_block = first + count;
+cleanup:
+	free(leaves);
+	return rc;
+}
+
+uint64_t vr_store_staged_bytes(const struct vr_store *s)
+{
+	return s->stage.active ? s->stage.bytes : 0;
+}
+
+/* ---- commit ---- */
+
+static void id_text(char out[VR_UUID_LEN + 1], const uint8_t id[VR_TX_ID])
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+	for (int i = 0; i < VR_TX_ID; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[n++] = '-';
+		out[n++] = hex[id[i] >> 4];
+		out[n++] = hex[id[i] & 15];
+	}
+	out[n] = 0;
+}
+
+static int open_images(struct vr_store *s, int *fds, int flags)
+{
+	for (unsigned i = 0; i < s->ndisks; i++)
+		fds[i] = -1;
+	for (unsigned i = 0; i < s->ndisks; i++) {
+		fds[i] = open(s->paths[i], flags | O_CLOEXEC);
+		if (fds[i] < 0)
+			return st_fail(s, VR_EIO, "%s: %s", s->paths[i], strerror(errno));
+	}
+	return 0;
+}
+
+static void close_images(const struct vr_store *s, int *fds)
+{
+	for (unsigned i = 0; i < s->ndisks; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+/* Writes the redo log's records up to end into the replica images and
+ * syncs them: what the commit marker promises, so repeating it after a
+ * crash changes nothing that was already written. */
+static int apply_redo(struct vr_store *s, int stage_fd, uint64_t start, uint64_t end, bool verify)
+{
+	int fds[VR_TX_MAX_DISKS];
+	struct redo_iter *it = redo_iter_new(start, end);
+	if (!it)
+		return st_fail(s, VR_EIO, "commit: out of memory");
+	int r, rc = open_images(s, fds, O_RDWR);
+	if (rc)
+		goto cleanup;
+	while ((r = redo_next(stage_fd, s, it, verify)) == 1) {
+		if (st_pwrite(fds[it->disk], it->data, (size_t)it->count * VR_TX_BLOCK,
+			      it->first * VR_TX_BLOCK)) {
+			rc = st_fail(s, VR_EIO, "%s: %s", s->paths[it->disk], strerror(errno));
+			goto cleanup;
+		}
+	}
+	if (r) {
+		rc = st_fail(s, VR_EIO, "staging: the committed redo log is corrupt at byte %llu",
+			     (unsigned long long)it->off);
+		goto cleanup;
+	}
+	for (unsigned i = 0; i < s->ndisks; i++)
+		if (fsync(fds[i])) {
+			rc = st_fail(s, VR_EIO, "%s: %s", s->paths[i], strerror(errno));
+			goto cleanup;
+		}
+cleanup:
+	close_images(s, fds);
+	redo_iter_free(it);
+	return rc;
+}
+
+/* Verifies the staged data against the transfer's root and, when the
+ * replica holds an instance, writes that instance's undo log. */
+static int verify_and_undo(struct vr_store *s, const struct vr_tx_dec *dec)
+{
+	struct st_staging *st = &s->stage;
+	int fds[VR_TX_MAX_DISKS];
+	struct st_undo_writer w = {.fd = -1};
+	bool undo = s->base_seq != 0;
+	struct redo_iter *it = redo_iter_new(st->data_start, st->end);
+	uint8_t *old = malloc(VR_TX_MAX_PAYLOAD);
+	struct vr_tx_root root;
+	int r, rc = 0;
+	for (unsigned i = 0; i < s->ndisks; i++)
+		fds[i] = -1;
+	if (!it || !old) {
+		rc = st_fail(s, VR_EIO, "commit: out of memory");
+		goto cleanup;
+	}
+	rc = open_images(s, fds, O_RDONLY);
+	if (rc)
+		goto cleanup;
+	if (undo) {
+		rc = st_undo_begin(s, &w, &s->inst[s->ninst - 1]);
+		if (rc)
+			goto cleanup;
+	}
+	vr_tx_root_init(&root, s->ndisks);
+	uint64_t blocks = 0;
+	while ((r = redo_next(st->fd, s, it, true)) == 1) {
+		for (uint32_t i = 0; i < it->count; i++)
+			vr_tx_root_add(&root, it->disk, it->leaves[i]);
+		blocks += it->count;
+		if (!undo)
+			continue;
+		size_t len = (size_t)it->count * VR_TX_BLOCK, got;
+		if (st_pread(fds[it->disk], old, len, it->first * VR_TX_BLOCK, &got)) {
+			rc = st_fail(s, VR_EIO, "%s: %s", s->paths[it->disk], strerror(errno));
+			goto cleanup;
+		}
+		memset(old + got, 0, len - got);
+		rc = st_undo_add(s, &w, it->disk, it->first, it->count,
+				 st_zero(old, len) ? NULL : old);
+		if (rc)
+			goto cleanup;
+	}
+	if (r == VR_EIO) {
+		rc = st_fail(s, VR_EIO, "staging: %s", strerror(errno));
+		goto cleanup;
+	}
+	uint8_t h[VR_TX_HASH];
+	vr_tx_root_final(&root, h);
+	if (r || blocks != dec->trailer.instance_blocks ||
+	    memcmp(h, dec->trailer.root, VR_TX_HASH)) {
+		rc = st_fail(s, VR_EIO,
+			     "the staged blocks do not hash to the transfer's root; staging "
+			     "discarded");
+		st_stage_discard(s);
+		goto cleanup;
+	}
+	if (undo)
+		rc = st_undo_finish(s, &w);
+cleanup:
+	if (rc && undo)
+		st_undo_abort(&w);
+	close_images(s, fds);
+	free(old);
+	redo_iter_free(it);
+	return rc;
+}
+
+static void marker_encode(uint8_t out[ST_COMMIT_LEN], uint64_t redo_end, uint64_t prev_base,
+			  const struct vr_store_instance *in)
+{
+	memcpy(out, ST_COMMIT_MAGIC, 8);
+	tx_put64(out + 8, redo_end);
+	tx_put64(out + 16, prev_base);
+	st_instance_encode(out + 24, in, 0);
+	tx_sha256(out + 24 + ST_INSTANCE_REC, out, 24 + ST_INSTANCE_REC, NULL, 0, NULL, 0);
+}
+
+/* The commit's last steps: the journal names the instance, then the
+ * staging and the marker go. */
+static int commit_finish(struct vr_store *s, const struct vr_store_instance *in)
+{
+	st_append_instance(s, in);
+	uint64_t base = s->base_seq, next = s->next_seq;
+	s->base_seq = in->seq;
+	s->next_seq = in->seq + 1;
+	int rc = st_journal_write(s);
+	if (rc) {
+		s->ninst--;
+		s->base_seq = base;
+		s->next_seq = next;
+		return rc;
+	}
+	char *marker = st_path(s, ST_COMMIT);
+	st_stage_discard(s);
+	if ((unlink(marker) && errno != ENOENT) || st_fsync_dir(s->dir))
+		rc = st_fail(s, VR_EIO, "%s: %s", marker, strerror(errno));
+	free(marker);
+	return rc;
+}
+
+int st_commit_recover(struct vr_store *s)
+{
+	char *path = st_path(s, ST_COMMIT);
+	uint8_t m[ST_COMMIT_LEN + 1], h[VR_TX_HASH];
+	size_t got = 0;
+	int rc = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || st_pread(fd, m, sizeof m, 0, &got)) {
+		rc = st_fail(s, VR_EIO, "%s: %s", path, strerror(errno));
+		goto cleanup;
+	}
+	struct vr_store_instance in;
+	uint32_t flags;
+	if (got == ST_COMMIT_LEN && !memcmp(m, ST_COMMIT_MAGIC, 8))
+		tx_sha256(h, m, 24 + ST_INSTANCE_REC, NULL, 0, NULL, 0);
+	if (got != ST_COMMIT_LEN || memcmp(m, ST_COMMIT_MAGIC, 8) ||
+	    memcmp(h, m + 24 + ST_INSTANCE_REC, VR_TX_HASH) ||
+	    st_instance_decode(&in, &flags, m + 24)) {
+		rc = st_fail(s, VR_EIO, "commit marker %s is corrupt", path);
+		goto cleanup;
+	}
+	uint64_t redo_end = tx_get64(m + 8), prev_base = tx_get64(m + 16);
+	if (s->ninst && s->inst[s->ninst - 1].seq == in.seq) {
+		/* The journal has it: only the cleanup was cut short. */
+		char *marker = st_path(s, ST_COMMIT);
+		st_stage_discard(s);
+		if ((unlink(marker) && errno != ENOENT) || st_fsync_dir(s->dir))
+			rc = st_fail(s, VR_EIO, "%s: %s", marker, strerror(errno));
+		free(marker);
+		goto cleanup;
+	}
+	if (in.seq != s->next_seq || prev_base != s->base_seq) {
+		rc = st_fail(s, VR_EIO, "commit marker %s does not follow the journal", path);
+		goto cleanup;
+	}
+	st_stage_close(s);
+	char *spath = st_path(s, ST_STAGING);
+	s->stage.fd = open(spath, O_RDONLY | O_CLOEXEC);
+	free(spath);
+	if (s->stage.fd < 0 || redo_header_read(s, s->stage.fd, &s->stage)) {
+		rc = st_fail(s, VR_EIO, "the staging of the commit in %s is missing or corrupt",
+			     path);
+		goto cleanup;
+	}
+	rc = apply_redo(s, s->stage.fd, s->stage.data_start, redo_end, true);
+	if (!rc)
+		rc = commit_finish(s, &in);
+cleanup:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return rc;
+}
+
+int vr_store_commit(struct vr_store *s, const struct vr_tx_dec *dec, struct vr_store_instance *out)
+{
+	static const uint8_t zero[VR_TX_HASH];
+	struct st_staging *st = &s->stage;
+	const struct vr_tx_header *h = &dec->hdr;
+	if (!st->active || memcmp(h->replication, s->replication_id, VR_TX_ID) ||
+	    memcmp(h->instance, st->instance, VR_TX_ID) || h->resume_token != st->token)
+		return st_fail(s, VR_ECONFLICT, "no staging for the transfer's instance");
+	if (dec->err || !memcmp(dec->trailer.root, zero, VR_TX_HASH))
+		return st_fail(s, VR_ECONFLICT, "the transfer has no verified trailer");
+	if (s->flags & ST_MOVED_OUT)
+		return st_fail(s, VR_ECONFLICT, "the replica disks were moved out");
+	struct vr_store_instance in;
+	memset(&in, 0, sizeof in);
+	id_text(in.id, h->instance);
+	if (st_find(s, in.id) >= 0)
+		return st_fail(s, VR_ECONFLICT, "instance %s is already committed", in.id);
+	if (fsync(st->fd))
+		return st_fail(s, VR_EIO, "staging: %s", strerror(errno));
+	in.seq = s->next_seq;
+	in.point_in_time_ms = st->point_in_time_ms;
+	memcpy(in.root, dec->trailer.root, VR_TX_HASH);
+	in.blocks = st->blocks;
+	in.bytes = st->bytes;
+	in.committed_ms = st_now_ms();
+	in.available = true;
+	int rc = verify_and_undo(s, dec);
+	if (rc)
+		return rc;
+	uint8_t m[ST_COMMIT_LEN];
+	marker_encode(m, st->end, s->base_seq, &in);
+	if (st_write_atomic(s->dir, ST_COMMIT, m, sizeof m)) {
+		rc = st_fail(s, VR_EIO, "%s/%s: %s", s->dir, ST_COMMIT, strerror(errno));
+		char *name = st_undo_name(s->base_seq), *path = st_path(s, name);
+		if (s->base_seq)
+			unlink(path);
+		free(name);
+		free(path);
+		return rc;
+	}
+	/* From here the instance is committed: a failure is finished by the
+	 * recovery, now or when the store is next opened. */
+	rc = apply_redo(s, st->fd, st->data_start, st->end, false);
+	if (!rc)
+		rc = commit_finish(s, &in);
+	if (rc) {
+		char keep[sizeof s->msg];
+		memcpy(keep, s->msg, sizeof keep);
+		if (st_commit_recover(s)) {
+			st_fail(s, VR_EIO, "%s; recovery: %s", keep, s->msg);
+			return VR_EIO;
+		}
+	}
+	if (out)
+		*out = s->inst[s->ninst - 1];
+	return 0;
+}

@@ -1,0 +1,914 @@
+/* The replica store: a replication's directory, its lock, the manifest of
+ * its disks, the instance journal, recovery on open, pinning and dropping
+ * (docs/replica-store.md). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/internal.h"
+#include "vrcloud/alloc.h"
+#include "vrcloud/err.h"
+
+#define CREATE_LOCK_TIMEOUT_MS 30000u
+
+/* ---- helpers ---- */
+
+int st_fail(struct vr_store *s, int err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->msg, sizeof s->msg, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+int st_pread(int fd, void *buf, size_t len, uint64_t off, size_t *got)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	*got = done;
+	return 0;
+}
+
+int st_pwrite(int fd, const void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n =
+			pwrite(fd, (const uint8_t *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int st_fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
+int st_write_atomic(const char *dir, const char *name, const void *data, size_t len)
+{
+	char *tmp = vr_asprintf("%s/%s.tmp", dir, name);
+	char *final = vr_asprintf("%s/%s", dir, name);
+	int rc = -1;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		goto cleanup;
+	if (st_pwrite(fd, data, len, 0) || fsync(fd)) {
+		int saved = errno;
+		close(fd);
+		unlink(tmp);
+		errno = saved;
+		goto cleanup;
+	}
+	close(fd);
+	if (rename(tmp, final)) {
+		int saved = errno;
+		unlink(tmp);
+		errno = saved;
+		goto cleanup;
+	}
+	rc = st_fsync_dir(dir);
+cleanup:
+	free(tmp);
+	free(final);
+	return rc;
+}
+
+char *st_path(const struct vr_store *s, const char *name)
+{
+	return vr_asprintf("%s/%s", s->dir, name);
+}
+
+char *st_undo_name(uint64_t seq)
+{
+	return vr_asprintf("undo-%llu.log", (unsigned long long)seq);
+}
+
+bool st_zero(const uint8_t *p, size_t len)
+{
+	static const uint8_t zeros[256];
+	while (len) {
+		size_t n = len < sizeof zeros ? len : sizeof zeros;
+		if (memcmp(p, zeros, n))
+			return false;
+		p += n;
+		len -= n;
+	}
+	return true;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int read_file(const char *path, uint8_t **out, size_t *len, size_t max)
+{
+	*out = NULL;
+	*len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	if (fstat(fd, &st) || (uint64_t)st.st_size > max) {
+		if (!errno)
+			errno = EFBIG;
+		close(fd);
+		return -1;
+	}
+	size_t n = (size_t)st.st_size, got;
+	uint8_t *buf = malloc(n ? n : 1);
+	if (!buf || st_pread(fd, buf, n, 0, &got) || got != n) {
+		free(buf);
+		close(fd);
+		errno = errno ? errno : EIO;
+		return -1;
+	}
+	close(fd);
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+/* ---- the manifest of the disks ---- */
+
+static bool key_valid(const char *key)
+{
+	size_t n = strnlen(key, VR_TX_MAX_KEY + 1);
+	if (n == 0 || n > VR_TX_MAX_KEY)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (key[i] < 0x21 || key[i] > 0x7e)
+			return false;
+	return true;
+}
+
+static int disks_check(const struct vr_store_disk *disks, unsigned ndisks, char *msg, size_t len)
+{
+	if (ndisks < 1 || ndisks > VR_TX_MAX_DISKS) {
+		snprintf(msg, len, "%u disks (1 to %u)", ndisks, VR_TX_MAX_DISKS);
+		return VR_EINVAL;
+	}
+	for (unsigned i = 0; i < ndisks; i++) {
+		if (!key_valid(disks[i].key)) {
+			snprintf(msg, len, "disk %u: bad device key", i);
+			return VR_EINVAL;
+		}
+		if (disks[i].size == 0 || disks[i].size % VR_TX_BLOCK ||
+		    disks[i].size > VR_TX_MAX_DISK_BYTES) {
+			snprintf(msg, len, "disk %u: size %llu", i,
+				 (unsigned long long)disks[i].size);
+			return VR_EINVAL;
+		}
+		for (unsigned j = 0; j < i; j++)
+			if (!strcmp(disks[i].key, disks[j].key)) {
+				snprintf(msg, len, "disk %u: device key %s twice", i, disks[i].key);
+				return VR_EINVAL;
+			}
+	}
+	return 0;
+}
+
+static size_t manifest_encode(uint8_t *out, const char *replication,
+			      const struct vr_store_disk *disks, unsigned ndisks)
+{
+	memset(out, 0, 56);
+	memcpy(out, ST_MANIFEST_MAGIC, 8);
+	tx_put32(out + 8, ndisks);
+	memcpy(out + 16, replication, VR_UUID_LEN);
+	size_t n = 56;
+	for (unsigned i = 0; i < ndisks; i++) {
+		size_t kl = strlen(disks[i].key);
+		out[n++] = (uint8_t)kl;
+		memcpy(out + n, disks[i].key, kl);
+		n += kl;
+		tx_put64(out + n, disks[i].size);
+		n += 8;
+	}
+	tx_sha256(out + n, out, n, NULL, 0, NULL, 0);
+	return n + VR_TX_HASH;
+}
+
+#define MANIFEST_MAX (56 + VR_TX_MAX_DISKS * (1 + VR_TX_MAX_KEY + 8) + VR_TX_HASH)
+
+static int manifest_decode(const uint8_t *p, size_t len, const char *replication,
+			   struct vr_store_disk **disks_out, unsigned *ndisks_out)
+{
+	uint8_t h[VR_TX_HASH];
+	if (len < 56 + VR_TX_HASH || memcmp(p, ST_MANIFEST_MAGIC, 8))
+		return VR_EIO;
+	tx_sha256(h, p, len - VR_TX_HASH, NULL, 0, NULL, 0);
+	if (memcmp(h, p + len - VR_TX_HASH, VR_TX_HASH))
+		return VR_EIO;
+	if (memcmp(p + 16, replication, VR_UUID_LEN))
+		return VR_EIO;
+	unsigned nd = tx_get32(p + 8);
+	if (nd < 1 || nd > VR_TX_MAX_DISKS)
+		return VR_EIO;
+	struct vr_store_disk *disks = vr_calloc(nd, sizeof *disks);
+	size_t off = 56, end = len - VR_TX_HASH;
+	for (unsigned i = 0; i < nd; i++) {
+		if (off >= end || end - off < (size_t)p[off] + 9) {
+			free(disks);
+			return VR_EIO;
+		}
+		size_t kl = p[off++];
+		memcpy(disks[i].key, p + off, kl);
+		off += kl;
+		disks[i].size = tx_get64(p + off);
+		off += 8;
+	}
+	char msg[64];
+	if (off != end || disks_check(disks, nd, msg, sizeof msg)) {
+		free(disks);
+		return VR_EIO;
+	}
+	*disks_out = disks;
+	*ndisks_out = nd;
+	return 0;
+}
+
+/* ---- the instance journal ---- */
+
+uint32_t st_instance_flags(const struct vr_store_instance *in)
+{
+	return (in->pinned ? ST_PINNED : 0) | (in->available ? 0 : ST_UNAVAILABLE);
+}
+
+void st_instance_encode(uint8_t rec[ST_INSTANCE_REC], const struct vr_store_instance *in,
+			uint32_t flags)
+{
+	memset(rec, 0, ST_INSTANCE_REC);
+	memcpy(rec, in->id, VR_UUID_LEN);
+	tx_put32(rec + 36, flags);
+	tx_put64(rec + 40, in->seq);
+	tx_put64(rec + 48, (uint64_t)in->point_in_time_ms);
+	tx_put64(rec + 56, in->blocks);
+	tx_put64(rec + 64, in->bytes);
+	tx_put64(rec + 72, (uint64_t)in->committed_ms);
+	memcpy(rec + 80, in->root, VR_TX_HASH);
+}
+
+int st_instance_decode(struct vr_store_instance *in, uint32_t *flags,
+		       const uint8_t rec[ST_INSTANCE_REC])
+{
+	memset(in, 0, sizeof *in);
+	memcpy(in->id, rec, VR_UUID_LEN);
+	in->id[VR_UUID_LEN] = 0;
+	if (!vr_uuid_valid(in->id))
+		return VR_EIO;
+	*flags = tx_get32(rec + 36);
+	in->seq = tx_get64(rec + 40);
+	in->point_in_time_ms = (int64_t)tx_get64(rec + 48);
+	in->blocks = tx_get64(rec + 56);
+	in->bytes = tx_get64(rec + 64);
+	in->committed_ms = (int64_t)tx_get64(rec + 72);
+	memcpy(in->root, rec + 80, VR_TX_HASH);
+	in->pinned = *flags & ST_PINNED;
+	in->available = !(*flags & ST_UNAVAILABLE);
+	if (in->seq == 0 || (*flags & ~(ST_PINNED | ST_UNAVAILABLE)))
+		return VR_EIO;
+	return 0;
+}
+
+int st_journal_write(struct vr_store *s)
+{
+	size_t len = ST_JOURNAL_HDR + s->ninst * ST_INSTANCE_REC + VR_TX_HASH;
+	uint8_t *buf = malloc(len);
+	if (!buf)
+		return st_fail(s, VR_EIO, "journal: out of memory for %zu instances", s->ninst);
+	memset(buf, 0, ST_JOURNAL_HDR);
+	memcpy(buf, ST_JOURNAL_MAGIC, 8);
+	tx_put32(buf + 8, 1);
+	tx_put32(buf + 12, (uint32_t)s->ninst);
+	tx_put64(buf + 16, s->next_seq);
+	tx_put64(buf + 24, s->base_seq);
+	tx_put32(buf + 32, s->flags);
+	for (size_t i = 0; i < s->ninst; i++)
+		st_instance_encode(buf + ST_JOURNAL_HDR + i * ST_INSTANCE_REC, &s->inst[i],
+				   st_instance_flags(&s->inst[i]));
+	tx_sha256(buf + len - VR_TX_HASH, buf, len - VR_TX_HASH, NULL, 0, NULL, 0);
+	int rc = st_write_atomic(s->dir, ST_JOURNAL, buf, len);
+	free(buf);
+	if (rc)
+		return st_fail(s, VR_EIO, "journal %s/%s: %s", s->dir, ST_JOURNAL, strerror(errno));
+	return 0;
+}
+
+static int journal_read(struct vr_store *s)
+{
+	char *path = st_path(s, ST_JOURNAL);
+	uint8_t *p;
+	size_t len;
+	int rc =
+		read_file(path, &p, &len,
+			  ST_JOURNAL_HDR + (size_t)ST_MAX_INSTANCES * ST_INSTANCE_REC + VR_TX_HASH);
+	if (rc) {
+		rc = st_fail(s, VR_EIO, "journal %s: %s", path, strerror(errno));
+		free(path);
+		return rc;
+	}
+	uint8_t h[VR_TX_HASH];
+	rc = VR_EIO;
+	if (len < ST_JOURNAL_HDR + VR_TX_HASH || memcmp(p, ST_JOURNAL_MAGIC, 8) ||
+	    tx_get32(p + 8) != 1)
+		goto bad;
+	tx_sha256(h, p, len - VR_TX_HASH, NULL, 0, NULL, 0);
+	if (memcmp(h, p + len - VR_TX_HASH, VR_TX_HASH))
+		goto bad;
+	size_t n = tx_get32(p + 12);
+	if (len != ST_JOURNAL_HDR + n * ST_INSTANCE_REC + VR_TX_HASH)
+		goto bad;
+	s->next_seq = tx_get64(p + 16);
+	s->base_seq = tx_get64(p + 24);
+	s->flags = tx_get32(p + 32);
+	if (s->flags & ~ST_MOVED_OUT)
+		goto bad;
+	s->cap = n + 16;
+	s->inst = vr_calloc(s->cap, sizeof *s->inst);
+	for (size_t i = 0; i < n; i++) {
+		uint32_t flags;
+		if (st_instance_decode(&s->inst[i], &flags,
+				       p + ST_JOURNAL_HDR + i * ST_INSTANCE_REC))
+			goto bad;
+		if (s->inst[i].seq >= s->next_seq || (i && s->inst[i].seq <= s->inst[i - 1].seq))
+			goto bad;
+	}
+	s->ninst = n;
+	if (s->base_seq && (!n || s->base_seq != s->inst[n - 1].seq))
+		goto bad;
+	free(p);
+	free(path);
+	return 0;
+bad:
+	free(p);
+	rc = st_fail(s, VR_EIO, "journal %s is corrupt", path);
+	free(path);
+	return rc;
+}
+
+ssize_t st_find(const struct vr_store *s, const char *instance_id)
+{
+	char canon[VR_UUID_LEN + 1];
+	if (!instance_id || vr_uuid_canon(canon, instance_id))
+		return -1;
+	for (size_t i = 0; i < s->ninst; i++)
+		if (!strcmp(s->inst[i].id, canon))
+			return (ssize_t)i;
+	return -1;
+}
+
+/* ---- locking ---- */
+
+static int lock_dir(const char *dir, unsigned timeout_ms, int *fd_out)
+{
+	char *path = vr_asprintf("%s/%s", dir, ST_LOCK);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	free(path);
+	if (fd < 0)
+		return errno == ENOENT ? VR_ENOTFOUND : VR_EIO;
+	struct timespec start, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			break;
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			close(fd);
+			return VR_EIO;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		int64_t waited = (int64_t)(now.tv_sec - start.tv_sec) * 1000 +
+				 (now.tv_nsec - start.tv_nsec) / 1000000;
+		if (waited >= (int64_t)timeout_ms) {
+			close(fd);
+			return VR_ECONFLICT;
+		}
+		usleep(5000);
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+/* ---- create ---- */
+
+static int set_error(char **error_out, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int set_error(char **error_out, int err, const char *fmt, ...)
+{
+	if (error_out) {
+		char buf[512];
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(buf, sizeof buf, fmt, ap);
+		va_end(ap);
+		free(*error_out);
+		*error_out = vr_strdup(buf);
+	}
+	return err;
+}
+
+int st_mkdir_p(const char *path)
+{
+	char *copy = vr_strdup(path);
+	for (char *p = copy + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(copy, 0755) && errno != EEXIST) {
+			free(copy);
+			return -1;
+		}
+		*p = '/';
+	}
+	int rc = mkdir(copy, 0755) && errno != EEXIST ? -1 : 0;
+	free(copy);
+	return rc;
+}
+
+/* A new empty (sparse) image of size bytes, replacing any file there. */
+static int image_create(const char *path, uint64_t size)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	if (ftruncate(fd, (off_t)size) || fsync(fd)) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return close(fd);
+}
+
+static struct vr_store *store_new(const char *root, const char *replication)
+{
+	struct vr_store *s = vr_calloc(1, sizeof *s);
+	s->lock_fd = -1;
+	s->stage.fd = -1;
+	memcpy(s->replication, replication, VR_UUID_LEN + 1);
+	vr_tx_id_parse(s->replication_id, replication);
+	s->dir = vr_asprintf("%s/%s", root, replication);
+	return s;
+}
+
+static void set_paths(struct vr_store *s)
+{
+	s->paths = vr_calloc(s->ndisks, sizeof *s->paths);
+	for (unsigned i = 0; i < s->ndisks; i++)
+		s->paths[i] = vr_asprintf("%s/disk-%u.img", s->dir, i);
+}
+
+static int create_locked(struct vr_store *s, const struct vr_store_disk *disks, unsigned ndisks,
+			 char **error_out)
+{
+	char *mpath = st_path(s, ST_MANIFEST);
+	uint8_t *old;
+	size_t oldlen;
+	int rc = 0;
+	if (read_file(mpath, &old, &oldlen, MANIFEST_MAX) == 0) {
+		struct vr_store_disk *have;
+		unsigned nhave;
+		rc = manifest_decode(old, oldlen, s->replication, &have, &nhave);
+		free(old);
+		if (rc) {
+			rc = set_error(error_out, VR_EIO, "%s is corrupt", mpath);
+			goto cleanup;
+		}
+		bool same = nhave == ndisks;
+		for (unsigned i = 0; same && i < ndisks; i++)
+			same = !strcmp(have[i].key, disks[i].key) && have[i].size == disks[i].size;
+		free(have);
+		if (!same) {
+			rc = set_error(error_out, VR_ECONFLICT,
+				       "replication %s exists with other disks", s->replication);
+			goto cleanup;
+		}
+		s->disks = vr_calloc(ndisks, sizeof *s->disks);
+		memcpy(s->disks, disks, ndisks * sizeof *disks);
+		s->ndisks = ndisks;
+		set_paths(s);
+		if (journal_read(s)) {
+			rc = set_error(error_out, VR_EIO, "%s", s->msg);
+			goto cleanup;
+		}
+		if (!(s->flags & ST_MOVED_OUT))
+			goto cleanup;
+		/* After a MOVE: new empty images; the records stay. */
+		for (unsigned i = 0; i < ndisks; i++)
+			if (image_create(s->paths[i], disks[i].size)) {
+				rc = set_error(error_out, VR_EIO, "%s: %s", s->paths[i],
+					       strerror(errno));
+				goto cleanup;
+			}
+		s->flags &= ~ST_MOVED_OUT;
+		s->base_seq = 0;
+		char *moved = st_path(s, ST_MOVED);
+		if (st_journal_write(s))
+			rc = set_error(error_out, VR_EIO, "%s", s->msg);
+		else if ((unlink(moved) && errno != ENOENT) || st_fsync_dir(s->dir))
+			rc = set_error(error_out, VR_EIO, "%s: %s", moved, strerror(errno));
+		free(moved);
+		goto cleanup;
+	}
+	if (errno != ENOENT) {
+		rc = set_error(error_out, VR_EIO, "%s: %s", mpath, strerror(errno));
+		goto cleanup;
+	}
+	/* New: images and an empty journal first; the manifest makes it exist. */
+	s->disks = vr_calloc(ndisks, sizeof *s->disks);
+	memcpy(s->disks, disks, ndisks * sizeof *disks);
+	s->ndisks = ndisks;
+	set_paths(s);
+	for (unsigned i = 0; i < ndisks; i++)
+		if (image_create(s->paths[i], disks[i].size)) {
+			rc = set_error(error_out, VR_EIO, "%s: %s", s->paths[i], strerror(errno));
+			goto cleanup;
+		}
+	s->next_seq = 1;
+	if (st_journal_write(s)) {
+		rc = set_error(error_out, VR_EIO, "%s", s->msg);
+		goto cleanup;
+	}
+	uint8_t buf[MANIFEST_MAX];
+	size_t len = manifest_encode(buf, s->replication, disks, ndisks);
+	if (st_write_atomic(s->dir, ST_MANIFEST, buf, len))
+		rc = set_error(error_out, VR_EIO, "%s: %s", mpath, strerror(errno));
+cleanup:
+	free(mpath);
+	return rc;
+}
+
+int vr_store_create(const char *root, const char *replication, const struct vr_store_disk *disks,
+		    unsigned ndisks, char **error_out)
+{
+	char canon[VR_UUID_LEN + 1], msg[128];
+	if (error_out)
+		*error_out = NULL;
+	if (!root || !*root || !replication || vr_uuid_canon(canon, replication))
+		return set_error(error_out, VR_EINVAL, "bad replication id");
+	if (!disks || disks_check(disks, ndisks, msg, sizeof msg))
+		return set_error(error_out, VR_EINVAL, "%s", disks ? msg : "no disks");
+	struct vr_store *s = store_new(root, canon);
+	int rc;
+	if (st_mkdir_p(s->dir) || st_fsync_dir(root)) {
+		rc = set_error(error_out, VR_EIO, "%s: %s", s->dir, strerror(errno));
+		goto cleanup;
+	}
+	rc = lock_dir(s->dir, CREATE_LOCK_TIMEOUT_MS, &s->lock_fd);
+	if (rc) {
+		rc = set_error(error_out, rc == VR_ECONFLICT ? VR_EIO : rc, "%s: cannot lock: %s",
+			       s->dir,
+			       rc == VR_ECONFLICT ? "held by another process" : strerror(errno));
+		goto cleanup;
+	}
+	rc = create_locked(s, disks, ndisks, error_out);
+cleanup:
+	vr_store_close(s);
+	return rc;
+}
+
+/* ---- open, recovery, close ---- */
+
+static bool retained_undo(const struct vr_store *s, uint64_t seq)
+{
+	/* Every retained instance but the newest has one, while its data is here. */
+	for (size_t i = 0; i + 1 < s->ninst; i++)
+		if (s->inst[i].seq == seq)
+			return s->inst[i].available;
+	return false;
+}
+
+/* Remove what no committed state refers to: temporary files, undo logs of
+ * instances no longer retained (a drop or a commit cut short). */
+static int sweep(struct vr_store *s)
+{
+	DIR *d = opendir(s->dir);
+	if (!d)
+		return st_fail(s, VR_EIO, "%s: %s", s->dir, strerror(errno));
+	bool removed = false;
+	int rc = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		const char *name = e->d_name;
+		size_t n = strlen(name);
+		bool drop = false;
+		unsigned long long seq;
+		char tail;
+		if (n > 4 && !strcmp(name + n - 4, ".tmp"))
+			drop = true;
+		else if (sscanf(name, "undo-%llu.lo%c", &seq, &tail) == 2 && tail == 'g')
+			drop = !retained_undo(s, seq);
+		if (!drop)
+			continue;
+		if (unlinkat(dirfd(d), name, 0) && errno != ENOENT) {
+			rc = st_fail(s, VR_EIO, "%s/%s: %s", s->dir, name, strerror(errno));
+			break;
+		}
+		removed = true;
+	}
+	closedir(d);
+	if (!rc && removed && st_fsync_dir(s->dir))
+		rc = st_fail(s, VR_EIO, "%s: %s", s->dir, strerror(errno));
+	return rc;
+}
+
+static int recover(struct vr_store *s)
+{
+	char *marker = st_path(s, ST_COMMIT);
+	int rc = 0;
+	if (access(marker, F_OK) == 0)
+		rc = st_commit_recover(s);
+	else if (errno != ENOENT)
+		rc = st_fail(s, VR_EIO, "%s: %s", marker, strerror(errno));
+	free(marker);
+	if (!rc)
+		rc = st_move_recover(s);
+	if (!rc)
+		rc = sweep(s);
+	if (rc || (s->flags & ST_MOVED_OUT))
+		return rc;
+	for (unsigned i = 0; i < s->ndisks; i++) {
+		struct stat st;
+		if (stat(s->paths[i], &st))
+			return st_fail(s, VR_EIO, "replica image %s: %s", s->paths[i],
+				       strerror(errno));
+		if ((uint64_t)st.st_size != s->disks[i].size)
+			return st_fail(s, VR_EIO, "replica image %s: %llu bytes, not %llu",
+				       s->paths[i], (unsigned long long)st.st_size,
+				       (unsigned long long)s->disks[i].size);
+	}
+	return 0;
+}
+
+int vr_store_open(struct vr_store **out, const char *root, const char *replication,
+		  unsigned lock_timeout_ms, char **error_out)
+{
+	char canon[VR_UUID_LEN + 1];
+	*out = NULL;
+	if (error_out)
+		*error_out = NULL;
+	if (!root || !replication || vr_uuid_canon(canon, replication))
+		return set_error(error_out, VR_ENOTFOUND, "bad replication id");
+	struct vr_store *s = store_new(root, canon);
+	struct stat st;
+	int rc;
+	if (stat(s->dir, &st)) {
+		rc = set_error(error_out, errno == ENOENT ? VR_ENOTFOUND : VR_EIO, "%s: %s", s->dir,
+			       strerror(errno));
+		goto fail;
+	}
+	rc = lock_dir(s->dir, lock_timeout_ms, &s->lock_fd);
+	if (rc) {
+		set_error(error_out, rc, "%s: %s", s->dir,
+			  rc == VR_ECONFLICT ? "locked by another process" : "cannot lock");
+		goto fail;
+	}
+	char *mpath = st_path(s, ST_MANIFEST);
+	uint8_t *m;
+	size_t mlen;
+	if (read_file(mpath, &m, &mlen, MANIFEST_MAX)) {
+		rc = set_error(error_out, errno == ENOENT ? VR_ENOTFOUND : VR_EIO, "%s: %s", mpath,
+			       strerror(errno));
+		free(mpath);
+		goto fail;
+	}
+	rc = manifest_decode(m, mlen, s->replication, &s->disks, &s->ndisks);
+	free(m);
+	if (rc) {
+		set_error(error_out, rc, "%s is corrupt", mpath);
+		free(mpath);
+		goto fail;
+	}
+	free(mpath);
+	set_paths(s);
+	rc = journal_read(s);
+	if (!rc)
+		rc = recover(s);
+	if (rc) {
+		set_error(error_out, rc, "%s", s->msg);
+		goto fail;
+	}
+	s->msg[0] = 0;
+	*out = s;
+	return 0;
+fail:
+	vr_store_close(s);
+	return rc;
+}
+
+void vr_store_close(struct vr_store *s)
+{
+	if (!s)
+		return;
+	st_stage_close(s);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	if (s->paths)
+		for (unsigned i = 0; i < s->ndisks; i++)
+			free(s->paths[i]);
+	free(s->paths);
+	free(s->disks);
+	free(s->inst);
+	free(s->dir);
+	free(s);
+}
+
+const char *vr_store_message(const struct vr_store *s)
+{
+	return s->msg[0] ? s->msg : "ok";
+}
+
+unsigned vr_store_ndisks(const struct vr_store *s)
+{
+	return s->ndisks;
+}
+
+const struct vr_store_disk *vr_store_disk(const struct vr_store *s, unsigned index)
+{
+	return index < s->ndisks ? &s->disks[index] : NULL;
+}
+
+const char *vr_store_disk_path(const struct vr_store *s, unsigned index)
+{
+	return index < s->ndisks ? s->paths[index] : NULL;
+}
+
+/* ---- instances ---- */
+
+int vr_store_instances(struct vr_store *s, struct vr_store_instance **list, size_t *n)
+{
+	*list = NULL;
+	*n = 0;
+	if (!s->ninst)
+		return 0;
+	*list = malloc(s->ninst * sizeof **list);
+	if (!*list)
+		return st_fail(s, VR_ENOMEM, "out of memory for %zu instances", s->ninst);
+	memcpy(*list, s->inst, s->ninst * sizeof **list);
+	*n = s->ninst;
+	return 0;
+}
+
+int vr_store_pin(struct vr_store *s, const char *instance_id, bool pinned)
+{
+	ssize_t i = st_find(s, instance_id);
+	if (i < 0)
+		return st_fail(s, VR_ENOTFOUND, "no instance %s", instance_id ? instance_id : "");
+	if (s->inst[i].pinned == pinned)
+		return 0;
+	s->inst[i].pinned = pinned;
+	int rc = st_journal_write(s);
+	if (rc)
+		s->inst[i].pinned = !pinned;
+	return rc;
+}
+
+int vr_store_drop(struct vr_store *s, const char *instance_id)
+{
+	ssize_t found = st_find(s, instance_id);
+	if (found < 0)
+		return st_fail(s, VR_ENOTFOUND, "no instance %s", instance_id ? instance_id : "");
+	size_t i = (size_t)found;
+	if (i + 1 == s->ninst)
+		return st_fail(s, VR_ECONFLICT, "instance %s is the newest", s->inst[i].id);
+	if (s->inst[i].pinned)
+		return st_fail(s, VR_ECONFLICT, "instance %s is pinned", s->inst[i].id);
+	int rc;
+	/* A middle instance's changes must stay reachable from its predecessor:
+	 * the merged undo log is valid with or without this one applied first,
+	 * so it replaces the predecessor's before the journal forgets this one. */
+	if (i > 0 && s->inst[i].available && s->inst[i - 1].available) {
+		rc = st_undo_merge(s, i);
+		if (rc)
+			return rc;
+	}
+	struct vr_store_instance gone = s->inst[i];
+	memmove(&s->inst[i], &s->inst[i + 1], (s->ninst - i - 1) * sizeof *s->inst);
+	s->ninst--;
+	rc = st_journal_write(s);
+	if (rc) {
+		memmove(&s->inst[i + 1], &s->inst[i], (s->ninst - i) * sizeof *s->inst);
+		s->inst[i] = gone;
+		s->ninst++;
+		return rc;
+	}
+	char *name = st_undo_name(gone.seq), *path = st_path(s, name);
+	if (unlink(path) && errno != ENOENT)
+		rc = st_fail(s, VR_EIO, "%s: %s", path, strerror(errno));
+	else if (st_fsync_dir(s->dir))
+		rc = st_fail(s, VR_EIO, "%s: %s", s->dir, strerror(errno));
+	free(name);
+	free(path);
+	return rc;
+}
+
+void st_append_instance(struct vr_store *s, const struct vr_store_instance *in)
+{
+	if (s->ninst == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 16;
+		s->inst = vr_realloc(s->inst, s->cap * sizeof *s->inst);
+	}
+	s->inst[s->ninst++] = *in;
+}
+
+int64_t st_now_ms(void)
+{
+	return now_ms();
+}
+
+/* ---- remove ---- */
+
+int vr_store_remove(const char *root, const char *replication, char **error_out)
+{
+	char canon[VR_UUID_LEN + 1];
+	if (error_out)
+		*error_out = NULL;
+	if (!root || !replication || vr_uuid_canon(canon, replication))
+		return set_error(error_out, VR_EINVAL, "bad replication id");
+	char *dir = vr_asprintf("%s/%s", root, canon);
+	int lock_fd = -1, rc = lock_dir(dir, 0, &lock_fd);
+	if (rc == VR_ENOTFOUND) {
+		free(dir);
+		return 0;
+	}
+	if (rc) {
+		rc = set_error(error_out, rc == VR_ECONFLICT ? VR_ECONFLICT : VR_EIO, "%s: %s", dir,
+			       rc == VR_ECONFLICT ? "locked by another process" : "cannot lock");
+		free(dir);
+		return rc;
+	}
+	/* The manifest first: a removal cut short leaves a store that does not
+	 * open (VR_ENOTFOUND) and that the next removal finishes. */
+	char *mpath = vr_asprintf("%s/%s", dir, ST_MANIFEST);
+	if ((unlink(mpath) && errno != ENOENT) || st_fsync_dir(dir)) {
+		rc = set_error(error_out, VR_EIO, "%s: %s", mpath, strerror(errno));
+		goto cleanup;
+	}
+	DIR *d = opendir(dir);
+	if (!d) {
+		rc = set_error(error_out, VR_EIO, "%s: %s", dir, strerror(errno));
+		goto cleanup;
+	}
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+		    !strcmp(e->d_name, ST_LOCK))
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) && errno != ENOENT) {
+			rc = set_error(error_out, VR_EIO, "%s/%s: %s", dir, e->d_name,
+				       strerror(errno));
+			break;
+		}
+	}
+	closedir(d);
+	if (rc)
+		goto cleanup;
+	char *lpath = vr_asprintf("%s/%s", dir, ST_LOCK);
+	unlink(lpath);
+	free(lpath);
+	if (rmdir(dir) && errno != ENOENT)
+		rc = set_error(error_out, VR_EIO, "%s: %s", dir, strerror(errno));
+	else if (st_fsync_dir(root))
+		rc = set_error(error_out, VR_EIO, "%s: %s", root, strerror(errno));
+cleanup:
+	free(mpath);
+	close(lock_fd);
+	free(dir);
+	return rc;
+}
