@@ -153,7 +153,8 @@ static int store_failure(struct vr_job_run *run, const char *rg, int rc, const c
 
 /* The instance to recover: instance_id, or the newest. */
 static int pick_instance(struct vr_job_run *run, struct vr_store *store, const char *rg,
-			 const char *instance_id, struct vr_store_instance *out, bool *newest_out)
+			 const char *instance_id, bool need_available, struct vr_store_instance *out,
+			 bool *newest_out)
 {
 	struct vr_store_instance *list = NULL;
 	size_t n = 0;
@@ -181,26 +182,32 @@ static int pick_instance(struct vr_job_run *run, struct vr_store *store, const c
 					   instance_id, rg);
 		}
 	}
+	if (need_available && !list[at].available) {
+		char id[VR_UUID_LEN + 1];
+		snprintf(id, sizeof id, "%s", list[at].id);
+		free(list);
+		return vr_job_fail(run, 409, "CONFLICT", "InstanceNotAvailable",
+				   "Instance %s of replication %s is no longer on the replica: a "
+				   "failover moved the replica disks out.",
+				   id, rg);
+	}
 	*out = list[at];
 	*newest_out = at == n - 1;
 	free(list);
 	return 0;
 }
 
-/* Export into dir through dir.partial. For a move, a partial directory
- * left by a crash after the store moved its disks out is taken as it is. */
+/* Export into dir through dir.partial. A partial copy left by a crash is
+ * made again; a move repeated into the same partial directory is taken by
+ * the store as done. */
 static int export_into(struct vr_store *store, const char *rg, const char *instance, bool move,
 		       const char *dir, char **error_out)
 {
 	char *partial = vr_asprintf("%s.partial", dir);
 	int rc = 0;
-	if (exists(partial)) {
-		bool moved = move && vr_store_ndisks(store) > 0 &&
-			     !exists(vr_store_disk_path(store, 0));
-		if (!moved)
-			rc = remove_images(partial);
-	}
-	if (!rc && !exists(partial))
+	if (!move && exists(partial))
+		rc = remove_images(partial);
+	if (!rc)
 		rc = vr_store_export(store, move ? NULL : instance, partial,
 				     move ? VR_STORE_MOVE : VR_STORE_COPY, NULL);
 	if (rc)
@@ -229,10 +236,11 @@ int vr_recover_export(struct vr_job_run *run, const char *rg, const char *instan
 	}
 	struct vr_store_instance chosen;
 	bool newest = false;
-	status = pick_instance(run, store, rg, instance_id, &chosen, &newest);
+	bool done = exists(dir);
+	status = pick_instance(run, store, rg, instance_id, !done, &chosen, &newest);
 	if (status)
 		goto out;
-	if (exists(dir)) {
+	if (done) {
 		/* this job ran here before and finished its export */
 		record_disks(run, dir, chosen.id, store);
 		goto out;
