@@ -52,3 +52,13 @@ tests_integration_test_worker_CFLAGS = $(TEST_CFLAGS)
 tests_integration_test_worker_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_integration_test_worker_LDADD = $(TEST_LIBS)
 TESTS += tests/integration/test_worker
+
+# The recovery jobs moving data, with a replica store the test fills.
+check_PROGRAMS += tests/integration/test_recovery
+tests_integration_test_recovery_SOURCES = tests/integration/test_recovery.c \
+	tests/integration/replica.c tests/integration/replica.h \
+	tests/integration/harness.c tests/integration/harness.h
+tests_integration_test_recovery_CFLAGS = $(TEST_CFLAGS)
+tests_integration_test_recovery_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_recovery_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/test_recovery
