@@ -32,6 +32,7 @@
 #include <openssl/ssl.h>
 
 #include "integration/harness.h"
+#include "integration/replica.h"
 #include "vrcloud/agent.h"
 #include "vrcloud/err.h"
 #include "vrcloud/redis.h"
@@ -2869,4 +2870,247 @@ Test(tunnel, the_server_route_names_a_replications_worker_to_proxies_for_its_own
 	free(mine);
 	free(theirs);
 	free(proxy_token);
+}
+
+/* --- tests: failback through haproxy, a proxy and the agent ---------------------------- */
+
+/* The suite's worker with a replica store, a recovered directory and the
+ * proxy's internal port (docs/recovery.md). */
+static void recovery_worker_start(struct proc *p, const struct world *w, const char *store,
+				  const char *recovered, unsigned internal_port)
+{
+	memset(p, 0, sizeof *p);
+	snprintf(p->name, sizeof p->name, "worker");
+	snprintf(p->log, sizeof p->log, "%s/worker.log", w->dir);
+	char *token = fmt("%s/worker-token", w->dir);
+	write_secret(token, vrt_service_token(VRT_SERVICE));
+	char *config = fmt("%s/worker.ini", w->dir);
+	FILE *f = fopen(config, "w");
+	cr_assert_not_null(f);
+	fprintf(f,
+		"[worker]\nstore_dir = %s\nrecovered_dir = %s\nproxy_internal = 127.0.0.1:%u\n",
+		store, recovered, internal_port);
+	fclose(f);
+	char *exe = fmt("%s/vrcloud-worker", builddir());
+	const char *argv[] = {exe,	    "--config",	     config,
+			      "--name",	    VRT_SERVICE,     "--api-url",
+			      vrt_base_url(), "--token-file", token,
+			      "--redis",    vrt_env("VRT_REDIS_URI"), "--heartbeat-interval",
+			      "1",	    "--shutdown-timeout", "5",
+			      "--log-level", "debug",	     "--log-file",
+			      p->log,	    NULL};
+	spawn(p, argv);
+	cr_assert(wait_file_contains(p->log, "event=registered", 15),
+		  "the worker never registered:\n%s", read_text(p->log));
+	free(exe);
+	free(config);
+	free(token);
+}
+
+/* Overwrite n random blocks of an image (a VM running in the cloud after
+ * its failover); the groups they touch are marked in groups[]. */
+static void scribble(const char *path, uint64_t size, unsigned n, uint64_t *seed, uint8_t *groups)
+{
+	int fd = open(path, O_RDWR);
+	cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+	unsigned char block[4096];
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t b = next_random(seed) % (size / 4096);
+		fill_random(block, sizeof block, seed);
+		cr_assert_eq(pwrite(fd, block, sizeof block, (off_t)(b * 4096)), 4096);
+		groups[b / 16] = 1;
+	}
+	close(fd);
+}
+
+Test(tunnel, failback_sends_only_the_changed_groups_and_leaves_the_site_disk_equal_to_the_recovered,
+     .timeout = 300)
+{
+	struct world w;
+	world_init(&w);
+	/* the API's and the worker's prefix (the default) */
+	snprintf(w.prefix, sizeof w.prefix, "vrcloud");
+	char *store = fmt("%s/store", w.dir), *recovered = fmt("%s/recovered", w.dir);
+	char *src = fmt("%s/src", w.dir), *state = fmt("%s/agent-state", w.dir);
+	char *vmdir = fmt("%s/vm", w.dir);
+	cr_assert_eq(mkdir(state, 0700), 0);
+	cr_assert_eq(mkdir(vmdir, 0750), 0);
+
+	/* the replication and its replica: three instances of two disks */
+	char *rg = vrt_new_replication(w.vdc, "failback-vm", true, "replication_state = 'ok'");
+	const uint64_t sizes[] = {32 * MIB, 16 * MIB};
+	struct rfx f;
+	rfx_init(&f, store, rg, src, 2, sizes);
+	char id[VR_UUID_LEN + 1];
+	for (unsigned i = 0; i < 3; i++) {
+		rfx_write(&f, i ? 100 : 2000);
+		rfx_commit(&f, 0, id);
+	}
+	/* the site's VM: its disks as they were when the site was lost */
+	char *ini = fmt("%s/vm.ini", vmdir);
+	FILE *vi = fopen(ini, "w");
+	cr_assert_not_null(vi);
+	fprintf(vi, "[vm]\nname = failback-vm\npower = off\n");
+	char *site_disk[2];
+	for (unsigned d = 0; d < 2; d++) {
+		site_disk[d] = fmt("%s/disk-%u.img", vmdir, 2000 + d);
+		char *snap = rfx_snapshot(&f, id, d);
+		char *cp = fmt("cp --sparse=always '%s' '%s' && : > '%s.cbt'", snap, site_disk[d],
+			       site_disk[d]);
+		cr_assert_eq(system(cp), 0, "%s", cp);
+		fprintf(vi, "\n[disk %u]\nfile = disk-%u.img\nsize = %llu\n", 2000 + d, 2000 + d,
+			(unsigned long long)sizes[d]);
+		free(cp);
+		free(snap);
+	}
+	fclose(vi);
+	char *repl_ini = fmt("%s/replications", state);
+	cr_assert_eq(mkdir(repl_ini, 0700), 0);
+	free(repl_ini);
+	repl_ini = fmt("%s/replications/%s.ini", state, rg);
+	FILE *ri = fopen(repl_ini, "w");
+	cr_assert_not_null(ri);
+	fprintf(ri, "[replication]\nvmdir = %s\n", vmdir);
+	fclose(ri);
+	char *agent_ini = fmt("%s/agent.ini", w.dir);
+	FILE *ai = fopen(agent_ini, "w");
+	cr_assert_not_null(ai);
+	fprintf(ai, "[agent]\nstate_dir = %s\n", state);
+	fclose(ai);
+
+	/* haproxy in front of a proxy; the agent dials haproxy */
+	struct proc proxy, lb, agent, worker;
+	const char *const reverse[] = {"--reverse-address", "127.0.0.1:0", NULL};
+	const struct proxy_opts opts = {.extra = reverse};
+	proxy_start(&proxy, &w, "p1", &opts);
+	const struct proc *const proxies[] = {&proxy};
+	haproxy_start(&lb, &w, proxies, 1);
+	char *lb_address = fmt("127.0.0.1:%u", lb.port);
+	const char *const trust[] = {"--ca-file", w.ca, "--config", agent_ini, NULL};
+	agent_start(&agent, &w, "site-failback", lb_address, trust);
+	cr_assert(wait_file_contains(agent.log, "event=connected", 15), "%s",
+		  read_text(agent.log));
+	recovery_worker_start(&worker, &w, store, recovered, proxy.internal_port);
+
+	/* failover to the newest instance, then the VM runs in the cloud */
+	char *status = act_and_wait(rg, "failover", "application/vnd.vmware.hcs.failoverParams+xml",
+				    "<FailoverParams xmlns=\"http://www.vmware.com/vr/v6.0\">"
+				    "<PowerOn>false</PowerOn></FailoverParams>");
+	cr_assert_str_eq(status, "success", "%s", read_text(worker.log));
+	free(status);
+	char *vapp = vrt_db_value("SELECT id::text FROM vapps WHERE replication_id = $1::uuid"
+				  " AND kind = 'recovered' AND deleted_at IS NULL",
+				  rg);
+	char *rec_disk[2];
+	uint8_t *groups[2];
+	uint64_t changed_groups = 0, seed = 0x5eedf00dULL;
+	for (unsigned d = 0; d < 2; d++) {
+		char key[16];
+		snprintf(key, sizeof key, "%u", 2000 + d);
+		rec_disk[d] = vrt_db_value("SELECT path FROM vapp_disks WHERE vapp_id = $1::uuid"
+					   " AND device_key = $2::int",
+					   vapp, key);
+		cr_assert_not_null(rec_disk[d]);
+		cr_assert(rfx_cmp(rec_disk[d], site_disk[d]), "the recovered disk is not the newest");
+		groups[d] = calloc(sizes[d] / 4096 / 16, 1);
+		scribble(rec_disk[d], sizes[d], 40, &seed, groups[d]);
+		for (uint64_t g = 0; g < sizes[d] / 4096 / 16; g++)
+			changed_groups += groups[d][g];
+		cr_assert_not(rfx_cmp(rec_disk[d], site_disk[d]));
+	}
+
+	/* reverse, then the failback replication's sync */
+	status = act_and_wait(rg, "reverse", NULL, NULL);
+	cr_assert_str_eq(status, "success", "%s", read_text(worker.log));
+	free(status);
+	char *fb = vrt_db_value("SELECT id::text FROM replications WHERE kind = 'failback'"
+				" AND source_replication_id = $1::uuid",
+				rg);
+	cr_assert_not_null(fb);
+	char *path = fmt("/api/vr/failbackreplications/%s/action/sync", fb);
+	struct vrt_call call = {.method = "POST", .path = path, .token = vrt_token(VRT_ADMIN_A)};
+	struct vrt_resp r;
+	cr_assert_eq(vrt_call(&call, &r), 0);
+	cr_assert_eq(r.status, 202, "%ld %s", r.status, r.body);
+	char *task = vrt_xpath_str(r.body, "substring-after(/v:Task/@id, 'urn:vcloud:task:')");
+	vrt_resp_free(&r);
+	double end = now_s() + 120;
+	for (;;) {
+		status = vrt_db_value("SELECT status FROM tasks WHERE id = $1::uuid", task);
+		if (strcmp(status, "queued") != 0 && strcmp(status, "running") != 0)
+			break;
+		cr_assert(now_s() < end, "the failback sync never ended:\n%s", read_text(worker.log));
+		free(status);
+		vrt_sleep(0.1);
+	}
+	char *message = vrt_db_value("SELECT coalesce(error_message, '') FROM tasks"
+				     " WHERE id = $1::uuid",
+				     task);
+	cr_assert_str_eq(status, "success", "%s\nworker:\n%s\nagent:\n%s", message,
+			 read_text(worker.log), read_text(agent.log));
+
+	/* the site's disks equal the recovered ones, and only the changed
+	 * groups crossed */
+	for (unsigned d = 0; d < 2; d++) {
+		cr_assert(rfx_cmp(rec_disk[d], site_disk[d]), "disk %u differs after failback", d);
+		char *cbt = fmt("%s.cbt", site_disk[d]);
+		cr_assert_neq(access(cbt, F_OK), 0, "the stale changed-block log %s is still there",
+			      cbt);
+		free(cbt);
+	}
+	cr_assert(wait_file_contains(agent.log, "event=failback_applied", 10), "%s",
+		  read_text(agent.log));
+	char *want = fmt("differing=%llu bytes=%llu", (unsigned long long)changed_groups,
+			 (unsigned long long)changed_groups * 16 * 4096);
+	cr_assert(file_contains(worker.log, want), "expected %s in:\n%s", want,
+		  read_text(worker.log));
+	char *applied = fmt("blocks=%llu bytes=%llu", (unsigned long long)changed_groups * 16,
+			    (unsigned long long)changed_groups * 16 * 4096);
+	cr_assert(file_contains(agent.log, applied), "expected %s in:\n%s", applied,
+		  read_text(agent.log));
+	printf("failback: %llu of %llu groups differed, %llu bytes sent for %llu MiB of disks\n",
+	       (unsigned long long)changed_groups,
+	       (unsigned long long)((sizes[0] + sizes[1]) / 4096 / 16),
+	       (unsigned long long)changed_groups * 16 * 4096,
+	       (unsigned long long)((sizes[0] + sizes[1]) / MIB));
+
+	/* a second failback finds nothing to send */
+	cr_assert_eq(vrt_call(&call, &r), 0);
+	cr_assert_eq(r.status, 202, "%ld %s", r.status, r.body);
+	vrt_resp_free(&r);
+	cr_assert(wait_file_contains(worker.log, "differing=0 bytes=0", 60), "%s",
+		  read_text(worker.log));
+
+	cr_assert_eq(stop_proc(&worker, SIGTERM, 15), 0);
+	cr_assert_eq(stop_proc(&agent, SIGTERM, 10), 0);
+	stop_proc(&lb, SIGTERM, 5); /* haproxy: 0 or 143, either is fine */
+	cr_assert_eq(stop_proc(&proxy, SIGTERM, 10), 0);
+	char *key = fmt("vrcloud:tunnel:commands:%s", w.peer);
+	const char *del[] = {"DEL", key};
+	free(rcmd(2, del));
+	free(key);
+	for (unsigned d = 0; d < 2; d++) {
+		free(groups[d]);
+		free(rec_disk[d]);
+		free(site_disk[d]);
+	}
+	rfx_free(&f);
+	free(applied);
+	free(want);
+	free(message);
+	free(status);
+	free(task);
+	free(path);
+	free(fb);
+	free(vapp);
+	free(lb_address);
+	free(agent_ini);
+	free(repl_ini);
+	free(ini);
+	free(rg);
+	free(vmdir);
+	free(state);
+	free(src);
+	free(recovered);
+	free(store);
 }
