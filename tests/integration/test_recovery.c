@@ -503,6 +503,59 @@ Test(recovery, a_synchronizing_test_failover_waits_for_the_instance_the_site_sen
 	free(rg);
 }
 
+Test(recovery, a_planned_migration_syncs_quiesced_then_moves_the_newest_instance)
+{
+	struct world w;
+	world_start(&w, NULL);
+	char *rg = new_replication("recovery-planned");
+	char *src = fmt("%s/src", w.dir);
+	const uint64_t sizes[] = {8 * MIB};
+	struct rfx f;
+	rfx_init(&f, w.store, rg, src, 1, sizes);
+	char old[VR_UUID_LEN + 1];
+	rfx_write(&f, 100);
+	rfx_commit(&f, 0, old);
+	struct vr_store *store = NULL;
+	char *error = NULL;
+	cr_assert_eq(vr_store_open(&store, w.store, rg, 5000, &error), 0);
+	ino_t replica = inode_of(vr_store_disk_path(store, 0));
+	vr_store_close(store);
+	struct later l = {.f = &f, .delay = 1.5};
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, commit_later, &l), 0);
+	char *status = act(rg, "plannedMigration", FAILOVER_MT,
+			   "<FailoverParams xmlns=\"http://www.vmware.com/vr/v6.0\">"
+			   "<PowerOn>false</PowerOn></FailoverParams>",
+			   NULL);
+	pthread_join(t, NULL);
+	cr_assert_str_eq(status, "success", "%s", read_text(w.log));
+	char *peer = vrt_db_value("SELECT peer_id::text FROM replications WHERE id = $1::uuid", rg);
+	char *list = fmt("vrcloud:tunnel:commands:%s", peer);
+	char *show = vapp_show(rg, "recovered");
+	char *iid = kv(show, "instance_id");
+	cr_assert_str_eq(iid, l.id, "the migration recovered %s, not the final sync's %s", iid,
+			 l.id);
+	char *path = kv(show, "disk_2000_path");
+	cr_assert_eq(inode_of(path), replica, "the final instance was copied, not moved");
+	char *snap = rfx_snapshot(&f, l.id, 0);
+	cr_assert(rfx_cmp(path, snap));
+	char *state = vrt_replication_state(rg);
+	cr_assert(strncmp(state, "recovered ", 10) == 0, "%s", state);
+	cr_assert_eq(vrt_redis_del(list), 1, "no sync command for the site");
+	free(state);
+	free(snap);
+	free(path);
+	free(iid);
+	free(show);
+	free(list);
+	free(peer);
+	free(status);
+	world_stop(&w);
+	rfx_free(&f);
+	free(src);
+	free(rg);
+}
+
 Test(recovery, a_failing_boot_check_and_a_replica_never_synced_fail_the_job_clearly)
 {
 	struct world w;
