@@ -14,7 +14,7 @@ vrcloud_worker_SOURCES = src/cmd/vrcloud-worker.c
 vrcloud_worker_CFLAGS = $(AM_CFLAGS) $(LIBDEPS_CFLAGS) $(CURL_CFLAGS)
 vrcloud_worker_LDADD = libvrcloud.la $(CURL_LIBS)
 
-EXTRA_DIST += docs/worker.md
+EXTRA_DIST += docs/worker.md docs/recovery.md
 
 check_PROGRAMS += tests/unit/test_worker_config
 tests_unit_test_worker_config_SOURCES = tests/unit/test_worker_config.c
