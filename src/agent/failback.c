@@ -21,8 +21,8 @@
  * start: writing the same blocks twice is harmless. */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,10 +38,10 @@
 #include "vrcloud/log.h"
 #include "vrcloud/transfer.h"
 
-#define STAGE_FILE   ".failback.stage"
-#define APPLY_FILE   ".failback.apply"
+#define STAGE_FILE    ".failback.stage"
+#define APPLY_FILE    ".failback.apply"
 #define JOURNAL_MAGIC "VRFBJNL1"
-#define READ_CHUNK   (256u * 1024u)
+#define READ_CHUNK    (256u * 1024u)
 /* Group hashes written per record (and per write). */
 #define HASH_BATCH VR_TX_MAX_HASH_GROUPS
 
@@ -250,8 +250,7 @@ static int journal_head(int fd, const struct vr_tx_header *h)
 }
 
 /* A run: disk(4) first(8) count(4), then the blocks. */
-static int journal_run(int fd, unsigned disk, uint64_t first, uint32_t count,
-		       const uint8_t *data)
+static int journal_run(int fd, unsigned disk, uint64_t first, uint32_t count, const uint8_t *data)
 {
 	uint8_t rec[16];
 	put(rec, disk, 4);
@@ -421,8 +420,8 @@ static int send_result(struct stream *s, const struct vr_tx_header *h, int statu
 	memset(&r, 0, sizeof r);
 	r.kind = VR_TX_REPLY_RESULT;
 	r.status = status <= VR_TX_ETRUNCATED && status >= VR_TX_EREPLY ? status
-		   : status						  ? VR_TX_EIO
-									  : 0;
+		   : status						? VR_TX_EIO
+									: 0;
 	if (h) {
 		memcpy(r.replication, h->replication, VR_TX_ID);
 		memcpy(r.instance, h->instance, VR_TX_ID);
@@ -469,7 +468,8 @@ static int match_disks(struct vm *vm, const struct vr_tx_header *h, char **error
 			if (strcmp(vm->disks[j].key, h->disks[i].key) == 0)
 				d = &vm->disks[j];
 		if (!d || d->size != h->disks[i].size) {
-			failf(error_out, "disk %s (%" PRIu64 " bytes) is not a disk of the VM in %s",
+			failf(error_out,
+			      "disk %s (%" PRIu64 " bytes) is not a disk of the VM in %s",
 			      h->disks[i].key, h->disks[i].size, vm->dir);
 			return VR_TX_EHEADER;
 		}
@@ -493,8 +493,8 @@ static int send_hashes(struct stream *s, struct vm *vm, uint64_t *groups_out, ch
 		for (uint64_t g = 0; !rc && g < groups;) {
 			uint32_t n = groups - g < HASH_BATCH ? (uint32_t)(groups - g) : HASH_BATCH;
 			for (uint32_t i = 0; !rc && i < n; i++)
-				rc = vr_fb_group_hash(vm->disks[d].fd, vm->disks[d].size, g + i, buf,
-						      hashes + (size_t)i * VR_TX_HASH);
+				rc = vr_fb_group_hash(vm->disks[d].fd, vm->disks[d].size, g + i,
+						      buf, hashes + (size_t)i * VR_TX_HASH);
 			if (!rc)
 				rc = vr_tx_hash_record_encode(d, g, n, hashes, &out);
 			if (!rc)
@@ -526,7 +526,8 @@ static int receive(struct stream *s, struct vr_tx_dec *dec, int stage,
 		size_t n = 0;
 		int ev = s->len ? vr_tx_dec_feed(dec, s->in, s->len, &n) : VR_TX_EV_NONE;
 		if (ev < 0) {
-			failf(error_out, "the failback stream is invalid: %s", vr_tx_dec_message(dec));
+			failf(error_out, "the failback stream is invalid: %s",
+			      vr_tx_dec_message(dec));
 			return ev;
 		}
 		used(s, n);

@@ -41,8 +41,7 @@ static int record_disk(struct vr_db *db, const char *rg, const char *kind, xmlNo
 	return rc;
 }
 
-int vr_api_job_recovered(struct vr_db *db, const char *lane, const char *action,
-			 xmlNodePtr result)
+int vr_api_job_recovered(struct vr_db *db, const char *lane, const char *action, xmlNodePtr result)
 {
 	static const char prefix[] = "replication:";
 	const char *kind = vapp_kind(action);

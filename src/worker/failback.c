@@ -294,7 +294,8 @@ static int start_stream(struct fb *f, struct vr_tx_enc *enc)
 	h.ndisks = (uint8_t)f->ndisks;
 	h.point_in_time_ms = (uint64_t)vr_recover_now_ms();
 	char instance[VR_UUID_LEN + 1];
-	if (!rc && (vr_uuid_generate(instance) || vr_tx_id_parse(h.replication, f->fb) || vr_tx_id_parse(h.instance, instance) ||
+	if (!rc && (vr_uuid_generate(instance) || vr_tx_id_parse(h.replication, f->fb) ||
+		    vr_tx_id_parse(h.instance, instance) ||
 		    RAND_bytes((unsigned char *)&h.resume_token, sizeof h.resume_token) != 1))
 		rc = VR_EINVAL;
 	for (unsigned i = 0; i < f->ndisks; i++) {
@@ -323,8 +324,8 @@ static int compare(struct fb *f, const struct vr_tx_hash_record *rec, uint8_t *b
 		uint8_t mine[VR_TX_HASH];
 		if (vr_fb_group_hash(disk->fd, disk->size, g, buf, mine))
 			return VR_TX_EIO;
-		disk->differs[g] = memcmp(mine, rec->hashes + (size_t)i * VR_TX_HASH,
-					  VR_TX_HASH) != 0;
+		disk->differs[g] = memcmp(mine, rec->hashes + (size_t)i * VR_TX_HASH, VR_TX_HASH) !=
+				   0;
 	}
 	return 0;
 }
@@ -493,8 +494,9 @@ int vr_failback_sync(struct vr_job_run *run, const char *fb, const char *source)
 	if (!rc)
 		rc = start_stream(&f, &enc);
 	if (!rc)
-		rc = vr_job_report(run, 30, "Failback: comparing the site's disks with the "
-					    "recovered ones");
+		rc = vr_job_report(run, 30,
+				   "Failback: comparing the site's disks with the "
+				   "recovered ones");
 	if (!rc)
 		rc = read_hashes(&f);
 	if (!rc)

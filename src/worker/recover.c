@@ -90,8 +90,7 @@ static bool exists(const char *path)
 	return stat(path, &st) == 0;
 }
 
-char *vr_recover_dir(const char *recovered_dir, const char *rg, const char *kind,
-		     const char *job)
+char *vr_recover_dir(const char *recovered_dir, const char *rg, const char *kind, const char *job)
 {
 	return vr_asprintf("%s/%s/%s-%s", recovered_dir, rg, kind, job);
 }
@@ -153,8 +152,8 @@ static int store_failure(struct vr_job_run *run, const char *rg, int rc, const c
 
 /* The instance to recover: instance_id, or the newest. */
 static int pick_instance(struct vr_job_run *run, struct vr_store *store, const char *rg,
-			 const char *instance_id, bool need_available, struct vr_store_instance *out,
-			 bool *newest_out)
+			 const char *instance_id, bool need_available,
+			 struct vr_store_instance *out, bool *newest_out)
 {
 	struct vr_store_instance *list = NULL;
 	size_t n = 0;
@@ -307,9 +306,10 @@ int vr_recover_wait_instance(struct vr_job_run *run, const char *rg, int64_t sin
 					   rg, config->sync_timeout);
 		if (now >= next_report) {
 			char message[160];
-			snprintf(message, sizeof message,
-				 "Waiting for a new instance of replication %s from the source site",
-				 rg);
+			snprintf(
+				message, sizeof message,
+				"Waiting for a new instance of replication %s from the source site",
+				rg);
 			int status = vr_job_report(run, 20, message);
 			if (status)
 				return status;
@@ -384,7 +384,8 @@ int vr_recover_cleanup_tests(struct vr_job_run *run, const char *rg, unsigned *r
 		char *dir = vr_asprintf("%s/%s", parent, e->d_name);
 		if (remove_images(dir))
 			status = vr_job_fail(run, 500, "INTERNAL_SERVER_ERROR", "TestCleanupFailed",
-					     "The test images in %.200s could not be removed.", dir);
+					     "The test images in %.200s could not be removed.",
+					     dir);
 		else
 			(*removed_out)++;
 		free(dir);

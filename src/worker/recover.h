@@ -15,8 +15,7 @@
 
 /* <recovered_dir>/<rg>/<kind>-<job> (caller frees). kind: "recovered" or
  * "test". */
-char *vr_recover_dir(const char *recovered_dir, const char *rg, const char *kind,
-		     const char *job);
+char *vr_recover_dir(const char *recovered_dir, const char *rg, const char *kind, const char *job);
 
 /* Write instance_id ("" or NULL: the newest) of rg's replica into the
  * job's directory of kind, recording the images in run. allow_move: the

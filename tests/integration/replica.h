@@ -20,7 +20,7 @@ struct rfx {
 	char dir[512]; /* where the source images and snapshots go */
 	unsigned ndisks;
 	struct vr_store_disk disks[RFX_MAX_DISKS];
-	char src[RFX_MAX_DISKS][600];	   /* the source images */
+	char src[RFX_MAX_DISKS][600];	 /* the source images */
 	uint8_t *changed[RFX_MAX_DISKS]; /* blocks changed since the last instance */
 	uint64_t seed;
 	uint64_t seq;

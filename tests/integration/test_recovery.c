@@ -101,17 +101,28 @@ static void world_start(struct world *w, const char *boot_check)
 	fclose(f);
 	const char *builddir = getenv("VRCLOUD_BUILDDIR");
 	char *binary = fmt("%s/vrcloud-worker", builddir ? builddir : ".");
-	const char *argv[] = {binary,	     "--config",
-			      w->config,     "--name",
-			      VRT_SERVICE,   "--api-url",
-			      vrt_base_url(), "--token-file",
-			      token,	     "--redis",
-			      vrt_env("VRT_REDIS_URI"), "--concurrency",
-			      "2",	     "--heartbeat-interval",
-			      "1",	     "--shutdown-timeout",
-			      "5",	     "--log-level",
-			      "debug",	     "--log-file",
-			      w->log,	     NULL};
+	const char *argv[] = {binary,
+			      "--config",
+			      w->config,
+			      "--name",
+			      VRT_SERVICE,
+			      "--api-url",
+			      vrt_base_url(),
+			      "--token-file",
+			      token,
+			      "--redis",
+			      vrt_env("VRT_REDIS_URI"),
+			      "--concurrency",
+			      "2",
+			      "--heartbeat-interval",
+			      "1",
+			      "--shutdown-timeout",
+			      "5",
+			      "--log-level",
+			      "debug",
+			      "--log-file",
+			      w->log,
+			      NULL};
 	w->pid = fork();
 	cr_assert_geq(w->pid, 0);
 	if (w->pid == 0) {
@@ -434,8 +445,7 @@ Test(recovery, failover_to_the_newest_instance_moves_the_disks_in_a_time_indepen
 		free(name);
 		free(rg);
 	}
-	printf("failover to the newest instance: 64 MiB %.3f s, 1 GiB %.3f s\n", took[0],
-	       took[1]);
+	printf("failover to the newest instance: 64 MiB %.3f s, 1 GiB %.3f s\n", took[0], took[1]);
 	cr_assert(took[1] < took[0] + 1.0, "1 GiB took %.3f s, 64 MiB %.3f s", took[1], took[0]);
 	world_stop(&w);
 	free(src);
@@ -581,8 +591,8 @@ Test(recovery, a_failing_boot_check_and_a_replica_never_synced_fail_the_job_clea
 	char *vendor = vrt_db_value("SELECT error_vendor || ': ' || error_message FROM tasks"
 				    " WHERE id = $1::uuid",
 				    task);
-	cr_assert(strstr(vendor, "BootCheckFailed") && strstr(vendor, "exited with status 3"),
-		  "%s", vendor);
+	cr_assert(strstr(vendor, "BootCheckFailed") && strstr(vendor, "exited with status 3"), "%s",
+		  vendor);
 	char *args_path = fmt("%s.args", script);
 	char *args = read_text(args_path);
 	cr_assert(strstr(args, "/disk-0.img"), "the boot check got '%s'", args);
