@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ini.h>
+
 #include "vrcloud/alloc.h"
 #include "vrcloud/err.h"
 #include "vrcloud/log.h"
@@ -114,6 +116,24 @@ static int write_manifest(const char *dir, const char *rg, const char *instance,
 	if (fclose(f) != 0)
 		rc = VR_EIO;
 	return rc;
+}
+
+static int on_manifest(void *user, const char *section, const char *name, const char *value)
+{
+	char *instance = user;
+	if (strcmp(section, "recovered") == 0 && strcmp(name, "instance") == 0)
+		snprintf(instance, VR_UUID_LEN + 1, "%s", value);
+	return 1;
+}
+
+/* The instance a finished directory's manifest names ("" when none). */
+static void manifest_instance(const char *dir, char out[VR_UUID_LEN + 1])
+{
+	out[0] = '\0';
+	char *path = vr_asprintf("%s/%s", dir, VR_RECOVER_MANIFEST);
+	if (ini_parse(path, on_manifest, out) != 0 || !vr_uuid_valid(out))
+		out[0] = '\0';
+	free(path);
 }
 
 /* Record the images of dir in run (what the JobResult names). */
@@ -241,7 +261,9 @@ int vr_recover_export(struct vr_job_run *run, const char *rg, const char *instan
 		goto out;
 	if (done) {
 		/* this job ran here before and finished its export */
-		record_disks(run, dir, chosen.id, store);
+		char made[VR_UUID_LEN + 1];
+		manifest_instance(dir, made);
+		record_disks(run, dir, made[0] ? made : chosen.id, store);
 		goto out;
 	}
 	bool move = allow_move && newest;
