@@ -22,6 +22,9 @@ EXTRA_DIST += \
 	schema/examples/valid/internal-site.xml \
 	schema/examples/valid/internal-replication-server-lookup.xml \
 	schema/examples/valid/internal-replication-server.xml \
+	schema/examples/valid/internal-instance-record.xml \
+	schema/examples/valid/internal-instance-retention.xml \
+	schema/examples/invalid/internal-instance-record-short-hash.xml \
 	schema/examples/invalid/internal-replication-server-lookup-bad-peer.xml \
 	schema/examples/invalid/internal-site-verify-empty-credential.xml \
 	schema/examples/invalid/internal-site-missing-vdc.xml \

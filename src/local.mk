@@ -30,6 +30,9 @@ libvrcloud_la_SOURCES += \
 libvrcloud_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
 # The internal route of the proxies (docs/tunnels.md).
 libvrcloud_la_SOURCES += src/db/sites.c src/api/internal_sites.c
+# Instances recorded by replica servers, and their retention (docs/instances.md).
+libvrcloud_la_SOURCES += src/db/instances.c src/api/internal_instances.c src/api/retention.c
+EXTRA_DIST += docs/instances.md
 # Recovered VMs' disk images (docs/recovery.md).
 libvrcloud_la_SOURCES += src/db/recovery.c src/api/recovered.c \
 	src/include/vrcloud/failback.h src/failback/codec.c

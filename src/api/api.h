@@ -3,6 +3,10 @@
 #ifndef VRCLOUD_API_API_H
 #define VRCLOUD_API_API_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include <libpq-fe.h>
 
 #include "vrcloud/engine.h"
@@ -315,5 +319,25 @@ enum MHD_Result vr_api_internal_site_verify(struct vr_request *req);
  * connection for a replication goes (proxies only; the replication must
  * belong to the peer named in the body). */
 enum MHD_Result vr_api_internal_replication_server(struct vr_request *req);
+
+
+/* --- instances (internal_instances.c, retention.c) -------------------- */
+
+/* One retention rule: `instances` buckets of `distance_minutes` each. */
+struct vr_retention_rule {
+	long instances;
+	long distance_minutes;
+};
+
+/* Which of n instances (times: their points in time in Unix seconds,
+ * newest recorded first; pinned may be NULL) the rules keep, in order
+ * from fine to coarse (docs/instances.md): keep[0] (the newest) and every
+ * pinned one always. Returns 0, or -1 (a rule below 1, or no memory). */
+int vr_retention_apply(const struct vr_retention_rule *rules, size_t nrules,
+		       const int64_t *times, const bool *pinned, size_t n, bool *keep);
+
+/* POST /api/internal/replications/{id}/instances: a replica server records
+ * the instance it committed; the answer lists the instances to keep. */
+enum MHD_Result vr_api_internal_replication_instances(struct vr_request *req);
 
 #endif

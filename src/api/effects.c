@@ -105,9 +105,15 @@ static int replication_effect(struct vr_db *db, const char *rg, const char *acti
 			rc = vr_db_exec(db, "effect_disks_move", NULL, 2, move);
 		break;
 	}
-	case VR_ACTION_CONFIGURE:
+	case VR_ACTION_CONFIGURE: {
+		/* The server that created the replica disks holds the replication
+		 * (docs/instances.md). */
+		const char *take[] = {rg, task};
 		rc = vr_db_exec(db, "effect_placeholder_add", NULL, 1, id);
+		if (rc >= 0 && succeeded)
+			rc = vr_db_exec(db, "effect_replica_server_take", NULL, 2, take);
 		break;
+	}
 	case VR_ACTION_RECONFIGURE: {
 		/* The settings the request named (docs/configure.md). */
 		const char *change[] = {rg, params};

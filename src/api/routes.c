@@ -118,6 +118,8 @@ const struct vr_route vr_api_routes[] = {
 	 VR_ROUTE_SERVICE | VR_ROUTE_NO_NEGOTIATE},
 	{"POST", "/api/internal/replications/{id}/server", vr_api_internal_replication_server,
 	 SMALL_BODY, VR_ROUTE_SERVICE | VR_ROUTE_NO_NEGOTIATE},
+	{"POST", "/api/internal/replications/{id}/instances", vr_api_internal_replication_instances,
+	 SMALL_BODY, VR_ROUTE_SERVICE | VR_ROUTE_NO_NEGOTIATE},
 	{NULL, NULL, NULL, 0, 0},
 };
 

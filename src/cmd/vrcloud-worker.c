@@ -45,6 +45,12 @@ static void usage(FILE *out)
 	      "      --connect-timeout S    seconds to connect to the API (default 5)\n"
 	      "      --phase-delay MS       milliseconds each phase of a job lasts at least,\n"
 	      "                             for tests and demonstrations (default 0)\n"
+	      "      --store-dir DIR        replica stores (default /var/lib/vrcloud/store)\n"
+	      "      --recovered-dir DIR    recovered and test VMs\n"
+	      "                             (default /var/lib/vrcloud/recovered)\n"
+	      "      --traffic-listen H:P   where the replication port listens (default: the\n"
+	      "                             traffic address; off: no replication port)\n"
+	      "      --max-transfers N      transfers received at once (default 16)\n"
 	      "  -L, --log-level LEVEL      debug, info, warn or error (default info)\n"
 	      "      --log-file FILE        log there instead of stderr (reopened on SIGHUP)\n"
 	      "      --pid-file FILE        write the process id to FILE\n"
@@ -87,6 +93,10 @@ enum {
 	OPT_PHASE_DELAY,
 	OPT_LOG_FILE,
 	OPT_PID_FILE,
+	OPT_STORE_DIR,
+	OPT_RECOVERED_DIR,
+	OPT_TRAFFIC_LISTEN,
+	OPT_MAX_TRANSFERS,
 };
 
 /* The config's setter, for vr_daemon_apply_flags. */
@@ -117,6 +127,10 @@ int main(int argc, char **argv)
 		{"log-level", required_argument, NULL, 'L'},
 		{"log-file", required_argument, NULL, OPT_LOG_FILE},
 		{"pid-file", required_argument, NULL, OPT_PID_FILE},
+		{"store-dir", required_argument, NULL, OPT_STORE_DIR},
+		{"recovered-dir", required_argument, NULL, OPT_RECOVERED_DIR},
+		{"traffic-listen", required_argument, NULL, OPT_TRAFFIC_LISTEN},
+		{"max-transfers", required_argument, NULL, OPT_MAX_TRANSFERS},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -139,6 +153,10 @@ int main(int argc, char **argv)
 		{'L', "log", "level"},
 		{OPT_LOG_FILE, "log", "file"},
 		{OPT_PID_FILE, "worker", "pid_file"},
+		{OPT_STORE_DIR, "worker", "store_dir"},
+		{OPT_RECOVERED_DIR, "worker", "recovered_dir"},
+		{OPT_TRAFFIC_LISTEN, "worker", "traffic_listen"},
+		{OPT_MAX_TRANSFERS, "worker", "max_transfers"},
 	};
 	static const char short_options[] = "c:n:a:k:r:j:L:hV";
 	vr_log_set_program("vrcloud-worker");

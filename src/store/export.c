@@ -291,7 +291,9 @@ next:
 		s->inst[i].available = false;
 	}
 	rc = st_journal_write(s);
-	if (rc) {
+	if (!rc)
+		rc = st_sweep(s); /* the undo logs describe images that left */
+	else {
 		s->flags = flags;
 		s->base_seq = base;
 		for (size_t i = 0; i < s->ninst; i++)

@@ -88,6 +88,8 @@ int st_mkdir_p(const char *path);
 int64_t st_now_ms(void);
 
 /* Journal (store.c). */
+/* Removes temporary files and the undo logs no retained instance uses. */
+int st_sweep(struct vr_store *s);
 int st_journal_write(struct vr_store *s);
 ssize_t st_find(const struct vr_store *s, const char *instance_id);
 void st_instance_encode(uint8_t rec[ST_INSTANCE_REC], const struct vr_store_instance *in,

@@ -616,7 +616,7 @@ static bool retained_undo(const struct vr_store *s, uint64_t seq)
 
 /* Remove what no committed state refers to: temporary files, undo logs of
  * instances no longer retained (a drop or a commit cut short). */
-static int sweep(struct vr_store *s)
+int st_sweep(struct vr_store *s)
 {
 	DIR *d = opendir(s->dir);
 	if (!d)
@@ -660,7 +660,7 @@ static int recover(struct vr_store *s)
 	if (!rc)
 		rc = st_move_recover(s);
 	if (!rc)
-		rc = sweep(s);
+		rc = st_sweep(s);
 	if (rc || (s->flags & ST_MOVED_OUT))
 		return rc;
 	for (unsigned i = 0; i < s->ndisks; i++) {

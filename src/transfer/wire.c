@@ -31,6 +31,8 @@ const char *vr_tx_strerror(int err)
 	case VR_TX_ENOMEM: return "out of memory";
 	case VR_TX_EIO: return "write failed";
 	case VR_TX_EREPLY: return "bad reply";
+	case VR_TX_EBUSY: return "receiver busy";
+	case VR_TX_ESTORE: return "replica unavailable";
 	default: return "unknown error";
 	}
 }

@@ -12,6 +12,7 @@
 #include "vrcloud/commands.h"
 #include "vrcloud/err.h"
 #include "vrcloud/log.h"
+#include "vrcloud/store.h"
 #include "vrcloud/uuid.h"
 #include "vrcloud/worker.h"
 #include "worker/recover.h"
@@ -177,7 +178,7 @@ static int recovery(struct vr_job_run *run, const char *what, const char *recove
 	rc = vr_job_report(run, 10, first);
 	if (rc)
 		return rc;
-	if (run->config) {
+	if (run->config && run->store_dir && run->recovered_dir) {
 		rc = recover_data(run, rg, &params, sync, always_sync, !test,
 				  test ? "test" : "recovered");
 	} else if (test && params.synchronize) {
@@ -229,7 +230,7 @@ static int action_test_cleanup(struct vr_job_run *run)
 {
 	char rg[VR_UUID_LEN + 1];
 	int rc = lane_replication(run, rg);
-	if (rc || !run->config)
+	if (rc || !run->config || !run->recovered_dir)
 		return rc ? rc
 			  : phases(run, "Test cleanup: finding the test virtual machine",
 				   "Test cleanup: removing the test copy",
@@ -274,7 +275,7 @@ static bool failback_source(const struct vr_job_run *run, char out[VR_UUID_LEN +
 static int action_sync(struct vr_job_run *run)
 {
 	char fb[VR_UUID_LEN + 1], source[VR_UUID_LEN + 1];
-	if (run->config && failback_source(run, source)) {
+	if (run->config && run->recovered_dir && failback_source(run, source)) {
 		const char *extra[] = {"source", source, NULL};
 		int rc = lane_replication(run, fb);
 		if (!rc)
@@ -317,11 +318,28 @@ static int action_reconfigure(struct vr_job_run *run)
 	return rc;
 }
 
+/* Delete: the replica store goes with the replication (nothing to do when
+ * it was never created here). */
 static int action_delete(struct vr_job_run *run)
 {
-	return simple(run, "Delete: stopping the replication",
-		      "Delete: removing the replica and its instances",
-		      "Delete: the replication is gone from this server");
+	char rg[VR_UUID_LEN + 1];
+	int rc = lane_replication(run, rg);
+	if (!rc)
+		rc = vr_job_report(run, 10, "Delete: stopping the replication");
+	if (!rc)
+		rc = vr_job_report(run, 50, "Delete: removing the replica and its instances");
+	if (rc)
+		return rc;
+	char *error = NULL;
+	if (run->store_dir && vr_store_remove(run->store_dir, rg, &error) != 0) {
+		vr_log_error("store_remove_failed", "replication", rg, "error", error);
+		rc = vr_job_fail(run, 500, "INTERNAL_SERVER_ERROR", "ReplicaStoreFailed",
+				 "The replica of replication %s could not be removed: %.300s", rg,
+				 error ? error : "I/O error");
+		free(error);
+		return rc;
+	}
+	return vr_job_report(run, 90, "Delete: the replication is gone from this server");
 }
 
 static int action_reverse(struct vr_job_run *run)
@@ -344,11 +362,52 @@ static int action_switch_server(struct vr_job_run *run)
 		      "Switch server: the new replica server stages the data");
 }
 
+/* The empty replica disks of the job's Disks in the replica store
+ * (docs/replica-store.md); an existing store with the same disks is kept,
+ * so a job run twice acts once. */
+static int create_store(struct vr_job_run *run, const char *rg)
+{
+	if (!run->store_dir)
+		return 0;
+	struct vr_store_disk disks[VR_TX_MAX_DISKS];
+	unsigned n = 0;
+	if (vr_worker_params_disks(disks, VR_TX_MAX_DISKS, &n, run->job->params) != 0)
+		return vr_job_fail(run, 500, "INTERNAL_SERVER_ERROR", "JobParamsInvalid",
+				   "The parameters of the configure job name no valid Disks.");
+	char *error = NULL;
+	int rc = vr_store_create(run->store_dir, rg, disks, n, &error);
+	if (rc == 0) {
+		char count[16];
+		snprintf(count, sizeof count, "%u", n);
+		vr_log_info("store_created", "replication", rg, "disks", count, "store_dir",
+			    run->store_dir);
+		return 0;
+	}
+	vr_log_error("store_create_failed", "replication", rg, "error", error, "code",
+		     vr_err_str(rc));
+	rc = vr_job_fail(run, rc == VR_ECONFLICT ? 409 : 500,
+			 rc == VR_ECONFLICT ? "CONFLICT" : "INTERNAL_SERVER_ERROR",
+			 "ReplicaStoreFailed",
+			 "The replica disks of replication %s could not be created: %.300s", rg,
+			 error ? error : vr_err_str(rc));
+	free(error);
+	return rc;
+}
+
 static int action_configure(struct vr_job_run *run)
 {
-	return simple(run, "Configure: creating the placeholder",
-		      "Configure: creating the empty replica disks",
-		      "Configure: the replication waits for its initial full sync");
+	char rg[VR_UUID_LEN + 1];
+	int rc = lane_replication(run, rg);
+	if (!rc)
+		rc = vr_job_report(run, 10, "Configure: creating the placeholder");
+	if (!rc)
+		rc = vr_job_report(run, 50, "Configure: creating the empty replica disks");
+	if (!rc)
+		rc = create_store(run, rg);
+	if (!rc)
+		rc = vr_job_report(run, 90,
+				   "Configure: the replication waits for its initial full sync");
+	return rc;
 }
 
 /* Jobs of the other lanes: the object the lane ("<prefix><id>") names. */

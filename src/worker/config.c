@@ -51,6 +51,8 @@ void vr_worker_config_init(struct vr_worker_config *config)
 	config->log_level = VR_LOG_INFO;
 	config->store_dir = vr_strdup("/var/lib/vrcloud/store");
 	config->recovered_dir = vr_strdup("/var/lib/vrcloud/recovered");
+	config->max_transfers = 16;
+	config->transfer_idle_timeout = 120;
 	config->proxy_internal = vr_strdup("127.0.0.1:8444");
 	config->sync_timeout = 600;
 }
@@ -69,6 +71,7 @@ void vr_worker_config_free(struct vr_worker_config *config)
 	free(config->log_file);
 	free(config->store_dir);
 	free(config->recovered_dir);
+	free(config->traffic_listen);
 	free(config->boot_check);
 	free(config->proxy_internal);
 	memset(config, 0, sizeof *config);
@@ -93,6 +96,9 @@ static const struct vr_ini_key keys[] = {
 	S("worker", "pid_file", pid_file),
 	S("worker", "store_dir", store_dir),
 	S("worker", "recovered_dir", recovered_dir),
+	S("worker", "traffic_listen", traffic_listen),
+	U("worker", "max_transfers", max_transfers, 1, 1024),
+	U("worker", "transfer_idle_timeout", transfer_idle_timeout, 1, 86400),
 	S("worker", "boot_check", boot_check),
 	S("worker", "proxy_internal", proxy_internal),
 	U("worker", "sync_timeout", sync_timeout, 1, 86400),
@@ -169,6 +175,14 @@ int vr_worker_config_check(const struct vr_worker_config *config, char **error_o
 			  "`vrcloudctl service add NAME --kind worker`)";
 	else if (!config->traffic_address || strlen(config->traffic_address) > 255)
 		problem = "[worker] traffic_address must be a host:port of at most 255 characters";
+	else if (!config->store_dir || config->store_dir[0] != '/')
+		problem = "[worker] store_dir must be an absolute path";
+	else if (!config->recovered_dir || config->recovered_dir[0] != '/')
+		problem = "[worker] recovered_dir must be an absolute path";
+	else if (config->traffic_listen && strcmp(config->traffic_listen, "off") != 0 &&
+		 !strchr(config->traffic_listen, ':'))
+		owned = vr_asprintf("[worker] traffic_listen: '%s' is not host:port or off",
+				    config->traffic_listen);
 	else if (!config->redis_uri || vr_redis_parse_uri(&addr, config->redis_uri) != 0)
 		owned = vr_asprintf("[redis] uri: '%s' is not redis://host[:port][/db] or "
 				    "unix:///path[?db=N]",

@@ -13,6 +13,7 @@
 #include "vrcloud/alloc.h"
 #include "vrcloud/err.h"
 #include "vrcloud/input.h"
+#include "vrcloud/store.h"
 #include "vrcloud/uuid.h"
 #include "vrcloud/worker.h"
 #include "vrcloud/xml.h"
@@ -461,4 +462,100 @@ int vr_worker_params_peer(char out[VR_UUID_LEN + 1], const char *json)
 		return vr_uuid_canon(out, value.text) ? VR_ENOTFOUND : 0;
 	}
 	return VR_ENOTFOUND;
+}
+
+/* An unsigned JSON integer at *p, at most max. */
+static int read_uint(const char **p, unsigned long long max, unsigned long long *out)
+{
+	skip_space(p);
+	if (!isdigit((unsigned char)**p))
+		return VR_EINVAL;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(*p, &end, 10);
+	if (errno || v > max || *end == '.' || *end == 'e' || *end == 'E')
+		return VR_EINVAL;
+	*p = end;
+	*out = v;
+	return 0;
+}
+
+/* One {"DeviceKey": N, "SizeBytes": N} at *p (at its brace). */
+static int read_disk(const char **p, struct vr_store_disk *disk)
+{
+	bool have_key = false, have_size = false;
+	(*p)++;
+	for (;;) {
+		struct json_value key;
+		unsigned long long v;
+		skip_space(p);
+		if (**p != '"' || read_string(p, &key))
+			return VR_EINVAL;
+		skip_space(p);
+		if (**p != ':')
+			return VR_EINVAL;
+		(*p)++;
+		if (strcmp(key.text, "DeviceKey") == 0) {
+			if (read_uint(p, 2147483647ULL, &v))
+				return VR_EINVAL;
+			snprintf(disk->key, sizeof disk->key, "%llu", v);
+			have_key = true;
+		} else if (strcmp(key.text, "SizeBytes") == 0) {
+			if (read_uint(p, VR_TX_MAX_DISK_BYTES, &v) || v == 0 || v % VR_TX_BLOCK)
+				return VR_EINVAL;
+			disk->size = v;
+			have_size = true;
+		} else {
+			struct json_value skipped;
+			if (read_value(p, &skipped))
+				return VR_EINVAL;
+		}
+		skip_space(p);
+		if (**p == ',') {
+			(*p)++;
+			continue;
+		}
+		if (**p != '}')
+			return VR_EINVAL;
+		(*p)++;
+		return have_key && have_size ? 0 : VR_EINVAL;
+	}
+}
+
+int vr_worker_params_disks(struct vr_store_disk *out, unsigned max, unsigned *n_out,
+			   const char *json)
+{
+	static const char key[] = "\"Disks\"";
+	*n_out = 0;
+	for (const char *p = json ? strstr(json, key) : NULL; p; p = strstr(p + 1, key)) {
+		if (p > json && p[-1] == '\\')
+			continue;
+		const char *v = p + sizeof key - 1;
+		skip_space(&v);
+		if (*v != ':')
+			continue;
+		v++;
+		skip_space(&v);
+		if (*v != '[')
+			return VR_EINVAL;
+		v++;
+		skip_space(&v);
+		if (*v == ']')
+			return VR_EINVAL; /* a replication has at least one disk */
+		for (unsigned n = 0;; n++) {
+			skip_space(&v);
+			if (n == max || *v != '{' || read_disk(&v, &out[n]))
+				return VR_EINVAL;
+			skip_space(&v);
+			if (*v == ',') {
+				v++;
+				continue;
+			}
+			if (*v != ']')
+				return VR_EINVAL;
+			*n_out = n + 1;
+			return 0;
+		}
+	}
+	return VR_EINVAL;
 }

@@ -126,7 +126,7 @@ static int on_manifest(void *user, const char *section, const char *name, const 
 
 static int load_recovered(struct fb *f)
 {
-	f->dir = find_recovered(f->run->config->recovered_dir, f->source);
+	f->dir = find_recovered(f->run->recovered_dir, f->source);
 	if (!f->dir)
 		return vr_job_fail(f->run, 409, "CONFLICT", "FailbackNothingRecovered",
 				   "Replication %s has no recovered VM on this replica server's "

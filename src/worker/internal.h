@@ -7,9 +7,14 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "vrcloud/uuid.h"
 #include "vrcloud/worker.h"
+
+struct vr_receiver;
+struct vr_store;
+struct vr_store_instance;
 
 struct vr_worker_runner {
 	struct vr_worker *worker;
@@ -37,6 +42,7 @@ struct vr_worker {
 
 	pthread_t control;
 	bool control_started;
+	struct vr_receiver *receiver; /* the replication port; NULL when off */
 	struct vr_worker_runner *runners;
 	unsigned nrunners;
 };
@@ -54,5 +60,47 @@ bool vr_worker_server_id(struct vr_worker *worker, char out[VR_UUID_LEN + 1], bo
 /* The API answered as if server_id were unknown: register again. */
 void vr_worker_reregister(struct vr_worker *worker, const char *server_id);
 void *vr_worker_runner_main(void *arg);
+
+/* --- the replication port (receiver.c, receive.c) ----------------------- */
+
+/* Start listening at [worker] traffic_listen (default traffic_address) in
+ * a thread of its own; an address in use is retried every few seconds.
+ * Returns 0, VR_ECONFIG (a bad address, *error_out set) or VR_EIO. */
+int vr_receiver_start(struct vr_receiver **out, struct vr_worker *worker, char **error_out);
+/* Stop accepting connections (quick). */
+void vr_receiver_quiesce(struct vr_receiver *rx);
+/* Let the transfers in flight finish until deadline (CLOCK_MONOTONIC),
+ * then cut the others (nothing partial is ever committed), and free. */
+void vr_receiver_stop(struct vr_receiver *rx, const struct timespec *deadline);
+
+/* --- instances recorded through the API (instances.c) ----------------- */
+
+/* Most instances an InstanceRetention answer may keep. */
+#define VR_WORKER_MAX_KEEP 8192
+
+struct vr_worker_retention {
+	unsigned long long seq;
+	char (*keep)[VR_UUID_LEN + 1];
+	size_t nkeep, cap;
+};
+
+/* The InstanceRecord of a committed instance. */
+int vr_worker_doc_instance(struct vr_buf *out, const char *server_id,
+			   const struct vr_store_instance *inst, unsigned transfer_seconds);
+int vr_worker_parse_retention(struct vr_worker_retention *out, const char *body, size_t len,
+			      const char **reason_out);
+void vr_worker_retention_free(struct vr_worker_retention *r);
+/* POST the record doc for replication (retrying while the API is
+ * unavailable, a few seconds at most); VR_ANSWER_OK with *out filled
+ * (free it with vr_worker_retention_free), else error says why. */
+enum vr_worker_answer_kind vr_worker_record_instance(struct vr_worker_client *client,
+						     const char *replication,
+						     const struct vr_buf *doc,
+						     struct vr_worker_retention *out,
+						     char *error, size_t error_size);
+/* Drop from store every retained instance that retention does not keep
+ * (never the newest or a pinned one). Returns 0 or the last failure. */
+int vr_worker_store_reconcile(struct vr_store *store, const char *replication,
+			      const struct vr_worker_retention *retention, unsigned *dropped_out);
 
 #endif

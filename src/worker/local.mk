@@ -5,6 +5,8 @@ libvrcloud_la_SOURCES += \
 	src/include/vrcloud/worker.h src/worker/internal.h \
 	src/worker/config.c src/worker/documents.c src/worker/client.c \
 	src/worker/actions.c src/worker/runner.c src/worker/worker.c \
+	src/worker/receiver.h src/worker/receiver.c src/worker/receive.c \
+	src/worker/instances.c \
 	src/worker/recover.h src/worker/recover.c src/worker/failback.c
 libvrcloud_la_CFLAGS += $(CURL_CFLAGS)
 libvrcloud_la_LIBADD += $(CURL_LIBS)

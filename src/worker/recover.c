@@ -242,12 +242,11 @@ static int export_into(struct vr_store *store, const char *rg, const char *insta
 int vr_recover_export(struct vr_job_run *run, const char *rg, const char *instance_id,
 		      bool allow_move, const char *kind)
 {
-	const struct vr_worker_config *config = run->config;
-	char *dir = vr_recover_dir(config->recovered_dir, rg, kind, run->job->id);
-	char *parent = vr_asprintf("%s/%s", config->recovered_dir, rg);
+	char *dir = vr_recover_dir(run->recovered_dir, rg, kind, run->job->id);
+	char *parent = vr_asprintf("%s/%s", run->recovered_dir, rg);
 	struct vr_store *store = NULL;
 	char *error = NULL;
-	int rc = vr_store_open(&store, config->store_dir, rg, LOCK_WAIT_MS, &error);
+	int rc = vr_store_open(&store, run->store_dir, rg, LOCK_WAIT_MS, &error);
 	int status = 0;
 	if (rc) {
 		status = store_failure(run, rg, rc, error);
@@ -301,7 +300,7 @@ int vr_recover_wait_instance(struct vr_job_run *run, const char *rg, int64_t sin
 		struct vr_store *store = NULL;
 		char *error = NULL;
 		/* a short wait: a transfer holding the lock is what is waited for */
-		int rc = vr_store_open(&store, config->store_dir, rg, 200, &error);
+		int rc = vr_store_open(&store, run->store_dir, rg, 200, &error);
 		free(error);
 		if (rc == VR_ENOTFOUND)
 			/* no replica here at all: no sync will make one */
@@ -387,7 +386,7 @@ int vr_recover_boot_check(struct vr_job_run *run, const char *rg)
 int vr_recover_cleanup_tests(struct vr_job_run *run, const char *rg, unsigned *removed_out)
 {
 	*removed_out = 0;
-	char *parent = vr_asprintf("%s/%s", run->config->recovered_dir, rg);
+	char *parent = vr_asprintf("%s/%s", run->recovered_dir, rg);
 	DIR *d = opendir(parent);
 	if (!d) {
 		int err = errno;

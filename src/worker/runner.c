@@ -218,6 +218,8 @@ static enum delivery_end run_job(struct runner *x, const struct vr_jobq_delivery
 	run.report_arg = x;
 	run.redis = x->redis;
 	run.tunnel_prefix = x->w->config->jobs_prefix;
+	run.store_dir = x->w->config->store_dir;
+	run.recovered_dir = x->w->config->recovered_dir;
 	run.config = x->w->config;
 	x->delivery = d;
 	struct vr_worker_result result;

@@ -285,10 +285,12 @@ static void worker_free(struct vr_worker *w)
 /* End every thread that was started; used by stop and by a failed start. */
 static void shut_down(struct vr_worker *w)
 {
+	/* No new transfers; those in flight get the same time as the jobs. */
+	struct timespec deadline = deadline_in(w->config->shutdown_timeout * 1000);
+	vr_receiver_quiesce(w->receiver);
 	pthread_mutex_lock(&w->lock);
 	atomic_store(&w->stopping, true);
 	pthread_cond_broadcast(&w->wake);
-	struct timespec deadline = deadline_in(w->config->shutdown_timeout * 1000);
 	bool timed_out = false;
 	while (w->runners_live > 0 && !timed_out)
 		timed_out = pthread_cond_timedwait(&w->wake, &w->lock, &deadline) == ETIMEDOUT;
@@ -307,6 +309,10 @@ static void shut_down(struct vr_worker *w)
 	for (unsigned i = 0; i < w->nrunners; i++)
 		if (w->runners[i].started)
 			pthread_join(w->runners[i].thread, NULL);
+	/* The transfers record their instances through the API: the control
+	 * thread keeps the registration until they are done. */
+	vr_receiver_stop(w->receiver, &deadline);
+	w->receiver = NULL;
 	pthread_mutex_lock(&w->lock);
 	w->runners_done = true;
 	atomic_store(&w->leaving, true);
@@ -378,6 +384,12 @@ int vr_worker_start(struct vr_worker **out, const struct vr_worker_config *confi
 		shut_down(w);
 		worker_free(w);
 		return VR_EIO;
+	}
+	rc = vr_receiver_start(&w->receiver, w, error_out);
+	if (rc) {
+		shut_down(w);
+		worker_free(w);
+		return rc;
 	}
 	*out = w;
 	return 0;

@@ -140,3 +140,22 @@ TESTS += tests/integration/test_api_schema
 
 EXTRA_DIST += tests/integration/README.md
 
+
+check_PROGRAMS += tests/integration/test_api_instances
+tests_integration_test_api_instances_SOURCES = tests/integration/test_api_instances.c \
+	tests/integration/harness.c tests/integration/harness.h \
+	tests/integration/helpers.c tests/integration/helpers.h
+tests_integration_test_api_instances_CFLAGS = $(TEST_CFLAGS)
+tests_integration_test_api_instances_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_api_instances_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/test_api_instances
+
+# The worker's replication port through the real tunnel stack.
+check_PROGRAMS += tests/integration/test_replication
+tests_integration_test_replication_SOURCES = tests/integration/test_replication.c \
+	tests/integration/harness.c tests/integration/harness.h \
+	tests/integration/helpers.c tests/integration/helpers.h
+tests_integration_test_replication_CFLAGS = $(TEST_CFLAGS)
+tests_integration_test_replication_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_replication_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/test_replication

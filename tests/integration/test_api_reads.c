@@ -175,6 +175,7 @@ static const char *const other_routes[] = {
 	"POST /api/task/{id}/action/cancel", /* test_api_cancel */
 	"POST /api/internal/sites/verify",
 	"POST /api/internal/replications/{id}/server", /* test_tunnel */
+	"POST /api/internal/replications/{id}/instances", /* test_api_instances */
 };
 
 static const struct route_case *case_for(const char *pattern)

@@ -1016,15 +1016,19 @@ static void worker_start(struct proc *p, const struct world *w)
 	char *token = fmt("%s/worker-token", w->dir);
 	write_secret(token, vrt_service_token(VRT_SERVICE));
 	char *exe = fmt("%s/vrcloud-worker", builddir());
+	char *store = fmt("%s/store", w->dir);
 	const char *argv[] = {exe,	   "--name",	   VRT_SERVICE,
 			      "--api-url", vrt_base_url(), "--token-file",
 			      token,	   "--redis",	   vrt_env("VRT_REDIS_URI"),
 			      "--heartbeat-interval", "1", "--shutdown-timeout",
 			      "5",	   "--log-level",  "debug",
-			      "--log-file", p->log,	   NULL};
+			      "--log-file", p->log,	   "--traffic-listen",
+			      "off",	   "--store-dir",  store,
+			      NULL};
 	spawn(p, argv);
 	cr_assert(wait_file_contains(p->log, "event=registered", 15),
 		  "the worker never registered:\n%s", read_text(p->log));
+	free(store);
 	free(exe);
 	free(token);
 }

@@ -32,6 +32,7 @@ struct worker {
 	pid_t pid;
 	char dir[256];
 	char log[300];
+	char store[300]; /* its [worker] store_dir */
 };
 
 /* Start vrcloud-worker as VRT_SERVICE against api_url, with extra flags. */
@@ -47,6 +48,7 @@ static void worker_start(struct worker *w, const char *api_url, const char *cons
 	fclose(f);
 	chmod(token_path, 0600);
 	snprintf(w->log, sizeof w->log, "%s/worker.log", w->dir);
+	snprintf(w->store, sizeof w->store, "%s/store", w->dir);
 	char binary[512];
 	const char *builddir = getenv("VRCLOUD_BUILDDIR");
 	snprintf(binary, sizeof binary, "%s/vrcloud-worker", builddir ? builddir : ".");
@@ -61,6 +63,10 @@ static void worker_start(struct worker *w, const char *api_url, const char *cons
 				vrt_env("VRT_REDIS_URI"),
 				"--traffic-address",
 				"127.0.0.1:44046",
+				"--traffic-listen",
+				"off",
+				"--store-dir",
+				w->store,
 				"--concurrency",
 				"2",
 				"--heartbeat-interval",
@@ -314,6 +320,18 @@ Test(worker, pairs_a_site_then_configures_and_reconfigures_its_vm)
 					 " WHERE r.id = $1::uuid AND v.kind = 'placeholder'",
 					 rg);
 	cr_assert_str_eq(placeholder, "1", "no placeholder after the configure job");
+	/* the configure job created the replica disks in the worker's store
+	 * (sparse, of the disk's size), and its server holds the replication */
+	char image[400];
+	snprintf(image, sizeof image, "%s/%s", w.store, rg);
+	struct stat st;
+	cr_assert_eq(stat(image, &st), 0, "no replica store at %s", image);
+	cr_assert(S_ISDIR(st.st_mode));
+	char *holder = vrt_db_value("SELECT s.name FROM replications r JOIN replica_servers s"
+				    " ON s.id = r.replica_server_id WHERE r.id = $1::uuid",
+				    rg);
+	cr_assert_str_eq(holder, VRT_SERVICE);
+	free(holder);
 	free(status);
 	free(task);
 

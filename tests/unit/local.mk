@@ -100,6 +100,13 @@ tests_unit_test_api_routes_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_unit_test_api_routes_LDADD = $(TEST_LIBS)
 TESTS += tests/unit/test_api_routes
 
+check_PROGRAMS += tests/unit/test_api_retention
+tests_unit_test_api_retention_SOURCES = tests/unit/test_api_retention.c
+tests_unit_test_api_retention_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_api_retention_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_api_retention_LDADD = $(TEST_LIBS)
+TESTS += tests/unit/test_api_retention
+
 check_PROGRAMS += tests/unit/test_xml_input
 tests_unit_test_xml_input_SOURCES = tests/unit/test_xml_input.c
 tests_unit_test_xml_input_CFLAGS = $(TEST_CFLAGS)
@@ -155,3 +162,10 @@ tests_unit_test_store_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_store_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_unit_test_store_LDADD = $(TEST_LIBS)
 TESTS += tests/unit/test_store
+
+check_PROGRAMS += tests/unit/test_store_retention
+tests_unit_test_store_retention_SOURCES = tests/unit/test_store_retention.c tests/unit/test_store_common.h
+tests_unit_test_store_retention_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_store_retention_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_store_retention_LDADD = $(TEST_LIBS)
+TESTS += tests/unit/test_store_retention

@@ -1,6 +1,7 @@
 /* The documents a worker sends (checked against schema/internal-1.xsd) and
  * reads (through vr_xml_parse), and the parameters of recovery jobs. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,8 +10,10 @@
 
 #include "vrcloud/err.h"
 #include "vrcloud/input.h"
+#include "vrcloud/store.h"
 #include "vrcloud/worker.h"
 #include "vrcloud/xml.h"
+#include "worker/internal.h"
 
 #define SERVER "6f1c2a9e-4b7d-4e0a-9c3b-2d5e8f7a1b60"
 #define JOB    "0b8e6c1d-2f3a-4b5c-8d9e-1a2b3c4d5e6f"
@@ -410,4 +413,118 @@ Test(worker_documents, the_peer_is_read_from_the_parameters_of_any_action)
 		cr_assert_eq(vr_worker_params_peer(out, bad[i]), VR_ENOTFOUND, "%s", bad[i]);
 	}
 	cr_assert_eq(vr_worker_params_peer((char[VR_UUID_LEN + 1]){0}, NULL), VR_ENOTFOUND);
+}
+
+/* --- the replication port's documents (src/worker/instances.c) --------- */
+
+Test(worker_documents, instance_record)
+{
+	struct vr_store_instance inst;
+	memset(&inst, 0, sizeof inst);
+	snprintf(inst.id, sizeof inst.id, "%s", "6F1C2A9E-4B7D-4E0A-9C3B-2D5E8F7A1B61");
+	inst.point_in_time_ms = 1764151200123;
+	inst.blocks = 656;
+	inst.bytes = 2686976;
+	for (int i = 0; i < VR_TX_HASH; i++)
+		inst.root[i] = (uint8_t)(i * 7 + 1);
+	struct vr_buf out;
+	vr_buf_init(&out, 0);
+	cr_assert_eq(vr_worker_doc_instance(&out, SERVER, &inst, 12), 0);
+	xmlDocPtr doc = valid_doc(&out, "InstanceRecord");
+	expect_child(doc, "ServerId", SERVER);
+	expect_child(doc, "InstanceId", "6f1c2a9e-4b7d-4e0a-9c3b-2d5e8f7a1b61");
+	expect_child(doc, "PointInTimeMs", "1764151200123");
+	expect_child(doc, "TransferSeconds", "12");
+	expect_child(doc, "TransferBytes", "2686976");
+	expect_child(doc, "Blocks", "656");
+	expect_child(doc, "HashRoot",
+		     "01080f161d242b323940474e555c636a71787f868d949ba2a9b0b7bec5ccd3da");
+	xmlFreeDoc(doc);
+	vr_buf_free(&out);
+	/* what the schema would refuse is not written */
+	vr_buf_init(&out, 0);
+	cr_assert_eq(vr_worker_doc_instance(&out, "not-a-uuid", &inst, 1), VR_EINVAL);
+	inst.point_in_time_ms = 0;
+	cr_assert_eq(vr_worker_doc_instance(&out, SERVER, &inst, 1), VR_EINVAL);
+	snprintf(inst.id, sizeof inst.id, "%s", "short");
+	inst.point_in_time_ms = 1;
+	cr_assert_eq(vr_worker_doc_instance(&out, SERVER, &inst, 1), VR_EINVAL);
+	vr_buf_free(&out);
+}
+
+static const char retention_answer[] =
+	"<InstanceRetention xmlns=\"" VR_WORKER_NS "\"><ReplicationId>" JOB
+	"</ReplicationId><InstanceId>" TASK "</InstanceId><Sequence>7</Sequence><Keep>" TASK
+	"</Keep><Keep>" SERVER "</Keep></InstanceRetention>";
+
+Test(worker_documents, retention_answer)
+{
+	struct vr_worker_retention r;
+	const char *reason = NULL;
+	cr_assert_eq(vr_worker_parse_retention(&r, retention_answer, strlen(retention_answer),
+					       &reason),
+		     0, "%s", reason);
+	cr_assert_eq(r.seq, 7);
+	cr_assert_eq(r.nkeep, 2);
+	cr_assert_str_eq(r.keep[0], TASK);
+	cr_assert_str_eq(r.keep[1], SERVER);
+	vr_worker_retention_free(&r);
+	static const char *const bad[] = {
+		"<InstanceRetention xmlns=\"" VR_WORKER_NS "\"><Sequence>7</Sequence>"
+		"</InstanceRetention>",
+		"<InstanceRetention xmlns=\"" VR_WORKER_NS "\"><Sequence>x</Sequence><Keep>" TASK
+		"</Keep></InstanceRetention>",
+		"<InstanceRetention xmlns=\"" VR_WORKER_NS "\"><Sequence>1</Sequence>"
+		"<Keep>nope</Keep></InstanceRetention>",
+		"<InstanceRetention xmlns=\"urn:other\"><Sequence>1</Sequence><Keep>" TASK
+		"</Keep></InstanceRetention>",
+		"<Job xmlns=\"" VR_WORKER_NS "\"/>",
+		"not xml",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		reason = NULL;
+		cr_assert_eq(vr_worker_parse_retention(&r, bad[i], strlen(bad[i]), &reason),
+			     VR_EINVAL, "#%zu accepted", i);
+		cr_assert_not_null(reason);
+		cr_assert_null(r.keep);
+	}
+}
+
+Test(worker_documents, configure_disks_as_the_api_writes_them)
+{
+	struct vr_store_disk disks[4];
+	unsigned n = 0;
+	const char *json = "{\"Disks\": [{\"DeviceKey\": 2000, \"SizeBytes\": 268435456},"
+			   " {\"DeviceKey\": 2001, \"SizeBytes\": 4096}],"
+			   " \"PeerId\": \"" SERVER "\", \"VmName\": \"a \\\"Disks\\\": [] vm\"}";
+	cr_assert_eq(vr_worker_params_disks(disks, 4, &n, json), 0);
+	cr_assert_eq(n, 2);
+	cr_assert_str_eq(disks[0].key, "2000");
+	cr_assert_eq(disks[0].size, 268435456);
+	cr_assert_str_eq(disks[1].key, "2001");
+	cr_assert_eq(disks[1].size, 4096);
+	/* the VM name's escaped "Disks" comes first: it is no key */
+	const char *first = "{\"VmName\": \"x\\\"Disks\\\": [\", \"Disks\": [{\"SizeBytes\": 8192,"
+			    " \"DeviceKey\": 0, \"Other\": true}]}";
+	cr_assert_eq(vr_worker_params_disks(disks, 4, &n, first), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(disks[0].key, "0");
+	static const char *const bad[] = {
+		NULL,
+		"{}",
+		"{\"Disks\": []}",
+		"{\"Disks\": [{\"DeviceKey\": 1}]}",
+		"{\"Disks\": [{\"DeviceKey\": 1, \"SizeBytes\": 1024}]}",
+		"{\"Disks\": [{\"DeviceKey\": 1, \"SizeBytes\": 0}]}",
+		"{\"Disks\": [{\"DeviceKey\": -1, \"SizeBytes\": 4096}]}",
+		"{\"Disks\": [{\"DeviceKey\": 1.5, \"SizeBytes\": 4096}]}",
+		"{\"Disks\": [{\"DeviceKey\": 1, \"SizeBytes\": 140737488355328}]}",
+		"{\"Disks\": [{\"DeviceKey\": 1, \"SizeBytes\": 4096}",
+		"{\"Disks\": [{\"DeviceKey\": 1, \"SizeBytes\": 4096}, {\"DeviceKey\": 2,"
+		" \"SizeBytes\": 4096}, {\"DeviceKey\": 3, \"SizeBytes\": 4096}, {\"DeviceKey\": 4,"
+		" \"SizeBytes\": 4096}, {\"DeviceKey\": 5, \"SizeBytes\": 4096}]}",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		cr_assert_eq(vr_worker_params_disks(disks, 4, &n, bad[i]), VR_EINVAL,
+			     "#%zu accepted", i);
 }

@@ -66,6 +66,8 @@ enum vr_tx_err {
 	VR_TX_ENOMEM = -116,
 	VR_TX_EIO = -117,    /* the sink failed */
 	VR_TX_EREPLY = -118, /* malformed or mismatched reply */
+	VR_TX_EBUSY = -119,  /* the receiver cannot take the transfer now: retry later */
+	VR_TX_ESTORE = -120, /* the receiver has no replica for it, or cannot write it */
 };
 
 /* A short static text for a vr_tx_err code. */

@@ -43,12 +43,17 @@ struct vr_worker_config {
 	unsigned block;		   /* ms one stream read waits for new entries, default 2000 */
 	unsigned phase_delay;	   /* ms each job phase waits before its report, default 0 */
 	char *pid_file;		   /* optional */
-	char *store_dir;	   /* replica stores, default /var/lib/vrcloud/store */
-	char *recovered_dir;	   /* recovered and test VMs, default /var/lib/vrcloud/recovered */
+	/* The replica store and the replication port (docs/worker.md). */
+	char *store_dir;	/* replica stores, default /var/lib/vrcloud/store */
+	char *recovered_dir;	/* recovered and test VMs, default /var/lib/vrcloud/recovered */
+	char *traffic_listen;	/* host:port the port listens at; default traffic_address;
+				 * "off": no replication port */
+	unsigned max_transfers; /* transfers received at once, default 16 */
+	unsigned transfer_idle_timeout; /* seconds a transfer may stay silent, default 120 */
 	/* recovery (docs/recovery.md) */
-	char *boot_check;	 /* optional command run with a recovered VM's images */
-	char *proxy_internal;	 /* a proxy's internal port, default 127.0.0.1:8444 */
-	unsigned sync_timeout;	 /* seconds a job waits for a synchronized instance, 600 */
+	char *boot_check;	/* optional command run with a recovered VM's images */
+	char *proxy_internal;	/* a proxy's internal port, default 127.0.0.1:8444 */
+	unsigned sync_timeout;	/* seconds a job waits for a synchronized instance, 600 */
 	/* [redis] */
 	char *redis_uri; /* default redis://127.0.0.1:6379/0 */
 	/* [jobs] */
@@ -160,6 +165,14 @@ struct vr_recovery_params {
 /* Returns 0 or VR_EINVAL (malformed JSON or a value of the wrong type). */
 int vr_worker_recovery_params_parse(struct vr_recovery_params *out, const char *json);
 
+/* The disks of a configure job's parameters ("Disks": [{"DeviceKey": N,
+ * "SizeBytes": N}, ...]): each key as decimal text, in the order given.
+ * Returns 0 with *n_out set, or VR_EINVAL (absent, malformed, more than
+ * max, a key or size out of range). */
+struct vr_store_disk;
+int vr_worker_params_disks(struct vr_store_disk *out, unsigned max, unsigned *n_out,
+			   const char *json);
+
 /* The replication's peer, which the API puts into the parameters of every
  * action on a replication as the top-level string "PeerId". Returns 0 or
  * VR_ENOTFOUND (absent or not a UUID). */
@@ -246,9 +259,13 @@ struct vr_job_run {
 	 * actions send none (the unit tests). */
 	struct vr_redis *redis;
 	const char *tunnel_prefix;
-	/* The worker's configuration (store and recovery directories, boot
-	 * check, proxies' internal port); NULL: the actions move no data (the
-	 * unit tests). */
+	/* [worker] store_dir and recovered_dir; NULL: the actions touch no
+	 * replica store (the unit tests). */
+	const char *store_dir;
+	const char *recovered_dir;
+	/* The worker's configuration (boot check, proxies' internal port,
+	 * sync timeout; docs/recovery.md); NULL: the recovery actions move no
+	 * data (the unit tests). */
 	const struct vr_worker_config *config;
 	/* Filled by a recovery action that succeeds (vr_job_run_clear frees). */
 	char recovered_instance[VR_UUID_LEN + 1];
