@@ -94,8 +94,10 @@ static void world_start(struct world *w, const char *boot_check)
 	chmod(token, 0600);
 	f = fopen(w->config, "w");
 	cr_assert_not_null(f);
-	fprintf(f, "[worker]\nstore_dir = %s\nrecovered_dir = %s\nsync_timeout = 20\n", w->store,
-		w->recovered);
+	fprintf(f,
+		"[worker]\nstore_dir = %s\nrecovered_dir = %s\nsync_timeout = 20\n"
+		"traffic_listen = off\n",
+		w->store, w->recovered);
 	if (boot_check)
 		fprintf(f, "boot_check = %s\n", boot_check);
 	fclose(f);

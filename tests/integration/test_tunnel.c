@@ -2892,7 +2892,8 @@ static void recovery_worker_start(struct proc *p, const struct world *w, const c
 	FILE *f = fopen(config, "w");
 	cr_assert_not_null(f);
 	fprintf(f,
-		"[worker]\nstore_dir = %s\nrecovered_dir = %s\nproxy_internal = 127.0.0.1:%u\n",
+		"[worker]\nstore_dir = %s\nrecovered_dir = %s\nproxy_internal = 127.0.0.1:%u\n"
+		"traffic_listen = off\n",
 		store, recovered, internal_port);
 	fclose(f);
 	char *exe = fmt("%s/vrcloud-worker", builddir());
