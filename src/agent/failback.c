@@ -464,7 +464,8 @@ static int match_disks(struct vm *vm, const struct vr_tx_header *h, char **error
 	}
 	for (unsigned i = 0; i < h->ndisks; i++) {
 		struct vm_disk *d = NULL;
-		for (unsigned j = 0; j < vm->ndisks; j++)
+		/* disks before i are placed: a key named twice finds none */
+		for (unsigned j = i; j < vm->ndisks; j++)
 			if (strcmp(vm->disks[j].key, h->disks[i].key) == 0)
 				d = &vm->disks[j];
 		if (!d || d->size != h->disks[i].size) {
@@ -608,16 +609,20 @@ int vr_agent_failback_serve(struct vr_agent_conn *conn, const char *state_dir,
 	const struct vr_tx_header *hdr = NULL;
 	int rc;
 	/* the intro line */
+	size_t intro = 0;
 	for (;;) {
-		size_t n = 0;
-		rc = vr_fb_intro_parse(s.in ? s.in : (const uint8_t *)"", s.len, &n,
+		rc = vr_fb_intro_parse(s.in ? s.in : (const uint8_t *)"", s.len, &intro,
 				       stats->failback, stats->source);
-		if (rc == VR_TX_ETRUNCATED && (rc = more(&s)) == 0 && !s.eof)
-			continue;
-		if (rc == 0)
-			used(&s, n);
-		break;
+		if (rc != VR_TX_ETRUNCATED)
+			break;
+		rc = more(&s);
+		if (!rc && s.eof)
+			rc = VR_TX_ETRUNCATED;
+		if (rc)
+			break;
 	}
+	if (!rc)
+		used(&s, intro);
 	if (rc) {
 		failf(error_out, "the worker's intro line is invalid");
 		goto out;

@@ -35,7 +35,9 @@
 #include "integration/replica.h"
 #include "vrcloud/agent.h"
 #include "vrcloud/err.h"
+#include "vrcloud/failback.h"
 #include "vrcloud/redis.h"
+#include "vrcloud/transfer.h"
 
 VRT_SUITE(.name = "tunnel", .jobs = 1, .redis_db = 13);
 
@@ -3118,4 +3120,196 @@ Test(tunnel, failback_sends_only_the_changed_groups_and_leaves_the_site_disk_equ
 	free(src);
 	free(recovered);
 	free(store);
+}
+
+/* A failback stream from this process acting as the worker: the intro,
+ * then head (a transfer header, or anything), the agent's hash records
+ * read to their end when wait_hashes, then tail; the agent's result
+ * status (1 when none came). */
+static int hostile_failback(const struct world *w, const struct proc *proxy, const char *fb,
+			    const char *source, const struct vr_buf *head, bool wait_hashes,
+			    const struct vr_buf *tail)
+{
+	char *req = fmt("version=1\npeer=%s\nreplication=%s\npurpose=failback\nworker=w9\n",
+			w->peer, fb);
+	int fd = worker_request(proxy->internal_port, w->peer, req);
+	free(req);
+	char payload[VR_TUNNEL_MAX_PAYLOAD + 1];
+	cr_assert_eq(read_plain_frame(fd, payload, sizeof payload), VR_FRAME_WELCOME, "%s",
+		     payload);
+	struct vr_buf intro;
+	vr_buf_init(&intro, 0);
+	cr_assert_eq(vr_fb_intro_format(&intro, fb, source), 0);
+	cr_assert_eq(write(fd, intro.data, intro.len), (ssize_t)intro.len);
+	vr_buf_free(&intro);
+	if (head->len)
+		cr_assert_eq(write(fd, head->data, head->len), (ssize_t)head->len);
+	static uint8_t in[1 << 20];
+	size_t have = 0;
+	bool ended = !wait_hashes;
+	while (!ended) {
+		struct vr_tx_hash_record rec;
+		size_t used = 0;
+		int rc = have ? vr_tx_hash_record_decode(in, have, &used, &rec) : VR_TX_ETRUNCATED;
+		if (rc == VR_TX_ETRUNCATED) {
+			ssize_t r = read(fd, in + have, sizeof in - have);
+			cr_assert_gt(r, 0, "the agent sent no hashes");
+			have += (size_t)r;
+			continue;
+		}
+		cr_assert_eq(rc, 0, "a bad hash record (%d)", rc);
+		ended = rec.kind == VR_TX_HASH_END;
+		memmove(in, in + used, have - used);
+		have -= used;
+	}
+	if (tail && tail->len)
+		cr_assert_eq(write(fd, tail->data, tail->len), (ssize_t)tail->len);
+	shutdown(fd, SHUT_WR);
+	for (;;) {
+		ssize_t r = read(fd, in + have, sizeof in - have);
+		if (r <= 0)
+			break;
+		have += (size_t)r;
+	}
+	close(fd);
+	struct vr_tx_reply reply;
+	size_t used = 0;
+	if (vr_tx_reply_decode(in, have, &used, &reply) != 0)
+		return 1;
+	return reply.status;
+}
+
+Test(tunnel, hostile_failback_streams_leave_the_site_disks_untouched, .timeout = 120)
+{
+	struct world w;
+	world_init(&w);
+	char *state = fmt("%s/agent-state", w.dir), *vmdir = fmt("%s/vm", w.dir);
+	char *repl_dir = fmt("%s/replications", state);
+	cr_assert_eq(mkdir(state, 0700), 0);
+	cr_assert_eq(mkdir(repl_dir, 0700), 0);
+	cr_assert_eq(mkdir(vmdir, 0750), 0);
+	const char *source = "c2ff5ee8-4a00-44f3-a1ec-b57b28936b7f";
+	const char *fb = "0c1b948c-8d28-4520-8648-d30aa634e785";
+	char *disk = fmt("%s/disk-2000.img", vmdir), *orig = fmt("%s/orig.img", w.dir);
+	uint64_t seed = 77;
+	static unsigned char image[1 << 20];
+	fill_random(image, sizeof image, &seed);
+	FILE *d = fopen(disk, "w");
+	cr_assert_eq(fwrite(image, 1, sizeof image, d), sizeof image);
+	fclose(d);
+	d = fopen(orig, "w");
+	cr_assert_eq(fwrite(image, 1, sizeof image, d), sizeof image);
+	fclose(d);
+	char *vm_ini = fmt("%s/vm.ini", vmdir);
+	FILE *f = fopen(vm_ini, "w");
+	fprintf(f, "[vm]\nname = hostile\n\n[disk 2000]\nfile = disk-2000.img\n");
+	fclose(f);
+	char *ri = fmt("%s/%s.ini", repl_dir, source);
+	f = fopen(ri, "w");
+	fprintf(f, "[replication]\nvmdir = %s\n", vmdir);
+	fclose(f);
+	char *agent_ini = fmt("%s/agent.ini", w.dir);
+	f = fopen(agent_ini, "w");
+	fprintf(f, "[agent]\nstate_dir = %s\n", state);
+	fclose(f);
+	struct proc proxy, agent;
+	const char *const reverse[] = {"--reverse-address", "127.0.0.1:0", NULL};
+	const struct proxy_opts opts = {.extra = reverse};
+	proxy_start(&proxy, &w, "p1", &opts);
+	char *address = address_of(&proxy);
+	const char *const trust[] = {"--ca-file", w.ca, "--config", agent_ini, NULL};
+	agent_start(&agent, &w, "site-hostile", address, trust);
+	cr_assert(wait_file_contains(agent.log, "event=connected", 15), "%s",
+		  read_text(agent.log));
+
+	/* a well-formed stream of one run of 16 blocks, for the variants */
+	struct vr_tx_header h;
+	memset(&h, 0, sizeof h);
+	h.version = VR_TX_VERSION;
+	h.flags = VR_TX_INCREMENTAL;
+	h.ndisks = 1;
+	h.point_in_time_ms = 1;
+	h.resume_token = 9;
+	cr_assert_eq(vr_tx_id_parse(h.replication, fb), 0);
+	cr_assert_eq(vr_tx_id_parse(h.instance, source), 0);
+	snprintf(h.disks[0].key, sizeof h.disks[0].key, "2000");
+	h.disks[0].size = sizeof image;
+	static unsigned char blocks[16 * 4096];
+	fill_random(blocks, sizeof blocks, &seed);
+	struct vr_buf head, tail;
+	vr_buf_init(&head, 0);
+	vr_buf_init(&tail, 0);
+	struct vr_tx_enc enc;
+	cr_assert_eq(vr_tx_enc_init(&enc, &h, vr_tx_sink_buf, &head), 0);
+	enc.ctx = &tail;
+	cr_assert_eq(vr_tx_enc_run(&enc, 0, 32, 16, blocks), 0);
+	cr_assert_eq(vr_tx_enc_finish(&enc, NULL), 0);
+
+	/* a run's byte flipped on the wire: the run's checksum */
+	tail.data[tail.len - 64 - 100] ^= 0x01;
+	int status = hostile_failback(&w, &proxy, fb, source, &head, true, &tail);
+	cr_assert(status == VR_TX_ECHECKSUM || status == VR_TX_EROOT, "status %d", status);
+	cr_assert(rfx_cmp(disk, orig), "a corrupted run reached the disk");
+	tail.data[tail.len - 64 - 100] ^= 0x01;
+
+	/* cut before the trailer */
+	struct vr_buf cut = tail;
+	cut.len = tail.len - 64;
+	status = hostile_failback(&w, &proxy, fb, source, &head, true, &cut);
+	cr_assert_neq(status, 0);
+	cr_assert(rfx_cmp(disk, orig), "a stream without its trailer reached the disk");
+
+	/* the header of another replication than the intro's */
+	status = hostile_failback(&w, &proxy, "0c1b948c-8d28-4520-8648-d30aa634e786", source, &head,
+				  false, NULL);
+	cr_assert_eq(status, VR_TX_EREPLICATION, "status %d", status);
+
+	/* a VM the agent does not protect */
+	status = hostile_failback(&w, &proxy, fb, "c2ff5ee8-4a00-44f3-a1ec-b57b28936b70", &head,
+				  false, NULL);
+	cr_assert_eq(status, VR_TX_EREPLICATION, "status %d", status);
+
+	/* disks of another size */
+	struct vr_buf other;
+	vr_buf_init(&other, 0);
+	h.disks[0].size = 2 * sizeof image;
+	cr_assert_eq(vr_tx_enc_init(&enc, &h, vr_tx_sink_buf, &other), 0);
+	status = hostile_failback(&w, &proxy, fb, source, &other, false, NULL);
+	cr_assert_eq(status, VR_TX_EHEADER, "status %d", status);
+
+	/* not a transfer at all */
+	struct vr_buf junk;
+	vr_buf_init(&junk, 0);
+	vr_buf_appends(&junk, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+	status = hostile_failback(&w, &proxy, fb, source, &junk, false, NULL);
+	cr_assert(status != 0, "junk was taken");
+	cr_assert(rfx_cmp(disk, orig), "the disk changed");
+	char *stage = fmt("%s/.failback.stage", vmdir);
+	cr_assert_neq(access(stage, F_OK), 0, "a stage was left behind");
+
+	/* and the well-formed stream is applied */
+	status = hostile_failback(&w, &proxy, fb, source, &head, true, &tail);
+	cr_assert_eq(status, 0, "%s", read_text(agent.log));
+	memcpy(image + 32 * 4096, blocks, sizeof blocks);
+	d = fopen(orig, "w");
+	cr_assert_eq(fwrite(image, 1, sizeof image, d), sizeof image);
+	fclose(d);
+	cr_assert(rfx_cmp(disk, orig), "the verified run was not applied");
+
+	cr_assert_eq(stop_proc(&agent, SIGTERM, 10), 0);
+	cr_assert_eq(stop_proc(&proxy, SIGTERM, 10), 0);
+	vr_buf_free(&junk);
+	vr_buf_free(&other);
+	vr_buf_free(&head);
+	vr_buf_free(&tail);
+	free(stage);
+	free(address);
+	free(agent_ini);
+	free(ri);
+	free(vm_ini);
+	free(orig);
+	free(disk);
+	free(repl_dir);
+	free(vmdir);
+	free(state);
 }
