@@ -378,7 +378,9 @@ Test(recovery, failover_to_an_older_instance_applies_the_undo_logs)
 	cr_assert(rfx_cmp(path, snap), "the recovered image is not instance 2");
 	char *newest = rfx_snapshot(&f, ids[3], 0);
 	cr_assert_not(rfx_cmp(path, newest));
-	cr_assert(strstr(read_text(w.log), "mode=copy"), "an older instance is copied");
+	char *log = read_text(w.log);
+	cr_assert(strstr(log, "mode=copy"), "an older instance is copied");
+	free(log);
 	free(newest);
 	free(snap);
 	free(path);
