@@ -180,8 +180,6 @@ static void worker_start(unsigned i, const char *const *extra)
 	memcpy(dir, w->dir, sizeof dir);
 	snprintf(w->log, sizeof w->log, "%s/worker.log", dir);
 	snprintf(w->err, sizeof w->err, "%s/worker.stderr", dir);
-	char store[300];
-	snprintf(store, sizeof store, "%s/store", dir);
 	char binary[512];
 	const char *builddir = getenv("VRCLOUD_BUILDDIR");
 	snprintf(binary, sizeof binary, "%s/vrcloud-worker", builddir ? builddir : VR_BUILDDIR);
@@ -203,8 +201,6 @@ static void worker_start(unsigned i, const char *const *extra)
 				"127.0.0.1:44046",
 				"--traffic-listen",
 				"off",
-				"--store-dir",
-				store,
 				"--concurrency",
 				"4",
 				"--heartbeat-interval",
