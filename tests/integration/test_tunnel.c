@@ -2977,7 +2977,8 @@ Test(tunnel, failback_sends_only_the_changed_groups_and_leaves_the_site_disk_equ
 	repl_ini = fmt("%s/replications/%s.ini", state, rg);
 	FILE *ri = fopen(repl_ini, "w");
 	cr_assert_not_null(ri);
-	fprintf(ri, "[replication]\nvmdir = %s\n", vmdir);
+	fprintf(ri, "[replication]\nid = %s\nvm = failback-vm\nvmdir = %s\nvdc = %s\nrpo = 15\n",
+		rg, vmdir, w.vdc);
 	fclose(ri);
 	char *agent_ini = fmt("%s/agent.ini", w.dir);
 	FILE *ai = fopen(agent_ini, "w");
@@ -3206,7 +3207,8 @@ Test(tunnel, hostile_failback_streams_leave_the_site_disks_untouched, .timeout =
 	fclose(f);
 	char *ri = fmt("%s/%s.ini", repl_dir, source);
 	f = fopen(ri, "w");
-	fprintf(f, "[replication]\nvmdir = %s\n", vmdir);
+	fprintf(f, "[replication]\nid = %s\nvm = hostile\nvmdir = %s\nvdc = %s\nrpo = 15\n",
+		source, vmdir, w.vdc);
 	fclose(f);
 	char *agent_ini = fmt("%s/agent.ini", w.dir);
 	f = fopen(agent_ini, "w");
