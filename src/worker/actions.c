@@ -339,6 +339,12 @@ static int action_delete(struct vr_job_run *run)
 		free(error);
 		return rc;
 	}
+	/* the API drops the test vApp with the replication; a recovered VM stays */
+	unsigned removed = 0;
+	if (run->recovered_dir && run->config)
+		rc = vr_recover_cleanup_tests(run, rg, &removed);
+	if (rc)
+		return rc;
 	return vr_job_report(run, 90, "Delete: the replication is gone from this server");
 }
 
