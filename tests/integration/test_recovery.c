@@ -353,6 +353,60 @@ Test(recovery, test_failover_copies_an_instance_while_replication_goes_on_and_cl
 	free(rg);
 }
 
+Test(recovery, delete_removes_the_replica_and_the_test_images)
+{
+	struct world w;
+	world_start(&w, NULL);
+	char *rg = new_replication("recovery-delete");
+	char *src = fmt("%s/src", w.dir);
+	const uint64_t sizes[] = {1 * MIB};
+	struct rfx f;
+	rfx_init(&f, w.store, rg, src, 1, sizes);
+	char id[VR_UUID_LEN + 1];
+	rfx_write(&f, 10);
+	rfx_commit(&f, 0, id);
+	char *body = test_failover_body(false, false);
+	char *status = act(rg, "testFailover", TEST_FAILOVER_MT, body, NULL);
+	cr_assert_str_eq(status, "success", "%s", read_text(w.log));
+	free(status);
+	char *show = vapp_show(rg, "test");
+	char *path = kv(show, "disk_2000_path");
+	cr_assert(exists(path));
+	char *url = fmt("/api/vr/replications/%s", rg);
+	struct vrt_call call = {.method = "DELETE", .path = url, .token = vrt_token(VRT_ADMIN_A)};
+	struct vrt_resp r;
+	cr_assert_eq(vrt_call(&call, &r), 0);
+	cr_assert_eq(r.status, 202, "%ld %s", r.status, r.body);
+	char *task = vrt_xpath_str(r.body, "substring-after(/v:Task/@id, 'urn:vcloud:task:')");
+	vrt_resp_free(&r);
+	double end = vrt_now() + 30;
+	while (vrt_now() < end) {
+		status = vrt_db_value("SELECT status FROM tasks WHERE id = $1::uuid", task);
+		bool done = strcmp(status, "queued") != 0 && strcmp(status, "running") != 0;
+		if (done)
+			break;
+		free(status);
+		status = NULL;
+		vrt_sleep(0.05);
+	}
+	cr_assert_not_null(status);
+	cr_assert_str_eq(status, "success", "%s", read_text(w.log));
+	cr_assert_not(exists(path), "the test image %s outlived the replication", path);
+	char *replica = fmt("%s/%s", w.store, rg);
+	cr_assert_not(exists(replica), "the replica store outlived the replication");
+	free(replica);
+	free(status);
+	free(task);
+	free(url);
+	free(path);
+	free(show);
+	free(body);
+	world_stop(&w);
+	rfx_free(&f);
+	free(src);
+	free(rg);
+}
+
 Test(recovery, failover_to_an_older_instance_applies_the_undo_logs)
 {
 	struct world w;
