@@ -25,6 +25,7 @@ EXTRA_DIST += \
 	schema/examples/valid/internal-replication-server.xml \
 	schema/examples/valid/internal-instance-record.xml \
 	schema/examples/valid/internal-instance-retention.xml \
+	schema/examples/valid/internal-server-statistics.xml \
 	schema/examples/invalid/internal-instance-record-short-hash.xml \
 	schema/examples/invalid/internal-job-result-disk-key-not-a-number.xml \
 	schema/examples/invalid/internal-replication-server-lookup-bad-peer.xml \

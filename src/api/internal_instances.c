@@ -123,8 +123,10 @@ static int find_recorded(struct vr_db *db, const char *replication, const struct
 	const char *params[] = {r->instance};
 	PGresult *res = NULL;
 	int rc = vr_db_exec(db, "instance_find", &res, 1, params);
-	if (rc <= 0)
+	if (rc <= 0) {
+		PQclear(res);
 		return rc;
+	}
 	bool same = strcmp(vr_db_str(res, 0, 0), replication) == 0 &&
 		    strcmp(vr_db_str(res, 0, 2), r->point_ms) == 0 &&
 		    strcmp(vr_db_str(res, 0, 3), r->root) == 0 &&
@@ -210,13 +212,14 @@ static int retain(struct vr_db *db, const char *replication, struct outcome *o)
 /* Insert the instance (unless recorded before) and retain; one attempt of
  * the transaction, which is open. Returns a db status; refusals go into o
  * (the caller rolls back). */
-static int record_in_transaction(struct vr_db *db, const char *replication,
-				 const struct record *r, struct outcome *o)
+static int record_in_transaction(struct vr_db *db, const char *replication, const struct record *r,
+				 struct outcome *o)
 {
 	const char *lock[] = {replication};
 	PGresult *res = NULL;
 	int rc = vr_db_exec(db, "instance_replication_lock", &res, 1, lock);
 	if (rc <= 0) {
+		PQclear(res);
 		if (rc == 0)
 			refuse(o, MHD_HTTP_NOT_FOUND, "RESOURCE_NOT_FOUND", NULL);
 		return rc;
@@ -233,7 +236,7 @@ static int record_in_transaction(struct vr_db *db, const char *replication,
 	if (rc < 0 || o->status)
 		return rc;
 	if (rc == 0) {
-		const char *insert[] = {r->instance, replication, seq,	 r->point_ms, r->seconds,
+		const char *insert[] = {r->instance, replication, seq,	   r->point_ms, r->seconds,
 					r->bytes,    r->blocks,	  r->root, r->server};
 		rc = vr_db_exec(db, "instance_insert", NULL, 9, insert);
 		if (rc < 0)

@@ -1,6 +1,10 @@
 /* Internal API of replica servers (workers): register, heartbeat, leave.
  * A server registers under the name of its service credential, so one
  * credential cannot act for another server. */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,9 +98,55 @@ static enum MHD_Result server_update(struct vr_request *req, const char *stmt)
 	return vr_reply_empty(req, MHD_HTTP_NO_CONTENT);
 }
 
+static const struct vr_input_spec statistics_spec = {
+	"ServerStatistics", VR_NS_INTERNAL, vr_internal_media_types, false, true,
+};
+
+/* A child holding a count that fits a bigint, copied into out. */
+static bool child_count(xmlNodePtr root, const char *name, char out[24])
+{
+	char *text = vr_input_child_trimmed(root, name);
+	char *end = NULL;
+	errno = 0;
+	unsigned long long v = text && isdigit((unsigned char)text[0])
+				       ? strtoull(text, &end, 10)
+				       : ULLONG_MAX;
+	bool ok = text && end && *end == '\0' && errno == 0 && v <= (unsigned long long)INT64_MAX;
+	free(text);
+	if (ok)
+		snprintf(out, 24, "%llu", v);
+	return ok;
+}
+
+/* A heartbeat, with what the server counted since the last one when it
+ * sends ServerStatistics (docs/worker.md). */
 enum MHD_Result vr_api_internal_server_heartbeat(struct vr_request *req)
 {
-	return server_update(req, "server_heartbeat");
+	enum MHD_Result reply;
+	xmlDocPtr doc = NULL;
+	if (!vr_request_document(req, &statistics_spec, &doc, &reply))
+		return reply;
+	if (!doc)
+		return server_update(req, "server_heartbeat");
+	xmlNodePtr root = xmlDocGetRootElement(doc);
+	char in[24], out[24], errors[24];
+	bool ok = child_count(root, "BytesIn", in) && child_count(root, "BytesOut", out) &&
+		  child_count(root, "TransferErrors", errors);
+	xmlFreeDoc(doc);
+	if (!ok)
+		return vr_reply_error(req, MHD_HTTP_BAD_REQUEST, "BAD_REQUEST",
+				      "The counts of ServerStatistics must be 0 to %lld.",
+				      (long long)INT64_MAX);
+	struct vr_db *db = vr_request_db(req);
+	if (!db)
+		return vr_reply_err(req, VR_EUNAVAIL);
+	const char *params[] = {req->ids[0], req->who.user_name, in, out, errors};
+	int rc = vr_db_exec(db, "server_heartbeat_counts", NULL, 5, params);
+	if (rc < 0)
+		return vr_reply_db(req, rc);
+	if (rc == 0)
+		return vr_reply_not_found(req, "replica server of this credential", req->ids[0]);
+	return vr_reply_empty(req, MHD_HTTP_NO_CONTENT);
 }
 
 enum MHD_Result vr_api_internal_server_leave(struct vr_request *req)

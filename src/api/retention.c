@@ -46,8 +46,8 @@ static void apply_tier(const struct vr_retention_rule *rule, const int64_t *time
 	*upper = bottom * width;
 }
 
-int vr_retention_apply(const struct vr_retention_rule *rules, size_t nrules,
-		       const int64_t *times, const bool *pinned, size_t n, bool *keep)
+int vr_retention_apply(const struct vr_retention_rule *rules, size_t nrules, const int64_t *times,
+		       const bool *pinned, size_t n, bool *keep)
 {
 	if (n == 0)
 		return 0;

@@ -57,6 +57,9 @@ static void usage(FILE *out)
 	      "      --log-file FILE        log there instead of stderr (reopened on SIGHUP)\n"
 	      "      --pid-file FILE        write the process id to FILE\n"
 	      "      --port-file FILE       write the bound public and internal ports to FILE\n"
+	      "                             (and the metrics port, when there is one)\n"
+	      "      --metrics-address H:P  serve GET /metrics (Prometheus text, plain HTTP)\n"
+	      "                             there (default: none; port 0 = any free port)\n"
 	      "  -h, --help                 show this help and exit\n"
 	      "  -V, --version              show the version and exit\n"
 	      "\n"
@@ -64,7 +67,8 @@ static void usage(FILE *out)
 	      "never taken on the command line nor logged. SIGTERM or SIGINT: stop accepting,\n"
 	      "close the control connections (agents reconnect to another proxy), let data\n"
 	      "connections finish (up to the shutdown timeout) and exit 0. SIGHUP reopens the\n"
-	      "log file.\n"
+	      "log file and reads the certificate and key again: new connections get them,\n"
+	      "open ones keep theirs; if they do not load, the old ones stay in use.\n"
 	      "Exit status: 0 stopped cleanly, 1 runtime failure, 2 bad usage, 3 bad config.\n",
 	      out);
 }
@@ -100,6 +104,7 @@ enum {
 	OPT_LOG_FILE,
 	OPT_PID_FILE,
 	OPT_PORT_FILE,
+	OPT_METRICS,
 };
 
 /* The config's setter, for vr_daemon_apply_flags. */
@@ -133,6 +138,7 @@ int main(int argc, char **argv)
 		{"log-file", required_argument, NULL, OPT_LOG_FILE},
 		{"pid-file", required_argument, NULL, OPT_PID_FILE},
 		{"port-file", required_argument, NULL, OPT_PORT_FILE},
+		{"metrics-address", required_argument, NULL, OPT_METRICS},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -158,6 +164,7 @@ int main(int argc, char **argv)
 		{OPT_LOG_FILE, "log", "file"},
 		{OPT_PID_FILE, "proxy", "pid_file"},
 		{OPT_PORT_FILE, "proxy", "port_file"},
+		{OPT_METRICS, "proxy", "metrics_address"},
 	};
 	static const char short_options[] = "c:n:l:a:k:r:L:hV";
 	vr_log_set_program("vrcloud-proxy");

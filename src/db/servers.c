@@ -14,6 +14,13 @@ const struct vr_db_stmt vr_db_stmts_servers[] = {
 	{"server_heartbeat",
 	 "UPDATE replica_servers SET last_heartbeat = now(), state = 'connected'"
 	 " WHERE id = $1::uuid AND name = $2 AND state <> 'unregistered' RETURNING id"},
+	/* $1 id, $2 name, $3 bytes in, $4 bytes out, $5 transfer errors since
+	 * the last heartbeat. */
+	{"server_heartbeat_counts",
+	 "UPDATE replica_servers SET last_heartbeat = now(), state = 'connected',"
+	 " bytes_in = bytes_in + $3::bigint, bytes_out = bytes_out + $4::bigint,"
+	 " transfer_errors = transfer_errors + $5::bigint"
+	 " WHERE id = $1::uuid AND name = $2 AND state <> 'unregistered' RETURNING id"},
 	{"server_leave",
 	 "UPDATE replica_servers SET state = 'disconnected'"
 	 " WHERE id = $1::uuid AND name = $2 AND state <> 'unregistered' RETURNING id"},

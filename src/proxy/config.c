@@ -44,6 +44,10 @@ void vr_proxy_config_init(struct vr_proxy_config *config)
 	config->shutdown_timeout = 10;
 	config->http_timeout = 10;
 	config->connect_timeout = 5;
+	config->failed_hello_burst = 10;
+	config->failed_hello_rate = 30;
+	config->failed_hello_addresses = 16384;
+	config->site_data_connections = 64;
 	config->redis_uri = vr_strdup("redis://127.0.0.1:6379/0");
 	config->redis_prefix = vr_strdup("vrcloud");
 	config->log_level = VR_LOG_INFO;
@@ -63,6 +67,7 @@ void vr_proxy_config_free(struct vr_proxy_config *config)
 	free(config->token_file);
 	free(config->pid_file);
 	free(config->port_file);
+	free(config->metrics_address);
 	free(config->redis_uri);
 	free(config->redis_prefix);
 	free(config->log_file);
@@ -95,6 +100,11 @@ static const struct vr_ini_key keys[] = {
 	U("proxy", "connect_timeout", connect_timeout, 1, 600),
 	S("proxy", "pid_file", pid_file),
 	S("proxy", "port_file", port_file),
+	S("proxy", "metrics_address", metrics_address),
+	U("proxy", "failed_hello_burst", failed_hello_burst, 0, 1000000),
+	U("proxy", "failed_hello_rate", failed_hello_rate, 1, 6000000),
+	U("proxy", "failed_hello_addresses", failed_hello_addresses, 16, 16777216),
+	U("proxy", "site_data_connections", site_data_connections, 0, 1000000),
 	S("redis", "uri", redis_uri),
 	S("redis", "prefix", redis_prefix),
 	VR_INI_LEVEL_KEY(struct vr_proxy_config, "log", "level", log_level),
@@ -189,6 +199,10 @@ static char *check(const struct vr_proxy_config *c)
 	if (c->reverse_address && !address_valid(c->reverse_address, true))
 		return vr_asprintf("[proxy] reverse_address: '%s' is not host:port",
 				   c->reverse_address);
+	if (c->metrics_address && c->metrics_address[0] && !address_valid(c->metrics_address, true))
+		return vr_asprintf("[proxy] metrics_address: '%s' is not host:port (empty: no "
+				   "metrics endpoint)",
+				   c->metrics_address);
 	if (!api_url_valid(c->api_url))
 		return vr_asprintf("[proxy] api_url: '%s' is not an http:// or https:// URL "
 				   "without credentials or query",

@@ -1,4 +1,5 @@
-/* Internals of vrcloud-proxy: the connection state machine (conn.c), the
+/* Internals of vrcloud-proxy: the connection state machine (conn.c) and
+ * its data pump (pump.c, pump.h), the
  * verifier threads that ask the API about credentials (verifier.c), the
  * Redis registry and command lists (registry.c), and the daemon that ties
  * them to one event loop (proxy.c). Everything here runs on the loop's
@@ -13,6 +14,8 @@
 
 #include <openssl/ssl.h>
 
+#include "proxy/limits.h"
+#include "proxy/metrics.h"
 #include "vrcloud/buf.h"
 #include "vrcloud/loop.h"
 #include "vrcloud/proxy.h"
@@ -93,8 +96,9 @@ struct conn {
 	enum conn_state state;
 	int fd;
 	SSL *ssl;
-	char client[64];      /* the agent's address, for logs */
-	uint64_t deadline_ms; /* handshake, hello, idle or closing deadline; 0 none */
+	char client[64];	     /* the agent's address, for logs */
+	struct vr_proxy_addr source; /* the same, as the failed-hello limiter keys it */
+	uint64_t deadline_ms;	     /* handshake, hello, idle or closing deadline; 0 none */
 	bool read_wants_write, write_wants_read;
 	bool a_hup, w_hup;	   /* hang-up seen: unwatched while nothing is wanted */
 	bool a_watched, w_watched; /* registered with the loop */
@@ -105,6 +109,10 @@ struct conn {
 	bool verify_pending; /* the verifier holds a pointer to this conn */
 	bool dead;	     /* closed while verify_pending: freed by the verifier's answer */
 	bool reverify;	     /* a periodic re-check of a control connection is out */
+	bool hello_token;    /* took a failed-hello token of its address for the check */
+	bool site_counted;   /* data: counted in the site's open data connections */
+	bool pending;	     /* counted in stats.pending */
+	enum vr_proxy_kind counted; /* counted in stats.open[] as this kind */
 
 	/* frames in (hello, control) and out (control, refuse) */
 	unsigned char *in;
@@ -182,6 +190,7 @@ struct waiter {
 	uint64_t deadline_ms;
 	struct vr_tunnel_request request;
 	char cookie[VR_TUNNEL_COOKIE_LEN + 1];
+	bool expired; /* no agent came in time (counted apart from refusals) */
 	unsigned char in[VR_TUNNEL_HEADER_LEN + VR_TUNNEL_MAX_PAYLOAD];
 	size_t in_len; /* after the request: bytes the worker sent early */
 	struct vr_buf out;
@@ -299,6 +308,12 @@ struct vr_proxy {
 
 	struct vr_proxy_verifier *verifier;
 	struct vr_proxy_registry *registry;
+
+	struct vr_proxy_stats stats;
+	struct vr_proxy_metrics *metrics; /* GET /metrics; NULL when off */
+	unsigned metrics_port;
+	struct vr_proxy_limiter *limiter;	/* failed hellos per address */
+	struct vr_proxy_site_counts *site_data; /* data connections per site */
 
 	bool stopping;
 	uint64_t stop_deadline_ms;

@@ -1,6 +1,7 @@
 /* vrcloud-proxy's daemon: the public TLS listener, signals through a
- * signalfd, a periodic sweep of deadlines, and the orderly stop. All of it
- * runs on one event loop in the main thread. */
+ * signalfd (SIGHUP: the log file and the certificate are read again), a
+ * periodic sweep of deadlines, and the orderly stop. All of it runs on one
+ * event loop in the main thread. */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -9,7 +10,11 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <openssl/bn.h>
+#include <openssl/x509.h>
 
 #include "proxy/internal.h"
 #include "vrcloud/alloc.h"
@@ -81,13 +86,15 @@ static int bind_listener(int *fd_out, unsigned *port_out, const char *address, c
 	return 0;
 }
 
-static int write_port_file(const char *path, unsigned port, unsigned internal_port)
+static int write_port_file(const char *path, const struct vr_proxy *p)
 {
 	char *tmp = vr_asprintf("%s.tmp", path);
 	FILE *f = fopen(tmp, "w");
 	int rc = VR_EIO;
 	if (f) {
-		fprintf(f, "%u\n%u\n", port, internal_port);
+		fprintf(f, "%u\n%u\n", p->port, p->internal_port);
+		if (p->metrics)
+			fprintf(f, "%u\n", p->metrics_port);
 		if (fclose(f) == 0 && rename(tmp, path) == 0)
 			rc = 0;
 	}
@@ -155,9 +162,69 @@ static void sweep(struct vr_loop *loop, void *arg)
 	struct vr_proxy *p = arg;
 	vr_proxy_conn_sweep(p, vr_loop_now_ms());
 	vr_proxy_waiter_sweep(p, vr_loop_now_ms());
+	vr_proxy_gauge_set(&p->stats.limited_addresses, vr_proxy_limiter_count(p->limiter));
+	vr_proxy_gauge_set(&p->stats.limiter_evictions, vr_proxy_limiter_evictions(p->limiter));
 	if (p->stopping)
 		check_stop(p);
 	p->sweep_timer = vr_loop_timer(loop, SWEEP_MS, sweep, p);
+}
+
+/* The certificate of ctx as a serial number (hex) and its notAfter (UTC),
+ * for the log. */
+static void cert_names(SSL_CTX *ctx, char *serial, size_t serial_len, char *not_after,
+		       size_t not_after_len)
+{
+	snprintf(serial, serial_len, "?");
+	snprintf(not_after, not_after_len, "?");
+	X509 *x = SSL_CTX_get0_certificate(ctx);
+	if (!x)
+		return;
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	char *hex = bn ? BN_bn2hex(bn) : NULL;
+	if (hex)
+		snprintf(serial, serial_len, "%s", hex);
+	OPENSSL_free(hex);
+	BN_free(bn);
+	struct tm tm;
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1)
+		strftime(not_after, not_after_len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The certificate's notAfter in Unix seconds, for /metrics; 0 unknown. */
+static int64_t cert_not_after(SSL_CTX *ctx)
+{
+	X509 *x = SSL_CTX_get0_certificate(ctx);
+	struct tm tm;
+	if (!x || ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
+/* SIGHUP: read the certificate chain and key again. New connections get
+ * the new context; every existing connection keeps a reference to the one
+ * it was accepted with (SSL_new takes it), so freeing the proxy's own
+ * reference here ends nothing. A file that cannot be read, or a key that
+ * does not match, leaves the old context in use. */
+static void reload_tls(struct vr_proxy *p)
+{
+	SSL_CTX *ctx = NULL;
+	char *error = NULL;
+	if (vr_tls_server_ctx(&ctx, p->config->cert_file, p->config->key_file, &error)) {
+		vr_log_warn("tls_reload_failed", "cert", p->config->cert_file, "key",
+			    p->config->key_file, "error", error ? error : "unknown", "advice",
+			    "the previous certificate stays in use");
+		free(error);
+		vr_proxy_count(&p->stats.reloads_failed);
+		return;
+	}
+	SSL_CTX_free(p->ssl_ctx);
+	p->ssl_ctx = ctx;
+	vr_proxy_count(&p->stats.reloads_ok);
+	atomic_store(&p->stats.cert_not_after, cert_not_after(ctx));
+	char serial[80], not_after[32];
+	cert_names(ctx, serial, sizeof serial, not_after, sizeof not_after);
+	vr_log_info("tls_reloaded", "cert", p->config->cert_file, "serial", serial, "not_after",
+		    not_after);
 }
 
 static void on_signal(struct vr_loop *loop, int fd, unsigned events, void *arg)
@@ -168,6 +235,8 @@ static void on_signal(struct vr_loop *loop, int fd, unsigned events, void *arg)
 		if (info.ssi_signo == SIGHUP) {
 			if (vr_log_reopen(p->config->log_file))
 				vr_log_warn("log_reopen_failed", "path", p->config->log_file);
+			if (!p->stopping)
+				reload_tls(p);
 			continue;
 		}
 		if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT)
@@ -185,6 +254,7 @@ static void on_internal_accept(struct vr_loop *loop, int fd, unsigned events, vo
 		if (c < 0)
 			return;
 		if (p->nconns + p->nwaiters >= p->config->max_connections) {
+			vr_proxy_count(&p->stats.accepts_dropped);
 			close(c);
 			continue;
 		}
@@ -224,6 +294,7 @@ static void on_accept(struct vr_loop *loop, int fd, unsigned events, void *arg)
 				vr_log_warn("connection_limit", "max_connections", max);
 				last_warned = now;
 			}
+			vr_proxy_count(&p->stats.accepts_dropped);
 			close(c);
 			continue;
 		}
@@ -272,6 +343,11 @@ int vr_proxy_start(struct vr_proxy **out, const struct vr_proxy_config *config,
 		free(p);
 		return rc == VR_ENOMEM ? rc : VR_ECONFIG;
 	}
+	atomic_store(&p->stats.started, (int64_t)time(NULL));
+	atomic_store(&p->stats.cert_not_after, cert_not_after(p->ssl_ctx));
+	p->limiter = vr_proxy_limiter_new(config->failed_hello_addresses,
+					  config->failed_hello_burst, config->failed_hello_rate);
+	p->site_data = vr_proxy_site_counts_new();
 	if ((rc = vr_loop_new(&p->loop)) != 0) {
 		*error_out = vr_strdup("cannot make the event loop");
 		goto fail;
@@ -281,6 +357,10 @@ int vr_proxy_start(struct vr_proxy **out, const struct vr_proxy_config *config,
 				error_out)) != 0)
 		goto fail;
 	reverse_address(p);
+	if (config->metrics_address && config->metrics_address[0] &&
+	    (rc = vr_proxy_metrics_start(&p->metrics, config->metrics_address, &p->stats,
+					 config->name, &p->metrics_port, error_out)) != 0)
+		goto fail;
 	p->sites = vr_proxy_map_new();
 	p->cookies = vr_proxy_map_new();
 	p->signal_fd = signalfd(-1, signals, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -305,17 +385,19 @@ int vr_proxy_start(struct vr_proxy **out, const struct vr_proxy_config *config,
 		rc = VR_EIO;
 		goto fail;
 	}
-	if (config->port_file && write_port_file(config->port_file, p->port, p->internal_port)) {
+	if (config->port_file && write_port_file(config->port_file, p)) {
 		*error_out = vr_asprintf("cannot write the port file %s", config->port_file);
 		rc = VR_EIO;
 		goto fail;
 	}
 	p->sweep_timer = vr_loop_timer(p->loop, SWEEP_MS, sweep, p);
-	char port[16], internal_port[16];
+	char port[16], internal_port[16], metrics_port[16];
 	snprintf(port, sizeof port, "%u", p->port);
 	snprintf(internal_port, sizeof internal_port, "%u", p->internal_port);
+	snprintf(metrics_port, sizeof metrics_port, "%u", p->metrics_port);
 	vr_log_info("started", "name", config->name, "listen", config->listen, "port", port,
-		    "internal_port", internal_port, "reverse_address", p->reverse_address);
+		    "internal_port", internal_port, "metrics_port",
+		    p->metrics ? metrics_port : NULL, "reverse_address", p->reverse_address);
 	*out = p;
 	return 0;
 fail:
@@ -336,6 +418,8 @@ void vr_proxy_free(struct vr_proxy *p)
 		return;
 	p->stopping = true;
 	close_listener(p);
+	vr_proxy_metrics_stop(p->metrics);
+	p->metrics = NULL;
 	/* Answers still due go to their connections (or free them). */
 	vr_proxy_verifier_stop(p->verifier);
 	close_all(p, false);
@@ -350,6 +434,8 @@ void vr_proxy_free(struct vr_proxy *p)
 		close(p->signal_fd);
 	}
 	vr_loop_free(p->loop);
+	vr_proxy_limiter_free(p->limiter);
+	vr_proxy_site_counts_free(p->site_data);
 	SSL_CTX_free(p->ssl_ctx);
 	free(p);
 }

@@ -36,6 +36,7 @@ static void unlink_waiter(struct waiter *w)
 		w->next->prev = w->prev;
 	w->prev = w->next = NULL;
 	p->nwaiters--;
+	vr_proxy_uncount(&p->stats.open[VR_PROXY_KIND_INTERNAL]);
 	if (w->cookie[0] && vr_proxy_map_get(p->cookies, w->cookie) == w)
 		vr_proxy_map_del(p->cookies, w->cookie);
 }
@@ -87,6 +88,8 @@ static int refuse(struct waiter *w, const char *reason, const char *message)
 		    "client", w->client, "reason", reason, "message", message);
 	if (w->cookie[0] && vr_proxy_map_get(w->proxy->cookies, w->cookie) == w)
 		vr_proxy_map_del(w->proxy->cookies, w->cookie);
+	vr_proxy_count(&w->proxy->stats.stitches[w->expired ? VR_PROXY_STITCH_EXPIRED
+							    : VR_PROXY_STITCH_FAILED]);
 	struct vr_buf payload;
 	vr_buf_init(&payload, VR_TUNNEL_MAX_PAYLOAD);
 	vr_tunnel_field_append(&payload, "reason", reason);
@@ -131,6 +134,8 @@ void vr_proxy_waiter_accept(struct vr_proxy *proxy, int fd, const struct sockadd
 		proxy->waiters->prev = w;
 	proxy->waiters = w;
 	proxy->nwaiters++;
+	vr_proxy_count(&proxy->stats.open[VR_PROXY_KIND_INTERNAL]);
+	vr_proxy_count(&proxy->stats.accepted[VR_PROXY_KIND_INTERNAL]);
 	if (vr_loop_watch(proxy->loop, fd, VR_LOOP_READ, on_waiter, w)) {
 		waiter_close(w, "the loop refused the connection");
 		return;
@@ -210,8 +215,8 @@ void vr_proxy_waiter_located(struct vr_proxy *proxy, const char *cookie, int hel
 	w->state = WS_WAITING;
 	vr_log_info("reverse_requested", "peer", w->request.peer, "replication",
 		    w->request.replication[0] ? w->request.replication : NULL, "purpose",
-		    w->request.purpose, "worker",
-		    w->request.worker[0] ? w->request.worker : NULL, "client", w->client);
+		    w->request.purpose, "worker", w->request.worker[0] ? w->request.worker : NULL,
+		    "client", w->client);
 }
 
 /* Read the request (WS_REQUEST) or bytes sent early (later); -1 once closed. */
@@ -294,6 +299,7 @@ void vr_proxy_waiter_sweep(struct vr_proxy *proxy, uint64_t now)
 		case WS_REQUEST: waiter_close(w, "no request in time"); break;
 		case WS_LOCATING:
 		case WS_WAITING:
+			w->expired = true;
 			refuse(w, "unreachable", "the site's agent did not connect in time");
 			break;
 		case WS_CLOSING: waiter_close(w, "refused"); break;

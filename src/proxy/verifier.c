@@ -86,7 +86,7 @@ static void credential_key(char out[2 * SHA256_DIGEST_LENGTH + 1], const char *c
 }
 
 /* One call to the API; fills job->status and job->site. */
-static void verify(struct vr_worker_client *client, struct job *job)
+static void verify(struct vr_worker_client *client, struct job *job, struct vr_proxy_stats *stats)
 {
 	struct vr_buf body;
 	vr_buf_init(&body, 0);
@@ -98,6 +98,7 @@ static void verify(struct vr_worker_client *client, struct job *job)
 	}
 	struct vr_worker_answer answer;
 	vr_worker_answer_init(&answer);
+	vr_proxy_count(&stats->api_calls[VR_PROXY_CALL_VERIFY]);
 	enum vr_worker_answer_kind kind =
 		vr_worker_client_call(client, "POST", VERIFY_PATH, &body, &answer);
 	explicit_bzero(body.data, body.len);
@@ -153,7 +154,7 @@ static int resolve_route(struct vr_proxy_route *route)
 
 /* Where the data connection of a verified site goes; fills job->status
  * and job->where. */
-static void lookup(struct vr_worker_client *client, struct job *job)
+static void lookup(struct vr_worker_client *client, struct job *job, struct vr_proxy_stats *stats)
 {
 	struct vr_buf body;
 	vr_buf_init(&body, 0);
@@ -166,6 +167,7 @@ static void lookup(struct vr_worker_client *client, struct job *job)
 	snprintf(path, sizeof path, "/api/internal/replications/%s/server", job->replication);
 	struct vr_worker_answer answer;
 	vr_worker_answer_init(&answer);
+	vr_proxy_count(&stats->api_calls[VR_PROXY_CALL_ROUTE]);
 	enum vr_worker_answer_kind kind =
 		vr_worker_client_call(client, "POST", path, &body, &answer);
 	vr_buf_free(&body);
@@ -218,9 +220,9 @@ static void *thread_main(void *p)
 		if (job->site_known)
 			job->status = 0;
 		else
-			verify(client, job);
+			verify(client, job, &v->proxy->stats);
 		if (job->status == 0 && job->route)
-			lookup(client, job);
+			lookup(client, job, &v->proxy->stats);
 		pthread_mutex_lock(&v->lock);
 		job->next = v->answers;
 		v->answers = job;

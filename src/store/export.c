@@ -72,6 +72,39 @@ cleanup:
 
 /* ---- copies ---- */
 
+/* Copies [start, end) of src to the same place in dst: in the kernel when
+ * it can, else through buf, skipping all-zero chunks. */
+static int copy_range(int src, int dst, uint64_t start, uint64_t end, uint8_t *buf)
+{
+	uint64_t off = start;
+	while (off < end) {
+		loff_t in = (loff_t)off, out = (loff_t)off;
+		size_t len = end - off < (UINT64_C(1) << 30) ? (size_t)(end - off)
+							     : (size_t)1 << 30;
+		ssize_t n = copy_file_range(src, &in, dst, &out, len, 0);
+		if (n > 0) {
+			off += (uint64_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EXDEV && errno != EINVAL && errno != ENOSYS &&
+		    errno != EOPNOTSUPP)
+			return -1;
+		break; /* not here, or the source ended early: copy by hand */
+	}
+	while (off < end) {
+		size_t len = end - off < CHUNK ? (size_t)(end - off) : CHUNK, got;
+		if (st_pread(src, buf, len, off, &got))
+			return -1;
+		memset(buf + got, 0, len - got);
+		if (!st_zero(buf, len) && st_pwrite(dst, buf, len, off))
+			return -1;
+		off += len;
+	}
+	return 0;
+}
+
 /* A copy of src into dst (both open): a reflink when the file system can,
  * else the data extents only, so holes stay holes. */
 static int copy_image(int src, int dst, uint64_t size, uint8_t *buf)
@@ -95,15 +128,8 @@ static int copy_image(int src, int dst, uint64_t size, uint8_t *buf)
 		}
 		if (end > size)
 			end = size;
-		for (uint64_t off = start; off < end;) {
-			size_t len = end - off < CHUNK ? (size_t)(end - off) : CHUNK, got;
-			if (st_pread(src, buf, len, off, &got))
-				return -1;
-			memset(buf + got, 0, len - got);
-			if (!st_zero(buf, len) && st_pwrite(dst, buf, len, off))
-				return -1;
-			off += len;
-		}
+		if (copy_range(src, dst, start, end, buf))
+			return -1;
 		pos = end;
 	}
 	return 0;
@@ -328,6 +354,38 @@ static int export_move(struct vr_store *s, size_t index, const char *dest_dir)
 	return move_images(s, dest_dir);
 }
 
+/* The export once dest_dir exists, by its absolute path (what a move
+ * records and what the caller gets back). */
+static int export_to(struct vr_store *s, size_t index, const char *dir,
+		     enum vr_store_export_mode mode, char ***paths_out)
+{
+	if (s->flags & ST_MOVED_OUT) {
+		/* A repeated move to the same place (a retried job) succeeds. */
+		char *dest = NULL;
+		uint64_t seq = 0;
+		int rc = moved_read(s, &dest, &seq);
+		bool same = !rc && mode == VR_STORE_MOVE && seq == s->inst[index].seq &&
+			    !strcmp(dest, dir);
+		free(dest);
+		if (!same)
+			return st_fail(s, VR_ECONFLICT, "the replica disks were moved out");
+		if (paths_out)
+			*paths_out = paths_list(s, dir);
+		return 0;
+	}
+	for (unsigned i = 0; i < s->ndisks; i++) {
+		char *p = dest_path(dir, i, "");
+		bool exists = access(p, F_OK) == 0;
+		free(p);
+		if (exists)
+			return st_fail(s, VR_EEXIST, "%s already holds disk images", dir);
+	}
+	int rc = mode == VR_STORE_MOVE ? export_move(s, index, dir) : export_copy(s, index, dir);
+	if (!rc && paths_out)
+		*paths_out = paths_list(s, dir);
+	return rc;
+}
+
 int vr_store_export(struct vr_store *s, const char *instance_id, const char *dest_dir,
 		    enum vr_store_export_mode mode, char ***paths_out)
 {
@@ -341,35 +399,15 @@ int vr_store_export(struct vr_store *s, const char *instance_id, const char *des
 			       instance_id ? instance_id : "committed yet");
 	if (mode == VR_STORE_MOVE && (size_t)index + 1 != s->ninst)
 		return st_fail(s, VR_EINVAL, "only the newest instance can be moved out");
-	if (s->flags & ST_MOVED_OUT) {
-		/* A repeated move to the same place (a retried job) succeeds. */
-		char *dest = NULL;
-		uint64_t seq = 0;
-		int rc = moved_read(s, &dest, &seq);
-		bool same = !rc && mode == VR_STORE_MOVE && seq == s->inst[index].seq &&
-			    !strcmp(dest, dest_dir);
-		free(dest);
-		if (!same)
-			return st_fail(s, VR_ECONFLICT, "the replica disks were moved out");
-		if (paths_out)
-			*paths_out = paths_list(s, dest_dir);
-		return 0;
-	}
-	if (!s->inst[index].available)
+	if (!(s->flags & ST_MOVED_OUT) && !s->inst[index].available)
 		return st_fail(s, VR_ECONFLICT, "instance %s left with moved replica disks",
 			       s->inst[index].id);
 	if (st_mkdir_p(dest_dir))
 		return st_fail(s, VR_EIO, "%s: %s", dest_dir, strerror(errno));
-	for (unsigned i = 0; i < s->ndisks; i++) {
-		char *p = dest_path(dest_dir, i, "");
-		bool exists = access(p, F_OK) == 0;
-		free(p);
-		if (exists)
-			return st_fail(s, VR_EEXIST, "%s already holds disk images", dest_dir);
-	}
-	int rc = mode == VR_STORE_MOVE ? export_move(s, (size_t)index, dest_dir)
-				       : export_copy(s, (size_t)index, dest_dir);
-	if (!rc && paths_out)
-		*paths_out = paths_list(s, dest_dir);
+	char *dir = realpath(dest_dir, NULL);
+	if (!dir)
+		return st_fail(s, VR_EIO, "%s: %s", dest_dir, strerror(errno));
+	int rc = export_to(s, (size_t)index, dir, mode, paths_out);
+	free(dir);
 	return rc;
 }

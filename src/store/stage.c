@@ -276,6 +276,19 @@ cleanup:
 	return rc;
 }
 
+static void id_text(char out[VR_UUID_LEN + 1], const uint8_t id[VR_TX_ID])
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+	for (int i = 0; i < VR_TX_ID; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[n++] = '-';
+		out[n++] = hex[id[i] >> 4];
+		out[n++] = hex[id[i] & 15];
+	}
+	out[n] = 0;
+}
+
 int vr_store_stage_begin(struct vr_store *s, struct vr_tx_dec *dec)
 {
 	const struct vr_tx_header *h = &dec->hdr;
@@ -289,6 +302,10 @@ int vr_store_stage_begin(struct vr_store *s, struct vr_tx_dec *dec)
 		return st_fail(s, VR_TX_EHEADER, "the transfer's disks are not the replica's");
 	if (s->flags & ST_MOVED_OUT)
 		return st_fail(s, VR_ECONFLICT, "the replica disks were moved out");
+	char id[VR_UUID_LEN + 1];
+	id_text(id, h->instance);
+	if (st_find(s, id) >= 0)
+		return st_fail(s, VR_EEXIST, "instance %s is already committed", id);
 	char *path = st_path(s, ST_STAGING);
 	int rc = 0;
 	s->stage.fd = open(path, O_RDWR | O_CLOEXEC);
@@ -356,19 +373,6 @@ uint64_t vr_store_staged_bytes(const struct vr_store *s)
 }
 
 /* ---- commit ---- */
-
-static void id_text(char out[VR_UUID_LEN + 1], const uint8_t id[VR_TX_ID])
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t n = 0;
-	for (int i = 0; i < VR_TX_ID; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			out[n++] = '-';
-		out[n++] = hex[id[i] >> 4];
-		out[n++] = hex[id[i] & 15];
-	}
-	out[n] = 0;
-}
 
 static int open_images(struct vr_store *s, int *fds, int flags)
 {
@@ -530,7 +534,7 @@ static int commit_finish(struct vr_store *s, const struct vr_store_instance *in)
 int st_commit_recover(struct vr_store *s)
 {
 	char *path = st_path(s, ST_COMMIT);
-	uint8_t m[ST_COMMIT_LEN + 1], h[VR_TX_HASH];
+	uint8_t m[ST_COMMIT_LEN + 1], h[VR_TX_HASH] = {0};
 	size_t got = 0;
 	int rc = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || st_pread(fd, m, sizeof m, 0, &got)) {
@@ -592,6 +596,9 @@ int vr_store_commit(struct vr_store *s, const struct vr_tx_dec *dec, struct vr_s
 		return st_fail(s, VR_ECONFLICT, "the transfer has no verified trailer");
 	if (s->flags & ST_MOVED_OUT)
 		return st_fail(s, VR_ECONFLICT, "the replica disks were moved out");
+	if (s->ninst >= ST_MAX_INSTANCES)
+		return st_fail(s, VR_ECONFLICT, "%u instances retained: drop some first",
+			       ST_MAX_INSTANCES);
 	struct vr_store_instance in;
 	memset(&in, 0, sizeof in);
 	id_text(in.id, h->instance);

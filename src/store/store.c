@@ -181,7 +181,7 @@ static bool key_valid(const char *key)
 static int disks_check(const struct vr_store_disk *disks, unsigned ndisks, char *msg, size_t len)
 {
 	if (ndisks < 1 || ndisks > VR_TX_MAX_DISKS) {
-		snprintf(msg, len, "%u disks (1 to %u)", ndisks, VR_TX_MAX_DISKS);
+		snprintf(msg, len, "%u disks (1 to %d)", ndisks, VR_TX_MAX_DISKS);
 		return VR_EINVAL;
 	}
 	for (unsigned i = 0; i < ndisks; i++) {
@@ -344,7 +344,6 @@ static int journal_read(struct vr_store *s)
 		return rc;
 	}
 	uint8_t h[VR_TX_HASH];
-	rc = VR_EIO;
 	if (len < ST_JOURNAL_HDR + VR_TX_HASH || memcmp(p, ST_JOURNAL_MAGIC, 8) ||
 	    tx_get32(p + 8) != 1)
 		goto bad;
@@ -494,6 +493,28 @@ static void set_paths(struct vr_store *s)
 		s->paths[i] = vr_asprintf("%s/disk-%u.img", s->dir, i);
 }
 
+/* Removes every file of a replication's directory but its lock. */
+static int clear_dir(const char *dir, char **error_out)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return set_error(error_out, VR_EIO, "%s: %s", dir, strerror(errno));
+	int rc = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+		    !strcmp(e->d_name, ST_LOCK))
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) && errno != ENOENT) {
+			rc = set_error(error_out, VR_EIO, "%s/%s: %s", dir, e->d_name,
+				       strerror(errno));
+			break;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
 static int create_locked(struct vr_store *s, const struct vr_store_disk *disks, unsigned ndisks,
 			 char **error_out)
 {
@@ -550,7 +571,11 @@ static int create_locked(struct vr_store *s, const struct vr_store_disk *disks, 
 		rc = set_error(error_out, VR_EIO, "%s: %s", mpath, strerror(errno));
 		goto cleanup;
 	}
-	/* New: images and an empty journal first; the manifest makes it exist. */
+	/* New: images and an empty journal first; the manifest makes it exist.
+	 * Whatever a removal cut short left behind goes first. */
+	rc = clear_dir(s->dir, error_out);
+	if (rc)
+		goto cleanup;
 	s->disks = vr_calloc(ndisks, sizeof *s->disks);
 	memcpy(s->disks, disks, ndisks * sizeof *disks);
 	s->ndisks = ndisks;
@@ -574,6 +599,39 @@ cleanup:
 	return rc;
 }
 
+/* 1 when the store exists with these disks and its images, VR_ECONFLICT
+ * when it exists with others, else 0 (the manifest and the journal are
+ * replaced atomically, so they read whole without the lock). */
+static int already_created(struct vr_store *s, const struct vr_store_disk *disks, unsigned ndisks)
+{
+	char *mpath = st_path(s, ST_MANIFEST);
+	uint8_t *m;
+	size_t mlen;
+	int rc = read_file(mpath, &m, &mlen, MANIFEST_MAX);
+	free(mpath);
+	if (rc)
+		return 0;
+	struct vr_store_disk *have;
+	unsigned nhave;
+	rc = manifest_decode(m, mlen, s->replication, &have, &nhave);
+	free(m);
+	if (rc)
+		return 0;
+	bool same = nhave == ndisks;
+	for (unsigned i = 0; same && i < ndisks; i++)
+		same = !strcmp(have[i].key, disks[i].key) && have[i].size == disks[i].size;
+	free(have);
+	if (!same)
+		return VR_ECONFLICT;
+	if (journal_read(s))
+		return 0;
+	same = !(s->flags & ST_MOVED_OUT);
+	free(s->inst);
+	s->inst = NULL;
+	s->ninst = s->cap = 0;
+	return same ? 1 : 0;
+}
+
 int vr_store_create(const char *root, const char *replication, const struct vr_store_disk *disks,
 		    unsigned ndisks, char **error_out)
 {
@@ -588,6 +646,16 @@ int vr_store_create(const char *root, const char *replication, const struct vr_s
 	int rc;
 	if (st_mkdir_p(s->dir) || st_fsync_dir(root)) {
 		rc = set_error(error_out, VR_EIO, "%s: %s", s->dir, strerror(errno));
+		goto cleanup;
+	}
+	rc = already_created(s, disks, ndisks);
+	if (rc) {
+		/* Nothing to do: no need to wait for a transfer's lock. */
+		if (rc < 0)
+			set_error(error_out, rc, "replication %s exists with other disks",
+				  s->replication);
+		else
+			rc = 0;
 		goto cleanup;
 	}
 	rc = lock_dir(s->dir, CREATE_LOCK_TIMEOUT_MS, &s->lock_fd);
@@ -880,23 +948,7 @@ int vr_store_remove(const char *root, const char *replication, char **error_out)
 		rc = set_error(error_out, VR_EIO, "%s: %s", mpath, strerror(errno));
 		goto cleanup;
 	}
-	DIR *d = opendir(dir);
-	if (!d) {
-		rc = set_error(error_out, VR_EIO, "%s: %s", dir, strerror(errno));
-		goto cleanup;
-	}
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
-		    !strcmp(e->d_name, ST_LOCK))
-			continue;
-		if (unlinkat(dirfd(d), e->d_name, 0) && errno != ENOENT) {
-			rc = set_error(error_out, VR_EIO, "%s/%s: %s", dir, e->d_name,
-				       strerror(errno));
-			break;
-		}
-	}
-	closedir(d);
+	rc = clear_dir(dir, error_out);
 	if (rc)
 		goto cleanup;
 	char *lpath = vr_asprintf("%s/%s", dir, ST_LOCK);

@@ -31,3 +31,12 @@ tests_integration_test_tunnel_CFLAGS = $(TEST_CFLAGS)
 tests_integration_test_tunnel_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_integration_test_tunnel_LDADD = $(TEST_LIBS)
 TESTS += tests/integration/test_tunnel
+
+# The proxy's /metrics and limits with real processes.
+check_PROGRAMS += tests/integration/test_tunnel_ops
+tests_integration_test_tunnel_ops_SOURCES = tests/integration/test_tunnel_ops.c \
+	tests/integration/harness.c tests/integration/harness.h
+tests_integration_test_tunnel_ops_CFLAGS = $(TEST_CFLAGS)
+tests_integration_test_tunnel_ops_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_tunnel_ops_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/test_tunnel_ops

@@ -52,6 +52,18 @@ int vr_worker_doc_instance(struct vr_buf *out, const char *server_id,
 	return vr_xml_finish(w, out);
 }
 
+int vr_worker_doc_statistics(struct vr_buf *out, const struct vr_receiver_counts *delta)
+{
+	struct vr_xml *w = vr_xml_new();
+	vr_xml_start(w, "ServerStatistics");
+	vr_xml_attr(w, "xmlns", VR_WORKER_NS);
+	vr_xml_elemf(w, "BytesIn", "%llu", delta->bytes_in);
+	vr_xml_elemf(w, "BytesOut", "%llu", delta->bytes_out);
+	vr_xml_elemf(w, "TransferErrors", "%llu", delta->errors);
+	vr_xml_end(w);
+	return vr_xml_finish(w, out);
+}
+
 static bool is_named(xmlNodePtr node, const char *name)
 {
 	return node->type == XML_ELEMENT_NODE && strcmp((const char *)node->name, name) == 0 &&
@@ -171,8 +183,8 @@ static void sleep_ms(unsigned ms)
 enum vr_worker_answer_kind vr_worker_record_instance(struct vr_worker_client *client,
 						     const char *replication,
 						     const struct vr_buf *doc,
-						     struct vr_worker_retention *out,
-						     char *error, size_t error_size)
+						     struct vr_worker_retention *out, char *error,
+						     size_t error_size)
 {
 	char path[128];
 	snprintf(path, sizeof path, "/api/internal/replications/%s/instances", replication);

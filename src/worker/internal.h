@@ -67,11 +67,20 @@ void *vr_worker_runner_main(void *arg);
  * a thread of its own; an address in use is retried every few seconds.
  * Returns 0, VR_ECONFIG (a bad address, *error_out set) or VR_EIO. */
 int vr_receiver_start(struct vr_receiver **out, struct vr_worker *worker, char **error_out);
+/* The port's totals since the start: false (nothing) when it is off. */
+struct vr_receiver_counts {
+	unsigned long long bytes_in, bytes_out, errors;
+};
+bool vr_receiver_counts(struct vr_receiver *rx, struct vr_receiver_counts *out);
+/* The heartbeat's ServerStatistics: what was counted since the last one. */
+int vr_worker_doc_statistics(struct vr_buf *out, const struct vr_receiver_counts *delta);
 /* Stop accepting connections (quick). */
 void vr_receiver_quiesce(struct vr_receiver *rx);
 /* Let the transfers in flight finish until deadline (CLOCK_MONOTONIC),
- * then cut the others (nothing partial is ever committed), and free. */
+ * then cut the others (nothing partial is ever committed). */
 void vr_receiver_stop(struct vr_receiver *rx, const struct timespec *deadline);
+/* Free a stopped (or never started) receiver. */
+void vr_receiver_free(struct vr_receiver *rx);
 
 /* --- instances recorded through the API (instances.c) ----------------- */
 

@@ -40,6 +40,7 @@ struct conn {
 	int fd;
 	unsigned idle_ms;
 	struct vr_tx_preamble pre;
+	bool got_bytes; /* the proxy sent something */
 	bool have_preamble, have_header, dec_ready;
 	char replication[VR_UUID_LEN + 1];
 	char instance[VR_UUID_LEN + 1];
@@ -50,7 +51,7 @@ struct conn {
 	pthread_t hasher;
 	bool hashing;
 	atomic_bool abort;
-	int hash_err;
+	atomic_int hash_err; /* the hash thread failed: the transfer cannot go on */
 	uint64_t next_block[VR_TX_MAX_DISKS];
 	/* the outcome */
 	uint64_t bytes_in;
@@ -68,7 +69,8 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int fail(struct conn *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct conn *c, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 static int fail(struct conn *c, int err, const char *fmt, ...)
 {
 	va_list ap;
@@ -91,6 +93,9 @@ static int wait_io(struct conn *c, short events, bool honour_abort)
 			return VR_TX_EBUSY;
 		if (honour_abort && atomic_load(&c->abort))
 			return VR_TX_EIO;
+		int hash_err = atomic_load(&c->hash_err);
+		if (hash_err)
+			return hash_err;
 		struct pollfd p = {.fd = c->fd, .events = events};
 		int n = poll(&p, 1, IO_SLICE_MS);
 		if (n > 0)
@@ -128,6 +133,7 @@ static int conn_write(struct conn *c, const void *data, size_t len, bool honour_
 		if (n > 0) {
 			p += n;
 			len -= (size_t)n;
+			atomic_fetch_add(&c->rx->bytes_out, (uint64_t)n);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -184,7 +190,8 @@ static int group_hashes(struct conn *c, unsigned disk, uint64_t first_group, uin
 		uint64_t left = blocks - first;
 		uint32_t n = left < VR_TX_GROUP_BLOCKS ? (uint32_t)left : VR_TX_GROUP_BLOCKS;
 		pthread_mutex_lock(&c->store_lock);
-		int rc = vr_store_group_hash(c->store, disk, first, n, out + (size_t)i * VR_TX_HASH);
+		int rc =
+			vr_store_group_hash(c->store, disk, first, n, out + (size_t)i * VR_TX_HASH);
 		pthread_mutex_unlock(&c->store_lock);
 		if (rc)
 			return VR_TX_ESTORE;
@@ -219,7 +226,8 @@ static void *hasher_main(void *arg)
 		rc = vr_tx_hash_end_encode(&rec);
 	if (!rc)
 		rc = conn_write(c, rec.data, rec.len, true);
-	c->hash_err = rc;
+	if (rc && !atomic_load(&c->abort))
+		atomic_store(&c->hash_err, rc);
 	vr_buf_free(&rec);
 	free(hashes);
 	return NULL;
@@ -305,8 +313,8 @@ static int on_header(struct conn *c)
 		return rc;
 	if (found) {
 		c->committed = true;
-		vr_log_info("transfer_already_committed", "replication", c->replication,
-			    "instance", c->instance);
+		vr_log_info("transfer_already_committed", "replication", c->replication, "instance",
+			    c->instance);
 		record(c);
 		return 1;
 	}
@@ -336,8 +344,8 @@ static int on_header(struct conn *c)
 static int on_run(struct conn *c)
 {
 	pthread_mutex_lock(&c->store_lock);
-	int rc = vr_store_stage_run(c->store, c->dec.run_disk, c->dec.run_first,
-				    c->dec.run_count, c->dec.run_data);
+	int rc = vr_store_stage_run(c->store, c->dec.run_disk, c->dec.run_first, c->dec.run_count,
+				    c->dec.run_data);
 	pthread_mutex_unlock(&c->store_lock);
 	if (rc)
 		return fail(c, VR_TX_ESTORE, "cannot stage a run: %s", vr_store_message(c->store));
@@ -364,8 +372,9 @@ static int record(struct conn *c)
 	struct vr_buf doc;
 	vr_buf_init(&doc, 0);
 	if (vr_worker_doc_instance(&doc, server, &c->inst,
-				   seconds < 0 ? 0 : seconds > UINT32_MAX ? UINT32_MAX
-									  : (unsigned)seconds)) {
+				   seconds < 0		  ? 0
+				   : seconds > UINT32_MAX ? UINT32_MAX
+							  : (unsigned)seconds)) {
 		vr_buf_free(&doc);
 		vr_log_error("instance_not_recorded", "replication", c->replication, "instance",
 			     c->instance, "reason", "the instance cannot be described");
@@ -430,7 +439,8 @@ static int feed(struct conn *c, const uint8_t *p, size_t n)
 		else if (ev == VR_TX_EV_RUN)
 			rc = on_run(c);
 		else if (ev == VR_TX_EV_TRAILER)
-			rc = n ? fail(c, VR_TX_ETRAILING, "bytes after the trailer") : on_trailer(c);
+			rc = n ? fail(c, VR_TX_ETRAILING, "bytes after the trailer")
+			       : on_trailer(c);
 		if (rc)
 			return rc;
 	}
@@ -447,6 +457,7 @@ static int transfer(struct conn *c, uint8_t *buf)
 		if (n <= 0)
 			return fail(c, n ? (int)n : VR_TX_ETRUNCATED, "no preamble");
 		have += (size_t)n;
+		c->got_bytes = true;
 		int rc = vr_tx_preamble_parse(buf, have, &used, &c->pre);
 		if (rc == 0)
 			break;
@@ -467,11 +478,16 @@ static int transfer(struct conn *c, uint8_t *buf)
 			rc = fail(c, rc ? rc : VR_TX_ETRUNCATED, "the stream ended: %s",
 				  vr_tx_dec_message(&c->dec));
 		} else if (n < 0) {
-			rc = fail(c, (int)n, "%s", n == VR_TX_EBUSY ? "the server is shutting down"
-								  : "the connection failed or idled");
+			rc = fail(c, (int)n, "%s",
+				  n == VR_TX_EBUSY	  ? "the server is shutting down"
+				  : n == VR_TX_ETRUNCATED ? "the connection failed or idled"
+							  : "the hash records could not be sent");
 		} else {
 			rc = feed(c, buf, (size_t)n);
 		}
+		int hash_err = atomic_load(&c->hash_err);
+		if (rc == 0 && hash_err)
+			rc = fail(c, hash_err, "the hash records could not be sent");
 	}
 	return rc == 1 ? 0 : rc;
 }
@@ -513,8 +529,8 @@ static void log_outcome(const struct conn *c, int status, int64_t started)
 	}
 	vr_log_warn("transfer_refused", "replication", c->have_preamble ? c->replication : NULL,
 		    "instance", c->have_header ? c->instance : NULL, "error",
-		    vr_tx_strerror(status), "detail", c->why, "bytes_in", bytes, "ms", ms,
-		    "client", c->slot->client);
+		    vr_tx_strerror(status), "detail", c->why, "bytes_in", bytes, "ms", ms, "client",
+		    c->slot->client);
 }
 
 void vr_receive_serve(struct vr_receiver_slot *slot)
@@ -526,6 +542,7 @@ void vr_receive_serve(struct vr_receiver_slot *slot)
 	c->idle_ms = c->rx->config->transfer_idle_timeout * 1000;
 	pthread_mutex_init(&c->store_lock, NULL);
 	atomic_init(&c->abort, false);
+	atomic_init(&c->hash_err, 0);
 	int64_t started = now_ms();
 	uint8_t *buf = vr_malloc(READ_CHUNK);
 	int status = transfer(c, buf);
@@ -533,11 +550,16 @@ void vr_receive_serve(struct vr_receiver_slot *slot)
 	stop_hasher(c, status != 0);
 	if (c->store)
 		vr_store_close(c->store);
-	send_result(c, status);
+	if (c->got_bytes) {
+		send_result(c, status);
+		log_outcome(c, status, started);
+		atomic_fetch_add(status == 0 ? &c->rx->committed : &c->rx->failed, 1);
+	} else {
+		/* a connection that sent nothing (a port check): no transfer */
+		vr_log_debug("transfer_empty", "client", c->slot->client);
+	}
 	if (c->dec_ready)
 		vr_tx_dec_free(&c->dec);
-	log_outcome(c, status, started);
-	atomic_fetch_add(status == 0 ? &c->rx->committed : &c->rx->failed, 1);
 	finish(c);
 	pthread_mutex_destroy(&c->store_lock);
 	free(c);

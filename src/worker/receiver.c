@@ -198,8 +198,8 @@ static void *accept_main(void *arg)
 	}
 	char max[16];
 	snprintf(max, sizeof max, "%u", rx->config->max_transfers);
-	vr_log_info("replication_port_listening", "address", rx->listen_address,
-		    "max_transfers", max, "store_dir", rx->config->store_dir);
+	vr_log_info("replication_port_listening", "address", rx->listen_address, "max_transfers",
+		    max, "store_dir", rx->config->store_dir);
 	struct pollfd pfd = {.fd = rx->listen_fd, .events = POLLIN};
 	while (!atomic_load(&rx->stopping)) {
 		slot_reap(rx, false);
@@ -258,6 +258,16 @@ int vr_receiver_start(struct vr_receiver **out, struct vr_worker *worker, char *
 	return 0;
 }
 
+bool vr_receiver_counts(struct vr_receiver *rx, struct vr_receiver_counts *out)
+{
+	if (!rx)
+		return false;
+	out->bytes_in = atomic_load(&rx->bytes_in);
+	out->bytes_out = atomic_load(&rx->bytes_out);
+	out->errors = atomic_load(&rx->failed);
+	return true;
+}
+
 void vr_receiver_quiesce(struct vr_receiver *rx)
 {
 	if (!rx || !rx->started)
@@ -297,8 +307,15 @@ void vr_receiver_stop(struct vr_receiver *rx, const struct timespec *deadline)
 	snprintf(committed, sizeof committed, "%llu",
 		 (unsigned long long)atomic_load(&rx->committed));
 	snprintf(failed, sizeof failed, "%llu", (unsigned long long)atomic_load(&rx->failed));
-	vr_log_info("replication_port_closed", "bytes_in", bytes, "committed", committed,
-		    "failed", failed);
+	vr_log_info("replication_port_closed", "bytes_in", bytes, "committed", committed, "failed",
+		    failed);
+}
+
+void vr_receiver_free(struct vr_receiver *rx)
+{
+	if (!rx)
+		return;
+	vr_receiver_quiesce(rx);
 	pthread_cond_destroy(&rx->changed);
 	pthread_mutex_destroy(&rx->lock);
 	free(rx->slots);

@@ -23,9 +23,9 @@ struct vr_receiver;
 struct vr_receiver_slot {
 	struct vr_receiver *rx;
 	pthread_t thread;
-	bool used;    /* a thread was started and not yet joined */
+	bool used;	  /* a thread was started and not yet joined */
 	atomic_bool done; /* its thread has ended: join it */
-	bool refuse;  /* over max_transfers: answer busy */
+	bool refuse;	  /* over max_transfers: answer busy */
 	int fd;
 	char client[64];
 };
@@ -48,6 +48,7 @@ struct vr_receiver {
 
 	/* counters, for the log */
 	atomic_uint_fast64_t bytes_in;
+	atomic_uint_fast64_t bytes_out;
 	atomic_uint_fast64_t committed;
 	atomic_uint_fast64_t failed;
 };

@@ -149,12 +149,29 @@ static bool register_server(struct vr_worker *w, struct vr_worker_client *client
 	return false;
 }
 
+/* The heartbeat carries what the replication port counted since the last
+ * one the API took (*reported: the totals it took so far). */
 static void heartbeat(struct vr_worker *w, struct vr_worker_client *client,
-		      struct vr_worker_answer *answer, const char *id)
+		      struct vr_worker_answer *answer, const char *id,
+		      struct vr_receiver_counts *reported)
 {
 	char path[128], status[16];
 	snprintf(path, sizeof path, "/api/internal/servers/%s/heartbeat", id);
-	enum vr_worker_answer_kind kind = vr_worker_client_call(client, "POST", path, NULL, answer);
+	struct vr_receiver_counts now, delta;
+	bool counting = vr_receiver_counts(w->receiver, &now);
+	struct vr_buf body;
+	vr_buf_init(&body, 0);
+	if (counting) {
+		delta.bytes_in = now.bytes_in - reported->bytes_in;
+		delta.bytes_out = now.bytes_out - reported->bytes_out;
+		delta.errors = now.errors - reported->errors;
+		counting = vr_worker_doc_statistics(&body, &delta) == 0;
+	}
+	enum vr_worker_answer_kind kind =
+		vr_worker_client_call(client, "POST", path, counting ? &body : NULL, answer);
+	vr_buf_free(&body);
+	if (kind == VR_ANSWER_OK && counting)
+		*reported = now;
 	if (kind == VR_ANSWER_OK || kind == VR_ANSWER_ABORTED) {
 		vr_log_debug("heartbeat", "server", id, "status", status_text(answer, status));
 	} else if (kind == VR_ANSWER_NOT_FOUND) {
@@ -230,6 +247,7 @@ static void *control_main(void *arg)
 	struct vr_worker_answer answer;
 	vr_worker_answer_init(&answer);
 	unsigned attempt = 0;
+	struct vr_receiver_counts reported = {0};
 	for (;;) {
 		pthread_mutex_lock(&w->lock);
 		bool done = w->runners_done;
@@ -259,7 +277,7 @@ static void *control_main(void *arg)
 			break;
 		char id[VR_UUID_LEN + 1];
 		if (!registration_needed(w) && vr_worker_server_id(w, id, false))
-			heartbeat(w, client, &answer, id);
+			heartbeat(w, client, &answer, id, &reported);
 		vr_log_set_request_id(NULL);
 	}
 	char id[VR_UUID_LEN + 1];
@@ -276,6 +294,7 @@ static void worker_free(struct vr_worker *w)
 	if (!w)
 		return;
 	explicit_bzero(w->token, sizeof w->token);
+	vr_receiver_free(w->receiver);
 	pthread_cond_destroy(&w->wake);
 	pthread_mutex_destroy(&w->lock);
 	free(w->runners);
@@ -312,7 +331,6 @@ static void shut_down(struct vr_worker *w)
 	/* The transfers record their instances through the API: the control
 	 * thread keeps the registration until they are done. */
 	vr_receiver_stop(w->receiver, &deadline);
-	w->receiver = NULL;
 	pthread_mutex_lock(&w->lock);
 	w->runners_done = true;
 	atomic_store(&w->leaving, true);
@@ -363,6 +381,12 @@ int vr_worker_start(struct vr_worker **out, const struct vr_worker_config *confi
 	vr_log_info("started", "name", config->name, "api_url", config->api_url, "redis",
 		    config->redis_uri, "jobs_prefix", config->jobs_prefix, "concurrency",
 		    concurrency, "version", PACKAGE_VERSION);
+	/* The replication port first: the control thread reads its counts. */
+	rc = vr_receiver_start(&w->receiver, w, error_out);
+	if (rc) {
+		worker_free(w);
+		return rc;
+	}
 	int err = pthread_create(&w->control, NULL, control_main, w);
 	w->control_started = err == 0;
 	for (unsigned i = 0; i < w->nrunners && !err; i++) {
@@ -384,12 +408,6 @@ int vr_worker_start(struct vr_worker **out, const struct vr_worker_config *confi
 		shut_down(w);
 		worker_free(w);
 		return VR_EIO;
-	}
-	rc = vr_receiver_start(&w->receiver, w, error_out);
-	if (rc) {
-		shut_down(w);
-		worker_free(w);
-		return rc;
 	}
 	*out = w;
 	return 0;

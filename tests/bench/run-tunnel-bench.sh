@@ -302,6 +302,9 @@ token_file = $work/proxy.token
 max_connections = $((idle + 1024))
 heartbeat_interval = $heartbeat
 handshake_timeout = 30
+# every connection comes from 127.0.0.1 with a credential of its own: the
+# failed-hello limit per address would hold back the handshakes in flight
+failed_hello_burst = 0
 
 [redis]
 uri = unix://$SVC_REDIS_SOCKET

@@ -18,8 +18,12 @@
 VRT_SUITE(.name = "instances", .jobs = 1, .redis_db = 14);
 
 #define ROOT_HASH "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-#define OTHER_HASH "00" "86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-#define NOT_HEX_HASH "zz" "86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+#define OTHER_HASH                                                                                 \
+	"00"                                                                                       \
+	"86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+#define NOT_HEX_HASH                                                                               \
+	"zz"                                                                                       \
+	"86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 /* 2026-01-01T00:00:00Z in Unix milliseconds: a day boundary. */
 #define DAY0_MS INT64_C(1767225600000)
 
@@ -61,8 +65,7 @@ static void record_ok(const char *rg, const char *instance, int64_t point_ms, st
 /* A replication held by VRT_SERVER_1 in its initial sync, no instance. */
 static char *held_replication(const char *name)
 {
-	return vrt_new_replication(NULL, name, true,
-				   "replica_server_id = '" VRT_SERVER_1 "'");
+	return vrt_new_replication(NULL, name, true, "replica_server_id = '" VRT_SERVER_1 "'");
 }
 
 static char *instance_id(unsigned n)
@@ -123,8 +126,9 @@ Test(instances, the_first_instance_ends_the_initial_sync)
 	vrt_assert_xstr(&r, "string(/vr:ReplicationGroup/vr:CurrentRpoViolation)", "0");
 	vrt_resp_free(&r);
 	free(path);
-	vrt_assert_db("SELECT string_agg(id::text, ',') FROM instances WHERE replication_id = $1::uuid",
-		      rg, id2, "the first instance was pruned");
+	vrt_assert_db(
+		"SELECT string_agg(id::text, ',') FROM instances WHERE replication_id = $1::uuid",
+		rg, id2, "the first instance was pruned");
 	free(id2);
 	free(id);
 	free(rg);
@@ -311,8 +315,8 @@ Test(instances, retention_by_the_rules, .timeout = 120)
 	keep[k++] = 5;
 	for (size_t i = 0; i < k; i++) {
 		char *id = instance_id(0x1000 + keep[i]);
-		len += (size_t)snprintf(expected + len, sizeof expected - len, "%s%s",
-					i ? "," : "", id);
+		len += (size_t)snprintf(expected + len, sizeof expected - len, "%s%s", i ? "," : "",
+					id);
 		free(id);
 	}
 	/* The answer lists them newest first (by sequence number). */

@@ -245,6 +245,65 @@ Test(heartbeat, answers_204_and_moves_last_heartbeat)
 	free(then);
 }
 
+static void heartbeat_with(const char *body, struct vrt_resp *r)
+{
+	char *path = vrt_fmt(SERVERS "/%s/heartbeat", VRT_SERVER_1);
+	const char *headers[] = {"Content-Type: " VRT_MT_INTERNAL, NULL};
+	struct vrt_call call = {.method = "POST",
+				.path = path,
+				.bearer = vrt_service_token(VRT_SERVICE),
+				.headers = headers,
+				.body = body,
+				.body_len = -1};
+	vrt_call_ok(&call, r);
+	free(path);
+}
+
+/* ServerStatistics adds the replication port's counts to the totals that
+ * the server's statistics show; a bad one changes nothing. */
+Test(heartbeat, statistics_add_to_the_servers_totals)
+{
+	vrt_db_exec("UPDATE replica_servers SET bytes_in = 1000, bytes_out = 10,"
+		    " transfer_errors = 1 WHERE id = $1",
+		    VRT_SERVER_1);
+	struct vrt_resp r;
+	heartbeat_with("<ServerStatistics xmlns=\"" VRT_NS_INTERNAL "\"><BytesIn>4096</BytesIn>"
+		       "<BytesOut>64</BytesOut><TransferErrors>2</TransferErrors>"
+		       "</ServerStatistics>",
+		       &r);
+	vrt_assert_no_content(&r, "heartbeat with statistics");
+	vrt_resp_free(&r);
+	assert_server_value(VRT_SERVER_1, "bytes_in", "5096");
+	assert_server_value(VRT_SERVER_1, "bytes_out", "74");
+	assert_server_value(VRT_SERVER_1, "transfer_errors", "3");
+	char *before = vrt_db_fingerprint();
+	static const char *const bad[] = {
+		"<ServerStatistics xmlns=\"" VRT_NS_INTERNAL "\"><BytesIn>-1</BytesIn>"
+		"<BytesOut>0</BytesOut><TransferErrors>0</TransferErrors></ServerStatistics>",
+		"<ServerStatistics xmlns=\"" VRT_NS_INTERNAL "\"><BytesIn>9223372036854775808"
+		"</BytesIn><BytesOut>0</BytesOut><TransferErrors>0</TransferErrors>"
+		"</ServerStatistics>",
+		"<ServerStatistics xmlns=\"" VRT_NS_INTERNAL "\"><BytesIn>1</BytesIn>"
+		"</ServerStatistics>",
+		"<JobStart xmlns=\"" VRT_NS_INTERNAL "\"/>",
+		"not xml",
+	};
+	for (size_t i = 0; i < N(bad); i++) {
+		heartbeat_with(bad[i], &r);
+		cr_assert_eq(r.status, 400, "#%zu: %ld\n%s", i, r.status, r.body);
+		vrt_assert_valid(&r, "the Error");
+		vrt_resp_free(&r);
+	}
+	vrt_assert_unchanged_since(before, "after bad statistics");
+	free(before);
+	/* and the statistics route shows the totals */
+	char *path = vrt_fmt("/api/admin/extension/vr/vrs/%s/statistics", VRT_SERVER_1);
+	vrt_get_ok(path, VRT_ROOT, &r);
+	cr_assert(strstr(r.body, "5096") != NULL, "bytes in not shown:\n%s", r.body);
+	vrt_resp_free(&r);
+	free(path);
+}
+
 Test(heartbeat, uppercase_ids_aliases_and_any_accept_header_are_served)
 {
 	char upper[] = VRT_SERVER_1;

@@ -161,6 +161,7 @@ struct world {
 	char store[300];
 	char repl[40];
 	uint8_t repl_id[VR_TX_ID];
+	char max_transfers[8]; /* the worker's --max-transfers; "": 16 */
 	struct proc worker, proxy, haproxy;
 	struct vr_agent_config config;
 	struct vr_agent_tls tls;
@@ -200,8 +201,8 @@ static char *ctl(const char *first, ...)
 	close(fds[0]);
 	int status = 0;
 	waitpid(pid, &status, 0);
-	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "vrcloudctl %s failed:\n%s",
-		  first, out);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "vrcloudctl %s failed:\n%s", first,
+		  out);
 	free(exe);
 	return out;
 }
@@ -241,13 +242,28 @@ static void make_ca(struct world *w)
 	free(dir);
 }
 
+/* Wait until needle occurs more than before times in the file. */
+static bool wait_count_above(const char *path, const char *needle, unsigned before,
+			     double timeout_s)
+{
+	double end = vrt_now() + timeout_s;
+	while (vrt_now() < end) {
+		if (count_in_file(path, needle) > before)
+			return true;
+		vrt_sleep(0.05);
+	}
+	return false;
+}
+
+/* Start (or restart, on the same port and store) the worker. */
 static void worker_start(struct world *w)
 {
 	snprintf(w->worker.log, sizeof w->worker.log, "%s/worker.log", w->dir);
 	char *token = vrt_fmt("%s/worker-token", w->dir);
 	write_secret(token, vrt_service_token(VRT_SERVICE));
 	char *exe = vrt_fmt("%s/vrcloud-worker", builddir());
-	w->worker.port = vrt_closed_port();
+	if (!w->worker.port)
+		w->worker.port = vrt_closed_port();
 	char *address = vrt_fmt("127.0.0.1:%u", w->worker.port);
 	const char *argv[] = {exe,
 			      "--name",
@@ -262,6 +278,8 @@ static void worker_start(struct world *w)
 			      address,
 			      "--store-dir",
 			      w->store,
+			      "--max-transfers",
+			      w->max_transfers[0] ? w->max_transfers : "16",
 			      "--heartbeat-interval",
 			      "1",
 			      "--shutdown-timeout",
@@ -269,10 +287,13 @@ static void worker_start(struct world *w)
 			      "--log-level",
 			      "debug",
 			      NULL};
+	unsigned listening = count_in_file(w->worker.log, "event=replication_port_listening");
+	unsigned registered = count_in_file(w->worker.log, "event=registered");
 	spawn(&w->worker, argv);
-	cr_assert(wait_file_contains(w->worker.log, "event=replication_port_listening", 15),
+	cr_assert(wait_count_above(w->worker.log, "event=replication_port_listening", listening,
+				   15),
 		  "the worker's port never listened:\n%s", read_text(w->worker.log));
-	cr_assert(wait_file_contains(w->worker.log, "event=registered", 15),
+	cr_assert(wait_count_above(w->worker.log, "event=registered", registered, 15),
 		  "the worker never registered:\n%s", read_text(w->worker.log));
 	free(address);
 	free(exe);
@@ -360,13 +381,12 @@ static void haproxy_start(struct world *w)
 /* Configure the VM through the API and wait for the worker's job. */
 static void configure(struct world *w)
 {
-	char *body = vrt_fmt(
-		"<ReplicationGroupSpecParams xmlns=\"" VRT_NS_VR "\">"
-		"<PeerId>%s</PeerId><VmName>port-vm</VmName><Rpo>15</Rpo>"
-		"<Disk><DeviceKey>2000</DeviceKey><SizeBytes>%u</SizeBytes></Disk>"
-		"<Disk><DeviceKey>2001</DeviceKey><SizeBytes>%u</SizeBytes></Disk>"
-		"</ReplicationGroupSpecParams>",
-		w->peer, DISK0_BLOCKS * BLOCK, DISK1_BLOCKS * BLOCK);
+	char *body = vrt_fmt("<ReplicationGroupSpecParams xmlns=\"" VRT_NS_VR "\">"
+			     "<PeerId>%s</PeerId><VmName>port-vm</VmName><Rpo>15</Rpo>"
+			     "<Disk><DeviceKey>2000</DeviceKey><SizeBytes>%u</SizeBytes></Disk>"
+			     "<Disk><DeviceKey>2001</DeviceKey><SizeBytes>%u</SizeBytes></Disk>"
+			     "</ReplicationGroupSpecParams>",
+			     w->peer, DISK0_BLOCKS * BLOCK, DISK1_BLOCKS * BLOCK);
 	char *path = vrt_fmt("/api/vdc/%s/replications", w->vdc);
 	const char *headers[] = {
 		"Content-Type: application/vnd.vmware.hcs.replicationGroupSpecParams+xml", NULL};
@@ -405,10 +425,12 @@ static void configure(struct world *w)
 	free(body);
 }
 
-static void world_start(struct world *w)
+static void world_start(struct world *w, const char *max_transfers)
 {
 	signal(SIGPIPE, SIG_IGN);
 	memset(w, 0, sizeof *w);
+	snprintf(w->max_transfers, sizeof w->max_transfers, "%s",
+		 max_transfers ? max_transfers : "");
 	snprintf(w->dir, sizeof w->dir, "%s/replication-XXXXXX", vrt_env("VRT_WORKDIR"));
 	cr_assert_not_null(mkdtemp(w->dir));
 	snprintf(w->prefix, sizeof w->prefix, "vrt%ld-%s", (long)getpid(),
@@ -443,9 +465,8 @@ static void world_start(struct world *w)
 	char *address = vrt_fmt("127.0.0.1:%u", w->haproxy.port);
 	vr_agent_config_init(&w->config);
 	cr_assert_eq(vr_agent_config_set(&w->config, "agent", "proxy", address, NULL), 0);
-	cr_assert_eq(vr_agent_config_set(&w->config, "agent", "credential_file", w->cred_file,
-					 NULL),
-		     0);
+	cr_assert_eq(
+		vr_agent_config_set(&w->config, "agent", "credential_file", w->cred_file, NULL), 0);
 	cr_assert_eq(vr_agent_config_set(&w->config, "agent", "ca_file", w->ca, NULL), 0);
 	cr_assert_eq(vr_agent_config_check(&w->config, NULL), 0);
 	char *error = NULL;
@@ -500,15 +521,25 @@ static void vm_free(struct vm *vm)
 	free(vm->data[1]);
 }
 
-/* Write n random blocks of new data; changed[d][b] marks them. */
+/* Write n random blocks of new data; changed[d][b] marks them. Every
+ * third block is text-like (a line repeated), which a codec shrinks. */
 static void vm_write(struct vm *vm, unsigned n, uint64_t seed, bool *changed[2])
 {
 	for (unsigned i = 0; i < n; i++) {
 		unsigned d = (unsigned)(next_random(&seed) % 2);
 		uint64_t b = next_random(&seed) % vm->blocks[d];
-		for (size_t k = 0; k < BLOCK; k += 8) {
-			uint64_t v = next_random(&seed);
-			memcpy(vm->data[d] + b * BLOCK + k, &v, 8);
+		uint8_t *p = vm->data[d] + b * BLOCK;
+		if (i % 3 == 0) {
+			char line[64];
+			int len = snprintf(line, sizeof line, "block %llu of disk %u, write %u\n",
+					   (unsigned long long)b, d, i);
+			for (size_t k = 0; k < BLOCK; k++)
+				p[k] = (uint8_t)line[k % (size_t)len];
+		} else {
+			for (size_t k = 0; k < BLOCK; k += 8) {
+				uint64_t v = next_random(&seed);
+				memcpy(p + k, &v, 8);
+			}
 		}
 		if (changed)
 			changed[d][b] = true;
@@ -546,11 +577,12 @@ struct xfer {
 	uint16_t flags;
 	uint8_t instance[VR_TX_ID];
 	uint64_t token;
-	uint64_t point_ms;	  /* the instance's point in time; 0: now */
-	bool *changed[2];	  /* incremental: the blocks to send */
+	uint64_t point_ms;	   /* the instance's point in time; 0: now */
+	uint8_t codec;		   /* enum vr_tx_codec */
+	bool *changed[2];	   /* incremental: the blocks to send */
 	const uint8_t *other_repl; /* a header naming another replication */
-	unsigned cut_after;	  /* close after this many runs, without a trailer */
-	bool corrupt;		  /* flip a byte in the first run's payload */
+	unsigned cut_after;	   /* close after this many runs, without a trailer */
+	bool corrupt;		   /* flip a byte in the first run's payload */
 	/* called after each run with its number (from 1) */
 	void (*after_run)(unsigned run, void *arg);
 	void *after_run_arg;
@@ -570,14 +602,15 @@ struct rx {
 	size_t len;
 };
 
-static void rx_more(struct rx *r)
+/* Read more; false when the worker's side ended. */
+static bool rx_more(struct rx *r)
 {
 	cr_assert_lt(r->len, sizeof r->buf);
 	size_t n = 0;
-	cr_assert_eq(vr_agent_conn_read(r->conn, r->buf + r->len, sizeof r->buf - r->len, &n), 0,
-		     "reading from the worker failed");
-	cr_assert_gt(n, 0, "the worker closed without a reply");
+	if (vr_agent_conn_read(r->conn, r->buf + r->len, sizeof r->buf - r->len, &n) != 0 || !n)
+		return false;
 	r->len += n;
+	return true;
 }
 
 static void rx_drop(struct rx *r, size_t used)
@@ -586,17 +619,19 @@ static void rx_drop(struct rx *r, size_t used)
 	r->len -= used;
 }
 
-static void read_reply(struct rx *r, struct vr_tx_reply *out)
+/* The next reply; false when the connection ended without one. */
+static bool read_reply(struct rx *r, struct vr_tx_reply *out)
 {
 	for (;;) {
 		size_t used = 0;
 		int rc = vr_tx_reply_decode(r->buf, r->len, &used, out);
 		if (rc == 0) {
 			rx_drop(r, used);
-			return;
+			return true;
 		}
 		cr_assert_eq(rc, VR_TX_ETRUNCATED, "bad reply: %s", vr_tx_strerror(rc));
-		rx_more(r);
+		if (!rx_more(r))
+			return false;
 	}
 }
 
@@ -610,7 +645,7 @@ static uint64_t read_hashes(struct rx *r, const struct vr_tx_header *h, uint8_t 
 		size_t used = 0;
 		int rc = vr_tx_hash_record_decode(r->buf, r->len, &used, &rec);
 		if (rc == VR_TX_ETRUNCATED) {
-			rx_more(r);
+			cr_assert(rx_more(r), "the worker closed in its hash records");
 			continue;
 		}
 		cr_assert_eq(rc, 0, "bad hash record: %s", vr_tx_strerror(rc));
@@ -727,6 +762,7 @@ static void session_begin(struct session *x, const struct world *w, const struct
 	struct vr_tx_header *h = &x->h;
 	h->version = VR_TX_VERSION;
 	h->flags = t->flags;
+	h->codec = t->codec;
 	h->ndisks = 2;
 	memcpy(h->replication, t->other_repl ? t->other_repl : w->repl_id, VR_TX_ID);
 	memcpy(h->instance, t->instance, VR_TX_ID);
@@ -744,7 +780,7 @@ static void session_begin(struct session *x, const struct world *w, const struct
 	x->r = calloc(1, sizeof *x->r);
 	x->r->conn = x->conn;
 	struct vr_tx_reply reply;
-	read_reply(x->r, &reply);
+	cr_assert(read_reply(x->r, &reply), "the worker closed without a reply to the header");
 	if (reply.kind == VR_TX_REPLY_RESULT) {
 		o->status = reply.status;
 		x->done = true;
@@ -783,7 +819,10 @@ static void session_end(struct session *x)
 		vr_agent_conn_finish(x->conn);
 	}
 	struct vr_tx_reply reply;
-	read_reply(x->r, &reply);
+	if (!read_reply(x->r, &reply)) {
+		o->status = VR_TX_ETRUNCATED; /* the worker's side ended without a result */
+		goto done;
+	}
 	cr_assert_eq(reply.kind, VR_TX_REPLY_RESULT);
 	o->status = reply.status;
 done:
@@ -816,9 +855,9 @@ static void random_id(uint8_t out[VR_TX_ID], uint64_t *seed)
 
 static char *id_text(const uint8_t id[VR_TX_ID])
 {
-	return vrt_fmt("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", id[0],
-		       id[1], id[2], id[3], id[4], id[5], id[6], id[7], id[8], id[9], id[10], id[11],
-		       id[12], id[13], id[14], id[15]);
+	return vrt_fmt("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		       id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7], id[8], id[9], id[10],
+		       id[11], id[12], id[13], id[14], id[15]);
 }
 
 /* The API shows instance as the newest (and, with no retention rules,
@@ -859,6 +898,29 @@ static void assert_store_instances(const struct world *w, size_t n, const char *
 	vr_store_close(store);
 }
 
+/* A counter of the worker's replica server row. */
+static long long server_count(const char *column)
+{
+	char *sql = vrt_fmt("SELECT %s::text FROM replica_servers WHERE name = $1", column);
+	char *v = vrt_db_value(sql, VRT_SERVICE);
+	long long n = v ? atoll(v) : -1;
+	free(v);
+	free(sql);
+	return n;
+}
+
+/* Wait for the heartbeats to bring column to at least want. */
+static bool wait_server_count(const char *column, long long want)
+{
+	double end = vrt_now() + 10;
+	while (vrt_now() < end) {
+		if (server_count(column) >= want)
+			return true;
+		vrt_sleep(0.2);
+	}
+	return false;
+}
+
 static bool *new_map(uint64_t blocks)
 {
 	return calloc(blocks, sizeof(bool));
@@ -877,8 +939,9 @@ static uint64_t count_map(const bool *map, uint64_t blocks)
 Test(replication, full_incremental_and_hash_compare_syncs_land_byte_for_byte, .timeout = 180)
 {
 	struct world w;
-	world_start(&w);
+	world_start(&w, NULL);
 	vrt_assert_state(w.repl, "notStarted none initialSync false", "before the first sync");
+	long long bytes_before = server_count("bytes_in");
 	struct vm vm;
 	vm_init(&vm, 0x5eed);
 	uint64_t seed = 42;
@@ -894,12 +957,12 @@ Test(replication, full_incremental_and_hash_compare_syncs_land_byte_for_byte, .t
 	assert_replica_equals(&w, &vm, "after the full sync");
 	assert_recorded(&w, t.instance, "2");
 
-	/* 2. an incremental of 300 scattered blocks */
+	/* 2. an incremental of 300 scattered blocks, compressed with zstd */
 	bool *changed[2] = {new_map(DISK0_BLOCKS), new_map(DISK1_BLOCKS)};
 	vm_write(&vm, 300, 7, changed);
-	uint64_t nchanged = count_map(changed[0], DISK0_BLOCKS) +
-			    count_map(changed[1], DISK1_BLOCKS);
-	struct xfer inc = {.flags = VR_TX_INCREMENTAL, .token = 1002};
+	uint64_t nchanged =
+		count_map(changed[0], DISK0_BLOCKS) + count_map(changed[1], DISK1_BLOCKS);
+	struct xfer inc = {.flags = VR_TX_INCREMENTAL, .token = 1002, .codec = VR_TX_CODEC_ZSTD};
 	inc.changed[0] = changed[0];
 	inc.changed[1] = changed[1];
 	random_id(inc.instance, &seed);
@@ -907,15 +970,17 @@ Test(replication, full_incremental_and_hash_compare_syncs_land_byte_for_byte, .t
 	cr_assert_eq(o.status, 0, "incremental: %s\n%s", vr_tx_strerror(o.status),
 		     read_text(w.worker.log));
 	cr_assert_eq(o.trailer.sent_blocks, nchanged);
+	cr_assert_lt(o.trailer.sent_bytes, nchanged * BLOCK, "zstd shrank nothing");
 	assert_replica_equals(&w, &vm, "after the incremental");
 	assert_recorded(&w, inc.instance, "3");
 	/* without retention rules the store keeps the newest instance only */
 	assert_store_instances(&w, 1, "after the incremental");
 
-	/* 3. a resync by hash compare: 5 blocks changed behind the log's back;
-	 * the worker sends every group hash and gets at most 5 groups */
+	/* 3. a resync by hash compare (lz4): 5 blocks changed behind the log's
+	 * back; the worker sends every group hash and gets at most 5 groups */
 	vm_write(&vm, 5, 99, NULL);
-	struct xfer hc = {.flags = VR_TX_FULL | VR_TX_HASH_COMPARE, .token = 1003};
+	struct xfer hc = {
+		.flags = VR_TX_FULL | VR_TX_HASH_COMPARE, .token = 1003, .codec = VR_TX_CODEC_LZ4};
 	random_id(hc.instance, &seed);
 	transfer(&w, &vm, &hc, &o);
 	cr_assert_eq(o.status, 0, "hash compare: %s\n%s", vr_tx_strerror(o.status),
@@ -936,16 +1001,50 @@ Test(replication, full_incremental_and_hash_compare_syncs_land_byte_for_byte, .t
 	assert_replica_equals(&w, &vm, "after an empty resync");
 	assert_recorded(&w, same.instance, "5");
 	cr_assert_eq(count_in_file(w.worker.log, "event=transfer_committed"), 4);
+	/* the heartbeats carried the bytes received to the server's totals */
+	long long received = (long long)(DISK0_BLOCKS + DISK1_BLOCKS + nchanged) * BLOCK;
+	cr_assert(wait_server_count("bytes_in", bytes_before + received),
+		  "bytes_in is %lld, expected at least %lld", server_count("bytes_in"),
+		  bytes_before + received);
 	free(changed[0]);
 	free(changed[1]);
 	vm_free(&vm);
 	world_stop(&w);
 }
 
+/* Straight to the worker's port (as a stray client on the internal
+ * network would): send text, read the worker's reply until it closes.
+ * Returns the reply's status, or 1 when none came. */
+static int raw_to_worker(const struct world *w, const char *text)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in addr = {.sin_family = AF_INET,
+				   .sin_port = htons((uint16_t)w->worker.port),
+				   .sin_addr.s_addr = htonl(0x7f000001)};
+	cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+	struct timeval tv = {.tv_sec = 10};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	if (text[0])
+		cr_assert_eq(send(fd, text, strlen(text), MSG_NOSIGNAL), (ssize_t)strlen(text));
+	shutdown(fd, SHUT_WR);
+	uint8_t buf[4096];
+	size_t len = 0;
+	ssize_t n;
+	while (len < sizeof buf && (n = recv(fd, buf + len, sizeof buf - len, 0)) > 0)
+		len += (size_t)n;
+	close(fd);
+	struct vr_tx_reply reply;
+	size_t used = 0;
+	if (vr_tx_reply_decode(buf, len, &used, &reply) != 0)
+		return 1;
+	cr_assert_eq(reply.kind, VR_TX_REPLY_RESULT);
+	return reply.status;
+}
+
 Test(replication, a_cut_transfer_resumes_and_hostile_streams_commit_nothing, .timeout = 180)
 {
 	struct world w;
-	world_start(&w);
+	world_start(&w, NULL);
 	struct vm vm;
 	vm_init(&vm, 0xfeed);
 	uint64_t seed = 4242;
@@ -954,6 +1053,8 @@ Test(replication, a_cut_transfer_resumes_and_hostile_streams_commit_nothing, .ti
 	struct outcome o;
 	transfer(&w, &vm, &full, &o);
 	cr_assert_eq(o.status, 0, "full sync: %s", vr_tx_strerror(o.status));
+
+	long long errors_before = server_count("transfer_errors");
 
 	/* A header naming another replication: refused before any block. */
 	struct vm before;
@@ -975,6 +1076,14 @@ Test(replication, a_cut_transfer_resumes_and_hostile_streams_commit_nothing, .ti
 	cr_assert_eq(o.status, VR_TX_EREPLICATION, "another replication: %s",
 		     vr_tx_strerror(o.status));
 	cr_assert_eq(o.resume.kind, 0, "no resume reply for another replication");
+
+	/* Strangers on the port: no preamble, a bad one, nothing at all. */
+	cr_assert_eq(raw_to_worker(&w, "GET / HTTP/1.0\r\n\r\n"), VR_TX_EMAGIC);
+	char *wrong_version =
+		vrt_fmt("VRCLOUD-DATA 9 peer=%s replication=%s proxy=x\n", w.peer, w.repl);
+	cr_assert_eq(raw_to_worker(&w, wrong_version), VR_TX_EVERSION);
+	free(wrong_version);
+	cr_assert_eq(raw_to_worker(&w, ""), 1, "an empty connection got a reply");
 
 	/* A corrupted run: refused by its checksum, nothing committed. */
 	struct xfer bad = {.flags = VR_TX_INCREMENTAL, .token = 2003, .corrupt = true};
@@ -1013,6 +1122,10 @@ Test(replication, a_cut_transfer_resumes_and_hostile_streams_commit_nothing, .ti
 	cr_assert_lt(o.trailer.sent_blocks, total, "the retry sent every block again");
 	assert_replica_equals(&w, &vm, "after the resumed transfer");
 	assert_recorded(&w, retry.instance, "3");
+	/* the refusals and the cut count as transfer errors */
+	cr_assert(wait_server_count("transfer_errors", errors_before + 3),
+		  "transfer_errors is %lld, expected at least %lld",
+		  server_count("transfer_errors"), errors_before + 3);
 
 	/* The same instance once more (its result as if lost): answered at
 	 * once, nothing new. */
@@ -1045,7 +1158,7 @@ Test(replication, a_second_transfer_waits_its_turn_and_sigterm_lets_a_transfer_f
      .timeout = 180)
 {
 	struct world w;
-	world_start(&w);
+	world_start(&w, NULL);
 	struct vm vm;
 	vm_init(&vm, 0xabcd);
 	uint64_t seed = 777;
@@ -1081,8 +1194,8 @@ Test(replication, a_second_transfer_waits_its_turn_and_sigterm_lets_a_transfer_f
 	random_id(inc.instance, &seed);
 	struct outcome o3;
 	transfer(&w, &vm, &inc, &o3);
-	cr_assert_eq(o3.status, 0, "the transfer across SIGTERM: %s\n%s",
-		     vr_tx_strerror(o3.status), read_text(w.worker.log));
+	cr_assert_eq(o3.status, 0, "the transfer across SIGTERM: %s\n%s", vr_tx_strerror(o3.status),
+		     read_text(w.worker.log));
 	int status = stop_proc(&w.worker, 15);
 	cr_assert_eq(status, 0, "the worker exited %d:\n%s", status, read_text(w.worker.log));
 	assert_replica_equals(&w, &vm, "after the transfer across SIGTERM");
@@ -1091,6 +1204,91 @@ Test(replication, a_second_transfer_waits_its_turn_and_sigterm_lets_a_transfer_f
 	cr_assert(!file_contains(w.worker.log, "event=transfers_cut"));
 	free(changed[0]);
 	free(changed[1]);
+	vm_free(&vm);
+	world_stop(&w);
+}
+
+/* With max_transfers 1, a second connection is told receiver busy before
+ * the replica is even opened; once the first is done it gets through. */
+Test(replication, beyond_max_transfers_a_transfer_is_told_to_come_back, .timeout = 180)
+{
+	struct world w;
+	world_start(&w, "1");
+	struct vm vm;
+	vm_init(&vm, 0x1234);
+	uint64_t seed = 99;
+	struct xfer first = {.flags = VR_TX_FULL, .token = 4001};
+	random_id(first.instance, &seed);
+	struct outcome o1, o2;
+	struct session held;
+	session_begin(&held, &w, &vm, &first, &o1);
+	cr_assert(!held.done, "the first transfer was refused: %s", vr_tx_strerror(o1.status));
+	struct xfer second = {.flags = VR_TX_FULL, .token = 4002};
+	random_id(second.instance, &seed);
+	transfer(&w, &vm, &second, &o2);
+	cr_assert_eq(o2.status, VR_TX_EBUSY, "beyond max_transfers: %s", vr_tx_strerror(o2.status));
+	cr_assert(file_contains(w.worker.log, "takes no more transfers"), "%s",
+		  read_text(w.worker.log));
+	session_end(&held);
+	cr_assert_eq(o1.status, 0, "the first transfer: %s", vr_tx_strerror(o1.status));
+	/* the slot is free again once the first connection has ended */
+	cr_assert(wait_file_contains(w.worker.log, "event=transfer_committed", 5));
+	vrt_sleep(0.5);
+	vm_write(&vm, 50, 3, NULL);
+	transfer(&w, &vm, &second, &o2);
+	cr_assert_eq(o2.status, 0, "the second transfer later: %s\n%s", vr_tx_strerror(o2.status),
+		     read_text(w.worker.log));
+	assert_replica_equals(&w, &vm, "after the second transfer");
+	assert_recorded(&w, second.instance, "3");
+	vm_free(&vm);
+	world_stop(&w);
+}
+
+/* SIGKILL the worker after the fifth run of a full sync; a new worker on
+ * the same store resumes the transfer (same instance and token) from what
+ * was staged, and the replica ends equal to the source. */
+static void sigkill_worker(unsigned run, void *arg)
+{
+	struct world *w = arg;
+	if (run != 5)
+		return;
+	vrt_sleep(0.3); /* let the runs be staged */
+	kill(w->worker.pid, SIGKILL);
+	waitpid(w->worker.pid, NULL, 0);
+	w->worker.pid = 0;
+}
+
+Test(replication, a_transfer_cut_by_sigkill_of_the_worker_resumes_on_its_restart, .timeout = 180)
+{
+	struct world w;
+	world_start(&w, NULL);
+	struct vm vm;
+	vm_init(&vm, 0x9999);
+	uint64_t seed = 5;
+	struct xfer full = {.flags = VR_TX_FULL,
+			    .token = 5001,
+			    .point_ms = (uint64_t)time(NULL) * 1000,
+			    .after_run = sigkill_worker,
+			    .after_run_arg = &w};
+	random_id(full.instance, &seed);
+	struct outcome o;
+	struct session x;
+	session_begin(&x, &w, &vm, &full, &o);
+	cr_assert(!x.done);
+	session_end(&x);
+	cr_assert_neq(o.status, 0, "a transfer to a killed worker succeeded");
+	assert_store_instances(&w, 0, "after the SIGKILL");
+	worker_start(&w);
+	struct xfer retry = full;
+	retry.after_run = NULL;
+	transfer(&w, &vm, &retry, &o);
+	cr_assert_eq(o.status, 0, "the retry: %s\n%s", vr_tx_strerror(o.status),
+		     read_text(w.worker.log));
+	cr_assert_gt(o.resume.next_block[0], 0, "the retry did not resume");
+	cr_assert_lt(o.trailer.sent_blocks, DISK0_BLOCKS + DISK1_BLOCKS);
+	cr_assert_eq(o.trailer.instance_blocks, DISK0_BLOCKS + DISK1_BLOCKS);
+	assert_replica_equals(&w, &vm, "after the resumed full sync");
+	assert_recorded(&w, retry.instance, "2");
 	vm_free(&vm);
 	world_stop(&w);
 }

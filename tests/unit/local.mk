@@ -169,3 +169,10 @@ tests_unit_test_store_retention_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_store_retention_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_unit_test_store_retention_LDADD = $(TEST_LIBS)
 TESTS += tests/unit/test_store_retention
+
+check_PROGRAMS += tests/unit/test_store_crash
+tests_unit_test_store_crash_SOURCES = tests/unit/test_store_crash.c tests/unit/test_store_common.h
+tests_unit_test_store_crash_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_store_crash_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_store_crash_LDADD = $(TEST_LIBS)
+TESTS += tests/unit/test_store_crash

@@ -2,6 +2,10 @@
  * a real encoder and decoder land byte for byte; resumed transfers prime
  * the decoder from the staging and still verify; another token discards
  * the staging; a torn or corrupted staging costs only a resend. */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "transfer/wire.h"
 #include "unit/test_store_common.h"
 
 TestSuite(store, .init = s_setup, .fini = s_teardown);
@@ -56,11 +60,19 @@ Test(store, create_open_reopen)
 	cr_assert_eq(n, 0);
 	s_assert_replica(st, &s); /* empty disks read as zeros */
 
-	/* A second opener waits, then gives up. */
+	/* A second opener waits, then gives up; creating what exists needs no
+	 * lock. */
 	struct vr_store *st2 = NULL;
 	err = NULL;
 	cr_assert_eq(vr_store_open(&st2, s_root, S_REPL, 50, &err), VR_ECONFLICT);
 	free(err);
+	s_create(&s);
+	memcpy(other, s.disks, sizeof other);
+	other[1].size += VR_TX_BLOCK;
+	err = NULL;
+	cr_assert_eq(vr_store_create(s_root, S_REPL, other, S_NDISKS, &err), VR_ECONFLICT);
+	free(err);
+	cr_assert_eq(vr_store_remove(s_root, S_REPL, NULL), VR_ECONFLICT, "locked");
 	vr_store_close(st);
 	st = s_open();
 	vr_store_close(st);
@@ -115,7 +127,14 @@ Test(store, round_trips)
 	cr_assert_str_eq(list[7].id, empty.id);
 	free(list);
 
-	/* Committing the same instance again is refused. */
+	/* The same instance again (a sender that missed the result) is known
+	 * at its header. */
+	struct s_xfer again;
+	s_xfer_new(&again, false);
+	strcpy(again.instance, empty.id);
+	again.expect_stage_rc = VR_EEXIST;
+	cr_assert_eq(s_send(st, &s, &again), 0);
+	cr_assert_eq(again.stage_rc, VR_EEXIST);
 	vr_store_close(st);
 	st = s_open();
 	s_assert_replica(st, &s);
@@ -354,5 +373,132 @@ Test(store, refuses_other_transfers)
 	vr_buf_free(&out);
 	vr_tx_dec_free(&dec);
 	vr_store_close(st);
+	s_src_free(&s);
+}
+
+Test(store, create_after_a_removal_cut_short)
+{
+	struct s_src s;
+	s_src_init(&s, 32, 32);
+	s_create(&s);
+	struct vr_store *st = s_open();
+	s_src_write(&s, 4, 4);
+	s_src_all_changed(&s);
+	s_instance(st, &s, true, NULL);
+	s_src_write(&s, 4, 4);
+	struct s_xfer x;
+	s_xfer_new(&x, false);
+	x.max_run = 1;
+	x.drop_after_runs = 2;
+	cr_assert_eq(s_send(st, &s, &x), 0);
+	vr_store_close(st);
+	/* A removal takes the manifest first. */
+	char *manifest = s_repl_path("disks");
+	cr_assert_eq(unlink(manifest), 0);
+	free(manifest);
+	char *err = NULL;
+	cr_assert_eq(vr_store_open(&st, s_root, S_REPL, 10, &err), VR_ENOTFOUND);
+	free(err);
+	s_create(&s);
+	st = s_open();
+	struct vr_store_instance *list;
+	size_t n;
+	cr_assert_eq(vr_store_instances(st, &list, &n), 0);
+	cr_assert_eq(n, 0, "a new store");
+	for (unsigned d = 0; d < S_NDISKS; d++) {
+		uint8_t *zero = calloc(1, s.disks[d].size);
+		cr_assert(s_file_equals(vr_store_disk_path(st, d), zero, s.disks[d].size));
+		free(zero);
+	}
+	/* Nothing of the old staging is resumed. */
+	s_src_all_changed(&s);
+	x.drop_after_runs = -1;
+	cr_assert_eq(s_send(st, &s, &x), 1);
+	cr_assert_eq(x.commit_rc, 0);
+	cr_assert_eq(x.sent_blocks, 64);
+	cr_assert_eq(x.committed.seq, 1);
+	s_assert_replica(st, &s);
+	vr_store_close(st);
+	s_src_free(&s);
+}
+
+/* Group hashes from another thread while runs are staged: the replica is
+ * the previous instance until the commit. */
+struct hasher {
+	struct vr_store *st;
+	const struct s_src *prev;
+	atomic_bool stop;
+	unsigned rounds, mismatches, errors;
+};
+
+static void *hash_loop(void *arg)
+{
+	struct hasher *h = arg;
+	do {
+		for (unsigned d = 0; d < S_NDISKS; d++) {
+			uint64_t nb = s_blocks(h->prev, d);
+			for (uint64_t first = 0; first < nb; first += VR_STORE_GROUP_BLOCKS) {
+				uint32_t n = (uint32_t)(nb - first < VR_STORE_GROUP_BLOCKS
+								? nb - first
+								: VR_STORE_GROUP_BLOCKS);
+				uint8_t got[VR_TX_HASH], leaves[VR_STORE_GROUP_BLOCKS][VR_TX_HASH],
+					want[VR_TX_HASH];
+				if (vr_store_group_hash(h->st, d, first, n, got)) {
+					h->errors++;
+					continue;
+				}
+				for (uint32_t i = 0; i < n; i++)
+					vr_tx_leaf(first + i,
+						   h->prev->img[d] + (first + i) * VR_TX_BLOCK,
+						   leaves[i]);
+				tx_sha256(want, leaves, (size_t)n * VR_TX_HASH, NULL, 0, NULL, 0);
+				h->mismatches += memcmp(got, want, VR_TX_HASH) != 0;
+			}
+		}
+		h->rounds++;
+	} while (!h->stop);
+	return NULL;
+}
+
+static struct hasher *the_hasher;
+static pthread_t the_thread;
+
+/* Before the commit: the hasher finishes its round and ends. */
+static void stop_hasher(struct vr_store *st)
+{
+	(void)st;
+	the_hasher->stop = true;
+	pthread_join(the_thread, NULL);
+}
+
+Test(store, group_hashes_beside_staging)
+{
+	struct s_src s, prev;
+	s_src_init(&s, 256, 128);
+	s_src_init(&prev, 256, 128);
+	s_create(&s);
+	struct vr_store *st = s_open();
+	s_src_write(&s, 20, 20);
+	s_src_all_changed(&s);
+	s_instance(st, &s, true, NULL);
+	for (unsigned d = 0; d < S_NDISKS; d++)
+		memcpy(prev.img[d], s.img[d], s.disks[d].size);
+	s_src_write(&s, 40, 30);
+
+	struct hasher h = {.st = st, .prev = &prev};
+	the_hasher = &h;
+	cr_assert_eq(pthread_create(&the_thread, NULL, hash_loop, &h), 0);
+	struct s_xfer x;
+	s_xfer_new(&x, false);
+	x.max_run = 1;
+	x.before_trailer = stop_hasher;
+	cr_assert_eq(s_send(st, &s, &x), 1);
+	cr_assert_eq(x.commit_rc, 0);
+	cr_assert_gt(h.rounds, 0);
+	cr_assert_eq(h.errors, 0);
+	cr_assert_eq(h.mismatches, 0, "the replica changed before the commit");
+	s_assert_replica(st, &s);
+	vr_store_close(st);
+	s_src_free(&prev);
 	s_src_free(&s);
 }

@@ -164,6 +164,7 @@ struct s_xfer {
 	int drop_after_runs; /* >= 0: the connection drops after that many runs */
 	unsigned max_run;    /* runs the sender makes, in blocks (1 to 256) */
 	void (*before_trailer)(struct vr_store *st); /* a fault to inject */
+	int expect_stage_rc; /* nonzero: stage_begin refuses with it, the send stops */
 	/* results */
 	int stage_rc, commit_rc;
 	uint64_t sent_blocks, instance_blocks;
@@ -206,7 +207,10 @@ static inline int s_pump_feed(struct s_pump *p)
 		off += used;
 		if (ev == VR_TX_EV_HEADER) {
 			p->x->stage_rc = vr_store_stage_begin(p->st, p->dec);
-			cr_assert_eq(p->x->stage_rc, 0, "stage_begin: %s", vr_store_message(p->st));
+			cr_assert_eq(p->x->stage_rc, p->x->expect_stage_rc, "stage_begin: %s",
+				     vr_store_message(p->st));
+			if (p->x->stage_rc)
+				break;
 			struct vr_tx_reply r;
 			cr_assert_eq(vr_tx_dec_resume_reply(p->dec, &r), 0);
 			cr_assert_eq(vr_tx_enc_resume(p->enc, &r), 0);
@@ -253,9 +257,11 @@ static inline int s_send(struct vr_store *st, const struct s_src *s, struct s_xf
 	struct s_pump p = {.st = st, .dec = dec, .enc = enc, .x = x};
 	vr_buf_init(&p.out, 0);
 	cr_assert_eq(vr_tx_enc_init(enc, &h, vr_tx_sink_buf, &p.out), 0);
-	s_pump_feed(&p);
-	cr_assert(p.header_done);
 	int runs = 0, result = 0;
+	s_pump_feed(&p);
+	if (x->expect_stage_rc)
+		goto dropped;
+	cr_assert(p.header_done);
 	unsigned max_run = x->max_run ? x->max_run : 64;
 	for (unsigned d = 0; d < S_NDISKS; d++) {
 		uint64_t nb = s_blocks(s, d);

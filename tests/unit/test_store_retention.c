@@ -402,3 +402,38 @@ Test(store_retention, damaged_files_are_errors)
 	free(undo1);
 	s_src_free(&s);
 }
+
+Test(store_retention, relative_destinations_come_back_absolute)
+{
+	struct s_src s;
+	s_src_init(&s, 16, 16);
+	s_create(&s);
+	struct vr_store *st = s_open();
+	s_src_write(&s, 3, 3);
+	s_src_all_changed(&s);
+	s_instance(st, &s, true, NULL);
+	cr_assert_eq(chdir(s_root), 0);
+	char **paths = NULL;
+	cr_assert_eq(vr_store_export(st, NULL, "rel/copy", VR_STORE_COPY, &paths), 0);
+	for (unsigned d = 0; d < S_NDISKS; d++) {
+		char *want = vr_asprintf("%s/rel/copy/disk-%u.img", s_root, d);
+		cr_assert_str_eq(paths[d], want);
+		cr_assert(s_file_equals(paths[d], s.img[d], s.disks[d].size));
+		free(want);
+		free(paths[d]);
+	}
+	free(paths);
+	cr_assert_eq(vr_store_export(st, NULL, "rel/moved", VR_STORE_MOVE, &paths), 0);
+	cr_assert_eq(paths[0][0], '/');
+	for (unsigned d = 0; d < S_NDISKS; d++)
+		free(paths[d]);
+	free(paths);
+	/* The move is recorded by its absolute path: a retry from elsewhere
+	 * with the same directory succeeds. */
+	cr_assert_eq(chdir("/"), 0);
+	char *abs = vr_asprintf("%s/rel/moved", s_root);
+	cr_assert_eq(vr_store_export(st, NULL, abs, VR_STORE_MOVE, NULL), 0);
+	free(abs);
+	vr_store_close(st);
+	s_src_free(&s);
+}

@@ -159,6 +159,48 @@ Test(tunnel_config, proxy_bad_settings)
 	vr_proxy_config_free(&c);
 }
 
+Test(tunnel_config, proxy_metrics_and_limits)
+{
+	struct vr_proxy_config c;
+	proxy_required(&c);
+	cr_assert_null(c.metrics_address);
+	cr_assert_eq(c.failed_hello_burst, 10);
+	cr_assert_eq(c.failed_hello_rate, 30);
+	cr_assert_eq(c.failed_hello_addresses, 16384);
+	cr_assert_eq(c.site_data_connections, 64);
+	const char *path = write_file("[proxy]\nmetrics_address = 127.0.0.1:9100\n"
+				      "failed_hello_burst = 0\nfailed_hello_rate = 600\n"
+				      "failed_hello_addresses = 100\nsite_data_connections = 0\n");
+	char *error = NULL;
+	cr_assert_eq(vr_proxy_config_load(&c, path, &error), 0, "%s", error);
+	cr_assert_str_eq(c.metrics_address, "127.0.0.1:9100");
+	cr_assert_eq(c.failed_hello_burst, 0);
+	cr_assert_eq(c.failed_hello_rate, 600);
+	cr_assert_eq(c.failed_hello_addresses, 100);
+	cr_assert_eq(c.site_data_connections, 0);
+	cr_assert_eq(vr_proxy_config_check(&c, &error), 0, "%s", error);
+	/* empty: no endpoint */
+	cr_assert_eq(vr_proxy_config_set(&c, "proxy", "metrics_address", "", NULL), 0);
+	cr_assert_eq(vr_proxy_config_check(&c, &error), 0, "%s", error);
+	cr_assert_eq(vr_proxy_config_set(&c, "proxy", "metrics_address", "9100", NULL), 0);
+	cr_assert_eq(vr_proxy_config_check(&c, &error), VR_ECONFIG);
+	cr_assert_not_null(strstr(error, "metrics_address"), "%s", error);
+	free(error);
+	static const char *const bad[][2] = {
+		{"failed_hello_rate", "0"},
+		{"failed_hello_addresses", "1"},
+		{"failed_hello_burst", "-1"},
+		{"site_data_connections", "many"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		error = NULL;
+		cr_assert_eq(vr_proxy_config_set(&c, "proxy", bad[i][0], bad[i][1], &error),
+			     VR_ECONFIG, "%s = %s accepted", bad[i][0], bad[i][1]);
+		free(error);
+	}
+	vr_proxy_config_free(&c);
+}
+
 /* --- vrcloud-agent -------------------------------------------------------------- */
 
 #define PIN_A "546cee9b3f2107b7808cf83510985d74f4a6a5a326536f393addd359a998417f"

@@ -42,7 +42,13 @@ struct vr_proxy_config {
 	unsigned http_timeout;	     /* seconds one API call may take, default 10 */
 	unsigned connect_timeout;    /* seconds to connect to the API or a worker, 5 */
 	char *pid_file;		     /* optional */
-	char *port_file; /* optional: the bound public and internal ports, a line each */
+	char *port_file; /* optional: the bound public and internal ports, a line each
+			    (then the metrics port when metrics_address is set) */
+	char *metrics_address;		 /* plain HTTP host:port of GET /metrics; NULL or "": off */
+	unsigned failed_hello_burst;	 /* failed hellos an address may have at once, 10; 0 off */
+	unsigned failed_hello_rate;	 /* failed hellos an address gets back a minute, 30 */
+	unsigned failed_hello_addresses; /* addresses the limiter keeps, 16384 */
+	unsigned site_data_connections;	 /* data connections open per site, 64; 0 no limit */
 	/* [redis] */
 	char *redis_uri;    /* default redis://127.0.0.1:6379/0 */
 	char *redis_prefix; /* key and channel prefix, default "vrcloud" */

@@ -42,7 +42,9 @@ struct vr_store_instance {
 struct vr_store;
 
 /* Create the replication's directory with empty (sparse) replica disks, or
- * accept an existing one with the same disks. Returns 0, VR_ECONFLICT
+ * accept an existing one with the same disks (without waiting for its
+ * lock; after a VR_STORE_MOVE export it makes new empty replica disks, for
+ * which it takes the lock). Returns 0, VR_ECONFLICT
  * (exists with other disks), VR_EINVAL (bad id, keys or sizes) or VR_EIO,
  * with *error_out (caller frees) on failure. */
 int vr_store_create(const char *root, const char *replication, const struct vr_store_disk *disks,
@@ -72,8 +74,10 @@ const char *vr_store_disk_path(const struct vr_store *store, unsigned index);
  * token equal), it is kept and each block staged so far is given to the
  * decoder with vr_tx_dec_prime, in staging order (a torn or damaged
  * tail is cut off there); otherwise it is discarded. Then dec is ready for
- * vr_tx_dec_resume_reply. Returns 0, a vr_tx_err, VR_ECONFLICT (the
- * replica disks were moved out) or VR_EIO. */
+ * vr_tx_dec_resume_reply. Returns 0, a vr_tx_err, VR_EEXIST (the
+ * instance is already committed: a sender that missed the result reply
+ * retries it; nothing needs to be received), VR_ECONFLICT (the replica
+ * disks were moved out) or VR_EIO. */
 int vr_store_stage_begin(struct vr_store *store, struct vr_tx_dec *dec);
 /* Append a verified run (as vr_tx_dec hands it over) to the staging redo
  * log with the leaf hash of each block. Returns 0 or VR_EIO. */
@@ -109,7 +113,9 @@ int vr_store_pin(struct vr_store *store, const char *instance_id, bool pinned);
 /* The group hash of blocks [first, first + count) of a replica disk:
  * SHA-256 over the leaf hashes (vr_tx_leaf) of its blocks in order.
  * Returns 0, VR_EINVAL (outside the disk), VR_ECONFLICT (the replica disks
- * were moved out) or VR_EIO. */
+ * were moved out) or VR_EIO. It only reads the replica disks: another
+ * thread may call it while the store's owner stages runs (not while it
+ * commits, drops or exports). */
 int vr_store_group_hash(struct vr_store *store, unsigned disk, uint64_t first, uint32_t count,
 			uint8_t out[VR_TX_HASH]);
 
@@ -128,7 +134,8 @@ enum vr_store_export_mode {
 /* Write instance_id (NULL: the newest) of every disk into dest_dir (created
  * if missing) as disk-<index>.img, applying the undo logs newer than it
  * (cost proportional to what changed since). paths_out (may be NULL)
- * receives ndisks malloc'ed paths (caller frees each and the array).
+ * receives ndisks malloc'ed absolute paths (caller frees each and the
+ * array).
  * Returns 0, VR_ENOTFOUND (no such instance), VR_EINVAL (MOVE of an older
  * instance), VR_EEXIST (dest_dir already holds disk images), VR_ECONFLICT
  * (the replica disks were moved out; a repeated MOVE of the same instance
