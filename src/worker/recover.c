@@ -1,7 +1,8 @@
 /* The data of the recovery jobs (docs/recovery.md): a failover, planned
  * migration or test failover writes the replication's disks, as of one
  * instance of its replica store, into raw images under
- * <recovered_dir>/<replication id>/<kind>-<job id>/ with a manifest
+ * <recovered_dir>/<replication id>/test-<job id>/ (a test failover) or
+ * recovered-<instance id>/ (a failover or planned migration) with a manifest
  * (disks.ini); a test cleanup removes the test images. The store's lock is
  * held only while an export runs, so replication goes on around a test
  * failover. A directory is complete once it has its final name: exports
@@ -92,9 +93,9 @@ static bool exists(const char *path)
 	return stat(path, &st) == 0;
 }
 
-char *vr_recover_dir(const char *recovered_dir, const char *rg, const char *kind, const char *job)
+char *vr_recover_dir(const char *recovered_dir, const char *rg, const char *kind, const char *name)
 {
-	return vr_asprintf("%s/%s/%s-%s", recovered_dir, rg, kind, job);
+	return vr_asprintf("%s/%s/%s-%s", recovered_dir, rg, kind, name);
 }
 
 /* The manifest of a recovered VM's directory (docs/recovery.md). */
@@ -172,8 +173,7 @@ static int store_failure(struct vr_job_run *run, const char *rg, int rc, const c
 
 /* The instance to recover: instance_id, or the newest. */
 static int pick_instance(struct vr_job_run *run, struct vr_store *store, const char *rg,
-			 const char *instance_id, bool need_available,
-			 struct vr_store_instance *out, bool *newest_out)
+			 const char *instance_id, struct vr_store_instance *out, bool *newest_out)
 {
 	struct vr_store_instance *list = NULL;
 	size_t n = 0;
@@ -200,15 +200,6 @@ static int pick_instance(struct vr_job_run *run, struct vr_store *store, const c
 					   "replica (retention dropped it, or it never committed).",
 					   instance_id, rg);
 		}
-	}
-	if (need_available && !list[at].available) {
-		char id[VR_UUID_LEN + 1];
-		snprintf(id, sizeof id, "%s", list[at].id);
-		free(list);
-		return vr_job_fail(run, 409, "CONFLICT", "InstanceNotAvailable",
-				   "Instance %s of replication %s is no longer on the replica: a "
-				   "failover moved the replica disks out.",
-				   id, rg);
 	}
 	*out = list[at];
 	*newest_out = at == n - 1;
@@ -242,7 +233,7 @@ static int export_into(struct vr_store *store, const char *rg, const char *insta
 int vr_recover_export(struct vr_job_run *run, const char *rg, const char *instance_id,
 		      bool allow_move, const char *kind)
 {
-	char *dir = vr_recover_dir(run->recovered_dir, rg, kind, run->job->id);
+	char *dir = NULL;
 	char *parent = vr_asprintf("%s/%s", run->recovered_dir, rg);
 	struct vr_store *store = NULL;
 	char *error = NULL;
@@ -254,10 +245,21 @@ int vr_recover_export(struct vr_job_run *run, const char *rg, const char *instan
 	}
 	struct vr_store_instance chosen;
 	bool newest = false;
-	bool done = exists(dir);
-	status = pick_instance(run, store, rg, instance_id, !done, &chosen, &newest);
+	status = pick_instance(run, store, rg, instance_id, &chosen, &newest);
 	if (status)
 		goto out;
+	/* a test copy per job; a recovered VM per instance, so that a failover
+	 * run again (its boot check failed, say) finds the disks it moved */
+	bool test = strcmp(kind, "test") == 0;
+	dir = vr_recover_dir(run->recovered_dir, rg, kind, test ? run->job->id : chosen.id);
+	bool done = exists(dir);
+	if (!done && !chosen.available) {
+		status = vr_job_fail(run, 409, "CONFLICT", "InstanceNotAvailable",
+				     "Instance %s of replication %s is no longer on the replica: a "
+				     "failover moved the replica disks out.",
+				     chosen.id, rg);
+		goto out;
+	}
 	if (done) {
 		/* this job ran here before and finished its export */
 		char made[VR_UUID_LEN + 1];

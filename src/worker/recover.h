@@ -13,9 +13,9 @@
  * instance; one [disk KEY] section per disk with file and size. */
 #define VR_RECOVER_MANIFEST "disks.ini"
 
-/* <recovered_dir>/<rg>/<kind>-<job> (caller frees). kind: "recovered" or
- * "test". */
-char *vr_recover_dir(const char *recovered_dir, const char *rg, const char *kind, const char *job);
+/* <recovered_dir>/<rg>/<kind>-<name> (caller frees): kind "test" with the
+ * job's id, or "recovered" with the instance's. */
+char *vr_recover_dir(const char *recovered_dir, const char *rg, const char *kind, const char *name);
 
 /* Write instance_id ("" or NULL: the newest) of rg's replica into the
  * job's directory of kind, recording the images in run. allow_move: the

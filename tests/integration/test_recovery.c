@@ -624,13 +624,14 @@ Test(recovery, a_planned_migration_syncs_quiesced_then_moves_the_newest_instance
 	free(rg);
 }
 
-Test(recovery, a_failing_boot_check_and_a_replica_never_synced_fail_the_job_clearly)
+Test(recovery, a_failing_boot_check_fails_the_job_clearly_and_a_retried_failover_finds_its_disks)
 {
 	struct world w;
 	char *script = fmt("%s/boot-check-%d.sh", vrt_env("VRT_WORKDIR"), (int)getpid());
 	FILE *s = fopen(script, "w");
 	cr_assert_not_null(s);
-	fprintf(s, "#!/bin/sh\necho \"$@\" > %s.args\nexit 3\n", script);
+	/* fails until a file .pass appears beside it */
+	fprintf(s, "#!/bin/sh\necho \"$@\" > %s.args\ntest -e %s.pass || exit 3\n", script, script);
 	fclose(s);
 	chmod(script, 0755);
 	world_start(&w, script);
@@ -659,6 +660,46 @@ Test(recovery, a_failing_boot_check_and_a_replica_never_synced_fail_the_job_clea
 	free(vendor);
 	free(status);
 	free(task);
+
+	/* the failed test's images go with its cleanup */
+	status = act(rg, "testCleanup", NULL, NULL, NULL);
+	cr_assert_str_eq(status, "success", "%s", read_text(w.log));
+	free(status);
+	char *tests = fmt("ls -d %s/%s/test-* 2>/dev/null", w.recovered, rg);
+	cr_assert_neq(system(tests), 0, "a test directory is left");
+	free(tests);
+
+	/* a failover whose boot check fails keeps the disks it moved out; run
+	 * again once the check passes, it finds them */
+	char *fo = fmt("<FailoverParams xmlns=\"http://www.vmware.com/vr/v6.0\">"
+		       "<PowerOn>true</PowerOn></FailoverParams>");
+	status = act(rg, "failover", FAILOVER_MT, fo, &task);
+	cr_assert_str_eq(status, "error");
+	vendor = vrt_db_value("SELECT error_vendor FROM tasks WHERE id = $1::uuid", task);
+	cr_assert_str_eq(vendor, "BootCheckFailed");
+	free(vendor);
+	free(status);
+	free(task);
+	char *pass = fmt("%s.pass", script);
+	FILE *p = fopen(pass, "w");
+	cr_assert_not_null(p);
+	fclose(p);
+	status = act(rg, "failover", FAILOVER_MT, fo, &task);
+	cr_assert_str_eq(status, "success", "%s", read_text(w.log));
+	char *show = vapp_show(rg, "recovered");
+	char *path = kv(show, "disk_2000_path");
+	char *snap = rfx_snapshot(&f, id, 0);
+	cr_assert(rfx_cmp(path, snap), "the retried failover's image is not the instance");
+	char *power = kv(show, "power_state");
+	cr_assert_str_eq(power, "on");
+	free(power);
+	free(snap);
+	free(path);
+	free(show);
+	free(status);
+	free(task);
+	free(pass);
+	free(fo);
 
 	/* a replication whose replica this server never received */
 	char *never = new_replication("recovery-never");

@@ -2159,13 +2159,17 @@ Test(tunnel, reverse_requests_that_cannot_be_met_are_refused)
 	cr_assert_not_null(strstr(payload, "reason=protocol\n"), "%s", payload);
 	close(fd);
 
-	/* the site is connected, but its agent takes no failback data: the
-	 * request times out */
+	/* the site is connected, but its agent has no handler for the
+	 * request's purpose: the request times out */
 	char *address = address_of(&proxy);
 	agent_start(&agent, &w, "site-a", address, NULL);
 	cr_assert(wait_file_contains(agent.log, "event=connected", 15));
 	start = now_s();
-	fd = worker_request(proxy.internal_port, w.peer, NULL);
+	char *unknown = fmt("version=1\npeer=%s\nreplication=" REPL "\npurpose=backup\n"
+			    "worker=worker-9\n",
+			    w.peer);
+	fd = worker_request(proxy.internal_port, w.peer, unknown);
+	free(unknown);
 	cr_assert_eq(read_plain_frame(fd, payload, sizeof payload), VR_FRAME_REFUSE);
 	cr_assert_not_null(strstr(payload, "reason=unreachable\n"), "%s", payload);
 	cr_assert_geq(now_s() - start, 1.5);
