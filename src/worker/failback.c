@@ -334,7 +334,22 @@ static int read_hashes(struct fb *f)
 {
 	uint8_t *buf = vr_malloc(VR_FB_GROUP_BYTES);
 	int rc = 0;
+	uint64_t compared = 0, reported = 0;
 	for (;;) {
+		/* a report each 16384 groups (1 GiB): progress, and a cancel
+		 * taken at a safe point */
+		if (compared - reported >= 16384) {
+			char message[160];
+			snprintf(message, sizeof message,
+				 "Failback: %" PRIu64 " of %" PRIu64 " groups compared", compared,
+				 f->groups);
+			int status = vr_job_report(f->run, 40, message);
+			if (status) {
+				free(buf);
+				return status;
+			}
+			reported = compared;
+		}
 		struct vr_tx_hash_record rec;
 		size_t used = 0;
 		rc = f->in_len ? vr_tx_hash_record_decode(f->in, f->in_len, &used, &rec)
@@ -352,6 +367,7 @@ static int read_hashes(struct fb *f)
 			break;
 		}
 		rc = compare(f, &rec, buf);
+		compared += rec.count;
 		consume(f, used);
 		if (rc)
 			break;
