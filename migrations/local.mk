@@ -5,4 +5,5 @@ dist_migrations_DATA = migrations/0001_foundation.sql migrations/0002_jobs.sql \
 	migrations/0004_failback.sql \
 	migrations/0005_cancel.sql \
 	migrations/0006_sites.sql \
-	migrations/0007_instances.sql
+	migrations/0007_instances.sql \
+	migrations/0008_recovery.sql

@@ -16,6 +16,7 @@ EXTRA_DIST += schema/README.md
 
 EXTRA_DIST += \
 	schema/examples/valid/internal-job-result.xml \
+	schema/examples/valid/internal-job-result-recovered.xml \
 	schema/examples/valid/internal-job.xml \
 	schema/examples/valid/internal-replica-server.xml \
 	schema/examples/valid/internal-site-verify.xml \
@@ -26,6 +27,7 @@ EXTRA_DIST += \
 	schema/examples/valid/internal-instance-retention.xml \
 	schema/examples/valid/internal-server-statistics.xml \
 	schema/examples/invalid/internal-instance-record-short-hash.xml \
+	schema/examples/invalid/internal-job-result-disk-key-not-a-number.xml \
 	schema/examples/invalid/internal-replication-server-lookup-bad-peer.xml \
 	schema/examples/invalid/internal-site-verify-empty-credential.xml \
 	schema/examples/invalid/internal-site-missing-vdc.xml \

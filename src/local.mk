@@ -33,6 +33,9 @@ libvrcloud_la_SOURCES += src/db/sites.c src/api/internal_sites.c
 # Instances recorded by replica servers, and their retention (docs/instances.md).
 libvrcloud_la_SOURCES += src/db/instances.c src/api/internal_instances.c src/api/retention.c
 EXTRA_DIST += docs/instances.md
+# Recovered VMs' disk images (docs/recovery.md).
+libvrcloud_la_SOURCES += src/db/recovery.c src/api/recovered.c \
+	src/include/vrcloud/failback.h src/failback/codec.c
 # The transfer protocol of data connections (docs/transfer-protocol.md).
 libvrcloud_la_SOURCES += src/include/vrcloud/transfer.h src/transfer/wire.h \
 	src/transfer/wire.c src/transfer/encode.c src/transfer/decode.c src/transfer/preamble.c \

@@ -5,8 +5,7 @@
  * seen again (delivery is at least once) is acknowledged again and logged
  * as repeated. A connect frame is followed on a thread of its own: the
  * agent dials the named proxy with the cookie and hands the stream to the
- * handler of the request's purpose (today "probe"; the failback receiver
- * comes with the data plane). */
+ * handler of the request's purpose ("probe", or "failback": failback.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -146,11 +145,49 @@ static void *probe_main(void *arg)
 	return NULL;
 }
 
+/* Serve one failback: dial, compare, stage, apply, answer (failback.c). */
+static void *failback_main(void *arg)
+{
+	struct handler *h = arg;
+	struct vr_agent *agent = h->agent;
+	const struct vr_tunnel_connect *c = &h->connect;
+	struct vr_agent_conn *conn = NULL;
+	char *error = NULL;
+	int rc = vr_agent_reverse_open(&conn, &agent->tls, agent->config, agent->credential,
+				       c->address, c->cookie, &error);
+	if (rc) {
+		vr_log_warn("reverse_failed", "purpose", c->purpose, "address", c->address, "error",
+			    error);
+	} else {
+		vr_agent_conn_set_timeout(conn, HANDLER_IDLE_MS);
+		struct vr_agent_failback_stats stats;
+		free(error);
+		error = NULL;
+		rc = vr_agent_failback_serve(conn, agent->config->state_dir, &stats, &error);
+		char groups[24], blocks[24], bytes[24];
+		snprintf(groups, sizeof groups, "%llu", (unsigned long long)stats.groups);
+		snprintf(blocks, sizeof blocks, "%llu", (unsigned long long)stats.blocks);
+		snprintf(bytes, sizeof bytes, "%llu", (unsigned long long)stats.bytes);
+		if (rc)
+			vr_log_warn("failback_failed", "replication", stats.failback, "source",
+				    stats.source, "vmdir", stats.vmdir, "error", error);
+		else
+			vr_log_info("failback_applied", "replication", stats.failback, "source",
+				    stats.source, "vmdir", stats.vmdir, "groups", groups, "blocks",
+				    blocks, "bytes", bytes);
+		vr_agent_conn_close(conn);
+	}
+	free(error);
+	explicit_bzero(h->connect.cookie, sizeof h->connect.cookie);
+	free(h);
+	handler_done(agent);
+	return NULL;
+}
+
 /* A CONNECT frame: a worker asks for a reverse connection. The handler of
  * its purpose runs on a thread of its own, so the control connection
- * beats on meanwhile. A purpose without a handler here (failback, until
- * the data plane has its receiver) is logged; the worker's request times
- * out at the proxy. */
+ * beats on meanwhile. A purpose without a handler here is logged; the
+ * worker's request times out at the proxy. */
 static void on_connect(struct vr_agent *agent, const struct vr_tunnel_frame *frame)
 {
 	struct handler *h = vr_calloc(1, sizeof *h);
@@ -163,7 +200,12 @@ static void on_connect(struct vr_agent *agent, const struct vr_tunnel_frame *fra
 	}
 	const struct vr_tunnel_connect *c = &h->connect;
 	const char *refusal = NULL;
-	if (strcmp(c->purpose, VR_TUNNEL_PURPOSE_PROBE) != 0)
+	void *(*handler_main)(void *) = NULL;
+	if (strcmp(c->purpose, VR_TUNNEL_PURPOSE_PROBE) == 0)
+		handler_main = probe_main;
+	else if (strcmp(c->purpose, VR_TUNNEL_PURPOSE_FAILBACK) == 0)
+		handler_main = failback_main;
+	else
 		refusal = "this agent has no handler for the purpose";
 	pthread_mutex_lock(&agent->lock);
 	if (!refusal && agent->handlers >= MAX_HANDLERS)
@@ -172,7 +214,7 @@ static void on_connect(struct vr_agent *agent, const struct vr_tunnel_frame *fra
 		agent->handlers++;
 	pthread_mutex_unlock(&agent->lock);
 	pthread_t thread;
-	if (!refusal && pthread_create(&thread, NULL, probe_main, h) != 0) {
+	if (!refusal && pthread_create(&thread, NULL, handler_main, h) != 0) {
 		handler_done(agent);
 		refusal = "a thread could not be started";
 	}

@@ -32,6 +32,7 @@ void vr_agent_config_init(struct vr_agent_config *config)
 	config->backoff_max = 60;
 	config->heartbeat_default = 10;
 	config->log_level = VR_LOG_INFO;
+	config->state_dir = vr_strdup("/var/lib/vrcloud-agent");
 }
 
 void vr_agent_config_free(struct vr_agent_config *config)
@@ -46,6 +47,7 @@ void vr_agent_config_free(struct vr_agent_config *config)
 	free(config->server_name);
 	free(config->pid_file);
 	free(config->log_file);
+	free(config->state_dir);
 	memset(config, 0, sizeof *config);
 }
 
@@ -64,6 +66,7 @@ static const struct vr_ini_key keys[] = {
 	U("agent", "backoff_max", backoff_max, 1, 86400),
 	U("agent", "heartbeat_default", heartbeat_default, 1, 3600),
 	S("agent", "pid_file", pid_file),
+	S("agent", "state_dir", state_dir),
 	VR_INI_LEVEL_KEY(struct vr_agent_config, "log", "level", log_level),
 	S("log", "file", log_file),
 };

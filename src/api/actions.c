@@ -21,7 +21,7 @@
 enum lock_col {
 	L_ID, L_NAME, L_KIND, L_ORG, L_VDC, L_RECOVERY, L_TEST, L_REPLICATION, L_PAUSED,
 	L_HAS_INSTANCE, L_FAILOVER, L_TEST_FAILOVER, L_PLANNED, L_REPLICATION_ON, L_DELETING,
-	L_HAS_FAILBACK, L_PEER,
+	L_HAS_FAILBACK, L_PEER, L_SOURCE,
 };
 
 /* accept_in_transaction's status for an InstanceId that is not one of the
@@ -94,8 +94,22 @@ static bool read_params(struct vr_request *req, const struct vr_input_spec *spec
 }
 
 /* The job's parameters: a's, with the replication's peer added as
- * "PeerId" (the worker sends the site its commands with it). */
-static char *job_params(const char *params, const char *peer)
+ * "PeerId" (the worker sends the site its commands with it) and, for a
+ * failback replication, "SourceReplicationId" (the replication it sends
+ * back, whose recovered disks the worker reads: docs/recovery.md). */
+static char *job_params_of(const char *params, const char *peer);
+
+static char *job_params(const char *params, const char *peer, const char *source)
+{
+	char *base = job_params_of(params, peer);
+	if (!source || !source[0])
+		return base;
+	char *with = vr_asprintf("{\"SourceReplicationId\": \"%s\", %s", source, base + 1);
+	free(base);
+	return with;
+}
+
+static char *job_params_of(const char *params, const char *peer)
 {
 	const char *rest = params;
 	while (*rest == ' ')
@@ -197,7 +211,8 @@ static int accept_in_transaction(struct vr_request *req, struct vr_db *db,
 				     state.paused ? "true" : "false"};
 		rc = vr_db_exec(db, "action_replication_set_state", NULL, 5, set);
 		snprintf(lane_out, 64, "replication:%s", req->ids[0]);
-		char *params = job_params(a->params, vr_db_str(rg, 0, L_PEER));
+		char *params = job_params(a->params, vr_db_str(rg, 0, L_PEER),
+					  vr_db_str(rg, 0, L_SOURCE));
 		const char *job[] = {task_out, vr_db_str(rg, 0, L_ORG), lane_out,
 				     vr_engine_action_token(a->action), params};
 		if (rc >= 0)

@@ -214,6 +214,12 @@ struct vr_db;
 int vr_api_job_effect(struct vr_db *db, const char *lane, const char *action, const char *task,
 		      const char *params, bool succeeded);
 
+/* The disk images a successful recovery job names in its JobResult
+ * (result: the document's root; NULL: none), recorded with the vApp its
+ * effect made (recovered.c). Returns a db status (>= 0 ok). */
+int vr_api_job_recovered(struct vr_db *db, const char *lane, const char *action,
+			 xmlNodePtr result);
+
 /* A name a tenant gives (a VM, a site, a disk): 1 to max_chars characters
  * (UTF-8), not all spaces, no control characters (configure.c). */
 bool vr_api_name_ok(const char *s, size_t max_chars);

@@ -245,7 +245,7 @@ static const struct vr_input_spec result_spec = {
 /* End a job and its Task with outcome, applying the effect, all at once. */
 static enum MHD_Result finish_job(struct vr_request *req, const char *outcome, const char *major,
 				  const char *minor, const char *vendor, const char *message,
-				  bool dead)
+				  bool dead, xmlNodePtr result)
 {
 	struct vr_db *db = vr_request_db(req);
 	if (!db)
@@ -287,6 +287,9 @@ static enum MHD_Result finish_job(struct vr_request *req, const char *outcome, c
 			rc = vr_api_job_effect(db, vr_db_str(job, 0, J_LANE),
 					       vr_db_str(job, 0, J_ACTION), vr_db_str(job, 0, J_TASK),
 					       vr_db_str(job, 0, J_PARAMS), ok);
+		if (ok && rc >= 0)
+			rc = vr_api_job_recovered(db, vr_db_str(job, 0, J_LANE),
+						  vr_db_str(job, 0, J_ACTION), result);
 		const char *task_status = ok ? "success" : canceled ? "canceled" : "error";
 		const char *job_state = ok ? "succeeded" : canceled ? "canceled" : dead ? "dead"
 											  : "failed";
@@ -340,12 +343,13 @@ static enum MHD_Result result_route(struct vr_request *req, bool dead)
 				   "JobDeliveryExhausted",
 				   message ? (const char *)message
 					   : "The job failed on every replica server that took it.",
-				   true);
+				   true, NULL);
 	else
 		reply = finish_job(req, (const char *)outcome, major ? (const char *)major : "500",
 				   minor ? (const char *)minor : "INTERNAL_SERVER_ERROR",
 				   (const char *)vendor,
-				   message ? (const char *)message : "The job failed.", false);
+				   message ? (const char *)message : "The job failed.", false,
+				   root);
 	xmlFree(outcome);
 	xmlFree(major);
 	xmlFree(minor);

@@ -23,7 +23,10 @@ static const char vapp_list_help[] = "Usage: vrcloudctl vapp list [ORG] [--all]\
 
 static const char vapp_show_help[] = "Usage: vrcloudctl vapp show ID\n"
 				     "\n"
-				     "Show one vApp with its replication and point-in-time instance.\n"
+				     "Show one vApp with its replication and point-in-time instance,\n"
+				     "and where the images of a recovered or test VM's disks are:\n"
+				     "disk_KEY_path= and disk_KEY_size= for each disk (KEY: its device\n"
+				     "key).\n"
 				     "\n"
 				     "Options:\n"
 				     "  -h, --help  show this help\n";
@@ -45,6 +48,27 @@ static const char sql_show[] =
 	" FROM vapps a JOIN orgs o ON o.id = a.org_id JOIN vdcs v ON v.id = a.vdc_id"
 	" LEFT JOIN replications r ON r.id = a.replication_id"
 	" LEFT JOIN instances i ON i.id = a.instance_id WHERE a.id = $1::uuid";
+
+static const char sql_disks[] = "SELECT device_key, path, size_bytes FROM vapp_disks"
+				" WHERE vapp_id = $1::uuid ORDER BY device_key";
+
+/* disk_KEY_path= and disk_KEY_size= lines of the vApp's disk images. */
+static int print_disks(struct vr_ctl *ctl, const char *id)
+{
+	const char *params[] = {id};
+	PGresult *res = NULL;
+	int err = vr_ctl_db_exec(&res, ctl, sql_disks, 1, params);
+	if (err)
+		return err;
+	for (int i = 0; i < PQntuples(res); i++) {
+		char *path = vr_ctl_shell_quote(PQgetvalue(res, i, 1));
+		printf("disk_%s_path=%s\ndisk_%s_size=%s\n", PQgetvalue(res, i, 0), path,
+		       PQgetvalue(res, i, 0), PQgetvalue(res, i, 2));
+		free(path);
+	}
+	PQclear(res);
+	return 0;
+}
 
 static int vapp_list(struct vr_ctl *ctl, int argc, char **argv)
 {
@@ -106,7 +130,8 @@ static int vapp_show(struct vr_ctl *ctl, int argc, char **argv)
 		free(value);
 	}
 	PQclear(res);
-	return VR_CTL_EXIT_OK;
+	err = print_disks(ctl, id);
+	return err ? vr_ctl_exit_status(err) : VR_CTL_EXIT_OK;
 }
 
 static const struct vr_ctl_command vapp_commands[] = {

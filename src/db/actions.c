@@ -18,7 +18,7 @@ const struct vr_db_stmt vr_db_stmts_actions[] = {
 	 "   AND f.source_replication_id = r.id)"
 	 " OR EXISTS (SELECT 1 FROM jobs j WHERE j.lane = 'replication:' || r.id"
 	 "   AND j.action = 'reverse' AND j.state IN ('queued', 'running')),"
-	 " r.peer_id"
+	 " r.peer_id, coalesce(r.source_replication_id::text, '')"
 	 " FROM replications r JOIN vdcs v ON v.id = r.vdc_id"
 	 " WHERE r.id = $1::uuid AND r.kind = $3"
 	 " AND ($2::uuid IS NULL OR r.org_id = $2::uuid)"

@@ -19,6 +19,7 @@ extern const struct vr_db_stmt vr_db_stmts_configure[];
 extern const struct vr_db_stmt vr_db_stmts_cancel[];
 extern const struct vr_db_stmt vr_db_stmts_sites[];
 extern const struct vr_db_stmt vr_db_stmts_instances[];
+extern const struct vr_db_stmt vr_db_stmts_recovery[];
 
 /* NULL-terminated list of the tables above. */
 extern const struct vr_db_stmt *const vr_db_statement_tables[];

@@ -25,7 +25,8 @@ TESTS += tests/unit/test_tunnel_config
 # vrcloud-proxy and vrcloud-agent as built, with TLS, the API and Redis.
 check_PROGRAMS += tests/integration/test_tunnel
 tests_integration_test_tunnel_SOURCES = tests/integration/test_tunnel.c \
-	tests/integration/harness.c tests/integration/harness.h
+	tests/integration/harness.c tests/integration/harness.h \
+	tests/integration/replica.c tests/integration/replica.h
 tests_integration_test_tunnel_CFLAGS = $(TEST_CFLAGS)
 tests_integration_test_tunnel_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_integration_test_tunnel_LDADD = $(TEST_LIBS)

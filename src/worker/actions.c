@@ -15,6 +15,7 @@
 #include "vrcloud/store.h"
 #include "vrcloud/uuid.h"
 #include "vrcloud/worker.h"
+#include "worker/recover.h"
 
 int vr_job_report(struct vr_job_run *run, int progress, const char *message)
 {
@@ -93,8 +94,9 @@ static const char *instance_text(const struct vr_recovery_params *params, char *
 /* Queue command name for the replication rg's site (docs/tunnels.md): the
  * job goes on once Redis took it; the proxy holding the site delivers it
  * (or, the site being away, its next control connection does) and logs the
- * agent's ack. */
-static int site_command(struct vr_job_run *run, const char *rg, const char *name)
+ * agent's ack. extra: further key, value pairs ended by NULL (or NULL). */
+static int site_command_with(struct vr_job_run *run, const char *rg, const char *name,
+			     const char *const *extra)
 {
 	if (!run->redis)
 		return 0;
@@ -103,7 +105,13 @@ static int site_command(struct vr_job_run *run, const char *rg, const char *name
 		return vr_job_fail(run, 500, "INTERNAL_SERVER_ERROR", "JobParamsInvalid",
 				   "The parameters of the %s job name no PeerId.",
 				   run->job->action);
-	const char *fields[] = {"replication", rg, NULL};
+	const char *fields[8] = {"replication", rg};
+	size_t n = 2;
+	for (size_t i = 0; extra && extra[i] && n + 2 < sizeof fields / sizeof fields[0]; i += 2) {
+		fields[n++] = extra[i];
+		fields[n++] = extra[i + 1];
+	}
+	fields[n] = NULL;
 	int rc = vr_tunnel_command_push(run->redis, run->tunnel_prefix, peer, name, fields, id);
 	if (rc) {
 		vr_log_warn("site_command_failed", "peer", peer, "command", name, "replication", rg,
@@ -118,9 +126,42 @@ static int site_command(struct vr_job_run *run, const char *rg, const char *name
 	return 0;
 }
 
+static int site_command(struct vr_job_run *run, const char *rg, const char *name)
+{
+	return site_command_with(run, rg, name, NULL);
+}
+
+/* The data of a recovery (recover.c): a fresh instance first when asked
+ * (the site is sent `sync`, quiesced for a planned migration, and the job
+ * waits for an instance whose point in time follows its start), then the
+ * images, then the boot check of a VM to be powered on. */
+static int recover_data(struct vr_job_run *run, const char *rg,
+			const struct vr_recovery_params *params, bool sync, bool quiesce,
+			bool allow_move, const char *kind)
+{
+	char synced[VR_UUID_LEN + 1] = "";
+	const char *instance = params->instance_id;
+	int rc = 0;
+	if (sync) {
+		int64_t start = vr_recover_now_ms();
+		const char *quiesced[] = {"quiesce", "true", NULL};
+		rc = site_command_with(run, rg, VR_COMMAND_SYNC, quiesce ? quiesced : NULL);
+		if (!rc)
+			rc = vr_recover_wait_instance(run, rg, start, synced);
+		instance = synced;
+	}
+	if (!rc)
+		rc = vr_job_report(run, 50, "Writing the disks of the recovered virtual machine");
+	if (!rc)
+		rc = vr_recover_export(run, rg, instance, allow_move, kind);
+	if (!rc && params->power_on)
+		rc = vr_recover_boot_check(run, rg);
+	return rc;
+}
+
 /* failover, testFailover and plannedMigration share their shape. */
 static int recovery(struct vr_job_run *run, const char *what, const char *recover_step,
-		    bool always_sync, bool command)
+		    bool always_sync, bool test)
 {
 	char rg[VR_UUID_LEN + 1];
 	struct vr_recovery_params params;
@@ -131,18 +172,30 @@ static int recovery(struct vr_job_run *run, const char *what, const char *recove
 		return rc;
 	char instance[64], first[256], third[256];
 	bool sync = always_sync || params.synchronize;
-	if (command && params.synchronize)
-		rc = site_command(run, rg, VR_COMMAND_SYNC);
-	if (rc)
-		return rc;
 	snprintf(first, sizeof first, "%s of replication %s: %s", what, rg,
 		 sync ? "synchronizing a last instance from the source site"
 		      : "preparing the recovery");
+	rc = vr_job_report(run, 10, first);
+	if (rc)
+		return rc;
+	if (run->config && run->store_dir && run->recovered_dir) {
+		rc = recover_data(run, rg, &params, sync, always_sync, !test,
+				  test ? "test" : "recovered");
+	} else if (test && params.synchronize) {
+		rc = site_command(run, rg, VR_COMMAND_SYNC);
+		if (!rc)
+			rc = vr_job_report(run, 50, recover_step);
+	} else {
+		rc = vr_job_report(run, 50, recover_step);
+	}
+	if (rc)
+		return rc;
 	snprintf(third, sizeof third, "%s of replication %s: recovered from %s, %s", what, rg,
-		 sync ? "the synchronized instance"
-		      : instance_text(&params, instance, sizeof instance),
+		 run->recovered_instance[0] ? run->recovered_instance
+		 : sync			    ? "the synchronized instance"
+					    : instance_text(&params, instance, sizeof instance),
 		 params.power_on ? "powering on" : "left powered off");
-	return phases(run, first, recover_step, third);
+	return vr_job_report(run, 90, third);
 }
 
 static int action_failover(struct vr_job_run *run)
@@ -175,9 +228,22 @@ static int simple(struct vr_job_run *run, const char *first, const char *second,
 
 static int action_test_cleanup(struct vr_job_run *run)
 {
-	return simple(run, "Test cleanup: finding the test virtual machine",
-		      "Test cleanup: removing the test copy",
-		      "Test cleanup: the replication is ready for another test");
+	char rg[VR_UUID_LEN + 1];
+	int rc = lane_replication(run, rg);
+	if (rc || !run->config || !run->recovered_dir)
+		return rc ? rc
+			  : phases(run, "Test cleanup: finding the test virtual machine",
+				   "Test cleanup: removing the test copy",
+				   "Test cleanup: the replication is ready for another test");
+	rc = vr_job_report(run, 10, "Test cleanup: finding the test virtual machine");
+	unsigned removed = 0;
+	if (!rc)
+		rc = vr_recover_cleanup_tests(run, rg, &removed);
+	char done[160];
+	snprintf(done, sizeof done,
+		 "Test cleanup: %u test cop%s removed; the replication is ready for another test",
+		 removed, removed == 1 ? "y" : "ies");
+	return rc ? rc : vr_job_report(run, 90, done);
 }
 
 /* simple, with command name sent to the replication's site first. */
@@ -193,8 +259,31 @@ static int commanding(struct vr_job_run *run, const char *name, const char *firs
 	return phases(run, first, second, third);
 }
 
+/* The source replication a failback replication's job names
+ * ("SourceReplicationId", which the API adds for failback replications). */
+static bool failback_source(const struct vr_job_run *run, char out[VR_UUID_LEN + 1])
+{
+	static const char key[] = "\"SourceReplicationId\": \"";
+	const char *at = run->job->params ? strstr(run->job->params, key) : NULL;
+	if (!at)
+		return false;
+	char text[VR_UUID_LEN + 1];
+	snprintf(text, sizeof text, "%.*s", VR_UUID_LEN, at + sizeof key - 1);
+	return vr_uuid_canon(out, text) == 0;
+}
+
 static int action_sync(struct vr_job_run *run)
 {
+	char fb[VR_UUID_LEN + 1], source[VR_UUID_LEN + 1];
+	if (run->config && run->recovered_dir && failback_source(run, source)) {
+		const char *extra[] = {"source", source, NULL};
+		int rc = lane_replication(run, fb);
+		if (!rc)
+			rc = site_command_with(run, fb, VR_COMMAND_START_FAILBACK_RECEIVE, extra);
+		if (!rc)
+			rc = vr_failback_sync(run, fb, source);
+		return rc;
+	}
 	return commanding(run, VR_COMMAND_SYNC, "Sync: asking the source site for a new instance",
 			  "Sync: waiting for the instance transfer",
 			  "Sync: the new instance is committed");
@@ -250,6 +339,12 @@ static int action_delete(struct vr_job_run *run)
 		free(error);
 		return rc;
 	}
+	/* the API drops the test vApp with the replication; a recovered VM stays */
+	unsigned removed = 0;
+	if (run->recovered_dir && run->config)
+		rc = vr_recover_cleanup_tests(run, rg, &removed);
+	if (rc)
+		return rc;
 	return vr_job_report(run, 90, "Delete: the replication is gone from this server");
 }
 
@@ -403,6 +498,16 @@ const struct vr_job_action vr_worker_actions[] = {
 	{NULL, NULL},
 };
 
+void vr_job_run_clear(struct vr_job_run *run)
+{
+	for (unsigned i = 0; i < run->ndisks; i++)
+		free(run->disks[i].path);
+	free(run->disks);
+	run->disks = NULL;
+	run->ndisks = 0;
+	run->recovered_instance[0] = '\0';
+}
+
 const struct vr_job_action *vr_worker_action_find(const char *name)
 {
 	if (!name)
@@ -424,7 +529,13 @@ int vr_worker_job_execute(struct vr_job_run *run, struct vr_worker_result *resul
 					  "This replica server has no action '%.64s'.",
 					  run->job->action);
 	switch (status) {
-	case VR_JOB_SUCCEEDED: result_out->outcome = VR_OUTCOME_SUCCESS; break;
+	case VR_JOB_SUCCEEDED:
+		result_out->outcome = VR_OUTCOME_SUCCESS;
+		result_out->instance_id =
+			run->recovered_instance[0] ? run->recovered_instance : NULL;
+		result_out->disks = run->disks;
+		result_out->ndisks = run->ndisks;
+		break;
 	case VR_JOB_FAILED:
 		result_out->outcome = VR_OUTCOME_ERROR;
 		result_out->major = run->error_major;

@@ -53,6 +53,8 @@ void vr_worker_config_init(struct vr_worker_config *config)
 	config->recovered_dir = vr_strdup("/var/lib/vrcloud/recovered");
 	config->max_transfers = 16;
 	config->transfer_idle_timeout = 120;
+	config->proxy_internal = vr_strdup("127.0.0.1:8444");
+	config->sync_timeout = 600;
 }
 
 void vr_worker_config_free(struct vr_worker_config *config)
@@ -70,6 +72,8 @@ void vr_worker_config_free(struct vr_worker_config *config)
 	free(config->store_dir);
 	free(config->recovered_dir);
 	free(config->traffic_listen);
+	free(config->boot_check);
+	free(config->proxy_internal);
 	memset(config, 0, sizeof *config);
 }
 
@@ -95,6 +99,9 @@ static const struct vr_ini_key keys[] = {
 	S("worker", "traffic_listen", traffic_listen),
 	U("worker", "max_transfers", max_transfers, 1, 1024),
 	U("worker", "transfer_idle_timeout", transfer_idle_timeout, 1, 86400),
+	S("worker", "boot_check", boot_check),
+	S("worker", "proxy_internal", proxy_internal),
+	U("worker", "sync_timeout", sync_timeout, 1, 86400),
 	S("redis", "uri", redis_uri),
 	S("jobs", "prefix", jobs_prefix),
 	U("jobs", "block", block, 100, 4000),

@@ -107,6 +107,22 @@ int vr_worker_doc_job_result(struct vr_buf *out, const char *server_id,
 		vr_xml_elem(w, "VendorSpecificErrorCode", result->vendor);
 	if (result->message)
 		vr_xml_elem(w, "Message", result->message);
+	if (result->instance_id && vr_uuid_valid(result->instance_id))
+		vr_xml_elem(w, "InstanceId", result->instance_id);
+	for (unsigned i = 0; i < result->ndisks && i < 64; i++) {
+		const struct vr_worker_disk *disk = &result->disks[i];
+		size_t key_len = strlen(disk->key), path_len = disk->path ? strlen(disk->path) : 0;
+		if (key_len == 0 || key_len > 9 || strspn(disk->key, "0123456789") != key_len ||
+		    path_len == 0 || path_len > 4096) {
+			vr_xml_free(w);
+			return VR_EINVAL;
+		}
+		vr_xml_start(w, "Disk");
+		vr_xml_elem(w, "Key", disk->key);
+		vr_xml_elem(w, "Path", disk->path);
+		vr_xml_elemf(w, "Size", "%llu", (unsigned long long)disk->size);
+		vr_xml_end(w);
+	}
 	vr_xml_end(w);
 	return vr_xml_finish(w, out);
 }

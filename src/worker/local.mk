@@ -6,7 +6,8 @@ libvrcloud_la_SOURCES += \
 	src/worker/config.c src/worker/documents.c src/worker/client.c \
 	src/worker/actions.c src/worker/runner.c src/worker/worker.c \
 	src/worker/receiver.h src/worker/receiver.c src/worker/receive.c \
-	src/worker/instances.c
+	src/worker/instances.c \
+	src/worker/recover.h src/worker/recover.c src/worker/failback.c
 libvrcloud_la_CFLAGS += $(CURL_CFLAGS)
 libvrcloud_la_LIBADD += $(CURL_LIBS)
 
@@ -15,7 +16,7 @@ vrcloud_worker_SOURCES = src/cmd/vrcloud-worker.c
 vrcloud_worker_CFLAGS = $(AM_CFLAGS) $(LIBDEPS_CFLAGS) $(CURL_CFLAGS)
 vrcloud_worker_LDADD = libvrcloud.la $(CURL_LIBS)
 
-EXTRA_DIST += docs/worker.md
+EXTRA_DIST += docs/worker.md docs/recovery.md
 
 check_PROGRAMS += tests/unit/test_worker_config
 tests_unit_test_worker_config_SOURCES = tests/unit/test_worker_config.c
@@ -53,3 +54,13 @@ tests_integration_test_worker_CFLAGS = $(TEST_CFLAGS)
 tests_integration_test_worker_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_integration_test_worker_LDADD = $(TEST_LIBS)
 TESTS += tests/integration/test_worker
+
+# The recovery jobs moving data, with a replica store the test fills.
+check_PROGRAMS += tests/integration/test_recovery
+tests_integration_test_recovery_SOURCES = tests/integration/test_recovery.c \
+	tests/integration/replica.c tests/integration/replica.h \
+	tests/integration/harness.c tests/integration/harness.h
+tests_integration_test_recovery_CFLAGS = $(TEST_CFLAGS)
+tests_integration_test_recovery_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_recovery_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/test_recovery

@@ -220,6 +220,7 @@ static enum delivery_end run_job(struct runner *x, const struct vr_jobq_delivery
 	run.tunnel_prefix = x->w->config->jobs_prefix;
 	run.store_dir = x->w->config->store_dir;
 	run.recovered_dir = x->w->config->recovered_dir;
+	run.config = x->w->config;
 	x->delivery = d;
 	struct vr_worker_result result;
 	int status = vr_worker_job_execute(&run, &result);
@@ -228,17 +229,21 @@ static enum delivery_end run_job(struct runner *x, const struct vr_jobq_delivery
 		vr_log_info("job_dropped", "job", d->job_id, "reason",
 			    "this server no longer runs the job (JOB_NOT_RUNNING)");
 		ack(x, d);
+		vr_job_run_clear(&run);
 		return DELIVERY_DONE;
 	}
 	if (status == VR_JOB_ABORTED) {
 		vr_log_warn("job_abandoned", "job", d->job_id, "reason",
 			    "shutdown timeout; the entry stays pending for another worker");
+		vr_job_run_clear(&run);
 		return DELIVERY_STOPPED;
 	}
 	if (status == VR_JOB_FAILED)
 		vr_log_warn("job_failed", "job", d->job_id, "action", job->action, "vendor_code",
 			    result.vendor, "message", result.message);
-	return complete(x, d, job, &result);
+	enum delivery_end end = complete(x, d, job, &result);
+	vr_job_run_clear(&run);
+	return end;
 }
 
 /* Take job_id as this runner's job, unless another runner of this worker

@@ -14,7 +14,8 @@
 check_PROGRAMS += tests/integration/test_faults
 tests_integration_test_faults_SOURCES = tests/integration/test_faults.c \
 	tests/integration/harness.c tests/integration/harness.h \
-	tests/integration/helpers.c tests/integration/helpers.h
+	tests/integration/helpers.c tests/integration/helpers.h \
+	tests/integration/replica.c tests/integration/replica.h
 tests_integration_test_faults_CFLAGS = $(TEST_CFLAGS)
 tests_integration_test_faults_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_integration_test_faults_LDADD = $(TEST_LIBS)

@@ -34,6 +34,7 @@
 
 #include "integration/harness.h"
 #include "integration/helpers.h"
+#include "integration/replica.h"
 #include "vrcloud/jobq.h"
 #include "vrcloud/redis.h"
 
@@ -122,6 +123,42 @@ struct worker {
 
 static struct worker workers[MAX_WORKERS];
 
+/* The workers' shared replica store and recovered VMs (docs/recovery.md),
+ * and the config file that names them. */
+static char store_root[256], recovered_root[256], worker_config[256];
+
+static void recovery_dirs(void)
+{
+	if (worker_config[0])
+		return;
+	snprintf(store_root, sizeof store_root, "%s/faults-store", vrt_env("VRT_WORKDIR"));
+	snprintf(recovered_root, sizeof recovered_root, "%s/faults-recovered",
+		 vrt_env("VRT_WORKDIR"));
+	snprintf(worker_config, sizeof worker_config, "%s/faults-worker.ini",
+		 vrt_env("VRT_WORKDIR"));
+	FILE *f = fopen(worker_config, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "[worker]\nstore_dir = %s\nrecovered_dir = %s\n", store_root,
+		recovered_root);
+	fclose(f);
+}
+
+/* A replica of one small disk with one instance in the workers' store, so
+ * that the recovery jobs of rg have something to recover. */
+static void give_replica(const char *rg)
+{
+	recovery_dirs();
+	char *dir = vrt_fmt("%s/faults-src-%s", vrt_env("VRT_WORKDIR"), rg);
+	const uint64_t size = 256 * 1024;
+	struct rfx f;
+	rfx_init(&f, store_root, rg, dir, 1, &size);
+	rfx_write(&f, 8);
+	char id[VR_UUID_LEN + 1];
+	rfx_commit(&f, 0, id);
+	rfx_free(&f);
+	free(dir);
+}
+
 /* admin-a's session token, read by the main thread (vrt_token asserts). */
 static const char *admin_token;
 
@@ -143,12 +180,13 @@ static void worker_start(unsigned i, const char *const *extra)
 	memcpy(dir, w->dir, sizeof dir);
 	snprintf(w->log, sizeof w->log, "%s/worker.log", dir);
 	snprintf(w->err, sizeof w->err, "%s/worker.stderr", dir);
-	char store[300];
-	snprintf(store, sizeof store, "%s/store", dir);
 	char binary[512];
 	const char *builddir = getenv("VRCLOUD_BUILDDIR");
 	snprintf(binary, sizeof binary, "%s/vrcloud-worker", builddir ? builddir : VR_BUILDDIR);
+	recovery_dirs();
 	const char *argv[40] = {binary,
+				"--config",
+				worker_config,
 				"--name",
 				w->name,
 				"--api-url",
@@ -163,8 +201,6 @@ static void worker_start(unsigned i, const char *const *extra)
 				"127.0.0.1:44046",
 				"--traffic-listen",
 				"off",
-				"--store-dir",
-				store,
 				"--concurrency",
 				"4",
 				"--heartbeat-interval",
@@ -413,6 +449,7 @@ static char **new_replications(const char *name, size_t n)
 		char label[64];
 		snprintf(label, sizeof label, "%s-%02zu", name, i);
 		rgs[i] = vrt_new_replication(NULL, label, false, NULL);
+		give_replica(rgs[i]);
 	}
 	return rgs;
 }
@@ -434,6 +471,7 @@ Test(faults, worker_killed_mid_job_another_finishes_it_once)
 	worker_start(1, flags);
 	workers_wait_registered(2);
 	char *rg = vrt_new_replication(NULL, "faults-killed", false, NULL);
+	give_replica(rg);
 	char *task = act(rg, "testFailover");
 	char *job = vrt_db_value("SELECT id::text FROM jobs WHERE task_id = $1::uuid", task);
 	cr_assert_not_null(job);

@@ -36,10 +36,13 @@
 #include <openssl/x509.h>
 
 #include "integration/harness.h"
+#include "integration/replica.h"
 #include "vrcloud/agent.h"
 #include "vrcloud/err.h"
+#include "vrcloud/failback.h"
 #include "vrcloud/redis.h"
 #include "vrcloud/tls.h"
+#include "vrcloud/transfer.h"
 
 VRT_SUITE(.name = "tunnel", .jobs = 1, .redis_db = 13);
 
@@ -2156,13 +2159,17 @@ Test(tunnel, reverse_requests_that_cannot_be_met_are_refused)
 	cr_assert_not_null(strstr(payload, "reason=protocol\n"), "%s", payload);
 	close(fd);
 
-	/* the site is connected, but its agent takes no failback data: the
-	 * request times out */
+	/* the site is connected, but its agent has no handler for the
+	 * request's purpose: the request times out */
 	char *address = address_of(&proxy);
 	agent_start(&agent, &w, "site-a", address, NULL);
 	cr_assert(wait_file_contains(agent.log, "event=connected", 15));
 	start = now_s();
-	fd = worker_request(proxy.internal_port, w.peer, NULL);
+	char *unknown = fmt("version=1\npeer=%s\nreplication=" REPL "\npurpose=backup\n"
+			    "worker=worker-9\n",
+			    w.peer);
+	fd = worker_request(proxy.internal_port, w.peer, unknown);
+	free(unknown);
 	cr_assert_eq(read_plain_frame(fd, payload, sizeof payload), VR_FRAME_REFUSE);
 	cr_assert_not_null(strstr(payload, "reason=unreachable\n"), "%s", payload);
 	cr_assert_geq(now_s() - start, 1.5);
@@ -3074,4 +3081,442 @@ Test(tunnel, the_server_route_names_a_replications_worker_to_proxies_for_its_own
 	free(mine);
 	free(theirs);
 	free(proxy_token);
+}
+
+/* --- tests: failback through haproxy, a proxy and the agent ---------------------------- */
+
+/* The suite's worker with a replica store, a recovered directory and the
+ * proxy's internal port (docs/recovery.md). */
+static void recovery_worker_start(struct proc *p, const struct world *w, const char *store,
+				  const char *recovered, unsigned internal_port)
+{
+	memset(p, 0, sizeof *p);
+	snprintf(p->name, sizeof p->name, "worker");
+	snprintf(p->log, sizeof p->log, "%s/worker.log", w->dir);
+	char *token = fmt("%s/worker-token", w->dir);
+	write_secret(token, vrt_service_token(VRT_SERVICE));
+	char *config = fmt("%s/worker.ini", w->dir);
+	FILE *f = fopen(config, "w");
+	cr_assert_not_null(f);
+	fprintf(f,
+		"[worker]\nstore_dir = %s\nrecovered_dir = %s\nproxy_internal = 127.0.0.1:%u\n"
+		"traffic_listen = off\n",
+		store, recovered, internal_port);
+	fclose(f);
+	char *exe = fmt("%s/vrcloud-worker", builddir());
+	const char *argv[] = {exe,	    "--config",	     config,
+			      "--name",	    VRT_SERVICE,     "--api-url",
+			      vrt_base_url(), "--token-file", token,
+			      "--redis",    vrt_env("VRT_REDIS_URI"), "--heartbeat-interval",
+			      "1",	    "--shutdown-timeout", "5",
+			      "--log-level", "debug",	     "--log-file",
+			      p->log,	    NULL};
+	spawn(p, argv);
+	cr_assert(wait_file_contains(p->log, "event=registered", 15),
+		  "the worker never registered:\n%s", read_text(p->log));
+	free(exe);
+	free(config);
+	free(token);
+}
+
+/* Overwrite n random blocks of an image (a VM running in the cloud after
+ * its failover); the groups they touch are marked in groups[]. */
+static void scribble(const char *path, uint64_t size, unsigned n, uint64_t *seed, uint8_t *groups)
+{
+	int fd = open(path, O_RDWR);
+	cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+	unsigned char block[4096];
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t b = next_random(seed) % (size / 4096);
+		fill_random(block, sizeof block, seed);
+		cr_assert_eq(pwrite(fd, block, sizeof block, (off_t)(b * 4096)), 4096);
+		groups[b / 16] = 1;
+	}
+	close(fd);
+}
+
+Test(tunnel, failback_sends_only_the_changed_groups_and_leaves_the_site_disk_equal_to_the_recovered,
+     .timeout = 300)
+{
+	struct world w;
+	world_init(&w);
+	/* the API's and the worker's prefix (the default) */
+	snprintf(w.prefix, sizeof w.prefix, "vrcloud");
+	char *store = fmt("%s/store", w.dir), *recovered = fmt("%s/recovered", w.dir);
+	char *src = fmt("%s/src", w.dir), *state = fmt("%s/agent-state", w.dir);
+	char *vmdir = fmt("%s/vm", w.dir);
+	cr_assert_eq(mkdir(state, 0700), 0);
+	cr_assert_eq(mkdir(vmdir, 0750), 0);
+
+	/* the replication and its replica: three instances of two disks */
+	char *rg = vrt_new_replication(w.vdc, "failback-vm", true, "replication_state = 'ok'");
+	const uint64_t sizes[] = {32 * MIB, 16 * MIB};
+	struct rfx f;
+	rfx_init(&f, store, rg, src, 2, sizes);
+	char id[VR_UUID_LEN + 1];
+	for (unsigned i = 0; i < 3; i++) {
+		rfx_write(&f, i ? 100 : 2000);
+		rfx_commit(&f, 0, id);
+	}
+	/* the site's VM: its disks as they were when the site was lost */
+	char *ini = fmt("%s/vm.ini", vmdir);
+	FILE *vi = fopen(ini, "w");
+	cr_assert_not_null(vi);
+	fprintf(vi, "[vm]\nname = failback-vm\npower = off\n");
+	char *site_disk[2];
+	for (unsigned d = 0; d < 2; d++) {
+		site_disk[d] = fmt("%s/disk-%u.img", vmdir, 2000 + d);
+		char *snap = rfx_snapshot(&f, id, d);
+		char *cp = fmt("cp --sparse=always '%s' '%s' && : > '%s.cbt'", snap, site_disk[d],
+			       site_disk[d]);
+		cr_assert_eq(system(cp), 0, "%s", cp);
+		fprintf(vi, "\n[disk %u]\nfile = disk-%u.img\nsize = %llu\n", 2000 + d, 2000 + d,
+			(unsigned long long)sizes[d]);
+		free(cp);
+		free(snap);
+	}
+	fclose(vi);
+	char *repl_ini = fmt("%s/replications", state);
+	cr_assert_eq(mkdir(repl_ini, 0700), 0);
+	free(repl_ini);
+	repl_ini = fmt("%s/replications/%s.ini", state, rg);
+	FILE *ri = fopen(repl_ini, "w");
+	cr_assert_not_null(ri);
+	fprintf(ri, "[replication]\nid = %s\nvm = failback-vm\nvmdir = %s\nvdc = %s\nrpo = 15\n",
+		rg, vmdir, w.vdc);
+	fclose(ri);
+	char *agent_ini = fmt("%s/agent.ini", w.dir);
+	FILE *ai = fopen(agent_ini, "w");
+	cr_assert_not_null(ai);
+	fprintf(ai, "[agent]\nstate_dir = %s\n", state);
+	fclose(ai);
+
+	/* haproxy in front of a proxy; the agent dials haproxy */
+	struct proc proxy, lb, agent, worker;
+	const char *const reverse[] = {"--reverse-address", "127.0.0.1:0", NULL};
+	const struct proxy_opts opts = {.extra = reverse};
+	proxy_start(&proxy, &w, "p1", &opts);
+	const struct proc *const proxies[] = {&proxy};
+	haproxy_start(&lb, &w, proxies, 1);
+	char *lb_address = fmt("127.0.0.1:%u", lb.port);
+	const char *const trust[] = {"--ca-file", w.ca, "--config", agent_ini, NULL};
+	agent_start(&agent, &w, "site-failback", lb_address, trust);
+	cr_assert(wait_file_contains(agent.log, "event=connected", 15), "%s",
+		  read_text(agent.log));
+	recovery_worker_start(&worker, &w, store, recovered, proxy.internal_port);
+
+	/* failover to the newest instance, then the VM runs in the cloud */
+	char *status = act_and_wait(rg, "failover", "application/vnd.vmware.hcs.failoverParams+xml",
+				    "<FailoverParams xmlns=\"http://www.vmware.com/vr/v6.0\">"
+				    "<PowerOn>false</PowerOn></FailoverParams>");
+	cr_assert_str_eq(status, "success", "%s", read_text(worker.log));
+	free(status);
+	char *vapp = vrt_db_value("SELECT id::text FROM vapps WHERE replication_id = $1::uuid"
+				  " AND kind = 'recovered' AND deleted_at IS NULL",
+				  rg);
+	char *rec_disk[2];
+	uint8_t *groups[2];
+	uint64_t changed_groups = 0, seed = 0x5eedf00dULL;
+	for (unsigned d = 0; d < 2; d++) {
+		char key[16];
+		snprintf(key, sizeof key, "%u", 2000 + d);
+		rec_disk[d] = vrt_db_value("SELECT path FROM vapp_disks WHERE vapp_id = $1::uuid"
+					   " AND device_key = $2::int",
+					   vapp, key);
+		cr_assert_not_null(rec_disk[d]);
+		cr_assert(rfx_cmp(rec_disk[d], site_disk[d]), "the recovered disk is not the newest");
+		groups[d] = calloc(sizes[d] / 4096 / 16, 1);
+		scribble(rec_disk[d], sizes[d], 40, &seed, groups[d]);
+		for (uint64_t g = 0; g < sizes[d] / 4096 / 16; g++)
+			changed_groups += groups[d][g];
+		cr_assert_not(rfx_cmp(rec_disk[d], site_disk[d]));
+	}
+
+	/* reverse, then the failback replication's sync */
+	status = act_and_wait(rg, "reverse", NULL, NULL);
+	cr_assert_str_eq(status, "success", "%s", read_text(worker.log));
+	free(status);
+	char *fb = vrt_db_value("SELECT id::text FROM replications WHERE kind = 'failback'"
+				" AND source_replication_id = $1::uuid",
+				rg);
+	cr_assert_not_null(fb);
+	char *path = fmt("/api/vr/failbackreplications/%s/action/sync", fb);
+	struct vrt_call call = {.method = "POST", .path = path, .token = vrt_token(VRT_ADMIN_A)};
+	struct vrt_resp r;
+	cr_assert_eq(vrt_call(&call, &r), 0);
+	cr_assert_eq(r.status, 202, "%ld %s", r.status, r.body);
+	char *task = vrt_xpath_str(r.body, "substring-after(/v:Task/@id, 'urn:vcloud:task:')");
+	vrt_resp_free(&r);
+	double end = now_s() + 120;
+	for (;;) {
+		status = vrt_db_value("SELECT status FROM tasks WHERE id = $1::uuid", task);
+		if (strcmp(status, "queued") != 0 && strcmp(status, "running") != 0)
+			break;
+		cr_assert(now_s() < end, "the failback sync never ended:\n%s", read_text(worker.log));
+		free(status);
+		vrt_sleep(0.1);
+	}
+	char *message = vrt_db_value("SELECT coalesce(error_message, '') FROM tasks"
+				     " WHERE id = $1::uuid",
+				     task);
+	cr_assert_str_eq(status, "success", "%s\nworker:\n%s\nagent:\n%s", message,
+			 read_text(worker.log), read_text(agent.log));
+
+	/* the site's disks equal the recovered ones, and only the changed
+	 * groups crossed */
+	for (unsigned d = 0; d < 2; d++) {
+		cr_assert(rfx_cmp(rec_disk[d], site_disk[d]), "disk %u differs after failback", d);
+		char *cbt = fmt("%s.cbt", site_disk[d]);
+		cr_assert_neq(access(cbt, F_OK), 0, "the stale changed-block log %s is still there",
+			      cbt);
+		free(cbt);
+	}
+	cr_assert(wait_file_contains(agent.log, "event=failback_applied", 10), "%s",
+		  read_text(agent.log));
+	char *want = fmt("differing=%llu bytes=%llu", (unsigned long long)changed_groups,
+			 (unsigned long long)changed_groups * 16 * 4096);
+	cr_assert(file_contains(worker.log, want), "expected %s in:\n%s", want,
+		  read_text(worker.log));
+	char *applied = fmt("blocks=%llu bytes=%llu", (unsigned long long)changed_groups * 16,
+			    (unsigned long long)changed_groups * 16 * 4096);
+	cr_assert(file_contains(agent.log, applied), "expected %s in:\n%s", applied,
+		  read_text(agent.log));
+	printf("failback: %llu of %llu groups differed, %llu bytes sent for %llu MiB of disks\n",
+	       (unsigned long long)changed_groups,
+	       (unsigned long long)((sizes[0] + sizes[1]) / 4096 / 16),
+	       (unsigned long long)changed_groups * 16 * 4096,
+	       (unsigned long long)((sizes[0] + sizes[1]) / MIB));
+
+	/* a second failback finds nothing to send */
+	cr_assert_eq(vrt_call(&call, &r), 0);
+	cr_assert_eq(r.status, 202, "%ld %s", r.status, r.body);
+	vrt_resp_free(&r);
+	cr_assert(wait_file_contains(worker.log, "differing=0 bytes=0", 60), "%s",
+		  read_text(worker.log));
+
+	cr_assert_eq(stop_proc(&worker, SIGTERM, 15), 0);
+	cr_assert_eq(stop_proc(&agent, SIGTERM, 10), 0);
+	stop_proc(&lb, SIGTERM, 5); /* haproxy: 0 or 143, either is fine */
+	cr_assert_eq(stop_proc(&proxy, SIGTERM, 10), 0);
+	char *key = fmt("vrcloud:tunnel:commands:%s", w.peer);
+	const char *del[] = {"DEL", key};
+	free(rcmd(2, del));
+	free(key);
+	for (unsigned d = 0; d < 2; d++) {
+		free(groups[d]);
+		free(rec_disk[d]);
+		free(site_disk[d]);
+	}
+	rfx_free(&f);
+	free(applied);
+	free(want);
+	free(message);
+	free(status);
+	free(task);
+	free(path);
+	free(fb);
+	free(vapp);
+	free(lb_address);
+	free(agent_ini);
+	free(repl_ini);
+	free(ini);
+	free(rg);
+	free(vmdir);
+	free(state);
+	free(src);
+	free(recovered);
+	free(store);
+}
+
+/* A failback stream from this process acting as the worker: the intro,
+ * then head (a transfer header, or anything), the agent's hash records
+ * read to their end when wait_hashes, then tail; the agent's result
+ * status (1 when none came). */
+static int hostile_failback(const struct world *w, const struct proc *proxy, const char *fb,
+			    const char *source, const struct vr_buf *head, bool wait_hashes,
+			    const struct vr_buf *tail)
+{
+	char *req = fmt("version=1\npeer=%s\nreplication=%s\npurpose=failback\nworker=w9\n",
+			w->peer, fb);
+	int fd = worker_request(proxy->internal_port, w->peer, req);
+	free(req);
+	char payload[VR_TUNNEL_MAX_PAYLOAD + 1];
+	cr_assert_eq(read_plain_frame(fd, payload, sizeof payload), VR_FRAME_WELCOME, "%s",
+		     payload);
+	struct vr_buf intro;
+	vr_buf_init(&intro, 0);
+	cr_assert_eq(vr_fb_intro_format(&intro, fb, source), 0);
+	cr_assert_eq(write(fd, intro.data, intro.len), (ssize_t)intro.len);
+	vr_buf_free(&intro);
+	if (head->len)
+		cr_assert_eq(write(fd, head->data, head->len), (ssize_t)head->len);
+	static uint8_t in[1 << 20];
+	size_t have = 0;
+	bool ended = !wait_hashes;
+	while (!ended) {
+		struct vr_tx_hash_record rec;
+		size_t used = 0;
+		int rc = have ? vr_tx_hash_record_decode(in, have, &used, &rec) : VR_TX_ETRUNCATED;
+		if (rc == VR_TX_ETRUNCATED) {
+			ssize_t r = read(fd, in + have, sizeof in - have);
+			cr_assert_gt(r, 0, "the agent sent no hashes");
+			have += (size_t)r;
+			continue;
+		}
+		cr_assert_eq(rc, 0, "a bad hash record (%d)", rc);
+		ended = rec.kind == VR_TX_HASH_END;
+		memmove(in, in + used, have - used);
+		have -= used;
+	}
+	if (tail && tail->len)
+		cr_assert_eq(write(fd, tail->data, tail->len), (ssize_t)tail->len);
+	shutdown(fd, SHUT_WR);
+	for (;;) {
+		ssize_t r = read(fd, in + have, sizeof in - have);
+		if (r <= 0)
+			break;
+		have += (size_t)r;
+	}
+	close(fd);
+	struct vr_tx_reply reply;
+	size_t used = 0;
+	if (vr_tx_reply_decode(in, have, &used, &reply) != 0)
+		return 1;
+	return reply.status;
+}
+
+Test(tunnel, hostile_failback_streams_leave_the_site_disks_untouched, .timeout = 120)
+{
+	struct world w;
+	world_init(&w);
+	char *state = fmt("%s/agent-state", w.dir), *vmdir = fmt("%s/vm", w.dir);
+	char *repl_dir = fmt("%s/replications", state);
+	cr_assert_eq(mkdir(state, 0700), 0);
+	cr_assert_eq(mkdir(repl_dir, 0700), 0);
+	cr_assert_eq(mkdir(vmdir, 0750), 0);
+	const char *source = "c2ff5ee8-4a00-44f3-a1ec-b57b28936b7f";
+	const char *fb = "0c1b948c-8d28-4520-8648-d30aa634e785";
+	char *disk = fmt("%s/disk-2000.img", vmdir), *orig = fmt("%s/orig.img", w.dir);
+	uint64_t seed = 77;
+	static unsigned char image[1 << 20];
+	fill_random(image, sizeof image, &seed);
+	FILE *d = fopen(disk, "w");
+	cr_assert_eq(fwrite(image, 1, sizeof image, d), sizeof image);
+	fclose(d);
+	d = fopen(orig, "w");
+	cr_assert_eq(fwrite(image, 1, sizeof image, d), sizeof image);
+	fclose(d);
+	char *vm_ini = fmt("%s/vm.ini", vmdir);
+	FILE *f = fopen(vm_ini, "w");
+	fprintf(f, "[vm]\nname = hostile\n\n[disk 2000]\nfile = disk-2000.img\n");
+	fclose(f);
+	char *ri = fmt("%s/%s.ini", repl_dir, source);
+	f = fopen(ri, "w");
+	fprintf(f, "[replication]\nid = %s\nvm = hostile\nvmdir = %s\nvdc = %s\nrpo = 15\n",
+		source, vmdir, w.vdc);
+	fclose(f);
+	char *agent_ini = fmt("%s/agent.ini", w.dir);
+	f = fopen(agent_ini, "w");
+	fprintf(f, "[agent]\nstate_dir = %s\n", state);
+	fclose(f);
+	struct proc proxy, agent;
+	const char *const reverse[] = {"--reverse-address", "127.0.0.1:0", NULL};
+	const struct proxy_opts opts = {.extra = reverse};
+	proxy_start(&proxy, &w, "p1", &opts);
+	char *address = address_of(&proxy);
+	const char *const trust[] = {"--ca-file", w.ca, "--config", agent_ini, NULL};
+	agent_start(&agent, &w, "site-hostile", address, trust);
+	cr_assert(wait_file_contains(agent.log, "event=connected", 15), "%s",
+		  read_text(agent.log));
+
+	/* a well-formed stream of one run of 16 blocks, for the variants */
+	struct vr_tx_header h;
+	memset(&h, 0, sizeof h);
+	h.version = VR_TX_VERSION;
+	h.flags = VR_TX_INCREMENTAL;
+	h.ndisks = 1;
+	h.point_in_time_ms = 1;
+	h.resume_token = 9;
+	cr_assert_eq(vr_tx_id_parse(h.replication, fb), 0);
+	cr_assert_eq(vr_tx_id_parse(h.instance, source), 0);
+	snprintf(h.disks[0].key, sizeof h.disks[0].key, "2000");
+	h.disks[0].size = sizeof image;
+	static unsigned char blocks[16 * 4096];
+	fill_random(blocks, sizeof blocks, &seed);
+	struct vr_buf head, tail;
+	vr_buf_init(&head, 0);
+	vr_buf_init(&tail, 0);
+	struct vr_tx_enc enc;
+	cr_assert_eq(vr_tx_enc_init(&enc, &h, vr_tx_sink_buf, &head), 0);
+	enc.ctx = &tail;
+	cr_assert_eq(vr_tx_enc_run(&enc, 0, 32, 16, blocks), 0);
+	cr_assert_eq(vr_tx_enc_finish(&enc, NULL), 0);
+
+	/* a run's byte flipped on the wire: the run's checksum */
+	tail.data[tail.len - 64 - 100] ^= 0x01;
+	int status = hostile_failback(&w, &proxy, fb, source, &head, true, &tail);
+	cr_assert(status == VR_TX_ECHECKSUM || status == VR_TX_EROOT, "status %d", status);
+	cr_assert(rfx_cmp(disk, orig), "a corrupted run reached the disk");
+	tail.data[tail.len - 64 - 100] ^= 0x01;
+
+	/* cut before the trailer */
+	struct vr_buf cut = tail;
+	cut.len = tail.len - 64;
+	status = hostile_failback(&w, &proxy, fb, source, &head, true, &cut);
+	cr_assert_neq(status, 0);
+	cr_assert(rfx_cmp(disk, orig), "a stream without its trailer reached the disk");
+
+	/* the header of another replication than the intro's */
+	status = hostile_failback(&w, &proxy, "0c1b948c-8d28-4520-8648-d30aa634e786", source, &head,
+				  false, NULL);
+	cr_assert_eq(status, VR_TX_EREPLICATION, "status %d", status);
+
+	/* a VM the agent does not protect */
+	status = hostile_failback(&w, &proxy, fb, "c2ff5ee8-4a00-44f3-a1ec-b57b28936b70", &head,
+				  false, NULL);
+	cr_assert_eq(status, VR_TX_EREPLICATION, "status %d", status);
+
+	/* disks of another size */
+	struct vr_buf other;
+	vr_buf_init(&other, 0);
+	h.disks[0].size = 2 * sizeof image;
+	cr_assert_eq(vr_tx_enc_init(&enc, &h, vr_tx_sink_buf, &other), 0);
+	status = hostile_failback(&w, &proxy, fb, source, &other, false, NULL);
+	cr_assert_eq(status, VR_TX_EHEADER, "status %d", status);
+
+	/* not a transfer at all */
+	struct vr_buf junk;
+	vr_buf_init(&junk, 0);
+	vr_buf_appends(&junk, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+	status = hostile_failback(&w, &proxy, fb, source, &junk, false, NULL);
+	cr_assert(status != 0, "junk was taken");
+	cr_assert(rfx_cmp(disk, orig), "the disk changed");
+	char *stage = fmt("%s/.failback.stage", vmdir);
+	cr_assert_neq(access(stage, F_OK), 0, "a stage was left behind");
+
+	/* and the well-formed stream is applied */
+	status = hostile_failback(&w, &proxy, fb, source, &head, true, &tail);
+	cr_assert_eq(status, 0, "%s", read_text(agent.log));
+	memcpy(image + 32 * 4096, blocks, sizeof blocks);
+	d = fopen(orig, "w");
+	cr_assert_eq(fwrite(image, 1, sizeof image, d), sizeof image);
+	fclose(d);
+	cr_assert(rfx_cmp(disk, orig), "the verified run was not applied");
+
+	cr_assert_eq(stop_proc(&agent, SIGTERM, 10), 0);
+	cr_assert_eq(stop_proc(&proxy, SIGTERM, 10), 0);
+	vr_buf_free(&junk);
+	vr_buf_free(&other);
+	vr_buf_free(&head);
+	vr_buf_free(&tail);
+	free(stage);
+	free(address);
+	free(agent_ini);
+	free(ri);
+	free(vm_ini);
+	free(orig);
+	free(disk);
+	free(repl_dir);
+	free(vmdir);
+	free(state);
 }

@@ -165,6 +165,23 @@ Test(worker_documents, job_result)
 	doc = valid_doc(&buf, "JobResult");
 	expect_child(doc, "Outcome", "canceled");
 	xmlFreeDoc(doc);
+	vr_buf_free(&buf);
+
+	/* a recovery job's images */
+	vr_buf_init(&buf, 0);
+	struct vr_worker_disk disks[2] = {{.key = "2000", .path = "/r/a/disk-0.img", .size = 4096},
+					  {.key = "2001", .path = "/r/a/disk-1.img", .size = 8192}};
+	struct vr_worker_result recovered = {.outcome = VR_OUTCOME_SUCCESS,
+					     .instance_id = SERVER,
+					     .disks = disks,
+					     .ndisks = 2};
+	cr_assert_eq(vr_worker_doc_job_result(&buf, SERVER, &recovered), 0);
+	doc = valid_doc(&buf, "JobResult");
+	expect_child(doc, "InstanceId", SERVER);
+	cr_assert(strstr(buf.data, "<Disk><Key>2001</Key><Path>/r/a/disk-1.img</Path>"
+				   "<Size>8192</Size></Disk>"),
+		  "%s", buf.data);
+	xmlFreeDoc(doc);
 	struct vr_worker_result bogus = {.outcome = (enum vr_worker_outcome)7};
 	cr_assert_eq(vr_worker_doc_job_result(&buf, SERVER, &bogus), VR_EINVAL);
 	vr_buf_free(&buf);

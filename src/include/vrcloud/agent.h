@@ -31,6 +31,7 @@ struct vr_agent_config {
 	unsigned backoff_max;	    /* seconds the wait between attempts grows to, default 60 */
 	unsigned heartbeat_default; /* seconds, when the proxy's welcome names none: 10 */
 	char *pid_file;		    /* optional */
+	char *state_dir;	    /* pair's files, replications/, default /var/lib/vrcloud-agent */
 	/* [log] */
 	enum vr_log_level log_level;
 	char *log_file;
@@ -125,6 +126,31 @@ int vr_agent_reverse_open(struct vr_agent_conn **out, const struct vr_agent_tls 
  * nothing is answered) or VR_ENOMEM. */
 int vr_agent_probe_serve(struct vr_agent_conn *conn, uint64_t *bytes_out,
 			 char hex_out[VR_AGENT_PROBE_HEX + 1]);
+
+/* What a failback did (vr_agent_failback_serve). */
+struct vr_agent_failback_stats {
+	char failback[VR_UUID_LEN + 1]; /* the failback replication */
+	char source[VR_UUID_LEN + 1];	/* the replication it sent back */
+	char vmdir[1024];
+	uint64_t groups;	/* group hashes sent */
+	uint64_t blocks;	/* blocks applied to the disks */
+	uint64_t bytes;		/* block bytes received */
+};
+
+/* Serve a reverse connection of purpose "failback" (docs/recovery.md):
+ * read the worker's intro and transfer header, find the VM of the source
+ * replication (state_dir/replications/<id>.ini, vmdir), send the group
+ * hashes of its disks, stage the runs that come back, and only after the
+ * trailer verified apply them to the disk images (crash-safe: an apply
+ * journal that a crash interrupted is finished first by the next
+ * failback); then answer a result reply. Returns 0 or an error with
+ * *error_out (caller frees). */
+int vr_agent_failback_serve(struct vr_agent_conn *conn, const char *state_dir,
+			    struct vr_agent_failback_stats *stats, char **error_out);
+
+/* Finish an apply journal left in vmdir by a crash (no journal: nothing
+ * to do). Returns 0 or VR_EIO with *error_out. */
+int vr_agent_failback_recover(const char *vmdir, char **error_out);
 
 /* Read the site credential file (as a service token file). */
 int vr_agent_credential_read(char out[VR_TUNNEL_MAX_CREDENTIAL + 1], const char *path,

@@ -15,6 +15,9 @@
 /* Commands the cloud sends to a site. */
 #define VR_COMMAND_SYNC		  "sync"
 #define VR_COMMAND_CONFIG_CHANGED "configChanged"
+/* A failback sync is about to dial the site (fields: replication, the
+ * failback replication; source, the replication it sends back). */
+#define VR_COMMAND_START_FAILBACK_RECEIVE "startFailbackReceive"
 
 /* Push command name for peer_id onto <prefix>:tunnel:commands:<peer id>
  * and publish the wake-up on <prefix>:tunnel:wake. fields are further

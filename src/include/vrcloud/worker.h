@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "vrcloud/buf.h"
 #include "vrcloud/log.h"
@@ -49,6 +50,10 @@ struct vr_worker_config {
 				 * "off": no replication port */
 	unsigned max_transfers; /* transfers received at once, default 16 */
 	unsigned transfer_idle_timeout; /* seconds a transfer may stay silent, default 120 */
+	/* recovery (docs/recovery.md) */
+	char *boot_check;	/* optional command run with a recovered VM's images */
+	char *proxy_internal;	/* a proxy's internal port, default 127.0.0.1:8444 */
+	unsigned sync_timeout;	/* seconds a job waits for a synchronized instance, 600 */
 	/* [redis] */
 	char *redis_uri; /* default redis://127.0.0.1:6379/0 */
 	/* [jobs] */
@@ -91,12 +96,23 @@ enum vr_worker_outcome {
 
 /* What a JobResult says. Strings are borrowed; NULL or 0 leaves the
  * optional element out. */
+/* A disk image a recovery job wrote. */
+struct vr_worker_disk {
+	char key[256]; /* the device key, decimal */
+	char *path;    /* owned */
+	uint64_t size; /* bytes */
+};
+
 struct vr_worker_result {
 	enum vr_worker_outcome outcome;
 	int major;	    /* MajorErrorCode (an HTTP status), 0 = none */
 	const char *minor;  /* MinorErrorCode */
 	const char *vendor; /* VendorSpecificErrorCode */
 	const char *message;
+	/* a successful recovery job: the instance and images it recovered */
+	const char *instance_id;
+	const struct vr_worker_disk *disks;
+	unsigned ndisks;
 };
 
 const char *vr_worker_outcome_token(enum vr_worker_outcome outcome);
@@ -247,6 +263,14 @@ struct vr_job_run {
 	 * replica store (the unit tests). */
 	const char *store_dir;
 	const char *recovered_dir;
+	/* The worker's configuration (boot check, proxies' internal port,
+	 * sync timeout; docs/recovery.md); NULL: the recovery actions move no
+	 * data (the unit tests). */
+	const struct vr_worker_config *config;
+	/* Filled by a recovery action that succeeds (vr_job_run_clear frees). */
+	char recovered_instance[VR_UUID_LEN + 1];
+	struct vr_worker_disk *disks;
+	unsigned ndisks;
 	/* Filled by an action that fails (VR_JOB_FAILED). */
 	int error_major;
 	char error_minor[64];
@@ -278,6 +302,8 @@ int vr_job_fail(struct vr_job_run *run, int major, const char *minor, const char
  * and, for SUCCEEDED, FAILED and CANCELED, the JobResult to send in
  * *result_out (its strings point into run). */
 int vr_worker_job_execute(struct vr_job_run *run, struct vr_worker_result *result_out);
+/* Free what an action left in run (its recovered disks). */
+void vr_job_run_clear(struct vr_job_run *run);
 
 /* --- the daemon ------------------------------------------------------- */
 
