@@ -1,10 +1,19 @@
-# vrcloud-agent, network side: the on-premises end of the tunnels
-# (docs/tunnels.md). Its modules build into the internal library.
+# vrcloud-agent: the on-premises end of the tunnels (docs/tunnels.md) and
+# the data side that protects VMs (docs/agent.md). Its modules build into
+# the internal library.
 libvrcloud_la_SOURCES += \
-	src/include/vrcloud/agent.h \
-	src/agent/config.c src/agent/conn.c src/agent/agent.c src/agent/pair.c src/agent/probe.c
+	src/include/vrcloud/agent.h src/include/vrcloud/agent_sync.h \
+	src/agent/config.c src/agent/conn.c src/agent/agent.c src/agent/pair.c src/agent/probe.c \
+	src/agent/vm.c
 
 bin_PROGRAMS += vrcloud-agent
 vrcloud_agent_SOURCES = src/cmd/vrcloud-agent.c
 vrcloud_agent_CFLAGS = $(AM_CFLAGS) $(LIBDEPS_CFLAGS)
 vrcloud_agent_LDADD = libvrcloud.la $(CURL_LIBS)
+
+check_PROGRAMS += tests/unit/test_agent_vm
+tests_unit_test_agent_vm_SOURCES = tests/unit/test_agent_vm.c
+tests_unit_test_agent_vm_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_agent_vm_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_agent_vm_LDADD = $(TEST_LIBS)
+TESTS += tests/unit/test_agent_vm
