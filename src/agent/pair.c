@@ -32,7 +32,7 @@
 struct answer {
 	long status;
 	struct vr_buf body;
-	char token[256];	  /* x-vcloud-authorization */
+	char token[256];		     /* x-vcloud-authorization */
 	char credential[CREDENTIAL_MAX + 1]; /* X-VRCLOUD-SITE-CREDENTIAL */
 	char location[1024];
 	char minor[64];
@@ -227,7 +227,10 @@ static char *xml_text(const char *s)
 	struct vr_buf b;
 	vr_buf_init(&b, 0);
 	for (; *s; s++) {
-		const char *e = *s == '&' ? "&amp;" : *s == '<' ? "&lt;" : *s == '>' ? "&gt;" : NULL;
+		const char *e = *s == '&'   ? "&amp;"
+				: *s == '<' ? "&lt;"
+				: *s == '>' ? "&gt;"
+					    : NULL;
 		if (e)
 			vr_buf_appends(&b, e);
 		else
@@ -238,8 +241,8 @@ static char *xml_text(const char *s)
 }
 
 /* The Task's status and, once, its Owner (the peer). */
-static int read_task(const struct answer *a, char *status, size_t size,
-		     char peer[VR_UUID_LEN + 1], char *message, size_t message_size)
+static int read_task(const struct answer *a, char *status, size_t size, char peer[VR_UUID_LEN + 1],
+		     char *message, size_t message_size)
 {
 	xmlDocPtr doc = NULL;
 	const char *reason;
@@ -337,7 +340,8 @@ static int post_pairing(struct session *s, struct vr_agent_pair_result *r, char 
 	}
 	if (!rc) {
 		char *credential = vr_asprintf("%s\n", a.credential);
-		rc = write_file(o->state_dir, VR_AGENT_CREDENTIAL_FILE, credential, 0600, error_out);
+		rc = write_file(o->state_dir, VR_AGENT_CREDENTIAL_FILE, credential, 0600,
+				error_out);
 		explicit_bzero(credential, strlen(credential));
 		free(credential);
 		char *site = vr_asprintf("# written by vrcloud-agent pair\n[site]\npeer_id = %s\n"
@@ -378,7 +382,8 @@ static int follow_task(struct session *s, struct vr_agent_pair_result *r, char *
 			return VR_AGENT_PAIR_FAILED;
 		}
 		if (time(NULL) >= deadline) {
-			fail(error_out, "the pairing Task did not end within %u seconds (status %s)",
+			fail(error_out,
+			     "the pairing Task did not end within %u seconds (status %s)",
 			     s->o->timeout, status[0] ? status : "unknown");
 			return VR_AGENT_PAIR_FAILED;
 		}

@@ -49,3 +49,170 @@ void vr_vm_free(struct vr_vm *vm);
 const struct vr_vm_disk *vr_vm_disk_find(const struct vr_vm *vm, const char *key);
 
 #endif
+
+/* --- the state of a protected replication -------------------------------
+ * STATE_DIR/replications/<id>.ini, written atomically (temporary file,
+ * fsync, rename); STATE_DIR/replications/<id>.lock held by whoever syncs
+ * it; STATE_DIR/spool/<id>.spool the instance being sent. */
+
+#define VR_AGENT_REPL_DIR  "replications"
+#define VR_AGENT_SPOOL_DIR "spool"
+#define VR_AGENT_RECENT	   8 /* transfer durations kept for the schedule */
+
+struct vr_agent_disk_state {
+	char key[16];
+	uint64_t size;
+	uint64_t generation; /* of the changed-block log the last instance read, 0: none */
+	uint64_t seq;	     /* the log's last record when the last instance was taken */
+};
+
+struct vr_agent_repl {
+	char id[VR_UUID_LEN + 1];
+	char *vm_name;
+	char *vmdir;
+	char *vdc;
+	char *retention; /* as given to protect, e.g. "24x60,7x1440"; NULL: none */
+	char *freeze_cmd, *thaw_cmd;
+	unsigned rpo; /* minutes */
+	bool quiesce, compress;
+	/* the newest committed instance ("" before the first) */
+	char instance[VR_UUID_LEN + 1];
+	int64_t point_in_time_ms; /* when its transfer started */
+	uint64_t instance_bytes;  /* bytes it sent */
+	unsigned nrecent;
+	uint32_t recent_ms[VR_AGENT_RECENT]; /* durations of the latest transfers, newest first */
+	size_t ndisks;
+	struct vr_agent_disk_state disks[VR_VM_MAX_DISKS];
+};
+
+/* Load STATE_DIR/replications/<id>.ini (fresh r; free with
+ * vr_agent_repl_free). VR_ENOTFOUND, VR_EINVAL (with *error_out), VR_EIO. */
+int vr_agent_repl_load(struct vr_agent_repl *r, const char *state_dir, const char *id,
+		       char **error_out);
+/* Write it atomically. 0 or VR_EIO with *error_out. */
+int vr_agent_repl_save(const struct vr_agent_repl *r, const char *state_dir, char **error_out);
+void vr_agent_repl_free(struct vr_agent_repl *r);
+/* The ids of every replications/<id>.ini, sorted; *ids_out is an array of
+ * *count_out strings (free each and the array). 0 or VR_EIO. */
+int vr_agent_repl_list(const char *state_dir, char ***ids_out, size_t *count_out);
+/* The replication whose id or VM name is what. 0, VR_ENOTFOUND, or VR_ECONFLICT
+ * (two replications of that VM name). */
+int vr_agent_repl_find(const char *state_dir, const char *what, char id_out[VR_UUID_LEN + 1]);
+/* Remove its state, lock, progress and spool files. */
+void vr_agent_repl_remove(const char *state_dir, const char *id);
+/* Paths of its files (caller frees). */
+char *vr_agent_repl_path(const char *state_dir, const char *id, const char *suffix);
+char *vr_agent_spool_path(const char *state_dir, const char *id);
+/* Take the replication's sync lock without waiting: 0 with *fd_out (close it
+ * to release), VR_ECONFLICT (a sync of it runs), VR_EIO. */
+int vr_agent_repl_lock(const char *state_dir, const char *id, int *fd_out);
+/* Record a transfer duration (newest first). */
+void vr_agent_repl_add_duration(struct vr_agent_repl *r, uint32_t ms);
+
+/* --- the spool: an incremental instance's blocks, copied between freeze
+ * and thaw, sent from here on every attempt (the same blocks, the same
+ * contents, the same resume token) until the replica commits it. --------- */
+
+#define VR_SPOOL_MAGIC	"VRSPOOL1"
+#define VR_SPOOL_HEADER 4096u
+
+struct vr_spool_info {
+	uint8_t instance[VR_TX_ID];
+	uint64_t resume_token;
+	int64_t point_in_time_ms;
+	unsigned ndisks;
+	struct vr_tx_disk disks[VR_VM_MAX_DISKS];
+	uint64_t generation[VR_VM_MAX_DISKS]; /* of each disk's log when captured */
+	uint64_t seq[VR_VM_MAX_DISKS];	      /* its last record when captured */
+	uint64_t runs, blocks;		      /* set by vr_spool_commit */
+};
+
+struct vr_spool_writer;
+/* Start writing path (through path.tmp). 0, VR_EIO. */
+int vr_spool_create(struct vr_spool_writer **out, const char *path);
+/* Copy each run of the changed set of disk (its open image fd) into the
+ * spool, runs of at most VR_TX_MAX_RUN_BLOCKS blocks in ascending order;
+ * disks in ascending order. 0, VR_EIO (read or write failed), VR_ENOMEM. */
+int vr_spool_copy(struct vr_spool_writer *w, unsigned disk, int fd, const uint8_t *bits,
+		  uint64_t blocks);
+/* Write the header (info->runs and ->blocks filled in), fsync and rename the
+ * spool into place: from here it is complete. Frees w. */
+int vr_spool_commit(struct vr_spool_writer *w, struct vr_spool_info *info);
+/* Drop an unfinished spool (NULL-safe). */
+void vr_spool_abort(struct vr_spool_writer *w);
+
+struct vr_spool_reader;
+/* Open a complete spool. VR_ENOTFOUND, VR_EINVAL (not a complete spool),
+ * VR_EIO. */
+int vr_spool_open(struct vr_spool_reader **out, const char *path, struct vr_spool_info *info);
+/* The next run: its disk, first block and count, its data in buf
+ * (VR_TX_MAX_PAYLOAD bytes). Returns 1 with a run, 0 at the end, or
+ * VR_EINVAL / VR_EIO. */
+int vr_spool_next(struct vr_spool_reader *r, unsigned *disk, uint64_t *first, uint32_t *count,
+		  uint8_t *buf);
+/* Back to the first run (a new attempt). */
+int vr_spool_rewind(struct vr_spool_reader *r);
+void vr_spool_close(struct vr_spool_reader *r);
+
+/* --- hooks ------------------------------------------------------------- */
+
+/* Run cmd with /bin/sh -c, VRCLOUD_VM, VRCLOUD_VMDIR, VRCLOUD_REPLICATION
+ * and VRCLOUD_HOOK (freeze|thaw) in its environment, within timeout_s.
+ * 0, or VR_EIO with *error_out (it failed, was killed, or timed out). */
+int vr_agent_hook_run(const char *cmd, const char *hook, const struct vr_agent_repl *r,
+		      unsigned timeout_s, char **error_out);
+
+/* --- the sender -------------------------------------------------------- */
+
+/* Records of the log re-read by the next incremental instance when no freeze
+ * hook stopped the writer: a write whose record came before the capture may
+ * land on the disk after its block was copied. */
+#define VR_AGENT_CBT_OVERLAP 64u
+
+struct vr_agent_progress {
+	const char *replication;
+	bool full;
+	unsigned attempt;     /* 1, 2, ... */
+	uint64_t total_bytes; /* of the instance's blocks (full: of the disks) */
+	uint64_t done_bytes;  /* of those, read and hashed so far */
+	uint64_t sent_bytes;  /* run payload bytes on the wire so far */
+	int64_t started_ms;   /* wall clock */
+	bool finished;
+};
+
+typedef void (*vr_agent_progress_fn)(void *ctx, const struct vr_agent_progress *p);
+
+struct vr_agent_sync_env {
+	const struct vr_agent_config *config;
+	const struct vr_agent_tls *tls;
+	const char *credential;
+	const char *state_dir;
+	unsigned attempts;	       /* transfer attempts of one instance; 0: 6 */
+	unsigned timeout_ms;	       /* a read or write without progress; 0: 60000 */
+	unsigned hook_timeout_s;       /* 0: 120 */
+	vr_agent_progress_fn progress; /* optional, called at most 5 times a second */
+	void *progress_ctx;
+};
+
+struct vr_agent_sync_result {
+	char instance[VR_UUID_LEN + 1];
+	bool full;
+	int64_t point_in_time_ms;
+	uint64_t blocks;     /* blocks of the instance */
+	uint64_t sent_bytes; /* run payload bytes of the last attempt */
+	uint32_t duration_ms;
+	unsigned attempts;
+	bool log_reset; /* every disk's log was reset to a new generation */
+};
+
+/* Take one instance of replication id and send it (docs/agent.md): an
+ * incremental one from the changed-block logs through the spool, or a full
+ * one when a log is missing, unclean, of another generation, or for the
+ * first instance; a spool left by an earlier sync is finished first.
+ * Returns 0 (committed: the state records it), VR_ECONFLICT (a sync of it
+ * runs), VR_ENOTFOUND (not protected here), VR_EUNAVAIL (no connection after
+ * every attempt), VR_EIO / VR_EINVAL (the VM directory, a hook, the spool),
+ * VR_EFORBIDDEN (the replica refused the instance). *error_out (caller
+ * frees) says why. */
+int vr_agent_sync(const struct vr_agent_sync_env *env, const char *id,
+		  struct vr_agent_sync_result *result, char **error_out);
