@@ -20,7 +20,7 @@
 #include "vrcloud/uuid.h"
 
 /* Blocks per group hash (hash-compare transfers, docs/transfer-protocol.md). */
-#define VR_STORE_GROUP_BLOCKS 16u
+#define VR_STORE_GROUP_BLOCKS VR_TX_GROUP_BLOCKS
 
 struct vr_store_disk {
 	char key[VR_TX_MAX_KEY + 1]; /* the device key, as in the transfer header */

@@ -164,6 +164,59 @@ int vr_tx_reply_encode(const struct vr_tx_reply *r, struct vr_buf *out);
  * else 0 with *used set, or an error. */
 int vr_tx_reply_decode(const uint8_t *p, size_t n, size_t *used, struct vr_tx_reply *r);
 
+/* Hash records (hash-compare transfers, docs/transfer-protocol.md, "Hash
+ * records"): after its resume reply the receiver sends, disk by disk, the
+ * hashes of groups of VR_TX_GROUP_BLOCKS blocks from the group holding the
+ * disk's resume position to the disk's end, then one end record. A group's
+ * hash is SHA-256 over the leaves (vr_tx_leaf) of its blocks in order; the
+ * last group of a disk may be shorter. */
+#define VR_TX_GROUP_BLOCKS	16u
+#define VR_TX_MAX_HASH_GROUPS	4096u /* group hashes in one record */
+#define VR_TX_HASH_RECORD_FIXED 16    /* type, reserved, disk, first group, count */
+#define VR_TX_HASH_END_LEN	64
+#define VR_TX_MAX_HASH_RECORD_LEN                                                                  \
+	(VR_TX_HASH_RECORD_FIXED + VR_TX_MAX_HASH_GROUPS * VR_TX_HASH + VR_TX_HASH)
+
+enum vr_tx_hash_kind {
+	VR_TX_HASH_GROUPS = 'H', /* group hashes of one disk */
+	VR_TX_HASH_END = 'E',	 /* no more group hashes */
+};
+
+struct vr_tx_hash_record {
+	uint8_t kind; /* a vr_tx_hash_kind */
+	uint16_t disk;
+	uint64_t first_group;
+	uint32_t count;
+	/* count x VR_TX_HASH bytes: into the decoded input (valid as long as
+	 * it is), or the caller's array when encoding */
+	const uint8_t *hashes;
+};
+
+/* The number of groups of a disk of size bytes. */
+uint64_t vr_tx_disk_groups(uint64_t size);
+/* The group hash of blocks [first_block, first_block + count) with their
+ * data (count x VR_TX_BLOCK bytes), count 1 to VR_TX_GROUP_BLOCKS. */
+void vr_tx_group_hash(uint64_t first_block, uint32_t count, const uint8_t *data,
+		      uint8_t out[VR_TX_HASH]);
+/* The same from the blocks' leaves (count x VR_TX_HASH bytes). */
+void vr_tx_group_hash_leaves(uint32_t count, const uint8_t *leaves, uint8_t out[VR_TX_HASH]);
+
+/* Append an 'H' record (count 1 to VR_TX_MAX_HASH_GROUPS, disk under
+ * VR_TX_MAX_DISKS) or the end record to out: 0, VR_TX_ERUNSIZE,
+ * VR_TX_ERANGE or VR_TX_ENOMEM. */
+int vr_tx_hash_record_encode(unsigned disk, uint64_t first_group, uint32_t count,
+			     const uint8_t *hashes, struct vr_buf *out);
+int vr_tx_hash_end_encode(struct vr_buf *out);
+/* Decodes one record from p[0..n): VR_TX_ETRUNCATED while incomplete (at
+ * most VR_TX_MAX_HASH_RECORD_LEN bytes are ever needed), else 0 with *used
+ * set, or VR_TX_ERECORD (unknown type, reserved bytes), VR_TX_ERUNSIZE
+ * (count), VR_TX_ERANGE (disk or groups past any disk), VR_TX_ECHECKSUM. */
+int vr_tx_hash_record_decode(const uint8_t *p, size_t n, size_t *used,
+			     struct vr_tx_hash_record *out);
+/* Checks a decoded 'H' record against the transfer's header: the disk
+ * exists and its groups are inside it (VR_TX_ERANGE otherwise). */
+int vr_tx_hash_record_check(const struct vr_tx_header *h, const struct vr_tx_hash_record *r);
+
 /* Sinks: 0 or VR_TX_EIO. */
 typedef int (*vr_tx_sink)(void *ctx, const void *data, size_t len);
 int vr_tx_sink_buf(void *ctx, const void *data, size_t len); /* ctx: struct vr_buf * */
