@@ -223,6 +223,150 @@ static int send_disks(struct tx *t, struct vr_send_plan *plan, struct vr_send_ou
 	return 0;
 }
 
+/* --- hash compare ---------------------------------------------------------- */
+
+struct hashes {
+	struct vr_tx_hash_record rec; /* the record at the head of t->in */
+	size_t rec_len;
+	bool have, ended;
+};
+
+/* The replica's hash of group g of disk d, or NULL when it sent none. */
+static int replica_hash(struct tx *t, struct hashes *hs, unsigned d, uint64_t g,
+			const uint8_t **out)
+{
+	*out = NULL;
+	for (;;) {
+		if (hs->ended)
+			return 0;
+		if (!hs->have) {
+			size_t used = 0;
+			int err = vr_tx_hash_record_decode(t->in, t->in_len, &used, &hs->rec);
+			if (err == VR_TX_ETRUNCATED) {
+				if (t->out_len && flush(t))
+					return VR_EUNAVAIL;
+				if (fill(t))
+					return VR_EUNAVAIL;
+				continue;
+			}
+			if (err || (hs->rec.kind == VR_TX_HASH_GROUPS &&
+				    vr_tx_hash_record_check(&t->enc.hdr, &hs->rec)))
+				return VR_EINVAL;
+			hs->rec_len = used;
+			hs->have = true;
+			if (hs->rec.kind == VR_TX_HASH_END) {
+				consume(t, used);
+				hs->have = false;
+				hs->ended = true;
+				return 0;
+			}
+		}
+		const struct vr_tx_hash_record *r = &hs->rec;
+		if (r->disk > d || (r->disk == d && r->first_group > g))
+			return 0; /* none for this group */
+		if (r->disk == d && g < r->first_group + r->count) {
+			*out = r->hashes + (g - r->first_group) * VR_TX_HASH;
+			return 0;
+		}
+		consume(t, hs->rec_len); /* a record of groups behind us */
+		hs->have = false;
+	}
+}
+
+static bool bit(const uint8_t *bits, uint64_t i)
+{
+	return bits[i / 8] >> (i % 8) & 1;
+}
+
+static int run_out(struct tx *t, unsigned d, uint64_t first, uint32_t *count,
+		   struct vr_send_outcome *out)
+{
+	if (!*count)
+		return 0;
+	int err = vr_tx_enc_run(&t->enc, d, first, *count, t->run);
+	*count = 0;
+	return err ? enc_failed(t, err, out) : 0;
+}
+
+/* A full instance with hash compare: hash every group of the live disks,
+ * send those the replica's hash differs from (and those an earlier attempt
+ * sent, so the root covers what the replica staged). */
+static int compare_disks(struct tx *t, struct vr_send_plan *plan, struct vr_send_outcome *out)
+{
+	const struct vr_tx_header *h = &plan->hdr;
+	struct hashes hs = {0};
+	for (unsigned d = 0; d < h->ndisks; d++) {
+		uint64_t blocks = h->disks[d].size / VR_TX_BLOCK;
+		uint64_t groups = vr_tx_disk_groups(h->disks[d].size);
+		uint64_t first = 0;
+		uint32_t count = 0; /* blocks gathered in t->run from first */
+		for (uint64_t g = 0; g < groups; g++) {
+			uint64_t b = g * VR_TX_GROUP_BLOCKS;
+			uint32_t n = blocks - b < VR_TX_GROUP_BLOCKS ? (uint32_t)(blocks - b)
+								     : VR_TX_GROUP_BLOCKS;
+			bool sent_before = bit(plan->sent_groups[d], g);
+			/* Groups wholly under the resume position that no earlier
+			 * attempt sent are not part of the instance. */
+			if (!sent_before && b + n <= t->enc.resume[d])
+				continue;
+			if (count && (first + count != b || count + n > VR_TX_MAX_RUN_BLOCKS)) {
+				int rc = run_out(t, d, first, &count, out);
+				if (rc)
+					return rc;
+			}
+			uint8_t *data = t->run + (size_t)count * VR_TX_BLOCK;
+			if (pread_full(plan->fds[d], data, (size_t)n * VR_TX_BLOCK,
+				       (off_t)(b * VR_TX_BLOCK))) {
+				snprintf(out->message, sizeof out->message,
+					 "disk %s cannot be read: %s", h->disks[d].key,
+					 strerror(errno));
+				return VR_EIO;
+			}
+			t->progress->done_bytes += (uint64_t)n * VR_TX_BLOCK;
+			bool send = sent_before;
+			if (!send) {
+				const uint8_t *theirs = NULL;
+				int rc = replica_hash(t, &hs, d, g, &theirs);
+				if (rc) {
+					snprintf(out->message, sizeof out->message, "%s",
+						 rc == VR_EINVAL ? "a hash record is malformed"
+								 : "the hash records stopped");
+					if (rc == VR_EINVAL)
+						out->status = VR_TX_EREPLY;
+					return rc == VR_EINVAL ? VR_EFORBIDDEN : VR_EUNAVAIL;
+				}
+				uint8_t mine[VR_TX_HASH];
+				vr_tx_group_hash(b, n, data, mine);
+				send = !theirs || memcmp(mine, theirs, VR_TX_HASH) != 0;
+			}
+			if (send) {
+				if (!count)
+					first = b;
+				count += n;
+				plan->sent_groups[d][g / 8] |= (uint8_t)(1u << (g % 8));
+			}
+			report(t, false);
+		}
+		int rc = run_out(t, d, first, &count, out);
+		if (rc)
+			return rc;
+	}
+	/* The end record: every hash was read. */
+	while (!hs.ended) {
+		const uint8_t *none;
+		int rc = replica_hash(t, &hs, h->ndisks, 0, &none);
+		if (rc) {
+			snprintf(out->message, sizeof out->message, "the hash records did not end");
+			return rc == VR_EINVAL ? VR_EFORBIDDEN : VR_EUNAVAIL;
+		}
+		if (!hs.ended && hs.have) {
+			consume(t, hs.rec_len);
+			hs.have = false;
+		}
+	}
+	return 0;
+}
+
 static int converse(struct tx *t, struct vr_send_plan *plan, struct vr_send_outcome *out)
 {
 	int err = vr_tx_enc_init(&t->enc, &plan->hdr, sink, t);
@@ -257,7 +401,12 @@ static int converse(struct tx *t, struct vr_send_plan *plan, struct vr_send_outc
 				    plan->hdr.disks[d].key);
 			break;
 		}
-	rc = plan->spool ? send_spool(t, plan, out) : send_disks(t, plan, out);
+	if (plan->spool)
+		rc = send_spool(t, plan, out);
+	else if (plan->hdr.flags & VR_TX_HASH_COMPARE)
+		rc = compare_disks(t, plan, out);
+	else
+		rc = send_disks(t, plan, out);
 	if (rc)
 		return rc;
 	struct vr_tx_trailer trailer;

@@ -232,7 +232,7 @@ static void header_of(struct job *j, struct vr_tx_header *h)
 {
 	memset(h, 0, sizeof *h);
 	h->version = VR_TX_VERSION;
-	h->flags = j->full ? VR_TX_FULL : VR_TX_INCREMENTAL;
+	h->flags = j->full ? VR_TX_FULL | VR_TX_HASH_COMPARE : VR_TX_INCREMENTAL;
 	h->codec = VR_TX_CODEC_NONE;
 	h->ndisks = (uint8_t)j->info.ndisks;
 	vr_tx_id_parse(h->replication, j->repl.id);
@@ -268,6 +268,8 @@ static int transfer(struct job *j, struct vr_agent_sync_result *res)
 	int rc = 0;
 	if (!j->spool)
 		for (size_t d = 0; !rc && d < j->vm.ndisks; d++) {
+			plan.sent_groups[d] =
+				vr_calloc(vr_tx_disk_groups(j->vm.disks[d].size) / 8 + 1, 1);
 			plan.fds[d] = open(j->vm.disks[d].path, O_RDONLY | O_CLOEXEC);
 			if (plan.fds[d] < 0) {
 				set_error(j, vr_asprintf("%s: %s", j->vm.disks[d].path,
@@ -300,9 +302,11 @@ static int transfer(struct job *j, struct vr_agent_sync_result *res)
 		sleep(a < 5 ? 1u << (a - 1) : 16u);
 		rc = 0;
 	}
-	for (size_t d = 0; d < VR_VM_MAX_DISKS; d++)
+	for (size_t d = 0; d < VR_VM_MAX_DISKS; d++) {
 		if (plan.fds[d] >= 0)
 			close(plan.fds[d]);
+		free(plan.sent_groups[d]);
+	}
 	if (rc && !j->error)
 		set_error(j, vr_strdup(out.message));
 	res->blocks = out.instance_blocks;
