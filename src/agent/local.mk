@@ -4,7 +4,7 @@
 libvrcloud_la_SOURCES += \
 	src/include/vrcloud/agent.h src/include/vrcloud/agent_sync.h \
 	src/agent/config.c src/agent/conn.c src/agent/agent.c src/agent/pair.c src/agent/probe.c \
-	src/agent/vm.c src/agent/state.c src/agent/spool.c src/agent/hook.c \
+	src/agent/api.c src/agent/vm.c src/agent/state.c src/agent/spool.c src/agent/hook.c \
 	src/agent/send.h src/agent/send.c src/agent/sync.c
 
 bin_PROGRAMS += vrcloud-agent
