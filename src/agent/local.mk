@@ -5,7 +5,7 @@ libvrcloud_la_SOURCES += \
 	src/include/vrcloud/agent.h src/include/vrcloud/agent_sync.h \
 	src/agent/config.c src/agent/conn.c src/agent/agent.c src/agent/pair.c src/agent/probe.c \
 	src/agent/api.c src/agent/vm.c src/agent/state.c src/agent/spool.c src/agent/hook.c \
-	src/agent/send.h src/agent/send.c src/agent/sync.c
+	src/agent/send.h src/agent/send.c src/agent/sync.c src/agent/schedule.c
 
 bin_PROGRAMS += vrcloud-agent
 vrcloud_agent_SOURCES = src/cmd/vrcloud-agent.c
@@ -18,3 +18,17 @@ tests_unit_test_agent_vm_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_agent_vm_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_unit_test_agent_vm_LDADD = $(TEST_LIBS)
 TESTS += tests/unit/test_agent_vm
+
+check_PROGRAMS += tests/unit/test_agent_schedule
+tests_unit_test_agent_schedule_SOURCES = tests/unit/test_agent_schedule.c
+tests_unit_test_agent_schedule_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_agent_schedule_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_agent_schedule_LDADD = $(TEST_LIBS)
+TESTS += tests/unit/test_agent_schedule
+
+check_PROGRAMS += tests/unit/test_agent_spool
+tests_unit_test_agent_spool_SOURCES = tests/unit/test_agent_spool.c
+tests_unit_test_agent_spool_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_agent_spool_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_agent_spool_LDADD = $(TEST_LIBS)
+TESTS += tests/unit/test_agent_spool

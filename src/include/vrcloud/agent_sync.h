@@ -216,3 +216,30 @@ struct vr_agent_sync_result {
  * frees) says why. */
 int vr_agent_sync(const struct vr_agent_sync_env *env, const char *id,
 		  struct vr_agent_sync_result *result, char **error_out);
+
+/* --- the schedule (the vSphere rule) -----------------------------------
+ * An instance reflects the VM at the start of its transfer, so the newest
+ * instance is as old as the time since that start. The next transfer must
+ * end before the newest instance gets older than the RPO: it starts at
+ *   last start + RPO - 2 x (longest of the recent transfers) - margin,
+ * margin = RPO / 10 within [5 s, 300 s]; never sooner than floor seconds
+ * after the previous attempt started; after failures, not before a backoff
+ * of 15 s doubling per failure up to 300 s has passed since the last one. */
+
+struct vr_agent_schedule_in {
+	int64_t now_ms;
+	int64_t last_pit_ms; /* the newest instance's point in time; 0: none yet */
+	unsigned rpo_s;
+	const uint32_t *recent_ms; /* durations of recent transfers */
+	unsigned nrecent;
+	unsigned floor_s;      /* fewest seconds between two starts */
+	int64_t last_start_ms; /* the last attempt's start; 0: none */
+	unsigned failures;     /* consecutive failed attempts */
+	int64_t failed_ms;     /* when the last failed attempt ended */
+};
+
+/* The wall-clock time (ms) the next transfer should start: at or before
+ * now_ms means now. */
+int64_t vr_agent_schedule_next(const struct vr_agent_schedule_in *in);
+/* The margin the rule keeps for an RPO, in milliseconds. */
+int64_t vr_agent_schedule_margin_ms(unsigned rpo_s);
