@@ -2,6 +2,7 @@
  * commands the agent runs around the copy of an incremental instance's
  * blocks, with the replication named in their environment. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,21 +18,41 @@
 int vr_agent_hook_run(const char *cmd, const char *hook, const struct vr_agent_repl *r,
 		      unsigned timeout_s, char **error_out)
 {
+	/* Everything the child needs is made before fork: after it, only
+	 * async-signal-safe calls (the daemon has threads). */
+	extern char **environ;
+	size_t n = 0;
+	while (environ[n])
+		n++;
+	char **envp = vr_calloc(n + 5, sizeof *envp);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "VRCLOUD_", 8) != 0)
+			envp[k++] = environ[i];
+	char *own[4] = {
+		vr_asprintf("VRCLOUD_VM=%s", r->vm_name ? r->vm_name : ""),
+		vr_asprintf("VRCLOUD_VMDIR=%s", r->vmdir ? r->vmdir : ""),
+		vr_asprintf("VRCLOUD_REPLICATION=%s", r->id),
+		vr_asprintf("VRCLOUD_HOOK=%s", hook),
+	};
+	for (size_t i = 0; i < 4; i++)
+		envp[k++] = own[i];
+	char *argv[] = {"sh", "-c", (char *)cmd, NULL};
+	sigset_t none;
+	sigemptyset(&none);
 	pid_t pid = fork();
-	if (pid < 0) {
-		*error_out = vr_asprintf("%s hook: fork: %s", hook, strerror(errno));
-		return VR_EIO;
-	}
 	if (pid == 0) {
-		sigset_t none;
-		sigemptyset(&none);
 		pthread_sigmask(SIG_SETMASK, &none, NULL);
-		setenv("VRCLOUD_VM", r->vm_name ? r->vm_name : "", 1);
-		setenv("VRCLOUD_VMDIR", r->vmdir ? r->vmdir : "", 1);
-		setenv("VRCLOUD_REPLICATION", r->id, 1);
-		setenv("VRCLOUD_HOOK", hook, 1);
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		execve("/bin/sh", argv, envp);
 		_exit(127);
+	}
+	int fork_errno = errno;
+	for (size_t i = 0; i < 4; i++)
+		free(own[i]);
+	free(envp);
+	if (pid < 0) {
+		*error_out = vr_asprintf("%s hook: fork: %s", hook, strerror(fork_errno));
+		return VR_EIO;
 	}
 	struct timespec start, now;
 	clock_gettime(CLOCK_MONOTONIC, &start);

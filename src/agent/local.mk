@@ -5,10 +5,11 @@ libvrcloud_la_SOURCES += \
 	src/include/vrcloud/agent.h src/include/vrcloud/agent_sync.h \
 	src/agent/config.c src/agent/conn.c src/agent/agent.c src/agent/pair.c src/agent/probe.c \
 	src/agent/api.c src/agent/vm.c src/agent/state.c src/agent/spool.c src/agent/hook.c \
-	src/agent/send.h src/agent/send.c src/agent/sync.c src/agent/schedule.c
+	src/agent/send.h src/agent/send.c src/agent/sync.c src/agent/schedule.c src/agent/progress.c \
+	src/agent/scheduler.c
 
 bin_PROGRAMS += vrcloud-agent
-vrcloud_agent_SOURCES = src/cmd/vrcloud-agent.c
+vrcloud_agent_SOURCES = src/cmd/vrcloud-agent.c src/cmd/agent-commands.c src/cmd/agent-commands.h
 vrcloud_agent_CFLAGS = $(AM_CFLAGS) $(LIBDEPS_CFLAGS)
 vrcloud_agent_LDADD = libvrcloud.la $(CURL_LIBS)
 

@@ -50,6 +50,15 @@ static void report(struct tx *t, bool force)
 	t->env->progress(t->env->progress_ctx, t->progress);
 }
 
+/* The agent is stopping: the transfer ends here (a retry resumes it). */
+static int stopping(struct tx *t, struct vr_send_outcome *out)
+{
+	if (!t->env->stop || !atomic_load(t->env->stop))
+		return 0;
+	snprintf(out->message, sizeof out->message, "the agent is stopping");
+	return VR_EUNAVAIL;
+}
+
 static int flush(struct tx *t)
 {
 	if (t->cut)
@@ -180,7 +189,10 @@ static int send_spool(struct tx *t, struct vr_send_plan *plan, struct vr_send_ou
 		unsigned disk;
 		uint64_t first;
 		uint32_t count;
-		int rc = vr_spool_next(plan->spool, &disk, &first, &count, t->run);
+		int rc = stopping(t, out);
+		if (rc)
+			return rc;
+		rc = vr_spool_next(plan->spool, &disk, &first, &count, t->run);
 		if (rc == 0)
 			return 0;
 		if (rc < 0) {
@@ -201,6 +213,8 @@ static int send_disks(struct tx *t, struct vr_send_plan *plan, struct vr_send_ou
 	for (unsigned d = 0; d < h->ndisks; d++) {
 		uint64_t blocks = h->disks[d].size / VR_TX_BLOCK;
 		for (uint64_t b = 0; b < blocks;) {
+			if (stopping(t, out))
+				return VR_EUNAVAIL;
 			uint32_t count = blocks - b < VR_TX_MAX_RUN_BLOCKS ? (uint32_t)(blocks - b)
 									   : VR_TX_MAX_RUN_BLOCKS;
 			/* Blocks the replica staged are hashed, not sent: read them
@@ -304,6 +318,8 @@ static int compare_disks(struct tx *t, struct vr_send_plan *plan, struct vr_send
 			uint64_t b = g * VR_TX_GROUP_BLOCKS;
 			uint32_t n = blocks - b < VR_TX_GROUP_BLOCKS ? (uint32_t)(blocks - b)
 								     : VR_TX_GROUP_BLOCKS;
+			if (g % 256 == 0 && stopping(t, out))
+				return VR_EUNAVAIL;
 			bool sent_before = bit(plan->sent_groups[d], g);
 			/* Groups wholly under the resume position that no earlier
 			 * attempt sent are not part of the instance. */

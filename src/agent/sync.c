@@ -293,7 +293,8 @@ static int transfer(struct job *j, struct vr_agent_sync_result *res)
 		j->progress.attempt = a;
 		res->attempts = a;
 		rc = vr_send_attempt(j->env, &plan, &j->progress, &out);
-		if (rc != VR_EUNAVAIL || a >= attempts)
+		if (rc != VR_EUNAVAIL || a >= attempts ||
+		    (j->env->stop && atomic_load(j->env->stop)))
 			break;
 		char attempt[16];
 		snprintf(attempt, sizeof attempt, "%u", a);

@@ -9,6 +9,7 @@
 
 #include <curl/curl.h>
 
+#include "agent-commands.h"
 #include "config.h"
 #include "vrcloud/agent.h"
 #include "vrcloud/daemon.h"
@@ -110,26 +111,6 @@ static void pair_usage(FILE *out)
 	      out);
 }
 
-/* The first line of path (or of standard input), white space at its end cut. */
-static char *read_secret(const char *path)
-{
-	FILE *f = path ? fopen(path, "r") : stdin;
-	if (!f)
-		return NULL;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n = getline(&line, &cap, f);
-	if (path)
-		fclose(f);
-	if (n < 0) {
-		free(line);
-		return NULL;
-	}
-	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
-		line[--n] = '\0';
-	return line;
-}
-
 /* The site_uuid a previous pairing left in dir/site.ini, "" when none. */
 static void previous_site_uuid(char out[VR_UUID_LEN + 1], const char *dir)
 {
@@ -213,7 +194,7 @@ static int pair_main(int argc, char **argv)
 	previous_site_uuid(previous, o.state_dir);
 	if (!o.site_uuid && previous[0])
 		o.site_uuid = previous;
-	char *password = read_secret(password_file);
+	char *password = vr_agent_cmd_read_secret(password_file);
 	if (!password) {
 		fprintf(stderr, "vrcloud-agent pair: cannot read the password from %s\n",
 			password_file ? password_file : "standard input");
@@ -291,6 +272,14 @@ int main(int argc, char **argv)
 	vr_log_set_program("vrcloud-agent");
 	if (argc > 1 && strcmp(argv[1], "pair") == 0)
 		return pair_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "protect") == 0)
+		return vr_agent_cmd_protect(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "unprotect") == 0)
+		return vr_agent_cmd_unprotect(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "status") == 0)
+		return vr_agent_cmd_status(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "sync") == 0)
+		return vr_agent_cmd_sync(argc - 1, argv + 1);
 	struct vr_agent_config config;
 	vr_agent_config_init(&config);
 

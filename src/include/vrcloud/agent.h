@@ -34,6 +34,9 @@ struct vr_agent_config {
 	unsigned backoff_max;	    /* seconds the wait between attempts grows to, default 60 */
 	unsigned heartbeat_default; /* seconds, when the proxy's welcome names none: 10 */
 	char *pid_file;		    /* optional */
+	char *state_dir;       /* site.ini, replications/, spool/; default /var/lib/vrcloud-agent */
+	unsigned sync_workers; /* transfers at once across replications, default 2 */
+	unsigned sync_floor;   /* fewest seconds between two starts of one replication, 30 */
 	/* [log] */
 	enum vr_log_level log_level;
 	char *log_file;
@@ -145,6 +148,14 @@ int vr_agent_start(struct vr_agent **out, const struct vr_agent_config *config, 
 void vr_agent_stop(struct vr_agent *agent);
 
 /* --- pairing (vrcloud-agent pair) ------------------------------------ */
+
+/* Commands of the control connection the agent acts on (the same names as
+ * vrcloud/commands.h's producers). */
+#define VR_AGENT_COMMAND_SYNC		"sync"
+#define VR_AGENT_COMMAND_CONFIG_CHANGED "configChanged"
+
+/* The state directory's default. */
+#define VR_AGENT_STATE_DIR "/var/lib/vrcloud-agent"
 
 /* Files pair writes in the state directory. */
 #define VR_AGENT_CREDENTIAL_FILE "site.credential" /* mode 0600 */

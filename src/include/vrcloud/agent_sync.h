@@ -5,6 +5,7 @@
 #ifndef VRCLOUD_AGENT_SYNC_H
 #define VRCLOUD_AGENT_SYNC_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -47,8 +48,6 @@ int vr_vm_load(struct vr_vm *vm, const char *dir, char **error_out);
 void vr_vm_free(struct vr_vm *vm);
 /* The disk with that device key, or NULL. */
 const struct vr_vm_disk *vr_vm_disk_find(const struct vr_vm *vm, const char *key);
-
-#endif
 
 /* --- the state of a protected replication -------------------------------
  * STATE_DIR/replications/<id>.ini, written atomically (temporary file,
@@ -192,6 +191,7 @@ struct vr_agent_sync_env {
 	unsigned hook_timeout_s;       /* 0: 120 */
 	vr_agent_progress_fn progress; /* optional, called at most 5 times a second */
 	void *progress_ctx;
+	const atomic_bool *stop; /* optional: when set, the transfer stops (the spool stays) */
 };
 
 struct vr_agent_sync_result {
@@ -243,3 +243,37 @@ struct vr_agent_schedule_in {
 int64_t vr_agent_schedule_next(const struct vr_agent_schedule_in *in);
 /* The margin the rule keeps for an RPO, in milliseconds. */
 int64_t vr_agent_schedule_margin_ms(unsigned rpo_s);
+
+/* --- progress of a running sync ------------------------------------------
+ * The daemon keeps STATE_DIR/replications/<id>.progress current while it
+ * syncs, so `vrcloud-agent status` can draw the bar. */
+int vr_agent_progress_save(const char *state_dir, const struct vr_agent_progress *p);
+/* 0 and *p (p->replication NULL), VR_ENOTFOUND, VR_EINVAL. */
+int vr_agent_progress_load(const char *state_dir, const char *id, struct vr_agent_progress *p);
+/* Whether someone holds the replication's sync lock now. */
+bool vr_agent_repl_busy(const char *state_dir, const char *id);
+/* "[#######.............]  35%  96.0 MiB / 270.0 MiB  12.1 MiB/s" (width
+ * characters of bar) into out. */
+void vr_agent_progress_format(char *out, size_t size, const struct vr_agent_progress *p,
+			      int64_t now_ms, unsigned width);
+/* Bytes as "123.4 MiB". */
+void vr_agent_bytes_format(char *out, size_t size, uint64_t bytes);
+
+/* --- the daemon's scheduler ---------------------------------------------- */
+
+struct vr_agent_scheduler;
+
+/* Start the scheduler of every replication in config->state_dir, with
+ * config->sync_workers transfers at once. tls and credential outlive it. */
+int vr_agent_scheduler_start(struct vr_agent_scheduler **out, const struct vr_agent_config *config,
+			     const struct vr_agent_tls *tls, const char *credential,
+			     char **error_out);
+/* A sync of replication (NULL: of every one) as soon as a worker is free;
+ * one that runs already is not started twice. Unknown ids are ignored. */
+void vr_agent_scheduler_sync_now(struct vr_agent_scheduler *s, const char *replication);
+/* Read the state directory again (protect, unprotect, configChanged). */
+void vr_agent_scheduler_reload(struct vr_agent_scheduler *s);
+/* Stop: running transfers stop at their next block (their spools stay). */
+void vr_agent_scheduler_stop(struct vr_agent_scheduler *s);
+
+#endif

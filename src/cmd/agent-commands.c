@@ -1,0 +1,862 @@
+/* vrcloud-agent protect, unprotect, status and sync (docs/agent.md). */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "agent-commands.h"
+#include "vrcloud/agent.h"
+#include "vrcloud/agent_sync.h"
+#include "vrcloud/alloc.h"
+#include "vrcloud/buf.h"
+#include "vrcloud/err.h"
+#include "vrcloud/log.h"
+#include "vrcloud/xml.h"
+
+enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_CONFIG = 3, EXIT_REFUSED = 4, EXIT_FAILED = 5 };
+
+#define SPEC_TYPE "Content-Type: application/vnd.vmware.hcs.replicationGroupSpecParams+xml"
+
+char *vr_agent_cmd_read_secret(const char *path)
+{
+	FILE *f = path ? fopen(path, "r") : stdin;
+	if (!f)
+		return NULL;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n = getline(&line, &cap, f);
+	if (path)
+		fclose(f);
+	if (n < 0) {
+		free(line);
+		return NULL;
+	}
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+		line[--n] = '\0';
+	return line;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- site.ini ------------------------------------------------------------- */
+
+struct site {
+	char peer_id[VR_UUID_LEN + 1];
+	char vdc[VR_UUID_LEN + 1];
+	char api_url[1024]; /* as value: NUL-terminated by sscanf */
+};
+
+static void site_read(struct site *s, const char *dir)
+{
+	memset(s, 0, sizeof *s);
+	char *path = vr_asprintf("%s/%s", dir, VR_AGENT_SITE_FILE);
+	FILE *f = fopen(path, "r");
+	free(path);
+	if (!f)
+		return;
+	char line[1200], value[1024];
+	while (fgets(line, sizeof line, f)) {
+		if (sscanf(line, "peer_id = %1023s", value) == 1 &&
+		    vr_uuid_canon(s->peer_id, value))
+			s->peer_id[0] = '\0';
+		else if (sscanf(line, "vdc = %1023s", value) == 1 && vr_uuid_canon(s->vdc, value))
+			s->vdc[0] = '\0';
+		else if (sscanf(line, "api_url = %1023s", value) == 1)
+			memcpy(s->api_url, value, sizeof s->api_url);
+	}
+	fclose(f);
+}
+
+/* --- the API session of protect and unprotect ------------------------------- */
+
+struct login {
+	const char *api_url, *user, *password_file, *ca_file, *state_dir;
+	unsigned timeout;
+	char api[1024];
+};
+
+static int api_open(struct vr_agent_api **api, struct login *l, const char *cmd)
+{
+	struct site site;
+	site_read(&site, l->state_dir);
+	if (!l->api_url && site.api_url[0])
+		l->api_url = site.api_url;
+	if (!l->api_url || !l->user || !strchr(l->user, '@')) {
+		fprintf(stderr,
+			"vrcloud-agent %s: --user USER@ORG is required, and --api URL unless "
+			"%s/%s names it\n",
+			cmd, l->state_dir, VR_AGENT_SITE_FILE);
+		return EXIT_USAGE;
+	}
+	snprintf(l->api, sizeof l->api, "%s", l->api_url);
+	for (size_t n = strlen(l->api); n > 0 && l->api[n - 1] == '/'; n--)
+		l->api[n - 1] = '\0';
+	char *password = vr_agent_cmd_read_secret(l->password_file);
+	if (!password) {
+		fprintf(stderr, "vrcloud-agent %s: cannot read the password from %s\n", cmd,
+			l->password_file ? l->password_file : "standard input");
+		return EXIT_CONFIG;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		free(password);
+		fprintf(stderr, "vrcloud-agent %s: cannot start the HTTP client\n", cmd);
+		return EXIT_RUNTIME;
+	}
+	vr_xml_global_init();
+	struct vr_agent_api_options o = {l->api, l->ca_file, l->user, password};
+	char *error = NULL;
+	int rc = vr_agent_api_open(api, &o, &error);
+	explicit_bzero(password, strlen(password));
+	free(password);
+	if (rc) {
+		fprintf(stderr, "vrcloud-agent %s: %s\n", cmd, error ? error : "cannot log in");
+		free(error);
+		vr_xml_global_cleanup();
+		curl_global_cleanup();
+	}
+	return rc;
+}
+
+static void api_close(struct vr_agent_api *api)
+{
+	vr_agent_api_close(api);
+	vr_xml_global_cleanup();
+	curl_global_cleanup();
+}
+
+/* --- protect ------------------------------------------------------------ */
+
+/* "24x60,7x1440" as Rule elements; NULL when malformed. */
+static char *retention_xml(const char *rules)
+{
+	struct vr_buf b;
+	vr_buf_init(&b, 0);
+	vr_buf_appends(&b, "<RetentionPolicy>");
+	const char *p = rules;
+	while (*p) {
+		char *end;
+		unsigned long n = strtoul(p, &end, 10);
+		if (end == p || (*end != 'x' && *end != 'X')) {
+			vr_buf_free(&b);
+			return NULL;
+		}
+		const char *q = end + 1;
+		unsigned long d = strtoul(q, &end, 10);
+		if (end == q || (*end && *end != ',') || n < 1 || n > 1024 || d < 5 || d > 525600) {
+			vr_buf_free(&b);
+			return NULL;
+		}
+		vr_buf_printf(&b,
+			      "<Rule><NumberOfInstances>%lu</NumberOfInstances>"
+			      "<DistanceMinutes>%lu</DistanceMinutes></Rule>",
+			      n, d);
+		p = *end ? end + 1 : end;
+	}
+	vr_buf_appends(&b, "</RetentionPolicy>");
+	return vr_buf_take(&b, NULL);
+}
+
+static char *spec_xml(const struct vr_vm *vm, const char *peer, unsigned rpo, bool quiesce,
+		      bool compress, const char *retention)
+{
+	struct vr_buf b;
+	vr_buf_init(&b, 0);
+	char *name = vr_agent_xml_text(vm->name);
+	vr_buf_appends(&b, "<ReplicationGroupSpecParams xmlns=\"http://www.vmware.com/vr/v6.0\">");
+	if (peer && peer[0])
+		vr_buf_printf(&b, "<PeerId>%s</PeerId>", peer);
+	vr_buf_printf(
+		&b,
+		"<VmName>%s</VmName><Rpo>%u</Rpo><QuiesceGuestEnabled>%s</QuiesceGuestEnabled>"
+		"<NetworkCompressionEnabled>%s</NetworkCompressionEnabled>",
+		name, rpo, quiesce ? "true" : "false", compress ? "true" : "false");
+	free(name);
+	for (size_t i = 0; i < vm->ndisks; i++) {
+		const char *base = strrchr(vm->disks[i].file, '/');
+		char *disk_name = vr_agent_xml_text(base ? base + 1 : vm->disks[i].file);
+		if (strlen(disk_name) > 255)
+			disk_name[255] = '\0';
+		vr_buf_printf(&b,
+			      "<Disk><DeviceKey>%s</DeviceKey><Name>%s</Name>"
+			      "<SizeBytes>%" PRIu64 "</SizeBytes></Disk>",
+			      vm->disks[i].key, disk_name, vm->disks[i].size);
+		free(disk_name);
+	}
+	if (retention)
+		vr_buf_appends(&b, retention);
+	vr_buf_appends(&b, "</ReplicationGroupSpecParams>");
+	return vr_buf_take(&b, NULL);
+}
+
+static void protect_usage(FILE *out)
+{
+	fputs("Usage: vrcloud-agent protect VMDIR --rpo MIN --user USER@ORG [OPTION]...\n"
+	      "Protect the VM of VMDIR (its vm.ini names the VM and its disks): configure its\n"
+	      "replication through vrcloud-api, wait for the configuration Task to succeed and\n"
+	      "keep the replication's state in the state directory. The daemon then syncs it\n"
+	      "by its RPO; the first sync is a full one that compares hashes with the replica.\n"
+	      "\n"
+	      "      --vdc VDC_ID         the VDC (default: the one site.ini names)\n"
+	      "      --rpo MIN            recovery point objective, 5 to 1440 minutes (required)\n"
+	      "      --quiesce            run the freeze and thaw hooks around each instance\n"
+	      "      --compress           compress the blocks on the wire\n"
+	      "      --retention RULES    instances to keep, e.g. 24x60,7x1440 (count x minutes)\n"
+	      "      --freeze-cmd CMD     shell command that quiesces the VM (with --quiesce)\n"
+	      "      --thaw-cmd CMD       shell command that lets it go on (with --quiesce)\n"
+	      "  -a, --api URL            vrcloud-api's base URL (default: site.ini's)\n"
+	      "  -u, --user USER@ORG      a user of the VDC's organization (required)\n"
+	      "  -w, --password-file FILE read the password from FILE (default: standard input)\n"
+	      "  -d, --state-dir DIR      the agent's state directory (default " VR_AGENT_STATE_DIR
+	      ")\n"
+	      "      --ca-file FILE       CA certificates of an https API\n"
+	      "      --timeout S          seconds the configuration Task may take (default 120)\n"
+	      "  -h, --help               show this help and exit\n"
+	      "\n"
+	      "Prints replication=ID on success. Exit status: 0 protected, 1 the API could not\n"
+	      "be reached, 2 bad usage, 3 VMDIR or the state directory unusable, 4 the API\n"
+	      "refused, 5 the configuration Task failed or timed out.\n",
+	      out);
+}
+
+enum {
+	OPT_VDC = 400,
+	OPT_RPO,
+	OPT_QUIESCE,
+	OPT_COMPRESS,
+	OPT_RETENTION,
+	OPT_FREEZE,
+	OPT_THAW,
+	OPT_CA,
+	OPT_TIMEOUT,
+	OPT_LOCAL,
+};
+
+static bool parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || v < lo || v > hi)
+		return false;
+	*out = (unsigned)v;
+	return true;
+}
+
+static const struct option login_options[] = {
+	{"api", required_argument, NULL, 'a'},
+	{"user", required_argument, NULL, 'u'},
+	{"password-file", required_argument, NULL, 'w'},
+	{"state-dir", required_argument, NULL, 'd'},
+	{"ca-file", required_argument, NULL, OPT_CA},
+	{"timeout", required_argument, NULL, OPT_TIMEOUT},
+};
+
+/* A login option; false when opt is none. */
+static bool login_option(struct login *l, int opt, bool *bad)
+{
+	switch (opt) {
+	case 'a': l->api_url = optarg; return true;
+	case 'u': l->user = optarg; return true;
+	case 'w': l->password_file = optarg; return true;
+	case 'd': l->state_dir = optarg; return true;
+	case OPT_CA: l->ca_file = optarg; return true;
+	case OPT_TIMEOUT:
+		if (!parse_uint(optarg, 1, 86400, &l->timeout))
+			*bad = true;
+		return true;
+	default: return false;
+	}
+}
+
+static int protect_post(struct vr_agent_api *api, const struct login *l, const char *vdc,
+			const char *body, char id[VR_UUID_LEN + 1])
+{
+	char *path = vr_asprintf("/api/vdc/%s/replications", vdc);
+	struct vr_agent_answer a;
+	char *error = NULL;
+	int rc = vr_agent_api_call(api, "POST", path, body, SPEC_TYPE, &a, &error);
+	free(path);
+	char status[32], task[1024] = "";
+	if (!rc && a.status != 202) {
+		rc = vr_agent_api_refused(&a, "configuring the replication", &error);
+	} else if (!rc) {
+		if (vr_agent_task_read(&a, status, sizeof status, id, NULL, 0) || !id[0] ||
+		    !a.location[0]) {
+			vr_agent_fail(&error, "the answer names no replication or no Task");
+			rc = VR_AGENT_PAIR_UNAVAILABLE;
+		}
+		snprintf(task, sizeof task, "%s", a.location);
+	} else {
+		rc = VR_AGENT_PAIR_UNAVAILABLE;
+	}
+	vr_agent_answer_free(&a);
+	if (!rc) {
+		fprintf(stderr,
+			"vrcloud-agent protect: replication %s configured; waiting for its Task\n",
+			id);
+		rc = vr_agent_api_follow_task(api, task, l->timeout, "configuration", &error);
+	}
+	if (rc)
+		fprintf(stderr, "vrcloud-agent protect: %s\n", error ? error : "failed");
+	free(error);
+	return rc;
+}
+
+int vr_agent_cmd_protect(int argc, char **argv)
+{
+	struct option options[32] = {
+		{"vdc", required_argument, NULL, OPT_VDC},
+		{"rpo", required_argument, NULL, OPT_RPO},
+		{"quiesce", no_argument, NULL, OPT_QUIESCE},
+		{"compress", no_argument, NULL, OPT_COMPRESS},
+		{"retention", required_argument, NULL, OPT_RETENTION},
+		{"freeze-cmd", required_argument, NULL, OPT_FREEZE},
+		{"thaw-cmd", required_argument, NULL, OPT_THAW},
+		{"help", no_argument, NULL, 'h'},
+	};
+	memcpy(options + 8, login_options, sizeof login_options);
+	struct login l = {.state_dir = VR_AGENT_STATE_DIR, .timeout = 120};
+	const char *vdc_arg = NULL, *retention = NULL, *freeze = NULL, *thaw = NULL;
+	unsigned rpo = 0;
+	bool quiesce = false, compress = false, bad = false;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "a:u:w:d:h", options, NULL)) != -1) {
+		if (login_option(&l, opt, &bad))
+			continue;
+		switch (opt) {
+		case OPT_VDC: vdc_arg = optarg; break;
+		case OPT_RPO: bad |= !parse_uint(optarg, 5, 1440, &rpo); break;
+		case OPT_QUIESCE: quiesce = true; break;
+		case OPT_COMPRESS: compress = true; break;
+		case OPT_RETENTION: retention = optarg; break;
+		case OPT_FREEZE: freeze = optarg; break;
+		case OPT_THAW: thaw = optarg; break;
+		case 'h': protect_usage(stdout); return 0;
+		default: protect_usage(stderr); return EXIT_USAGE;
+		}
+	}
+	char *rules = retention ? retention_xml(retention) : NULL;
+	if (bad || optind + 1 != argc || !rpo || (retention && !rules) ||
+	    ((freeze || thaw) && !quiesce)) {
+		fprintf(stderr, "vrcloud-agent protect: %s (see --help)\n",
+			bad || !rpo ? "--rpo wants 5 to 1440 minutes, --timeout 1 to 86400 seconds"
+			: optind + 1 != argc ? "one VMDIR is required"
+			: retention && !rules
+				? "--retention wants COUNTxMINUTES[,...], count 1 to 1024, minutes "
+				  "5 to 525600"
+				: "--freeze-cmd and --thaw-cmd go with --quiesce");
+		free(rules);
+		return EXIT_USAGE;
+	}
+	struct vr_vm vm;
+	char *error = NULL;
+	if (vr_vm_load(&vm, argv[optind], &error)) {
+		fprintf(stderr, "vrcloud-agent protect: %s\n", error);
+		free(error);
+		free(rules);
+		return EXIT_CONFIG;
+	}
+	struct site site;
+	site_read(&site, l.state_dir);
+	char vdc[VR_UUID_LEN + 1];
+	if (vr_uuid_canon(vdc, vdc_arg ? vdc_arg : site.vdc)) {
+		fprintf(stderr,
+			"vrcloud-agent protect: --vdc wants the VDC's id (site.ini in %s "
+			"names none)\n",
+			l.state_dir);
+		vr_vm_free(&vm);
+		free(rules);
+		return EXIT_USAGE;
+	}
+	char dir[4096];
+	if (!realpath(vm.dir, dir))
+		snprintf(dir, sizeof dir, "%s", vm.dir);
+	char existing[VR_UUID_LEN + 1];
+	if (vr_agent_repl_find(l.state_dir, vm.name, existing) != VR_ENOTFOUND) {
+		fprintf(stderr, "vrcloud-agent protect: %s is protected already (replication %s)\n",
+			vm.name, existing);
+		vr_vm_free(&vm);
+		free(rules);
+		return EXIT_REFUSED;
+	}
+	struct vr_agent_api *api = NULL;
+	int rc = api_open(&api, &l, "protect");
+	char id[VR_UUID_LEN + 1] = "";
+	if (!rc) {
+		char *body = spec_xml(&vm, strcmp(site.vdc, vdc) == 0 ? site.peer_id : NULL, rpo,
+				      quiesce, compress, rules);
+		rc = protect_post(api, &l, vdc, body, id);
+		free(body);
+		api_close(api);
+	}
+	if (!rc) {
+		struct vr_agent_repl r;
+		memset(&r, 0, sizeof r);
+		snprintf(r.id, sizeof r.id, "%s", id);
+		r.vm_name = vr_strdup(vm.name);
+		r.vmdir = vr_strdup(dir);
+		r.vdc = vr_strdup(vdc);
+		r.retention = retention ? vr_strdup(retention) : NULL;
+		r.freeze_cmd = freeze ? vr_strdup(freeze) : NULL;
+		r.thaw_cmd = thaw ? vr_strdup(thaw) : NULL;
+		r.rpo = rpo;
+		r.quiesce = quiesce;
+		r.compress = compress;
+		r.ndisks = vm.ndisks;
+		for (size_t i = 0; i < vm.ndisks; i++) {
+			snprintf(r.disks[i].key, sizeof r.disks[i].key, "%s", vm.disks[i].key);
+			r.disks[i].size = vm.disks[i].size;
+		}
+		if (vr_agent_repl_save(&r, l.state_dir, &error)) {
+			fprintf(stderr, "vrcloud-agent protect: %s\n", error);
+			free(error);
+			rc = EXIT_CONFIG;
+		} else {
+			printf("replication=%s\nvm=%s\n", id, vm.name);
+		}
+		vr_agent_repl_free(&r);
+	}
+	vr_vm_free(&vm);
+	free(rules);
+	return rc;
+}
+
+/* --- unprotect ------------------------------------------------------------ */
+
+static void unprotect_usage(FILE *out)
+{
+	fputs("Usage: vrcloud-agent unprotect VM --user USER@ORG [OPTION]...\n"
+	      "Stop protecting VM (its name or replication id): remove its replication through\n"
+	      "vrcloud-api (DELETE /api/vr/replications/{id}: the replica and its instances go),\n"
+	      "wait for the Task, then remove the agent's state of it. A replication the API\n"
+	      "no longer knows is removed locally only.\n"
+	      "\n"
+	      "      --local-only         remove the local state only, leave the cloud alone\n"
+	      "  -a, --api URL            vrcloud-api's base URL (default: site.ini's)\n"
+	      "  -u, --user USER@ORG      a user of the VDC's organization\n"
+	      "  -w, --password-file FILE read the password from FILE (default: standard input)\n"
+	      "  -d, --state-dir DIR      the agent's state directory (default " VR_AGENT_STATE_DIR
+	      ")\n"
+	      "      --ca-file FILE       CA certificates of an https API\n"
+	      "      --timeout S          seconds the removal Task may take (default 120)\n"
+	      "  -h, --help               show this help and exit\n",
+	      out);
+}
+
+static int unprotect_remote(struct vr_agent_api *api, const struct login *l, const char *id)
+{
+	char *path = vr_asprintf("/api/vr/replications/%s", id);
+	struct vr_agent_answer a;
+	char *error = NULL;
+	int rc = vr_agent_api_call(api, "DELETE", path, NULL, NULL, &a, &error);
+	free(path);
+	char task[1024] = "";
+	if (!rc && a.status == 404) {
+		fprintf(stderr, "vrcloud-agent unprotect: the cloud has no replication %s\n", id);
+	} else if (!rc && a.status != 202) {
+		rc = vr_agent_api_refused(&a, "removing the replication", &error);
+	} else if (!rc) {
+		snprintf(task, sizeof task, "%s", a.location);
+	} else {
+		rc = VR_AGENT_PAIR_UNAVAILABLE;
+	}
+	vr_agent_answer_free(&a);
+	if (!rc && task[0])
+		rc = vr_agent_api_follow_task(api, task, l->timeout, "removal", &error);
+	if (rc)
+		fprintf(stderr, "vrcloud-agent unprotect: %s\n", error ? error : "failed");
+	free(error);
+	return rc;
+}
+
+int vr_agent_cmd_unprotect(int argc, char **argv)
+{
+	struct option options[16] = {
+		{"local-only", no_argument, NULL, OPT_LOCAL},
+		{"help", no_argument, NULL, 'h'},
+	};
+	memcpy(options + 2, login_options, sizeof login_options);
+	struct login l = {.state_dir = VR_AGENT_STATE_DIR, .timeout = 120};
+	bool local = false, bad = false;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "a:u:w:d:h", options, NULL)) != -1) {
+		if (login_option(&l, opt, &bad))
+			continue;
+		if (opt == OPT_LOCAL) {
+			local = true;
+		} else if (opt == 'h') {
+			unprotect_usage(stdout);
+			return 0;
+		} else {
+			unprotect_usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (bad || optind + 1 != argc) {
+		unprotect_usage(stderr);
+		return EXIT_USAGE;
+	}
+	char id[VR_UUID_LEN + 1];
+	int found = vr_agent_repl_find(l.state_dir, argv[optind], id);
+	if (found) {
+		fprintf(stderr, "vrcloud-agent unprotect: %s\n",
+			found == VR_ECONFLICT
+				? "several replications have that VM name: name the id"
+				: "no such protected VM here");
+		return EXIT_USAGE;
+	}
+	int rc = 0;
+	if (!local) {
+		struct vr_agent_api *api = NULL;
+		rc = api_open(&api, &l, "unprotect");
+		if (!rc) {
+			rc = unprotect_remote(api, &l, id);
+			api_close(api);
+		}
+	}
+	if (rc)
+		return rc;
+	int lock = -1;
+	while (vr_agent_repl_lock(l.state_dir, id, &lock) == VR_ECONFLICT)
+		sleep(1); /* a sync in flight ends first */
+	vr_agent_repl_remove(l.state_dir, id);
+	if (lock >= 0)
+		close(lock);
+	printf("unprotected=%s\n", id);
+	return 0;
+}
+
+/* --- status ----------------------------------------------------------------- */
+
+static void status_usage(FILE *out)
+{
+	fputs("Usage: vrcloud-agent status [-d STATE_DIR] [-c CONFIG]\n"
+	      "A table of the protected VMs: replication, RPO, the newest instance and its\n"
+	      "age, state and the next sync the schedule plans. While a sync runs and standard\n"
+	      "output is a terminal, its progress bar follows until it ends.\n",
+	      out);
+}
+
+static void age_text(char *out, size_t size, int64_t ms)
+{
+	int64_t s = ms / 1000;
+	if (s < 0)
+		snprintf(out, size, "-");
+	else if (s < 120)
+		snprintf(out, size, "%" PRId64 "s", s);
+	else if (s < 7200)
+		snprintf(out, size, "%" PRId64 "m", s / 60);
+	else if (s < 172800)
+		snprintf(out, size, "%" PRId64 "h%02" PRId64 "m", s / 3600, s / 60 % 60);
+	else
+		snprintf(out, size, "%" PRId64 "d", s / 86400);
+}
+
+static void time_text(char *out, size_t size, int64_t ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* One row; true when a sync of it runs. */
+static bool status_row(const char *state_dir, const char *id, unsigned floor_s, int64_t now)
+{
+	struct vr_agent_repl r;
+	if (vr_agent_repl_load(&r, state_dir, id, NULL))
+		return false;
+	char last[32] = "-", age[16] = "-", next[32] = "-", state[32];
+	bool busy = vr_agent_repl_busy(state_dir, id);
+	struct vr_agent_schedule_in in = {.now_ms = now,
+					  .last_pit_ms = r.point_in_time_ms,
+					  .rpo_s = r.rpo * 60,
+					  .recent_ms = r.recent_ms,
+					  .nrecent = r.nrecent,
+					  .floor_s = floor_s};
+	int64_t at = vr_agent_schedule_next(&in);
+	if (r.instance[0]) {
+		time_text(last, sizeof last, r.point_in_time_ms);
+		age_text(age, sizeof age, now - r.point_in_time_ms);
+	}
+	if (busy)
+		snprintf(next, sizeof next, "running");
+	else if (at <= now)
+		snprintf(next, sizeof next, "due");
+	else {
+		char in_text[16];
+		age_text(in_text, sizeof in_text, at - now);
+		snprintf(next, sizeof next, "in %s", in_text);
+	}
+	if (!r.instance[0])
+		snprintf(state, sizeof state, "%s", busy ? "initial sync" : "not synced yet");
+	else if (now - r.point_in_time_ms > (int64_t)r.rpo * 60000)
+		snprintf(state, sizeof state, "rpo violated");
+	else
+		snprintf(state, sizeof state, "ok");
+	char rpo[16];
+	snprintf(rpo, sizeof rpo, "%um", r.rpo);
+	printf("%-20.20s %-36s %5s %-20s %7s %-14s %s\n", r.vm_name, r.id, rpo, last, age, state,
+	       next);
+	vr_agent_repl_free(&r);
+	return busy;
+}
+
+int vr_agent_cmd_status(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"state-dir", required_argument, NULL, 'd'},
+		{"config", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct vr_agent_config config;
+	vr_agent_config_init(&config);
+	const char *state_dir = NULL;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "d:c:h", options, NULL)) != -1) {
+		char *error = NULL;
+		if (opt == 'd') {
+			state_dir = optarg;
+		} else if (opt == 'c') {
+			if (vr_agent_config_load(&config, optarg, &error)) {
+				fprintf(stderr, "vrcloud-agent status: %s\n", error);
+				free(error);
+				vr_agent_config_free(&config);
+				return EXIT_CONFIG;
+			}
+		} else {
+			status_usage(opt == 'h' ? stdout : stderr);
+			vr_agent_config_free(&config);
+			return opt == 'h' ? 0 : EXIT_USAGE;
+		}
+	}
+	if (!state_dir)
+		state_dir = config.state_dir;
+	char **ids;
+	size_t n;
+	if (vr_agent_repl_list(state_dir, &ids, &n)) {
+		fprintf(stderr, "vrcloud-agent status: cannot read %s/%s\n", state_dir,
+			VR_AGENT_REPL_DIR);
+		vr_agent_config_free(&config);
+		return EXIT_CONFIG;
+	}
+	printf("%-20s %-36s %5s %-20s %7s %-14s %s\n", "VM", "REPLICATION", "RPO", "LAST INSTANCE",
+	       "AGE", "STATE", "NEXT SYNC");
+	int64_t now = wall_ms();
+	char *running = NULL;
+	for (size_t i = 0; i < n; i++)
+		if (status_row(state_dir, ids[i], config.sync_floor, now) && !running)
+			running = vr_strdup(ids[i]);
+	fflush(stdout);
+	if (running && isatty(STDOUT_FILENO)) {
+		/* Follow the running sync until it ends. */
+		struct vr_agent_progress p;
+		while (vr_agent_repl_busy(state_dir, running)) {
+			if (vr_agent_progress_load(state_dir, running, &p) == 0 && !p.finished) {
+				char line[256];
+				vr_agent_progress_format(line, sizeof line, &p, wall_ms(), 30);
+				printf("\r%.8s %s\033[K", running, line);
+				fflush(stdout);
+			}
+			usleep(250 * 1000);
+		}
+		printf("\r%.8s sync ended\033[K\n", running);
+	}
+	free(running);
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+	vr_agent_config_free(&config);
+	return 0;
+}
+
+/* --- sync --------------------------------------------------------------------- */
+
+static void sync_usage(FILE *out)
+{
+	fputs("Usage: vrcloud-agent sync VM [-c CONFIG] [OPTION]...\n"
+	      "Take one instance of VM (its name or replication id) now and send it, in the\n"
+	      "foreground, printing its progress. It never runs beside another sync of the\n"
+	      "same VM (the daemon's): it waits for that one to end first.\n"
+	      "\n"
+	      "  -c, --config FILE          the agent's settings (INI, as the daemon's)\n"
+	      "  -d, --state-dir DIR        the agent's state directory\n"
+	      "  -p, --proxy H:P[,H:P...]   the proxies' load balancer, or proxies in turn\n"
+	      "  -k, --credential-file FILE the site credential\n"
+	      "      --ca-file FILE, --pin SHA256[,...], --server-name NAME,\n"
+	      "      --connect-timeout S    as for the daemon\n"
+	      "  -h, --help                 show this help and exit\n"
+	      "\n"
+	      "Exit status: 0 the instance is committed, 1 it failed, 2 bad usage, 3 bad\n"
+	      "configuration, 4 the replica refused it.\n",
+	      out);
+}
+
+struct bar {
+	bool tty;
+	int64_t last_line_ms;
+};
+
+static void on_progress(void *ctx, const struct vr_agent_progress *p)
+{
+	struct bar *b = ctx;
+	char line[256];
+	int64_t now = wall_ms();
+	vr_agent_progress_format(line, sizeof line, p, now, 30);
+	if (b->tty) {
+		printf("\r%s%s\033[K", line, p->finished ? "\n" : "");
+		fflush(stdout);
+	} else if (p->finished || now - b->last_line_ms >= 5000) {
+		printf("%s\n", line);
+		fflush(stdout);
+		b->last_line_ms = now;
+	}
+}
+
+enum { SOPT_CA = 500, SOPT_PIN, SOPT_SERVER_NAME, SOPT_CONNECT_TIMEOUT };
+
+int vr_agent_cmd_sync(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"state-dir", required_argument, NULL, 'd'},
+		{"proxy", required_argument, NULL, 'p'},
+		{"credential-file", required_argument, NULL, 'k'},
+		{"ca-file", required_argument, NULL, SOPT_CA},
+		{"pin", required_argument, NULL, SOPT_PIN},
+		{"server-name", required_argument, NULL, SOPT_SERVER_NAME},
+		{"connect-timeout", required_argument, NULL, SOPT_CONNECT_TIMEOUT},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct vr_agent_config config;
+	vr_agent_config_init(&config);
+	const char *keys[][2] = {
+		{"agent", "state_dir"},	     {"agent", "proxy"}, {"agent", "credential_file"},
+		{"agent", "ca_file"},	     {"agent", "pin"},	 {"agent", "server_name"},
+		{"agent", "connect_timeout"}};
+	char *error = NULL;
+	int opt, rc = 0;
+	/* The config file first, the flags over it. */
+	for (int i = 1; i + 1 < argc; i++)
+		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) &&
+		    vr_agent_config_load(&config, argv[i + 1], &error)) {
+			fprintf(stderr, "vrcloud-agent sync: %s\n", error);
+			free(error);
+			vr_agent_config_free(&config);
+			return EXIT_CONFIG;
+		}
+	while (!rc && (opt = getopt_long(argc, argv, "c:d:p:k:h", options, NULL)) != -1) {
+		int key = opt == 'd'			? 0
+			  : opt == 'p'			? 1
+			  : opt == 'k'			? 2
+			  : opt == SOPT_CA		? 3
+			  : opt == SOPT_PIN		? 4
+			  : opt == SOPT_SERVER_NAME	? 5
+			  : opt == SOPT_CONNECT_TIMEOUT ? 6
+							: -1;
+		if (key >= 0) {
+			if (vr_agent_config_set(&config, keys[key][0], keys[key][1], optarg,
+						&error)) {
+				fprintf(stderr, "vrcloud-agent sync: %s\n", error);
+				free(error);
+				rc = EXIT_USAGE;
+			}
+		} else if (opt == 'h') {
+			sync_usage(stdout);
+			vr_agent_config_free(&config);
+			return 0;
+		} else if (opt != 'c') {
+			sync_usage(stderr);
+			rc = EXIT_USAGE;
+		}
+	}
+	if (!rc && optind + 1 != argc) {
+		sync_usage(stderr);
+		rc = EXIT_USAGE;
+	}
+	if (!rc && vr_agent_config_check(&config, &error)) {
+		fprintf(stderr, "vrcloud-agent sync: %s\n", error);
+		free(error);
+		rc = EXIT_CONFIG;
+	}
+	char id[VR_UUID_LEN + 1];
+	if (!rc) {
+		int found = vr_agent_repl_find(config.state_dir, argv[optind], id);
+		if (found) {
+			fprintf(stderr, "vrcloud-agent sync: %s\n",
+				found == VR_ECONFLICT ? "several replications have that VM name: "
+							"name the id"
+						      : "no such protected VM here");
+			rc = EXIT_USAGE;
+		}
+	}
+	char credential[VR_TUNNEL_MAX_CREDENTIAL + 1];
+	struct vr_agent_tls tls;
+	memset(&tls, 0, sizeof tls);
+	if (!rc && (vr_agent_credential_read(credential, config.credential_file, &error) ||
+		    vr_agent_tls_init(&tls, &config, &error))) {
+		fprintf(stderr, "vrcloud-agent sync: %s\n", error);
+		free(error);
+		rc = EXIT_CONFIG;
+	}
+	if (rc) {
+		vr_agent_tls_free(&tls);
+		vr_agent_config_free(&config);
+		return rc;
+	}
+	vr_log_set_level(VR_LOG_WARN);
+	struct bar bar = {isatty(STDOUT_FILENO) != 0, 0};
+	struct vr_agent_sync_env env = {.config = &config,
+					.tls = &tls,
+					.credential = credential,
+					.state_dir = config.state_dir,
+					.progress = on_progress,
+					.progress_ctx = &bar};
+	struct vr_agent_sync_result res;
+	bool waited = false;
+	for (;;) {
+		rc = vr_agent_sync(&env, id, &res, &error);
+		if (rc != VR_ECONFLICT)
+			break;
+		if (!waited)
+			fprintf(stderr, "vrcloud-agent sync: a sync of %s runs; waiting for it\n",
+				argv[optind]);
+		waited = true;
+		free(error);
+		error = NULL;
+		sleep(1);
+	}
+	if (rc) {
+		fprintf(stderr, "vrcloud-agent sync: %s\n", error ? error : vr_err_str(rc));
+		rc = rc == VR_EFORBIDDEN ? EXIT_REFUSED
+		     : rc == VR_EINVAL	 ? EXIT_CONFIG
+					 : EXIT_RUNTIME;
+	} else {
+		char when[32], bytes[32];
+		time_text(when, sizeof when, res.point_in_time_ms);
+		vr_agent_bytes_format(bytes, sizeof bytes, res.sent_bytes);
+		printf("instance=%s\nfull=%s\npoint_in_time=%s\nblocks=%" PRIu64
+		       "\nsent_bytes=%" PRIu64 "\nseconds=%.3f\nattempts=%u\n",
+		       res.instance, res.full ? "yes" : "no", when, res.blocks, res.sent_bytes,
+		       res.duration_ms / 1000.0, res.attempts);
+	}
+	free(error);
+	explicit_bzero(credential, sizeof credential);
+	vr_agent_tls_free(&tls);
+	vr_agent_config_free(&config);
+	return rc;
+}
