@@ -9,7 +9,8 @@ libvrcloud_la_SOURCES += \
 	src/agent/scheduler.c
 
 bin_PROGRAMS += vrcloud-agent
-vrcloud_agent_SOURCES = src/cmd/vrcloud-agent.c src/cmd/agent-commands.c src/cmd/agent-commands.h
+vrcloud_agent_SOURCES = src/cmd/vrcloud-agent.c src/cmd/agent-commands.h \
+	src/cmd/agent-protect.c src/cmd/agent-run.c
 vrcloud_agent_CFLAGS = $(AM_CFLAGS) $(LIBDEPS_CFLAGS)
 vrcloud_agent_LDADD = libvrcloud.la $(CURL_LIBS)
 

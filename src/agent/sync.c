@@ -101,31 +101,25 @@ static int hook(struct job *j, const char *which, const char *cmd)
  * them cannot be trusted (a full instance follows). */
 static bool read_changes(struct job *j, struct vr_cbt_map *maps)
 {
-	bool frozen = j->repl.quiesce && j->repl.freeze_cmd;
 	for (size_t d = 0; d < j->vm.ndisks; d++) {
 		const struct vr_agent_disk_state *s = &j->repl.disks[d];
 		const char *path = j->vm.disks[d].cbt_path;
 		struct vr_cbt_map *m = &maps[d];
-		if (s->generation == 0 || vr_cbt_read_since(m, path, s->seq))
+		/* The blocks: the records after the last capture and the few just
+		 * before it. */
+		uint64_t from = s->seq > VR_AGENT_CBT_OVERLAP ? s->seq - VR_AGENT_CBT_OVERLAP : 0;
+		if (s->generation == 0 || vr_cbt_read_since(m, path, from))
 			return false;
-		bool trusted = m->generation == s->generation && m->clean_since &&
-			       m->disk_size == s->size;
-		if (trusted && !frozen && s->seq) {
-			/* Re-read the records just before the last capture too. */
-			struct vr_cbt_map wide;
-			uint64_t from =
-				s->seq > VR_AGENT_CBT_OVERLAP ? s->seq - VR_AGENT_CBT_OVERLAP : 0;
-			if (vr_cbt_read_since(&wide, path, from) ||
-			    wide.generation != m->generation) {
-				vr_cbt_map_release(&wide);
-				return false;
-			}
-			wide.clean_since = m->clean_since;
-			vr_cbt_map_release(m);
-			*m = wide;
-		}
 		j->info.generation[d] = m->generation;
 		j->info.seq[d] = m->last_seq;
+		/* The trust: nothing after the last capture, read again now, so
+		 * that it covers every record the blocks came from. */
+		struct vr_cbt_map check;
+		if (vr_cbt_read_since(&check, path, s->seq))
+			return false;
+		bool trusted = m->generation == s->generation && check.generation == s->generation &&
+			       check.clean_since && m->disk_size == s->size;
+		vr_cbt_map_release(&check);
 		if (!trusted)
 			return false;
 	}

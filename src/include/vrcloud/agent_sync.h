@@ -163,9 +163,10 @@ int vr_agent_hook_run(const char *cmd, const char *hook, const struct vr_agent_r
 
 /* --- the sender -------------------------------------------------------- */
 
-/* Records of the log re-read by the next incremental instance when no freeze
- * hook stopped the writer: a write whose record came before the capture may
- * land on the disk after its block was copied. */
+/* Records of the log before the last capture that the next incremental
+ * instance reads again: a write whose record came before the capture may
+ * land on the disk after its block was copied (a writer records first and
+ * writes then; a freeze hook may stop it in between). */
 #define VR_AGENT_CBT_OVERLAP 64u
 
 struct vr_agent_progress {
