@@ -34,3 +34,13 @@ tests_unit_test_agent_spool_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_agent_spool_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_unit_test_agent_spool_LDADD = $(TEST_LIBS)
 TESTS += tests/unit/test_agent_spool
+
+# The sender end to end through a real proxy into a receiver built on the
+# transfer decoder, images compared byte for byte.
+check_PROGRAMS += tests/integration/test_agent_sync
+tests_integration_test_agent_sync_SOURCES = tests/integration/test_agent_sync.c \
+	tests/integration/harness.c tests/integration/harness.h
+tests_integration_test_agent_sync_CFLAGS = $(TEST_CFLAGS)
+tests_integration_test_agent_sync_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_agent_sync_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/test_agent_sync

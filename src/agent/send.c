@@ -441,6 +441,11 @@ static int converse(struct tx *t, struct vr_send_plan *plan, struct vr_send_outc
 		return VR_EUNAVAIL;
 	}
 	rc = read_reply(t, &r);
+	if (rc == VR_EINVAL) {
+		out->status = VR_TX_EREPLY;
+		snprintf(out->message, sizeof out->message, "the result reply is malformed");
+		return VR_EFORBIDDEN;
+	}
 	if (rc) {
 		snprintf(out->message, sizeof out->message,
 			 "no result came after the trailer (the replica may still commit it)");

@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ini.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,6 +173,58 @@ static int on_value(void *user, const char *section, const char *name, const cha
 	return 0;
 }
 
+/* The file's lines: "[section]", "key = value" (the value verbatim to the
+ * end of the line: hook commands hold ';' and '#'), blank lines and
+ * comments starting with '#' or ';'. Lines may be of any length. Returns 0
+ * or the number of the first line that is none of those. */
+static int read_lines(FILE *f, struct parse *p)
+{
+	char *line = NULL, *section = vr_strdup("");
+	size_t cap = 0;
+	int number = 0, bad_line = 0;
+	ssize_t n;
+	while (!bad_line && !p->error && (n = getline(&line, &cap, f)) >= 0) {
+		number++;
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			line[--n] = '\0';
+		char *s = line;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (!*s || *s == '#' || *s == ';')
+			continue;
+		if (*s == '[') {
+			char *end = strchr(s, ']');
+			if (!end) {
+				bad_line = number;
+				break;
+			}
+			free(section);
+			section = vr_strndup(s + 1, (size_t)(end - s - 1));
+			continue;
+		}
+		char *eq = strchr(s, '=');
+		if (!eq) {
+			bad_line = number;
+			break;
+		}
+		char *key_end = eq;
+		while (key_end > s && (key_end[-1] == ' ' || key_end[-1] == '\t'))
+			key_end--;
+		*key_end = '\0';
+		char *value = eq + 1;
+		while (*value == ' ' || *value == '\t')
+			value++;
+		char *end = value + strlen(value);
+		while (end > value && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+		if (!on_value(p, section, s, value) && !p->error)
+			bad_line = number;
+	}
+	free(line);
+	free(section);
+	return bad_line;
+}
+
 int vr_agent_repl_load(struct vr_agent_repl *r, const char *state_dir, const char *id,
 		       char **error_out)
 {
@@ -190,10 +241,10 @@ int vr_agent_repl_load(struct vr_agent_repl *r, const char *state_dir, const cha
 		return rc;
 	}
 	struct parse p = {r, NULL};
-	int line = ini_parse_file(f, on_value, &p);
+	int line = read_lines(f, &p);
 	fclose(f);
 	if (!p.error && line != 0)
-		p.error = vr_strdup("not an INI file");
+		p.error = vr_asprintf("line %d is neither [section] nor key = value", line);
 	if (!p.error && (!r->id[0] || !r->vmdir || !r->vm_name || !r->rpo))
 		p.error = vr_strdup("[replication] id, vm, vmdir and rpo are required");
 	if (p.error) {

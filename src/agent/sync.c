@@ -112,13 +112,15 @@ static bool read_changes(struct job *j, struct vr_cbt_map *maps)
 			return false;
 		j->info.generation[d] = m->generation;
 		j->info.seq[d] = m->last_seq;
+		j->info.writing[d] = m->writer_alive;
 		/* The trust: nothing after the last capture, read again now, so
 		 * that it covers every record the blocks came from. */
 		struct vr_cbt_map check;
 		if (vr_cbt_read_since(&check, path, s->seq))
 			return false;
-		bool trusted = m->generation == s->generation && check.generation == s->generation &&
-			       check.clean_since && m->disk_size == s->size;
+		bool trusted = m->generation == s->generation &&
+			       check.generation == s->generation && check.clean_since &&
+			       m->disk_size == s->size;
 		vr_cbt_map_release(&check);
 		if (!trusted)
 			return false;
@@ -196,6 +198,7 @@ static void full_positions(struct job *j)
 		if (vr_cbt_read_since(&m, j->vm.disks[d].cbt_path, 0) == 0) {
 			j->info.generation[d] = m.generation;
 			j->info.seq[d] = m.last_seq;
+			j->info.writing[d] = m.writer_alive;
 			vr_cbt_map_release(&m);
 		}
 	}
@@ -218,6 +221,10 @@ static bool resume_spool(struct job *j)
 		return false;
 	}
 	j->info = info;
+	/* Whether a writer was in session at its capture is not known: its
+	 * logs are not reset after it. */
+	for (size_t d = 0; d < j->info.ndisks; d++)
+		j->info.writing[d] = true;
 	vr_log_info("sync_spool_resumed", "replication", j->repl.id);
 	return true;
 }
@@ -317,7 +324,9 @@ static int transfer(struct job *j, struct vr_agent_sync_result *res)
 }
 
 /* The committed instance into the state; then the spool goes and the logs
- * that nothing newer was written to start a new generation. */
+ * start a new generation where that loses nothing: no writer was in session
+ * when the instance was captured (a write recorded before the capture may
+ * have landed after its block was read) and nothing was recorded since. */
 static int record(struct job *j, struct vr_agent_sync_result *res)
 {
 	struct vr_agent_repl *r = &j->repl;
@@ -343,7 +352,7 @@ static int record(struct job *j, struct vr_agent_sync_result *res)
 	bool changed = false, all = true;
 	for (size_t d = 0; d < j->vm.ndisks; d++) {
 		uint64_t generation;
-		if (r->disks[d].generation &&
+		if (r->disks[d].generation && !j->info.writing[d] &&
 		    vr_cbt_reset_after(j->vm.disks[d].cbt_path, r->disks[d].size,
 				       r->disks[d].generation, r->disks[d].seq, &generation) == 0) {
 			r->disks[d].generation = generation;

@@ -43,7 +43,6 @@ char *vr_agent_cmd_read_secret(const char *path)
 	return line;
 }
 
-
 /* --- site.ini ------------------------------------------------------------- */
 
 struct site {
@@ -531,4 +530,3 @@ int vr_agent_cmd_unprotect(int argc, char **argv)
 	printf("unprotected=%s\n", id);
 	return 0;
 }
-

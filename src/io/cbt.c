@@ -430,9 +430,11 @@ int vr_cbt_reset_after(const char *path, uint64_t disk_size, uint64_t generation
 		return rc;
 	}
 	/* Nothing after after_seq may be lost: no extent, no mark of an
-	 * unclean stop, no torn tail, no session left open by a dead writer. */
+	 * unclean stop, no torn tail. A session still open is a dead writer's
+	 * (the lock is ours): it wrote nothing after after_seq, since it
+	 * recorded every write before making it. */
 	bool safe = map.generation == generation && map.disk_size == disk_size &&
-		    map.extents_since == 0 && map.clean_since && !map.in_session;
+		    map.extents_since == 0 && map.clean_since;
 	vr_cbt_map_release(&map);
 	if (safe)
 		rc = vr_cbt_create(path, disk_size, generation + 1);

@@ -457,6 +457,16 @@ Test(io_cbt, reset_after_loses_nothing_newer)
 	cr_assert_eq(map.last_seq, 0);
 	cr_assert(map.clean);
 	vr_cbt_map_release(&map);
+	/* a dead writer's open session that wrote nothing after the reader's
+	 * position loses nothing; one that did, does */
+	cr_assert_eq(vr_cbt_writer_open(&w, log_path, DISK_SIZE), 0); /* 1 OPEN */
+	vr_cbt_writer_free(w);
+	cr_assert_eq(vr_cbt_reset_after(log_path, DISK_SIZE, 2, 1, &generation), 0);
+	cr_assert_eq(generation, 3);
+	cr_assert_eq(vr_cbt_writer_open(&w, log_path, DISK_SIZE), 0); /* 1 OPEN */
+	cr_assert_eq(vr_cbt_writer_mark(w, 0, 4096), 0);	      /* 2 */
+	vr_cbt_writer_free(w);
+	cr_assert_eq(vr_cbt_reset_after(log_path, DISK_SIZE, 3, 1, &generation), VR_ECONFLICT);
 	char *other = vr_asprintf("%s/none.cbt", dir);
 	cr_assert_eq(vr_cbt_reset_after(other, DISK_SIZE, 1, 0, &generation), VR_ENOTFOUND);
 	free(other);

@@ -123,6 +123,7 @@ struct vr_spool_info {
 	struct vr_tx_disk disks[VR_VM_MAX_DISKS];
 	uint64_t generation[VR_VM_MAX_DISKS]; /* of each disk's log when captured */
 	uint64_t seq[VR_VM_MAX_DISKS];	      /* its last record when captured */
+	bool writing[VR_VM_MAX_DISKS];	      /* a writer was in session then (not kept) */
 	uint64_t runs, blocks;		      /* set by vr_spool_commit */
 };
 

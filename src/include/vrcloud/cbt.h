@@ -77,7 +77,9 @@ int vr_cbt_reset(const char *path, uint64_t disk_size, uint64_t *generation_out)
 
 /* Reset the log of generation `generation` at path to the next generation,
  * as vr_cbt_reset, only if doing so loses nothing recorded after record
- * after_seq: no extent or UNCLEAN after it, no torn tail, no open session.
+ * after_seq: no extent or UNCLEAN after it, no torn tail. The caller makes
+ * sure no writer was in session when it read record after_seq (a write
+ * recorded before it may have landed after the reader looked).
  * VR_ECONFLICT when a writer holds the lock or something would be lost (or
  * the generation or disk size differ), VR_ENOTFOUND without a log. */
 int vr_cbt_reset_after(const char *path, uint64_t disk_size, uint64_t generation,
