@@ -39,7 +39,8 @@ TESTS += tests/unit/test_agent_spool
 # transfer decoder, images compared byte for byte.
 check_PROGRAMS += tests/integration/test_agent_sync
 tests_integration_test_agent_sync_SOURCES = tests/integration/test_agent_sync.c \
-	tests/integration/harness.c tests/integration/harness.h
+	tests/integration/harness.c tests/integration/harness.h \
+	tests/integration/helpers.c tests/integration/helpers.h
 tests_integration_test_agent_sync_CFLAGS = $(TEST_CFLAGS)
 tests_integration_test_agent_sync_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_integration_test_agent_sync_LDADD = $(TEST_LIBS)

@@ -341,6 +341,11 @@ int vr_agent_cmd_protect(int argc, char **argv)
 		}
 	}
 	char *rules = retention ? retention_xml(retention) : NULL;
+	if ((freeze && strpbrk(freeze, "\r\n")) || (thaw && strpbrk(thaw, "\r\n"))) {
+		fprintf(stderr, "vrcloud-agent protect: a hook command is one line\n");
+		free(rules);
+		return EXIT_USAGE;
+	}
 	if (bad || optind + 1 != argc || !rpo || (retention && !rules) ||
 	    ((freeze || thaw) && !quiesce)) {
 		fprintf(stderr, "vrcloud-agent protect: %s (see --help)\n",

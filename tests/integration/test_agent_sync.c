@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "integration/harness.h"
+#include "integration/helpers.h"
 #include "vrcloud/agent.h"
 #include "vrcloud/agent_sync.h"
 #include "vrcloud/cbt.h"
@@ -1081,5 +1082,152 @@ Test(agent_sync, the_daemon_syncs_at_once_and_on_a_sync_command_and_listens_nowh
 	free(config_path);
 	free(exe);
 	free(log);
+	world_free(&w);
+}
+
+/* --- protect and unprotect through the API ------------------------------------------- */
+
+/* Run vrcloud-agent with args in the background, its output into out. */
+static pid_t agent_command(const char *out, const char *const *args)
+{
+	char *exe = fmt("%s/vrcloud-agent", builddir());
+	const char *argv[40] = {exe};
+	size_t n = 1;
+	for (; args[n - 1] && n < 39; n++)
+		argv[n] = args[n - 1];
+	argv[n] = NULL;
+	struct proc p = {0};
+	spawn(&p, argv, out);
+	free(exe);
+	return p.pid;
+}
+
+static int wait_exit(pid_t pid, double timeout_s)
+{
+	struct proc p = {.pid = pid};
+	double end = now_s() + timeout_s;
+	int status = 0;
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		if (now_s() > end)
+			return stop_proc(&p, SIGKILL);
+		vrt_sleep(0.05);
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 256 + WTERMSIG(status);
+}
+
+/* The job of the Task of rg named operation, once it is there; run it to success. */
+static void run_job(const char *rg, const char *operation_name)
+{
+	char *task = NULL;
+	double end = now_s() + 20;
+	while (!task && now_s() < end) {
+		task = vrt_db_value("SELECT id::text FROM tasks WHERE owner_id = $1::uuid"
+				    " AND operation_name = $2",
+				    rg, operation_name);
+		if (!task)
+			vrt_sleep(0.1);
+	}
+	cr_assert_not_null(task, "no %s Task for %s", operation_name, rg);
+	char *job = vrt_job_of(task);
+	vrt_job_start(job);
+	vrt_job_complete(job, "success");
+	free(job);
+	free(task);
+}
+
+static char *wait_replication(const char *vdc, const char *name)
+{
+	double end = now_s() + 20;
+	while (now_s() < end) {
+		char *id = vrt_db_value("SELECT id::text FROM replications WHERE vdc_id = $1::uuid"
+					" AND name = $2",
+					vdc, name);
+		if (id)
+			return id;
+		vrt_sleep(0.1);
+	}
+	cr_assert_fail("protect configured no replication %s", name);
+	return NULL;
+}
+
+Test(agent_sync, protect_configures_the_replication_and_unprotect_removes_it)
+{
+	struct world w;
+	world_init(&w);
+	char *vmdir = fmt("%s/protect-vm", w.dir);
+	cr_assert_eq(mkdir(vmdir, 0755), 0);
+	char *ini = fmt("[vm]\nname = protect-vm\n[disk 2001]\nfile = %s\nsize = %llu\n"
+			"[disk 2000]\nfile = %s\n",
+			w.disk[1], (unsigned long long)DISK1, w.disk[0]);
+	char *ini_path = fmt("%s/vm.ini", vmdir);
+	write_text(ini_path, ini, 0644);
+	char *pw = fmt("%s/password", w.dir);
+	write_text(pw, VRT_PASSWORD "\n", 0600);
+	char *out = fmt("%s/protect.out", w.dir);
+	const char *args[] = {"protect",     vmdir,	     "--vdc",		w.vdc,
+			      "--rpo",	     "15",	     "--quiesce",	"--compress",
+			      "--retention", "24x60,7x1440", "--freeze-cmd",	"sync; true",
+			      "--thaw-cmd",  "true",	     "--api",		vrt_base_url(),
+			      "--user",	     VRT_ADMIN_A,    "--password-file", pw,
+			      "--state-dir", w.state_dir,    "--timeout",	"30",
+			      NULL};
+	pid_t pid = agent_command(out, args);
+	char *rg = wait_replication(w.vdc, "protect-vm");
+	run_job(rg, "hcsConfigureReplication");
+	int status = wait_exit(pid, 30);
+	char *text = read_text(out);
+	cr_assert_eq(status, 0, "%s", text);
+	char *want = fmt("replication=%s", rg);
+	cr_assert_not_null(strstr(text, want), "%s", text);
+	free(text);
+	free(want);
+	/* what the cloud has: the VM's disks by device key, the settings, the rules */
+	vrt_assert_db("SELECT string_agg(device_key || ':' || size_bytes, ',' ORDER BY device_key)"
+		      " FROM disks WHERE replication_id = $1::uuid",
+		      rg, "2000:16777216,2001:4194304", "the disks");
+	vrt_assert_db("SELECT rpo_minutes || ' ' || quiesce_guest || ' ' || network_compression"
+		      " FROM replications WHERE id = $1::uuid",
+		      rg, "15 true true", "the settings");
+	vrt_assert_db(
+		"SELECT string_agg(instances || 'x' || distance_minutes, ',' ORDER BY position)"
+		" FROM retention_rules WHERE replication_id = $1::uuid",
+		rg, "24x60,7x1440", "the retention rules");
+	/* what the agent keeps */
+	struct vr_agent_repl r;
+	cr_assert_eq(vr_agent_repl_load(&r, w.state_dir, rg, NULL), 0);
+	cr_assert_str_eq(r.vm_name, "protect-vm");
+	cr_assert_eq(r.rpo, 15);
+	cr_assert(r.quiesce);
+	cr_assert(r.compress);
+	cr_assert_str_eq(r.freeze_cmd, "sync; true");
+	cr_assert_str_eq(r.retention, "24x60,7x1440");
+	cr_assert_eq(r.ndisks, 2);
+	cr_assert_str_eq(r.disks[0].key, "2000");
+	cr_assert_eq(r.disks[1].size, DISK1);
+	cr_assert_eq(r.instance[0], '\0');
+	vr_agent_repl_free(&r);
+	/* a second protect of the same VM is refused before the API is asked */
+	pid = agent_command(out, args);
+	cr_assert_eq(wait_exit(pid, 30), 4);
+
+	/* unprotect: the removal's Task, then the local state goes */
+	const char *un[] = {"unprotect", "protect-vm",	    "--user",
+			    VRT_ADMIN_A, "--password-file", pw,
+			    "--api",	 vrt_base_url(),    "--state-dir",
+			    w.state_dir, "--timeout",	    "30",
+			    NULL};
+	pid = agent_command(out, un);
+	run_job(rg, "hcsDelete");
+	status = wait_exit(pid, 30);
+	text = read_text(out);
+	cr_assert_eq(status, 0, "%s", text);
+	free(text);
+	cr_assert_eq(vr_agent_repl_load(&r, w.state_dir, rg, NULL), VR_ENOTFOUND);
+	free(rg);
+	free(out);
+	free(pw);
+	free(ini);
+	free(ini_path);
+	free(vmdir);
 	world_free(&w);
 }
