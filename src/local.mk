@@ -33,4 +33,4 @@ libvrcloud_la_SOURCES += src/db/sites.c src/api/internal_sites.c
 # The transfer protocol of data connections (docs/transfer-protocol.md).
 libvrcloud_la_SOURCES += src/include/vrcloud/transfer.h src/transfer/wire.h \
 	src/transfer/wire.c src/transfer/encode.c src/transfer/decode.c src/transfer/preamble.c \
-	src/transfer/hashrec.c
+	src/transfer/hashrec.c src/transfer/codec.c

@@ -64,7 +64,8 @@ static void usage(FILE *out)
 	      "never taken on the command line nor logged. SIGTERM or SIGINT: stop accepting,\n"
 	      "close the control connections (agents reconnect to another proxy), let data\n"
 	      "connections finish (up to the shutdown timeout) and exit 0. SIGHUP reopens the\n"
-	      "log file.\n"
+	      "log file and reads the certificate and key again: new connections get them,\n"
+	      "open ones keep theirs; if they do not load, the old ones stay in use.\n"
 	      "Exit status: 0 stopped cleanly, 1 runtime failure, 2 bad usage, 3 bad config.\n",
 	      out);
 }

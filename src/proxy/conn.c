@@ -3,14 +3,8 @@
  * (heartbeats, commands down, acks up) or a data connection whose bytes
  * are copied to and from a worker. Everything runs on the loop: a call
  * that may close the connection returns -1 after it did, and the caller
- * touches the connection no more.
- *
- * Data connections keep one bounded buffer per direction. A side is read
- * only while the buffer towards the other side has room, so a slow worker
- * slows the agent down through TCP instead of filling the proxy's memory.
- * The end of each direction is passed on separately (TLS close_notify to
- * a TCP half-close and back); any failure resets the worker's side, so a
- * cut stream never looks complete to it. */
+ * touches the connection no more. The data pump, and the connecting of
+ * data and reverse connections to their worker, are in pump.c. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -25,6 +19,7 @@
 #include <openssl/err.h>
 
 #include "proxy/internal.h"
+#include "proxy/pump.h"
 #include "vrcloud/alloc.h"
 #include "vrcloud/err.h"
 #include "vrcloud/log.h"
@@ -32,9 +27,7 @@
 
 #define IN_CAP (VR_TUNNEL_HEADER_LEN + VR_TUNNEL_MAX_PAYLOAD)
 
-static int data_fail(struct conn *conn, const char *reason);
 static void on_agent(struct vr_loop *loop, int fd, unsigned events, void *arg);
-static void on_worker(struct vr_loop *loop, int fd, unsigned events, void *arg);
 
 static const char *kind_name(const struct conn *conn)
 {
@@ -42,45 +35,13 @@ static const char *kind_name(const struct conn *conn)
 	return kind ? kind : "unknown";
 }
 
-static void set_keepalive(int fd)
+void vr_proxy_keepalive(int fd)
 {
 	int on = 1, idle = 60, interval = 10, count = 6;
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
-}
-
-/* --- byte queues --------------------------------------------------------- */
-
-static size_t pb_len(const struct pipebuf *b)
-{
-	return b->end - b->start;
-}
-
-/* Room at the end, after moving the waiting bytes to the front when that
- * makes room (moving is allowed: SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER). */
-static size_t pb_room(struct pipebuf *b)
-{
-	if (b->start == b->end)
-		b->start = b->end = 0;
-	if (b->end == b->cap && b->start > 0) {
-		memmove(b->data, b->data + b->start, b->end - b->start);
-		b->end -= b->start;
-		b->start = 0;
-	}
-	return b->cap - b->end;
-}
-
-static bool pb_put(struct pipebuf *b, const void *data, size_t len)
-{
-	if (!len)
-		return true;
-	if (pb_room(b) < len)
-		return false;
-	memcpy(b->data + b->end, data, len);
-	b->end += len;
-	return true;
 }
 
 /* --- lifecycle ------------------------------------------------------------- */
@@ -98,7 +59,7 @@ static void unlink_conn(struct conn *conn)
 	p->nconns--;
 }
 
-static void close_fd(struct conn *conn, int *fd, bool *watched, bool reset)
+void vr_proxy_conn_close_fd(struct conn *conn, int *fd, bool *watched, bool reset)
 {
 	if (*fd < 0)
 		return;
@@ -139,12 +100,12 @@ void vr_proxy_conn_close(struct conn *conn, const char *reason)
 		vr_log_debug("connection_closed", "client", conn->client, "reason", reason);
 	}
 	bool complete = conn->state == CS_DATA && conn->a_eof && conn->w_shut;
-	close_fd(conn, &conn->wfd, &conn->w_watched, conn->wfd >= 0 && !complete);
+	vr_proxy_conn_close_fd(conn, &conn->wfd, &conn->w_watched, conn->wfd >= 0 && !complete);
 	if (conn->ssl) {
 		SSL_free(conn->ssl);
 		conn->ssl = NULL;
 	}
-	close_fd(conn, &conn->fd, &conn->a_watched, false);
+	vr_proxy_conn_close_fd(conn, &conn->fd, &conn->a_watched, false);
 	if (!conn->verify_pending)
 		vr_tunnel_hello_clear(&conn->hello);
 	free(conn->in);
@@ -187,7 +148,7 @@ void vr_proxy_conn_accept(struct vr_proxy *proxy, int fd, const struct sockaddr 
 	snprintf(conn->client, sizeof conn->client, "%s:%u", host, port);
 	int on = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-	set_keepalive(fd);
+	vr_proxy_keepalive(fd);
 	vr_buf_init(&conn->out, 0);
 	conn->in = vr_malloc(IN_CAP);
 	conn->next = proxy->conns;
@@ -242,7 +203,7 @@ static unsigned tls_write_bits(const struct conn *conn)
 	return conn->write_wants_read ? VR_LOOP_READ : VR_LOOP_WRITE;
 }
 
-static int update_interest(struct conn *conn)
+int vr_proxy_conn_interest(struct conn *conn)
 {
 	unsigned a = 0, w = 0;
 	switch (conn->state) {
@@ -269,7 +230,8 @@ static int update_interest(struct conn *conn)
 	}
 	int rc = set_side(conn, conn->fd, a, &conn->a_watched, conn->a_hup, on_agent);
 	if (!rc && conn->wfd >= 0)
-		rc = set_side(conn, conn->wfd, w, &conn->w_watched, conn->w_hup, on_worker);
+		rc = set_side(conn, conn->wfd, w, &conn->w_watched, conn->w_hup,
+			      vr_proxy_on_worker);
 	if (rc) {
 		vr_proxy_conn_close(conn, "the loop refused the connection");
 		return -1;
@@ -281,7 +243,7 @@ static int update_interest(struct conn *conn)
 
 /* What an SSL call's failure means: 1 = try again later, -1 = the
  * connection is gone (the caller closes it). */
-static int tls_retry(struct conn *conn, int ret, bool reading)
+int vr_proxy_conn_tls_retry(struct conn *conn, int ret, bool reading)
 {
 	int e = SSL_get_error(conn->ssl, ret);
 	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
@@ -310,7 +272,7 @@ static int write_out(struct conn *conn)
 			conn->write_wants_read = false;
 			continue;
 		}
-		if (tls_retry(conn, n, false) > 0)
+		if (vr_proxy_conn_tls_retry(conn, n, false) > 0)
 			return 0;
 		vr_proxy_conn_close(conn, "the connection was lost");
 		return -1;
@@ -331,7 +293,7 @@ int vr_proxy_conn_queue_frame(struct conn *conn, unsigned type, const char *payl
 	return 0;
 }
 
-static int do_refuse(struct conn *conn, const char *reason, const char *message)
+int vr_proxy_conn_refuse(struct conn *conn, const char *reason, const char *message)
 {
 	vr_log_info("refused", "client", conn->client, "kind", kind_name(conn), "peer",
 		    conn->site.peer_id[0] ? conn->site.peer_id : NULL, "reason", reason, "message",
@@ -340,7 +302,8 @@ static int do_refuse(struct conn *conn, const char *reason, const char *message)
 	vr_buf_init(&payload, VR_TUNNEL_MAX_PAYLOAD);
 	vr_tunnel_field_append(&payload, "reason", reason);
 	vr_tunnel_field_append(&payload, "message", message);
-	int rc = vr_proxy_conn_queue_frame(conn, VR_FRAME_REFUSE, payload.data ? payload.data : "", payload.len);
+	int rc = vr_proxy_conn_queue_frame(conn, VR_FRAME_REFUSE, payload.data ? payload.data : "",
+					   payload.len);
 	vr_buf_free(&payload);
 	if (rc)
 		return -1;
@@ -356,11 +319,11 @@ static int flush_closing(struct conn *conn)
 	if (write_out(conn))
 		return -1;
 	if (conn->out.len)
-		return update_interest(conn);
+		return vr_proxy_conn_interest(conn);
 	ERR_clear_error();
 	int r = SSL_shutdown(conn->ssl);
-	if (r < 0 && tls_retry(conn, r, false) > 0)
-		return update_interest(conn);
+	if (r < 0 && vr_proxy_conn_tls_retry(conn, r, false) > 0)
+		return vr_proxy_conn_interest(conn);
 	vr_proxy_conn_close(conn, conn->close_reason ? conn->close_reason : "closed");
 	return -1;
 }
@@ -400,153 +363,45 @@ static int control_accepted(struct conn *conn)
 	return 0;
 }
 
-/* The replication's worker did not take the connection: log it and drop
- * the route, so that the next data connection asks the API again (the
- * replication may have moved). */
-static void worker_unreachable(struct conn *conn, const char *error)
-{
-	vr_log_warn("worker_connect_failed", "peer", conn->site.peer_id, "replication",
-		    conn->hello.replication, "address", conn->route.address, "worker",
-		    conn->route.server, "error", error);
-	vr_proxy_verifier_route_forget(conn->proxy->verifier, conn->site.peer_id,
-				       conn->hello.replication);
-}
-
-static int data_accepted(struct conn *conn)
-{
-	struct vr_proxy *p = conn->proxy;
-	const struct vr_proxy_route *r = &conn->route;
-	int fd = socket(r->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return do_refuse(conn, "worker", "the proxy cannot open a connection");
-	int on = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-	set_keepalive(fd);
-	if (connect(fd, (const struct sockaddr *)&r->addr, r->addrlen) != 0 &&
-	    errno != EINPROGRESS) {
-		worker_unreachable(conn, strerror(errno));
-		close(fd);
-		return do_refuse(conn, "worker", "the worker cannot be reached");
-	}
-	conn->wfd = fd;
-	conn->state = CS_CONNECTING;
-	conn->deadline_ms = vr_loop_now_ms() + (uint64_t)p->config->connect_timeout * 1000u;
-	return 0;
-}
-
-/* Buffers of a data or reverse connection, each starting with what goes
- * first to that side; false when they cannot hold it. */
-static bool buffers_start(struct conn *c, const void *to_worker, size_t to_worker_len,
-			  const void *worker_early, size_t worker_early_len,
-			  const struct vr_buf *welcome)
-{
-	size_t cap = (size_t)c->proxy->config->buffer_kib * 1024u;
-	c->a2w.data = vr_malloc(cap);
-	c->w2a.data = vr_malloc(cap);
-	c->a2w.cap = c->w2a.cap = cap;
-	struct vr_buf frame;
-	vr_buf_init(&frame, 0);
-	bool ok = pb_put(&c->a2w, to_worker, to_worker_len) && pb_put(&c->a2w, c->in, c->in_len) &&
-		  vr_tunnel_frame_append(&frame, VR_FRAME_WELCOME, welcome->data, welcome->len) ==
-			  0 &&
-		  pb_put(&c->w2a, frame.data, frame.len) &&
-		  pb_put(&c->w2a, worker_early, worker_early_len);
-	vr_buf_free(&frame);
-	c->bytes_up = c->in_len;
-	c->in_len = 0;
-	return ok;
-}
-
-/* An agent answers a worker's request: stitch its connection to the
- * worker's waiting one. The worker gets a welcome naming the site, the
- * agent one naming the replication, then bytes flow as on a data
- * connection. */
-static int reverse_accepted(struct conn *c)
-{
-	struct vr_proxy *p = c->proxy;
-	struct waiter *w = vr_proxy_waiter_find(p, c->hello.cookie);
-	explicit_bzero(c->hello.cookie, sizeof c->hello.cookie);
-	/* A cookie is bound to the site it was made for. */
-	if (!w || strcmp(w->request.peer, c->site.peer_id) != 0)
-		return do_refuse(c, "cookie",
-				 "the cookie is unknown, used, expired or another site's");
-	memcpy(c->hello.replication, w->request.replication, sizeof c->hello.replication);
-	c->wfd = vr_proxy_waiter_detach(w);
-	struct vr_buf to_worker, to_agent;
-	vr_buf_init(&to_worker, 0);
-	vr_buf_init(&to_agent, 0);
-	vr_tunnel_field_append(&to_worker, "proxy", p->config->name);
-	vr_tunnel_field_append(&to_worker, "peer", c->site.peer_id);
-	vr_tunnel_field_append(&to_worker, "org", c->site.org_id);
-	vr_tunnel_field_append(&to_worker, "vdc", c->site.vdc_id);
-	vr_tunnel_field_append(&to_worker, "site", c->site.site_uuid);
-	if (c->hello.replication[0]) {
-		vr_tunnel_field_append(&to_worker, "replication", c->hello.replication);
-		vr_tunnel_field_append(&to_agent, "replication", c->hello.replication);
-	}
-	vr_tunnel_field_append(&to_worker, "purpose", w->request.purpose);
-	vr_tunnel_field_append(&to_agent, "proxy", p->config->name);
-	vr_tunnel_field_append(&to_agent, "peer", c->site.peer_id);
-	vr_tunnel_field_append(&to_agent, "purpose", w->request.purpose);
-	struct vr_buf frame;
-	vr_buf_init(&frame, 0);
-	bool ok = vr_tunnel_frame_append(&frame, VR_FRAME_WELCOME, to_worker.data, to_worker.len) ==
-			  0 &&
-		  buffers_start(c, frame.data, frame.len, w->in, w->in_len, &to_agent);
-	char worker[VR_TUNNEL_MAX_ID + 1];
-	memcpy(worker, w->request.worker, sizeof worker);
-	vr_proxy_waiter_free(w);
-	vr_buf_free(&frame);
-	vr_buf_free(&to_worker);
-	vr_buf_free(&to_agent);
-	if (!ok)
-		return data_fail(c, "the buffers are too small for the welcomes");
-	c->state = CS_DATA;
-	c->deadline_ms = 0;
-	c->started_ms = vr_loop_now_ms();
-	vr_log_info("reverse_connected", "peer", c->site.peer_id, "replication",
-		    c->hello.replication[0] ? c->hello.replication : NULL, "client", c->client,
-		    "worker", worker[0] ? worker : NULL);
-	return 0;
-}
-
 /* Leave CS_VERIFYING with the answer; -1 when that closed the connection. */
 static int verified(struct conn *conn, int status, const struct vr_proxy_site *site)
 {
 	if (status == VR_EFORBIDDEN)
-		return do_refuse(conn, "credential", "the site credential is not valid");
+		return vr_proxy_conn_refuse(conn, "credential", "the site credential is not valid");
 	if (status == VR_ENOTFOUND || status == VR_ECONFLICT) {
 		vr_log_warn("replication_refused", "peer", site->peer_id, "replication",
 			    conn->hello.replication, "client", conn->client, "reason",
 			    status == VR_ENOTFOUND ? "not this site's" : "no worker");
 		vr_tunnel_hello_clear(&conn->hello);
 		if (status == VR_ENOTFOUND)
-			return do_refuse(conn, "replication", "the site has no such replication");
-		return do_refuse(conn, "worker", "no worker holds this replication now");
+			return vr_proxy_conn_refuse(conn, "replication",
+						    "the site has no such replication");
+		return vr_proxy_conn_refuse(conn, "worker", "no worker holds this replication now");
 	}
 	if (status != 0)
-		return do_refuse(conn, "unavailable",
-				 "the credential cannot be checked now; try again later");
+		return vr_proxy_conn_refuse(
+			conn, "unavailable",
+			"the credential cannot be checked now; try again later");
 	conn->site = *site;
 	if (conn->proxy->stopping)
-		return do_refuse(conn, "shutdown", "this proxy is stopping");
+		return vr_proxy_conn_refuse(conn, "shutdown", "this proxy is stopping");
 	if (conn->hello.kind == VR_TUNNEL_CONTROL)
 		return control_accepted(conn);
 	/* The credential of a data connection is needed no more. */
 	vr_tunnel_hello_clear(&conn->hello);
 	if (conn->hello.kind == VR_TUNNEL_REVERSE)
-		return reverse_accepted(conn);
-	return data_accepted(conn);
+		return vr_proxy_reverse_accepted(conn);
+	return vr_proxy_data_accepted(conn);
 }
 
 /* through: the bytes of conn->in up to the end of the hello. */
 static int on_hello(struct conn *conn, const struct vr_tunnel_frame *frame, size_t through)
 {
 	if (frame->type != VR_FRAME_HELLO)
-		return do_refuse(conn, "protocol", "the first frame must be a hello");
+		return vr_proxy_conn_refuse(conn, "protocol", "the first frame must be a hello");
 	const char *reason = NULL;
 	if (vr_tunnel_hello_parse(&conn->hello, frame->payload, frame->len, &reason))
-		return do_refuse(conn, "protocol", reason);
+		return vr_proxy_conn_refuse(conn, "protocol", reason);
 	/* The hello (with the credential and any cookie) leaves the buffer
 	 * now: a connection accepted at once, on a cached answer, passes on
 	 * only what the agent sent after it. */
@@ -554,7 +409,7 @@ static int on_hello(struct conn *conn, const struct vr_tunnel_frame *frame, size
 	memmove(conn->in, conn->in + through, conn->in_len - through);
 	conn->in_len -= through;
 	if (conn->proxy->stopping)
-		return do_refuse(conn, "shutdown", "this proxy is stopping");
+		return vr_proxy_conn_refuse(conn, "shutdown", "this proxy is stopping");
 	conn->state = CS_VERIFYING;
 	conn->deadline_ms = 0; /* the verifier always answers */
 	struct vr_proxy_site site;
@@ -611,7 +466,7 @@ static int process_frames(struct conn *conn)
 			const char *why = err == VR_ETOOBIG ? "a frame is longer than 16384 bytes"
 							    : "a frame has an unknown type";
 			if (conn->state == CS_HELLO) {
-				rc = do_refuse(conn, "protocol", why);
+				rc = vr_proxy_conn_refuse(conn, "protocol", why);
 			} else {
 				vr_proxy_conn_close(conn, why);
 				rc = -1;
@@ -655,7 +510,7 @@ static int read_frames(struct conn *conn)
 			conn->read_wants_write = false;
 			continue;
 		}
-		int r = tls_retry(conn, n, true);
+		int r = vr_proxy_conn_tls_retry(conn, n, true);
 		if (r > 0)
 			return 0;
 		vr_proxy_conn_close(conn,
@@ -663,158 +518,6 @@ static int read_frames(struct conn *conn)
 		return -1;
 	}
 	return 0;
-}
-
-/* --- data --------------------------------------------------------------------- */
-
-static int data_fail(struct conn *conn, const char *reason)
-{
-	vr_proxy_conn_close(conn, reason);
-	return -1;
-}
-
-/* Move bytes until nothing moves, then ask the loop for what blocked. */
-static int pump(struct conn *c)
-{
-	bool progress = true;
-	while (progress) {
-		progress = false;
-		/* agent -> buffer */
-		if (!c->a_eof && pb_room(&c->a2w)) {
-			ERR_clear_error();
-			size_t room = c->a2w.cap - c->a2w.end;
-			int n = SSL_read(c->ssl, c->a2w.data + c->a2w.end,
-					 room > INT32_MAX ? INT32_MAX : (int)room);
-			if (n > 0) {
-				c->a2w.end += (size_t)n;
-				c->bytes_up += (uint64_t)n;
-				c->read_wants_write = false;
-				progress = true;
-			} else {
-				int r = tls_retry(c, n, true);
-				if (r < 0)
-					return data_fail(c, "the agent's connection was lost");
-				if (r == 0) {
-					c->a_eof = true;
-					progress = true;
-				}
-			}
-		}
-		/* buffer -> worker */
-		if (pb_len(&c->a2w)) {
-			ssize_t n = send(c->wfd, c->a2w.data + c->a2w.start, pb_len(&c->a2w),
-					 MSG_NOSIGNAL);
-			if (n > 0) {
-				c->a2w.start += (size_t)n;
-				progress = true;
-			} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-				return data_fail(c, "the worker's connection was lost");
-			}
-		}
-		if (c->a_eof && !pb_len(&c->a2w) && !c->w_shut) {
-			shutdown(c->wfd, SHUT_WR);
-			c->w_shut = true;
-			progress = true;
-		}
-		/* worker -> buffer */
-		if (!c->w_eof && pb_room(&c->w2a)) {
-			ssize_t n =
-				recv(c->wfd, c->w2a.data + c->w2a.end, c->w2a.cap - c->w2a.end, 0);
-			if (n > 0) {
-				c->w2a.end += (size_t)n;
-				progress = true;
-			} else if (n == 0) {
-				c->w_eof = true;
-				progress = true;
-			} else if (errno != EAGAIN && errno != EINTR) {
-				return data_fail(c, "the worker's connection was lost");
-			}
-		}
-		/* buffer -> agent */
-		if (pb_len(&c->w2a)) {
-			ERR_clear_error();
-			size_t len = pb_len(&c->w2a);
-			int n = SSL_write(c->ssl, c->w2a.data + c->w2a.start,
-					  len > INT32_MAX ? INT32_MAX : (int)len);
-			if (n > 0) {
-				c->w2a.start += (size_t)n;
-				c->bytes_down += (uint64_t)n;
-				c->write_wants_read = false;
-				progress = true;
-			} else if (tls_retry(c, n, false) <= 0) {
-				return data_fail(c, "the agent's connection was lost");
-			}
-		}
-		if (c->w_eof && !pb_len(&c->w2a) && !c->a_shut) {
-			ERR_clear_error();
-			int r = SSL_shutdown(c->ssl);
-			if (r >= 0) {
-				c->a_shut = true;
-				progress = true;
-			} else if (tls_retry(c, r, false) <= 0) {
-				return data_fail(c, "the agent's connection was lost");
-			}
-		}
-		if (c->a_eof && c->w_eof && c->a_shut && c->w_shut && !pb_len(&c->a2w) &&
-		    !pb_len(&c->w2a)) {
-			vr_proxy_conn_close(c, "finished");
-			return -1;
-		}
-	}
-	return update_interest(c);
-}
-
-/* The worker accepted the connection: the worker's preamble and the
- * agent's welcome go first, then whatever the agent sent after its hello. */
-static int data_start(struct conn *c)
-{
-	struct vr_proxy *p = c->proxy;
-	char *preamble = vr_asprintf("VRCLOUD-DATA 1 peer=%s org=%s vdc=%s site=%s replication=%s "
-				     "proxy=%s\n",
-				     c->site.peer_id, c->site.org_id, c->site.vdc_id,
-				     c->site.site_uuid, c->hello.replication, p->config->name);
-	struct vr_buf welcome;
-	vr_buf_init(&welcome, 0);
-	vr_tunnel_field_append(&welcome, "proxy", p->config->name);
-	vr_tunnel_field_append(&welcome, "peer", c->site.peer_id);
-	vr_tunnel_field_append(&welcome, "replication", c->hello.replication);
-	bool ok = buffers_start(c, preamble, strlen(preamble), NULL, 0, &welcome);
-	vr_buf_free(&welcome);
-	free(preamble);
-	if (!ok)
-		return data_fail(c, "the buffers are too small for the preamble");
-	c->state = CS_DATA;
-	c->deadline_ms = 0;
-	c->started_ms = vr_loop_now_ms();
-	vr_log_info("data_connected", "peer", c->site.peer_id, "replication", c->hello.replication,
-		    "client", c->client, "worker", c->route.server, "address", c->route.address);
-	return 0;
-}
-
-static void on_worker(struct vr_loop *loop, int fd, unsigned events, void *arg)
-{
-	struct conn *conn = arg;
-	if (events & VR_LOOP_ERROR)
-		conn->w_hup = true;
-	if (conn->state == CS_CONNECTING) {
-		int err = 0;
-		socklen_t len = sizeof err;
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-			err = errno;
-		if (err == EINPROGRESS)
-			return;
-		if (err) {
-			worker_unreachable(conn, strerror(err));
-			close_fd(conn, &conn->wfd, &conn->w_watched, false);
-			conn->w_hup = false;
-			if (do_refuse(conn, "worker", "the worker cannot be reached") == 0)
-				vr_proxy_conn_service(conn);
-			return;
-		}
-		if (data_start(conn))
-			return;
-	}
-	vr_proxy_conn_service(conn);
 }
 
 static void on_agent(struct vr_loop *loop, int fd, unsigned events, void *arg)
@@ -840,7 +543,7 @@ int vr_proxy_conn_service(struct conn *conn)
 			int e = SSL_get_error(conn->ssl, r);
 			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
 				conn->read_wants_write = e == SSL_ERROR_WANT_WRITE;
-				return update_interest(conn);
+				return vr_proxy_conn_interest(conn);
 			}
 			vr_log_debug("tls_handshake_failed", "client", conn->client, "error",
 				     vr_tls_error());
@@ -856,11 +559,11 @@ int vr_proxy_conn_service(struct conn *conn)
 				continue;
 			if (write_out(conn))
 				return -1;
-			return update_interest(conn);
+			return vr_proxy_conn_interest(conn);
 		}
 		case CS_VERIFYING:
-		case CS_CONNECTING: return update_interest(conn);
-		case CS_DATA: return pump(conn);
+		case CS_CONNECTING: return vr_proxy_conn_interest(conn);
+		case CS_DATA: return vr_proxy_data_pump(conn);
 		case CS_CLOSING: return flush_closing(conn);
 		}
 	}
@@ -875,9 +578,10 @@ void vr_proxy_conn_sweep(struct vr_proxy *proxy, uint64_t now)
 		if (conn->deadline_ms && now >= conn->deadline_ms) {
 			switch (conn->state) {
 			case CS_CONNECTING:
-				worker_unreachable(conn, "timed out");
-				close_fd(conn, &conn->wfd, &conn->w_watched, false);
-				if (do_refuse(conn, "worker", "the worker did not answer") == 0)
+				vr_proxy_worker_unreachable(conn, "timed out");
+				vr_proxy_conn_close_fd(conn, &conn->wfd, &conn->w_watched, false);
+				if (vr_proxy_conn_refuse(conn, "worker",
+							 "the worker did not answer") == 0)
 					vr_proxy_conn_service(conn);
 				break;
 			case CS_CONTROL: vr_proxy_conn_close(conn, "no heartbeat in time"); break;

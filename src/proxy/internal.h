@@ -1,4 +1,5 @@
-/* Internals of vrcloud-proxy: the connection state machine (conn.c), the
+/* Internals of vrcloud-proxy: the connection state machine (conn.c) and
+ * its data pump (pump.c, pump.h), the
  * verifier threads that ask the API about credentials (verifier.c), the
  * Redis registry and command lists (registry.c), and the daemon that ties
  * them to one event loop (proxy.c). Everything here runs on the loop's

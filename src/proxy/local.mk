@@ -3,8 +3,8 @@
 libvrcloud_la_SOURCES += \
 	src/include/vrcloud/proxy.h src/proxy/internal.h \
 	src/proxy/config.c src/proxy/documents.c src/proxy/map.c src/proxy/verifier.c \
-	src/proxy/registry.c src/proxy/conn.c src/proxy/control.c src/proxy/reverse.c \
-	src/proxy/proxy.c
+	src/proxy/registry.c src/proxy/conn.c src/proxy/pump.h src/proxy/pump.c \
+	src/proxy/control.c src/proxy/reverse.c src/proxy/proxy.c
 
 bin_PROGRAMS += vrcloud-proxy
 vrcloud_proxy_SOURCES = src/cmd/vrcloud-proxy.c

@@ -1,6 +1,7 @@
 /* vrcloud-proxy's daemon: the public TLS listener, signals through a
- * signalfd, a periodic sweep of deadlines, and the orderly stop. All of it
- * runs on one event loop in the main thread. */
+ * signalfd (SIGHUP: the log file and the certificate are read again), a
+ * periodic sweep of deadlines, and the orderly stop. All of it runs on one
+ * event loop in the main thread. */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -9,7 +10,11 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <openssl/bn.h>
+#include <openssl/x509.h>
 
 #include "proxy/internal.h"
 #include "vrcloud/alloc.h"
@@ -160,6 +165,51 @@ static void sweep(struct vr_loop *loop, void *arg)
 	p->sweep_timer = vr_loop_timer(loop, SWEEP_MS, sweep, p);
 }
 
+/* The certificate of ctx as a serial number (hex) and its notAfter (UTC),
+ * for the log. */
+static void cert_names(SSL_CTX *ctx, char *serial, size_t serial_len, char *not_after,
+		       size_t not_after_len)
+{
+	snprintf(serial, serial_len, "?");
+	snprintf(not_after, not_after_len, "?");
+	X509 *x = SSL_CTX_get0_certificate(ctx);
+	if (!x)
+		return;
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	char *hex = bn ? BN_bn2hex(bn) : NULL;
+	if (hex)
+		snprintf(serial, serial_len, "%s", hex);
+	OPENSSL_free(hex);
+	BN_free(bn);
+	struct tm tm;
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1)
+		strftime(not_after, not_after_len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* SIGHUP: read the certificate chain and key again. New connections get
+ * the new context; every existing connection keeps a reference to the one
+ * it was accepted with (SSL_new takes it), so freeing the proxy's own
+ * reference here ends nothing. A file that cannot be read, or a key that
+ * does not match, leaves the old context in use. */
+static void reload_tls(struct vr_proxy *p)
+{
+	SSL_CTX *ctx = NULL;
+	char *error = NULL;
+	if (vr_tls_server_ctx(&ctx, p->config->cert_file, p->config->key_file, &error)) {
+		vr_log_warn("tls_reload_failed", "cert", p->config->cert_file, "key",
+			    p->config->key_file, "error", error ? error : "unknown", "advice",
+			    "the previous certificate stays in use");
+		free(error);
+		return;
+	}
+	SSL_CTX_free(p->ssl_ctx);
+	p->ssl_ctx = ctx;
+	char serial[80], not_after[32];
+	cert_names(ctx, serial, sizeof serial, not_after, sizeof not_after);
+	vr_log_info("tls_reloaded", "cert", p->config->cert_file, "serial", serial, "not_after",
+		    not_after);
+}
+
 static void on_signal(struct vr_loop *loop, int fd, unsigned events, void *arg)
 {
 	struct vr_proxy *p = arg;
@@ -168,6 +218,8 @@ static void on_signal(struct vr_loop *loop, int fd, unsigned events, void *arg)
 		if (info.ssi_signo == SIGHUP) {
 			if (vr_log_reopen(p->config->log_file))
 				vr_log_warn("log_reopen_failed", "path", p->config->log_file);
+			if (!p->stopping)
+				reload_tls(p);
 			continue;
 		}
 		if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT)

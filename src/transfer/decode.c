@@ -41,6 +41,7 @@ int vr_tx_dec_init(struct vr_tx_dec *d, const uint8_t expect_replication[VR_TX_I
 
 void vr_tx_dec_free(struct vr_tx_dec *d)
 {
+	tx_codec_dec_free(d);
 	free(d->payload);
 	d->payload = NULL;
 	d->state = 0;
@@ -116,6 +117,8 @@ static int parse_header(struct vr_tx_dec *d)
 	int err = tx_header_check(hd, msg, sizeof msg);
 	if (err)
 		return fail(d, err, "%s", msg);
+	if (tx_codec_dec_init(d))
+		return fail(d, VR_TX_ENOMEM, "codec %u buffers", hd->codec);
 	vr_tx_root_init(&d->root, hd->ndisks);
 	d->state = DEC_RECORD;
 	d->have = 0;
@@ -144,16 +147,22 @@ static int parse_run(struct vr_tx_dec *d)
 	unsigned codec = p[1], disk = tx_get16(p + 2);
 	uint32_t count = tx_get32(p + 4), len = tx_get32(p + 16);
 	uint64_t first = tx_get64(p + 8);
-	if (codec != VR_TX_CODEC_NONE)
-		return fail(d, VR_TX_ECODEC, "run codec %u", codec);
+	if (codec != VR_TX_CODEC_NONE && codec != d->hdr.codec)
+		return fail(d, VR_TX_ECODEC, "run codec %u under header codec %u", codec,
+			    d->hdr.codec);
 	if (count == 0 || count > VR_TX_MAX_RUN_BLOCKS)
 		return fail(d, VR_TX_ERUNSIZE, "run of %u blocks", count);
-	if (len != count * VR_TX_BLOCK)
-		return fail(d, VR_TX_ERUNSIZE, "payload %u for %u blocks", len, count);
+	/* A compressed payload is smaller than its blocks (else it goes raw):
+	 * it fits the payload buffer whatever it claims to hold. */
+	if (codec == VR_TX_CODEC_NONE ? len != count * VR_TX_BLOCK
+				      : len == 0 || len >= count * VR_TX_BLOCK)
+		return fail(d, VR_TX_ERUNSIZE, "payload %u for %u blocks, codec %u", len, count,
+			    codec);
 	int err = check_order(d, disk, first, count);
 	if (err)
 		return err;
 	d->run_disk = disk;
+	d->run_codec = (uint8_t)codec;
 	d->run_first = first;
 	d->run_count = count;
 	d->state = DEC_PAYLOAD;
@@ -169,9 +178,19 @@ static int finish_run(struct vr_tx_dec *d)
 	if (memcmp(h, d->small + 20, VR_TX_HASH))
 		return fail(d, VR_TX_ECHECKSUM, "run at disk %u block %llu", d->run_disk,
 			    (unsigned long long)d->run_first);
+	size_t raw = (size_t)d->run_count * VR_TX_BLOCK;
+	const uint8_t *blocks = d->payload;
+	if (d->run_codec != VR_TX_CODEC_NONE) {
+		char msg[96];
+		int err = tx_codec_decompress(d, d->run_codec, d->need, raw, msg, sizeof msg);
+		if (err)
+			return fail(d, err, "run at disk %u block %llu: %s", d->run_disk,
+				    (unsigned long long)d->run_first, msg);
+		blocks = d->blocks;
+	}
 	for (uint32_t i = 0; i < d->run_count; i++) {
 		uint8_t leaf[VR_TX_HASH];
-		vr_tx_leaf(d->run_first + i, d->payload + (size_t)i * VR_TX_BLOCK, leaf);
+		vr_tx_leaf(d->run_first + i, blocks + (size_t)i * VR_TX_BLOCK, leaf);
 		vr_tx_root_add(&d->root, d->run_disk, leaf);
 	}
 	d->disk = (int)d->run_disk;
@@ -179,7 +198,8 @@ static int finish_run(struct vr_tx_dec *d)
 	d->instance_blocks += d->run_count;
 	d->sent_blocks += d->run_count;
 	d->sent_bytes += d->need;
-	d->run_data = d->payload;
+	d->raw_bytes += raw;
+	d->run_data = blocks;
 	d->state = DEC_RECORD;
 	d->have = 0;
 	d->need = 1;

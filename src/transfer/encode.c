@@ -18,13 +18,23 @@ int vr_tx_enc_init(struct vr_tx_enc *e, const struct vr_tx_header *h, vr_tx_sink
 	e->ctx = ctx;
 	e->disk = -1;
 	vr_tx_root_init(&e->root, h->ndisks);
-	uint8_t out[VR_TX_MAX_HEADER_LEN];
-	size_t n = tx_header_write(h, out);
-	err = sink(ctx, out, n);
-	if (err)
+	err = tx_codec_enc_init(e);
+	if (!err) {
+		uint8_t out[VR_TX_MAX_HEADER_LEN];
+		size_t n = tx_header_write(h, out);
+		err = sink(ctx, out, n);
+	}
+	if (err) {
+		tx_codec_enc_free(e);
 		return err;
+	}
 	e->state = ENC_RUNS;
 	return VR_TX_OK;
+}
+
+void vr_tx_enc_free(struct vr_tx_enc *e)
+{
+	tx_codec_enc_free(e);
 }
 
 int vr_tx_enc_resume(struct vr_tx_enc *e, const struct vr_tx_reply *r)
@@ -47,21 +57,30 @@ static int emit(struct vr_tx_enc *e, unsigned disk, uint64_t first, uint32_t cou
 		const uint8_t *data)
 {
 	uint8_t h[VR_TX_RUN_LEN];
-	uint32_t len = count * VR_TX_BLOCK;
+	uint32_t raw = count * VR_TX_BLOCK, len = raw;
+	uint8_t codec = VR_TX_CODEC_NONE;
+	const uint8_t *payload = data;
+	size_t packed = tx_codec_compress(e, data, raw);
+	if (packed) {
+		codec = e->hdr.codec;
+		payload = e->scratch;
+		len = (uint32_t)packed;
+	}
 	h[0] = VR_TX_REC_RUN;
-	h[1] = VR_TX_CODEC_NONE;
+	h[1] = codec;
 	tx_put16(h + 2, (uint16_t)disk);
 	tx_put32(h + 4, count);
 	tx_put64(h + 8, first);
 	tx_put32(h + 16, len);
-	tx_sha256(h + 20, h, 20, data, len, NULL, 0);
+	tx_sha256(h + 20, h, 20, payload, len, NULL, 0);
 	int err = e->sink(e->ctx, h, sizeof h);
 	if (!err)
-		err = e->sink(e->ctx, data, len);
+		err = e->sink(e->ctx, payload, len);
 	if (err)
 		return err;
 	e->sent_blocks += count;
 	e->sent_bytes += len;
+	e->raw_bytes += raw;
 	return VR_TX_OK;
 }
 
@@ -118,6 +137,7 @@ int vr_tx_enc_finish(struct vr_tx_enc *e, struct vr_tx_trailer *t)
 	memcpy(b + 32, tr.root, VR_TX_HASH);
 	int err = e->sink(e->ctx, b, sizeof b);
 	e->state = err ? ENC_FAILED : ENC_DONE;
+	tx_codec_enc_free(e);
 	if (!err && t)
 		*t = tr;
 	return err;

@@ -192,8 +192,10 @@ int tx_header_check(const struct vr_tx_header *h, char *msg, size_t msglen)
 			 h->flags);
 		return VR_TX_EFLAGS;
 	}
-	if (h->codec != VR_TX_CODEC_NONE) {
-		snprintf(msg, msglen, "codec %u is not available in this build", h->codec);
+	if (h->codec != VR_TX_CODEC_NONE && h->codec != VR_TX_CODEC_ZSTD &&
+	    h->codec != VR_TX_CODEC_LZ4) {
+		snprintf(msg, msglen, "codec %u is not one of 0 (none), 1 (zstd), 2 (lz4)",
+			 h->codec);
 		return VR_TX_ECODEC;
 	}
 	if (h->ndisks < 1 || h->ndisks > VR_TX_MAX_DISKS) {

@@ -57,4 +57,19 @@ int tx_header_check(const struct vr_tx_header *h, char *msg, size_t msglen);
 /* Serializes a checked header; returns its length. */
 size_t tx_header_write(const struct vr_tx_header *h, uint8_t out[VR_TX_MAX_HEADER_LEN]);
 
+/* Codecs of run payloads (codec.c). The encoder's and decoder's contexts
+ * for the header's codec: 0 or VR_TX_ENOMEM (the caller frees). */
+int tx_codec_enc_init(struct vr_tx_enc *e);
+void tx_codec_enc_free(struct vr_tx_enc *e);
+/* Compresses src[0..len) into e->scratch: the compressed length, or 0 when
+ * that would not be smaller than len (the run then goes raw). */
+size_t tx_codec_compress(struct vr_tx_enc *e, const uint8_t *src, size_t len);
+int tx_codec_dec_init(struct vr_tx_dec *d);
+void tx_codec_dec_free(struct vr_tx_dec *d);
+/* Decompresses d->payload[0..len) into d->blocks, which must come to
+ * exactly raw bytes: 0, or VR_TX_ERUNSIZE (claims more), VR_TX_ECHECKSUM
+ * (anything else that is not raw bytes of blocks), VR_TX_ECODEC, with msg. */
+int tx_codec_decompress(struct vr_tx_dec *d, unsigned codec, size_t len, size_t raw, char *msg,
+			size_t msglen);
+
 #endif

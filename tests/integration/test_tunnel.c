@@ -24,17 +24,22 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/bn.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "integration/harness.h"
 #include "vrcloud/agent.h"
 #include "vrcloud/err.h"
 #include "vrcloud/redis.h"
+#include "vrcloud/tls.h"
 
 VRT_SUITE(.name = "tunnel", .jobs = 1, .redis_db = 13);
 
@@ -1492,6 +1497,202 @@ Test(tunnel, a_renewed_certificate_with_the_same_key_keeps_the_pin)
 	cr_assert_eq(stop_proc(&proxy, SIGTERM, 10), 0);
 	free(old_cert);
 	free(new_cert);
+	free(ca_dir);
+	free(address);
+}
+
+static char *serial_hex(X509 *x)
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+	cr_assert_not_null(bn);
+	char *hex = BN_bn2hex(bn);
+	char *out = fmt("%s", hex);
+	OPENSSL_free(hex);
+	BN_free(bn);
+	return out;
+}
+
+/* The serial number of the first certificate of a PEM file, in hex. */
+static char *file_serial(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	cr_assert_not_null(f, "%s", path);
+	X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	cr_assert_not_null(x, "no certificate in %s", path);
+	char *hex = serial_hex(x);
+	X509_free(x);
+	return hex;
+}
+
+/* A new TLS connection to the proxy, verified against ca: the serial
+ * number of the certificate the proxy presents to it. */
+static char *seen_serial(unsigned port, const char *ca)
+{
+	SSL_CTX *ctx = NULL;
+	char *error = NULL;
+	cr_assert_eq(vr_tls_client_ctx(&ctx, ca, &error), 0, "%s", error);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(fd, 0);
+	struct timeval tv = {.tv_sec = 10};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	struct sockaddr_in addr = {.sin_family = AF_INET,
+				   .sin_port = htons((uint16_t)port),
+				   .sin_addr.s_addr = htonl(0x7f000001)};
+	cr_assert_eq(connect(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+	SSL *ssl = SSL_new(ctx);
+	cr_assert_not_null(ssl);
+	cr_assert_eq(SSL_set_fd(ssl, fd), 1);
+	cr_assert_eq(vr_tls_client_prepare(ssl, "127.0.0.1", true), 0);
+	cr_assert_eq(SSL_connect(ssl), 1, "the handshake failed: %s", vr_tls_error());
+	X509 *x = SSL_get1_peer_certificate(ssl);
+	cr_assert_not_null(x);
+	char *hex = serial_hex(x);
+	X509_free(x);
+	SSL_free(ssl);
+	close(fd);
+	SSL_CTX_free(ctx);
+	return hex;
+}
+
+static size_t count_in(const char *path, const char *needle)
+{
+	char *text = read_text(path);
+	size_t n = 0;
+	for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	free(text);
+	return n;
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f, "%s", path);
+	fputs(text, f);
+	cr_assert_eq(fclose(f), 0);
+}
+
+Test(tunnel, sighup_reloads_the_certificate_for_new_connections_only)
+{
+	struct world w;
+	world_init(&w);
+	/* the worker reads nothing for 3 s: the upload spans the reload */
+	struct sink sink = {.pause_s = 3, .reply_bytes = 5000, .reply_seed = 77};
+	sink_start(&sink);
+	route_to(&w, sink.port);
+	struct proc proxy, agent;
+	proxy_start(&proxy, &w, "p1", NULL);
+	char *address = address_of(&proxy);
+	agent_start(&agent, &w, "site-a", address, NULL);
+	cr_assert(wait_file_contains(agent.log, "event=connected", 15), "%s", read_text(agent.log));
+	char *old_serial = file_serial(w.cert);
+	char *seen = seen_serial(proxy.port, w.ca);
+	cr_assert_str_eq(seen, old_serial);
+	free(seen);
+
+	/* a data connection made with the old certificate, busy across the reload */
+	struct vr_agent_config config;
+	data_config(&config, &w, address);
+	struct vr_agent_tls tls;
+	char *error = NULL;
+	cr_assert_eq(vr_agent_tls_init(&tls, &config, &error), 0, "%s", error);
+	struct vr_agent_conn *conn = NULL;
+	cr_assert_eq(vr_agent_data_open(&conn, &tls, &config, w.credential, w.repl, &error), 0,
+		     "%s", error ? error : "");
+	struct upload up = {.conn = conn, .total = 24 * MIB + 99, .seed = 0x4a9};
+	pthread_t t;
+	cr_assert_eq(pthread_create(&t, NULL, upload_main, &up), 0);
+	cr_assert(wait_file_contains(proxy.log, "event=data_connected", 10), "%s",
+		  read_text(proxy.log));
+
+	/* renewed: same CA and key, another serial number */
+	char *ca_dir = fmt("%s/ca", w.dir);
+	static const char *const names[] = {"localhost", "127.0.0.1", "renewed.example", NULL};
+	char *good = read_text(w.cert);
+	make_ca(&w, ca_dir, names);
+	char *new_serial = file_serial(w.cert);
+	cr_assert_str_neq(new_serial, old_serial);
+	kill(proxy.pid, SIGHUP);
+	char *reloaded = fmt("event=tls_reloaded cert=%s serial=%s", w.cert, new_serial);
+	cr_assert(wait_file_contains(proxy.log, reloaded, 10), "%s", read_text(proxy.log));
+	/* a new connection sees the new certificate; another site's agent
+	 * connects with it (the CA's check of the chain and name) */
+	seen = seen_serial(proxy.port, w.ca);
+	cr_assert_str_eq(seen, new_serial);
+	free(seen);
+	struct world w2;
+	other_site(&w2, &w);
+	struct proc second;
+	agent_start(&second, &w2, "site-b", address, NULL);
+	cr_assert(wait_file_contains(second.log, "event=connected", 15), "%s",
+		  read_text(second.log));
+	cr_assert_eq(stop_proc(&second, SIGTERM, 10), 0);
+
+	/* the data connection made before carries its bytes to the end */
+	unsigned char got[32], want[32];
+	uint64_t down = download(conn, got);
+	pthread_join(t, NULL);
+	cr_assert_eq(up.rc, 0, "the upload failed across the reload");
+	sink_join(&sink);
+	cr_assert(sink.done);
+	cr_assert_eq(sink.received, up.total);
+	cr_assert_eq(memcmp(sink.digest, up.digest, 32), 0, "the upload differs");
+	expected_digest(want, sink.reply_bytes, sink.reply_seed);
+	cr_assert_eq(down, sink.reply_bytes);
+	cr_assert_eq(memcmp(got, want, 32), 0, "the download differs");
+	vr_agent_conn_close(conn);
+
+	/* a failed reload logs why and keeps the certificate in use */
+	write_file(w.cert, "not a certificate\n");
+	kill(proxy.pid, SIGHUP);
+	cr_assert(wait_file_contains(proxy.log, "event=tls_reload_failed", 10), "%s",
+		  read_text(proxy.log));
+	cr_assert(file_contains(proxy.log, "cannot read the certificate chain"), "%s",
+		  read_text(proxy.log));
+	seen = seen_serial(proxy.port, w.ca);
+	cr_assert_str_eq(seen, new_serial);
+	free(seen);
+	/* a certificate of another key */
+	char *script = fmt("%s/contrib/tunnel-test-ca", srcdir());
+	char *argv[] = {(char *)"/bin/bash", script, (char *)"--cert-name",
+			(char *)"other",     ca_dir, (char *)"localhost",
+			(char *)"127.0.0.1", NULL};
+	int status;
+	char *out = run_capture(argv, &status);
+	cr_assert_eq(status, 0, "%s", out);
+	char *other_pem = fmt("%s/other.pem", ca_dir);
+	char *other = read_text(other_pem);
+	write_file(w.cert, other);
+	kill(proxy.pid, SIGHUP);
+	double end = now_s() + 10;
+	while (count_in(proxy.log, "event=tls_reload_failed") < 2 && now_s() < end)
+		vrt_sleep(0.05);
+	cr_assert_eq(count_in(proxy.log, "event=tls_reload_failed"), 2, "%s",
+		     read_text(proxy.log));
+	seen = seen_serial(proxy.port, w.ca);
+	cr_assert_str_eq(seen, new_serial);
+	free(seen);
+	write_file(w.cert, good);
+
+	/* the control connection made before the reload still works, unbroken */
+	push_command(&w, "cmd-1", "sync", true);
+	cr_assert(wait_file_contains(agent.log, "event=command id=cmd-1 name=sync", 10), "%s",
+		  read_text(agent.log));
+	cr_assert(wait_commands(&w, 0, 10), "the command was not acknowledged");
+	cr_assert_eq(count_in(agent.log, "event=connected"), 1, "%s", read_text(agent.log));
+	cr_assert_eq(stop_proc(&agent, SIGTERM, 10), 0);
+	cr_assert_eq(stop_proc(&proxy, SIGTERM, 10), 0);
+	vr_agent_tls_free(&tls);
+	vr_agent_config_free(&config);
+	free(other);
+	free(other_pem);
+	free(out);
+	free(script);
+	free(reloaded);
+	free(good);
+	free(new_serial);
+	free(old_serial);
 	free(ca_dir);
 	free(address);
 }

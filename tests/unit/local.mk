@@ -128,6 +128,13 @@ tests_unit_test_transfer_hashrec_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_unit_test_transfer_hashrec_LDADD = $(TEST_LIBS)
 TESTS += tests/unit/test_transfer_hashrec
 
+check_PROGRAMS += tests/unit/test_transfer_compress
+tests_unit_test_transfer_compress_SOURCES = tests/unit/test_transfer_compress.c tests/unit/test_transfer_common.h
+tests_unit_test_transfer_compress_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_transfer_compress_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_transfer_compress_LDADD = $(TEST_LIBS)
+TESTS += tests/unit/test_transfer_compress
+
 check_PROGRAMS += tests/unit/test_io_cbt
 tests_unit_test_io_cbt_SOURCES = tests/unit/test_io_cbt.c
 tests_unit_test_io_cbt_CFLAGS = $(TEST_CFLAGS)

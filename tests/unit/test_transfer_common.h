@@ -113,6 +113,7 @@ struct t_dst {
 	uint64_t size[VR_TX_MAX_DISKS];
 	uint8_t *img[VR_TX_MAX_DISKS];
 	unsigned runs;
+	unsigned packed; /* runs that arrived compressed */
 };
 
 static inline void t_dst_free(struct t_dst *r)
@@ -131,6 +132,7 @@ static inline void t_apply(struct t_dst *r, const struct vr_tx_dec *d)
 	memcpy(r->img[d->run_disk] + d->run_first * VR_TX_BLOCK, d->run_data,
 	       (size_t)d->run_count * VR_TX_BLOCK);
 	r->runs++;
+	r->packed += d->run_codec != VR_TX_CODEC_NONE;
 }
 
 static inline void t_on_header(struct t_dst *r, const struct vr_tx_dec *d)

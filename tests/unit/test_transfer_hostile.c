@@ -217,7 +217,10 @@ Test(transfer_hostile, unknown_version_flags_codec_refused)
 	cr_assert_eq(decode_small(&m, 50), VR_TX_EFLAGS);
 	tx_put16(p + 10, VR_TX_INCREMENTAL);
 
-	p[12] = VR_TX_CODEC_ZSTD;
+	p[12] = VR_TX_CODEC_ZSTD; /* known: raw runs are allowed under it */
+	reseal_header(&m);
+	cr_assert_eq(decode_small(&m, 50), 0);
+	p[12] = 3;
 	reseal_header(&m);
 	cr_assert_eq(decode_small(&m, 50), VR_TX_ECODEC);
 	p[12] = 9;
@@ -227,7 +230,7 @@ Test(transfer_hostile, unknown_version_flags_codec_refused)
 	reseal_header(&m);
 	cr_assert_eq(decode_small(&m, 50), 0);
 
-	p[m.run1 + 1] = VR_TX_CODEC_LZ4; /* a run's own codec */
+	p[m.run1 + 1] = VR_TX_CODEC_LZ4; /* a run's own codec, not the header's */
 	reseal_run(&m, m.run1);
 	cr_assert_eq(decode_small(&m, 50), VR_TX_ECODEC);
 	vr_buf_free(&m.buf);

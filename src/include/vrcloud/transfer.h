@@ -4,9 +4,10 @@
  *
  * The encoder writes through a sink (a vr_buf or a file descriptor). The
  * decoder takes any chunking of the byte stream, holds at most one run
- * (VR_TX_MAX_PAYLOAD bytes, allocated once at init) and refuses hostile
- * input with one of the vr_tx_err codes; it never reads past what it was
- * given. */
+ * (VR_TX_MAX_PAYLOAD bytes, allocated once at init; a second buffer of the
+ * same size and the codec's context when the header names a codec) and
+ * refuses hostile input with one of the vr_tx_err codes; it never reads
+ * past what it was given nor writes past its buffers. */
 #ifndef VRCLOUD_TRANSFER_H
 #define VRCLOUD_TRANSFER_H
 
@@ -233,10 +234,23 @@ struct vr_tx_enc {
 	uint64_t next_block; /* first block the next run on that disk may use */
 	struct vr_tx_root root;
 	uint64_t instance_blocks, sent_blocks, sent_bytes;
+	uint64_t raw_bytes; /* sent_bytes before compression */
+	/* with a codec: the compressor's context and one scratch buffer */
+	void *zstd;
+	void *lz4;
+	uint8_t *scratch;
+	size_t scratch_len;
 };
 
-/* Checks the header and writes it. */
+/* Checks the header and writes it. With a codec (zstd at a fast level, or
+ * lz4) each run's payload is compressed, and sent raw when that does not
+ * make it smaller; the compressor's context and one scratch buffer are
+ * allocated here, once, and released by vr_tx_enc_finish or
+ * vr_tx_enc_free. */
 int vr_tx_enc_init(struct vr_tx_enc *e, const struct vr_tx_header *h, vr_tx_sink sink, void *ctx);
+/* Releases what vr_tx_enc_init allocated (for an encoding given up before
+ * its trailer; harmless after vr_tx_enc_finish, or twice). */
+void vr_tx_enc_free(struct vr_tx_enc *e);
 /* Applies a resume reply (before the first run): blocks under each disk's
  * position are hashed into the root but not sent. */
 int vr_tx_enc_resume(struct vr_tx_enc *e, const struct vr_tx_reply *r);
@@ -266,9 +280,12 @@ struct vr_tx_dec {
 	/* the record being gathered */
 	uint8_t small[VR_TX_MAX_HEADER_LEN];
 	size_t have, need;
-	uint8_t *payload; /* VR_TX_MAX_PAYLOAD bytes */
+	uint8_t *payload; /* VR_TX_MAX_PAYLOAD bytes: a run's payload as sent */
+	uint8_t *blocks;  /* VR_TX_MAX_PAYLOAD bytes: a compressed run's blocks */
+	void *zstd;	  /* the decompressor's context (codec zstd) */
 	/* the last complete run */
 	unsigned run_disk;
+	uint8_t run_codec;
 	uint64_t run_first;
 	uint32_t run_count;
 	const uint8_t *run_data;
@@ -277,6 +294,7 @@ struct vr_tx_dec {
 	uint64_t next_block;
 	struct vr_tx_root root;
 	uint64_t instance_blocks, sent_blocks, sent_bytes;
+	uint64_t raw_bytes; /* sent_bytes after decompression */
 };
 
 /* expect_replication: the replication named by the proxy's preamble. */
