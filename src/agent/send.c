@@ -493,6 +493,7 @@ int vr_send_attempt(const struct vr_agent_sync_env *env, struct vr_send_plan *pl
 		}
 		free(error);
 	}
+	vr_tx_enc_free(&t->enc);
 	vr_agent_conn_close(t->conn);
 	free(t->out);
 	free(t->in);

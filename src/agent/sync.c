@@ -234,7 +234,7 @@ static void header_of(struct job *j, struct vr_tx_header *h)
 	memset(h, 0, sizeof *h);
 	h->version = VR_TX_VERSION;
 	h->flags = j->full ? VR_TX_FULL | VR_TX_HASH_COMPARE : VR_TX_INCREMENTAL;
-	h->codec = VR_TX_CODEC_NONE;
+	h->codec = j->repl.compress ? VR_TX_CODEC_ZSTD : VR_TX_CODEC_NONE;
 	h->ndisks = (uint8_t)j->info.ndisks;
 	vr_tx_id_parse(h->replication, j->repl.id);
 	memcpy(h->instance, j->info.instance, VR_TX_ID);

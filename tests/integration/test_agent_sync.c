@@ -239,6 +239,7 @@ struct receiver {
 	atomic_bool resumed; /* a resume reply named a position above 0 */
 	atomic_ullong received_blocks, committed_blocks, last_flags, hashed_groups;
 	int64_t last_pit_ms;
+	atomic_uint last_codec;
 	char preamble[512];
 };
 
@@ -386,6 +387,7 @@ static void serve(struct receiver *r, int fd)
 				done = true;
 			} else if (ev == VR_TX_EV_HEADER) {
 				r->last_flags = dec.hdr.flags;
+				r->last_codec = dec.hdr.codec;
 				r->last_pit_ms = (int64_t)dec.hdr.point_in_time_ms;
 				if (r->staging &&
 				    memcmp(r->instance, dec.hdr.instance, VR_TX_ID) == 0 &&
@@ -644,7 +646,7 @@ static void writer_start(struct world *w, struct proc *io, const char *rate)
 	vrt_sleep(0.3);
 }
 
-static void state_write(const struct world *w, bool quiesce)
+static void state_write(const struct world *w, bool quiesce, bool compress)
 {
 	struct vr_agent_repl r;
 	memset(&r, 0, sizeof r);
@@ -654,6 +656,7 @@ static void state_write(const struct world *w, bool quiesce)
 	r.vdc = strdup(w->vdc);
 	r.rpo = 5;
 	r.quiesce = quiesce;
+	r.compress = compress;
 	if (quiesce) {
 		/* freeze: stop the writer, then keep the disks as they are now */
 		r.freeze_cmd = fmt("p=$(cat %s); if [ \"$p\" -gt 0 ]; then kill -STOP $p; fi; "
@@ -823,7 +826,7 @@ Test(agent_sync, instances_equal_the_disks_at_their_start_while_vrcloud_io_write
 {
 	struct world w;
 	world_init(&w);
-	state_write(&w, true);
+	state_write(&w, true, false);
 	struct vr_agent_sync_result res;
 	/* the first instance: full, hash compare against the empty replica */
 	cr_assert_eq(sync_once(&w, &res), 0);
@@ -866,16 +869,19 @@ Test(agent_sync, instances_equal_the_disks_at_their_start_while_vrcloud_io_write
 	world_free(&w);
 }
 
-Test(agent_sync, a_cut_transfer_resumes_with_what_the_replica_lacks)
+Test(agent_sync, a_cut_compressed_transfer_resumes_with_what_the_replica_lacks)
 {
 	struct world w;
 	world_init(&w);
-	state_write(&w, false);
+	state_write(&w, false, true);
 	atomic_store(&w.recv.cut_after_runs, 3);
 	struct vr_agent_sync_result res;
 	cr_assert_eq(sync_once(&w, &res), 0);
 	cr_assert_eq(res.attempts, 2);
 	cr_assert_eq(w.recv.connections, 2);
+	/* compressed on the wire: the blocks written by vrcloud-io are random, the
+	 * runs that do not shrink go raw */
+	cr_assert_eq(w.recv.last_codec, VR_TX_CODEC_ZSTD);
 	cr_assert(w.recv.resumed, "the second attempt did not resume");
 	cr_assert_eq(w.recv.commits, 1);
 	/* the blocks of the three runs staged first were not sent again */
@@ -899,7 +905,7 @@ Test(agent_sync, an_unclean_log_falls_back_to_hash_compare)
 {
 	struct world w;
 	world_init(&w);
-	state_write(&w, false);
+	state_write(&w, false, false);
 	/* a pre-seeded replica costs a hash pass and almost no traffic */
 	copy_file(w.disk[0], w.recv.replica[0]);
 	copy_file(w.disk[1], w.recv.replica[1]);
@@ -1034,7 +1040,7 @@ Test(agent_sync, the_daemon_syncs_at_once_and_on_a_sync_command_and_listens_nowh
 {
 	struct world w;
 	world_init(&w);
-	state_write(&w, false);
+	state_write(&w, false, false);
 	char *config = fmt("[agent]\nname = site-daemon\nproxy = 127.0.0.1:%u\ncredential_file = "
 			   "%s\nca_file = %s\nstate_dir = %s\nbackoff_initial = 100\n"
 			   "backoff_max = 1\nsync_workers = 2\n[log]\nlevel = debug\n",
