@@ -45,3 +45,4 @@ tests_integration_test_agent_sync_CFLAGS = $(TEST_CFLAGS)
 tests_integration_test_agent_sync_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_integration_test_agent_sync_LDADD = $(TEST_LIBS)
 TESTS += tests/integration/test_agent_sync
+EXTRA_DIST += docs/agent.md
