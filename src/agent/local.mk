@@ -46,3 +46,10 @@ tests_integration_test_agent_sync_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_integration_test_agent_sync_LDADD = $(TEST_LIBS)
 TESTS += tests/integration/test_agent_sync
 EXTRA_DIST += docs/agent.md
+
+check_PROGRAMS += tests/unit/test_agent_state
+tests_unit_test_agent_state_SOURCES = tests/unit/test_agent_state.c
+tests_unit_test_agent_state_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_agent_state_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_agent_state_LDADD = $(TEST_LIBS)
+TESTS += tests/unit/test_agent_state
