@@ -184,11 +184,12 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* Syncs queued or running (an entry is running from when it is queued). */
 static unsigned running(const struct vr_agent_scheduler *s)
 {
-	unsigned n = (unsigned)s->queued;
+	unsigned n = 0;
 	for (size_t i = 0; i < s->nentries; i++)
-		n += s->entries[i].running && !s->entries[i].gone;
+		n += s->entries[i].running;
 	return n;
 }
 

@@ -941,6 +941,9 @@ Test(agent_sync, an_unclean_log_falls_back_to_hash_compare)
 	world_free(&w);
 }
 
+static pid_t agent_command(const char *out, const char *const *args);
+static int wait_exit(pid_t pid, double timeout_s);
+
 /* --- the daemon ------------------------------------------------------------------ */
 
 static bool inode_in(const unsigned long *set, size_t n, unsigned long inode)
@@ -1078,6 +1081,22 @@ Test(agent_sync, the_daemon_syncs_at_once_and_on_a_sync_command_and_listens_nowh
 	cr_assert_not_null(strstr(table, w.repl), "%s", table);
 	cr_assert_not_null(strstr(table, " ok "), "%s", table);
 	cr_assert_eq(stop_proc(&agent, SIGTERM), 0, "%s", read_text(log));
+	/* vrcloud-agent sync: one instance in the foreground */
+	io_write(w.disk[0], DISK0, "128K", "12", "random");
+	char *out = fmt("%s/sync.out", w.dir);
+	const char *sync_args[] = {"sync", "sync-vm", "-c", config_path, NULL};
+	pid_t pid = agent_command(out, sync_args);
+	cr_assert_eq(wait_exit(pid, 60), 0, "%s", read_text(out));
+	char *text = read_text(out);
+	cr_assert_not_null(strstr(text, "full=no"), "%s", text);
+	char *third = state_instance(&w);
+	char *want = fmt("instance=%s", third);
+	cr_assert_not_null(strstr(text, want), "%s", text);
+	assert_replica_is(&w, w.disk);
+	free(want);
+	free(third);
+	free(text);
+	free(out);
 	free(table);
 	free(first);
 	free(second);

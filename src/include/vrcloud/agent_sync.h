@@ -271,7 +271,9 @@ int vr_agent_scheduler_start(struct vr_agent_scheduler **out, const struct vr_ag
 			     const struct vr_agent_tls *tls, const char *credential,
 			     char **error_out);
 /* A sync of replication (NULL: of every one) as soon as a worker is free;
- * one that runs already is not started twice. Unknown ids are ignored. */
+ * one that runs already is followed by another (its instance started before
+ * the request). An id not scheduled yet makes the state directory be read
+ * again (a replication protected since). */
 void vr_agent_scheduler_sync_now(struct vr_agent_scheduler *s, const char *replication);
 /* Read the state directory again (protect, unprotect, configChanged). */
 void vr_agent_scheduler_reload(struct vr_agent_scheduler *s);
