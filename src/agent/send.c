@@ -398,6 +398,12 @@ static int converse(struct tx *t, struct vr_send_plan *plan, struct vr_send_outc
 					 : "no reply to the header came");
 		return rc == VR_EINVAL ? VR_EFORBIDDEN : VR_EUNAVAIL;
 	}
+	if (r.kind == VR_TX_REPLY_RESULT && r.status == 0 && reply_matches(t, &r)) {
+		/* Committed already: an earlier attempt's result reply was lost. */
+		snprintf(out->message, sizeof out->message, "committed by an earlier attempt");
+		out->committed_before = true;
+		return 0;
+	}
 	if (r.kind == VR_TX_REPLY_RESULT && r.status != 0) {
 		out->status = r.status;
 		snprintf(out->message, sizeof out->message, "the replica refused the header: %s",

@@ -17,6 +17,7 @@ struct vr_send_plan {
 struct vr_send_outcome {
 	int status; /* the result reply's vr_tx_err, 0 when committed */
 	uint64_t instance_blocks, sent_blocks, sent_bytes;
+	bool committed_before; /* the header was answered by a result of status 0 */
 	char message[256];
 };
 

@@ -220,6 +220,9 @@ struct staged {
 	uint8_t data[VR_TX_BLOCK];
 };
 
+/* The lies a hostile worker tells (receiver.hostile). */
+enum { HOSTILE_INSTANCE = 1, HOSTILE_POSITION, HOSTILE_GARBAGE, HOSTILE_HASHES };
+
 struct receiver {
 	int listen_fd;
 	unsigned port;
@@ -232,11 +235,16 @@ struct receiver {
 	uint64_t token;
 	struct staged *staged;
 	size_t nstaged, cap;
+	uint8_t committed[64][VR_TX_ID]; /* the latest committed instances */
+	size_t ncommitted;
 	/* knobs */
 	atomic_long cut_after_runs; /* the next connection closes after this many runs; -1 none */
+	atomic_uint run_delay_ms;   /* a pause after each run (a slow worker) */
+	atomic_int hostile;	    /* the next connection's replies: 0 honest, else a lie below */
 	/* what happened */
 	atomic_uint connections, commits, refusals;
 	atomic_bool resumed; /* a resume reply named a position above 0 */
+	atomic_uint already; /* headers of committed instances answered with success */
 	atomic_ullong received_blocks, committed_blocks, last_flags, hashed_groups;
 	int64_t last_pit_ms;
 	atomic_uint last_codec;
@@ -342,6 +350,7 @@ static void commit(struct receiver *r)
 			     VR_TX_BLOCK);
 		close(fd);
 	}
+	memcpy(r->committed[r->ncommitted++ % 64], r->instance, VR_TX_ID);
 	r->committed_blocks = r->nstaged;
 	r->nstaged = 0;
 	r->staging = false;
@@ -389,6 +398,17 @@ static void serve(struct receiver *r, int fd)
 				r->last_flags = dec.hdr.flags;
 				r->last_codec = dec.hdr.codec;
 				r->last_pit_ms = (int64_t)dec.hdr.point_in_time_ms;
+				bool known = false;
+				for (size_t i = 0; i < r->ncommitted && i < 64; i++)
+					known |= memcmp(r->committed[i], dec.hdr.instance,
+							VR_TX_ID) == 0;
+				if (known) {
+					/* its result reply was lost: say it is committed */
+					result(fd, &dec, 0);
+					r->already++;
+					done = true;
+					continue;
+				}
 				if (r->staging &&
 				    memcmp(r->instance, dec.hdr.instance, VR_TX_ID) == 0 &&
 				    r->token == dec.hdr.resume_token) {
@@ -409,8 +429,27 @@ static void serve(struct receiver *r, int fd)
 				for (unsigned d = 0; d < rep.ndisks; d++)
 					if (rep.next_block[d])
 						r->resumed = true;
-				reply(fd, &rep);
-				if (dec.hdr.flags & VR_TX_HASH_COMPARE) {
+				int lie = atomic_exchange(&r->hostile, 0);
+				if (lie == HOSTILE_INSTANCE)
+					rep.instance[0] ^= 1;
+				else if (lie == HOSTILE_POSITION)
+					rep.next_block[0] = dec.hdr.disks[0].size / VR_TX_BLOCK + 1;
+				if (lie == HOSTILE_GARBAGE) {
+					static const char junk[200] = "VRCXREP\n garbage";
+					write_full(fd, junk, sizeof junk);
+				} else {
+					reply(fd, &rep);
+				}
+				if (lie == HOSTILE_HASHES) {
+					/* a group record whose checksum does not match */
+					vr_buf_init(&hw.records, 0);
+					hash_records(r, &dec.hdr, &rep, &hw.records);
+					hw.records.data[20] ^= 1;
+					cr_assert_eq(pthread_create(&hw.thread, NULL,
+								    hash_writer_main, &hw),
+						     0);
+					writer = true;
+				} else if (dec.hdr.flags & VR_TX_HASH_COMPARE) {
 					vr_buf_init(&hw.records, 0);
 					hash_records(r, &dec.hdr, &rep, &hw.records);
 					cr_assert_eq(pthread_create(&hw.thread, NULL,
@@ -433,6 +472,8 @@ static void serve(struct receiver *r, int fd)
 					vr_tx_leaf(s->block, s->data, s->leaf);
 				}
 				r->received_blocks += dec.run_count;
+				if (atomic_load(&r->run_delay_ms))
+					vrt_sleep(atomic_load(&r->run_delay_ms) / 1000.0);
 				if (cut >= 0 && ++runs >= cut)
 					done = true; /* cut: no reply, the connection just ends */
 			} else if (ev == VR_TX_EV_TRAILER) {
@@ -1254,5 +1295,102 @@ Test(agent_sync, protect_configures_the_replication_and_unprotect_removes_it)
 	free(ini);
 	free(ini_path);
 	free(vmdir);
+	world_free(&w);
+}
+
+/* --- faults ------------------------------------------------------------------------ */
+
+Test(agent_sync, sigkill_of_the_agent_mid_transfer_and_the_next_sync_completes_from_the_spool)
+{
+	struct world w;
+	world_init(&w);
+	state_write(&w, true, false);
+	struct vr_agent_sync_result res;
+	cr_assert_eq(sync_once(&w, &res), 0);
+	assert_replica_is(&w, w.disk);
+	char *config = fmt("[agent]\nproxy = 127.0.0.1:%u\ncredential_file = %s\nca_file = %s\n"
+			   "state_dir = %s\n",
+			   w.proxy.port, w.cred_file, w.ca, w.state_dir);
+	char *config_path = fmt("%s/agent.ini", w.dir);
+	write_text(config_path, config, 0600);
+	char *out = fmt("%s/sync.out", w.dir);
+	const char *args[] = {"sync", "sync-vm", "-c", config_path, NULL};
+	for (int trial = 0; trial < 3; trial++) {
+		/* changes, then a sync killed while the worker takes its runs slowly */
+		char *seed = fmt("%d", 20 + trial);
+		io_write(w.disk[0], DISK0, "16M", seed, "sequential");
+		io_write(w.disk[1], DISK1, "512K", seed, "random");
+		free(seed);
+		unsigned commits = w.recv.commits;
+		uint64_t before = w.recv.received_blocks;
+		atomic_store(&w.recv.run_delay_ms, 200);
+		pid_t pid = agent_command(out, args);
+		double end = now_s() + 20;
+		while (w.recv.received_blocks < before + 256 * (unsigned)(trial + 1) &&
+		       now_s() < end)
+			vrt_sleep(0.01);
+		cr_assert_lt(now_s(), end, "the transfer did not start:\n%s", read_text(out));
+		kill(pid, SIGKILL);
+		wait_exit(pid, 10);
+		cr_assert_eq(w.recv.commits, commits, "killed, yet committed");
+		char *spool = vr_agent_spool_path(w.state_dir, w.repl);
+		cr_assert_eq(access(spool, F_OK), 0, "the spool did not outlive the agent");
+		/* the next sync sends that instance, only what the worker lacks */
+		atomic_store(&w.recv.run_delay_ms, 0);
+		w.recv.resumed = false;
+		unsigned already = w.recv.already;
+		cr_assert_eq(sync_once(&w, &res), 0);
+		/* the worker had it staged (the transfer resumes), or had even
+		 * committed it (the agent was killed after its trailer): once */
+		cr_assert(w.recv.resumed || w.recv.already == already + 1,
+			  "the spool's instance did not resume");
+		cr_log_info("trial %d: %s", trial,
+			    w.recv.resumed ? "resumed from what the worker staged"
+					   : "the worker had committed it");
+		cr_assert_eq(w.recv.commits, commits + 1);
+		/* exactly the disks at the freeze of the killed sync */
+		assert_replica_is(&w, w.snap);
+		cr_assert_neq(access(spool, F_OK), 0, "the spool outlived its commit");
+		free(spool);
+	}
+	/* and the next takes what changed meanwhile */
+	cr_assert_eq(sync_once(&w, &res), 0);
+	assert_replica_is(&w, w.disk);
+	free(out);
+	free(config);
+	free(config_path);
+	world_free(&w);
+}
+
+Test(agent_sync, a_hostile_worker_is_refused_and_changes_nothing)
+{
+	struct world w;
+	world_init(&w);
+	state_write(&w, false, false);
+	struct vr_agent_sync_result res;
+	cr_assert_eq(sync_once(&w, &res), 0);
+	char *before = state_instance(&w);
+	static const int lies[] = {HOSTILE_INSTANCE, HOSTILE_POSITION, HOSTILE_GARBAGE};
+	io_write(w.disk[0], DISK0, "64K", "31", "random");
+	for (size_t i = 0; i < N(lies); i++) {
+		atomic_store(&w.recv.hostile, lies[i]);
+		unsigned commits = w.recv.commits;
+		cr_assert_eq(sync_once(&w, &res), VR_EFORBIDDEN, "lie %d was believed", lies[i]);
+		cr_assert_eq(w.recv.commits, commits);
+		char *now = state_instance(&w);
+		cr_assert_str_eq(now, before, "a refused instance was recorded");
+		free(now);
+	}
+	/* a corrupted hash record in a full sync */
+	char *log = fmt("%s.cbt", w.disk[0]);
+	cr_assert_eq(unlink(log), 0);
+	atomic_store(&w.recv.hostile, HOSTILE_HASHES);
+	cr_assert_eq(sync_once(&w, &res), VR_EFORBIDDEN);
+	/* an honest worker afterwards gets the instance */
+	cr_assert_eq(sync_once(&w, &res), 0);
+	cr_assert(res.full);
+	assert_replica_is(&w, w.disk);
+	free(log);
+	free(before);
 	world_free(&w);
 }
