@@ -131,66 +131,74 @@ static void api_close(struct vr_agent_api *api)
 
 /* --- protect ------------------------------------------------------------ */
 
-/* "24x60,7x1440" as Rule elements; NULL when malformed. */
-static char *retention_xml(const char *rules)
+#define MAX_RULES 16
+
+struct rules {
+	unsigned n;
+	unsigned long instances[MAX_RULES], minutes[MAX_RULES];
+};
+
+/* "24x60,7x1440": COUNTxMINUTES per rule. false when malformed. */
+static bool rules_parse(struct rules *r, const char *text)
 {
-	struct vr_buf b;
-	vr_buf_init(&b, 0);
-	vr_buf_appends(&b, "<RetentionPolicy>");
-	const char *p = rules;
-	while (*p) {
+	r->n = 0;
+	for (const char *p = text; *p;) {
 		char *end;
 		unsigned long n = strtoul(p, &end, 10);
-		if (end == p || (*end != 'x' && *end != 'X')) {
-			vr_buf_free(&b);
-			return NULL;
-		}
+		if (end == p || (*end != 'x' && *end != 'X') || r->n == MAX_RULES)
+			return false;
 		const char *q = end + 1;
 		unsigned long d = strtoul(q, &end, 10);
-		if (end == q || (*end && *end != ',') || n < 1 || n > 1024 || d < 5 || d > 525600) {
-			vr_buf_free(&b);
-			return NULL;
-		}
-		vr_buf_printf(&b,
-			      "<Rule><NumberOfInstances>%lu</NumberOfInstances>"
-			      "<DistanceMinutes>%lu</DistanceMinutes></Rule>",
-			      n, d);
+		if (end == q || (*end && *end != ',') || n < 1 || n > 1024 || d < 5 || d > 525600)
+			return false;
+		r->instances[r->n] = n;
+		r->minutes[r->n++] = d;
 		p = *end ? end + 1 : end;
 	}
-	vr_buf_appends(&b, "</RetentionPolicy>");
-	return vr_buf_take(&b, NULL);
+	return r->n > 0;
 }
 
+/* The ReplicationGroupSpecParams of the VM (caller frees). */
 static char *spec_xml(const struct vr_vm *vm, const char *peer, unsigned rpo, bool quiesce,
-		      bool compress, const char *retention)
+		      bool compress, const struct rules *rules)
 {
-	struct vr_buf b;
-	vr_buf_init(&b, 0);
-	char *name = vr_agent_xml_text(vm->name);
-	vr_buf_appends(&b, "<ReplicationGroupSpecParams xmlns=\"http://www.vmware.com/vr/v6.0\">");
+	struct vr_xml *w = vr_xml_new();
+	vr_xml_start(w, "ReplicationGroupSpecParams");
+	vr_xml_attr(w, "xmlns", "http://www.vmware.com/vr/v6.0");
 	if (peer && peer[0])
-		vr_buf_printf(&b, "<PeerId>%s</PeerId>", peer);
-	vr_buf_printf(
-		&b,
-		"<VmName>%s</VmName><Rpo>%u</Rpo><QuiesceGuestEnabled>%s</QuiesceGuestEnabled>"
-		"<NetworkCompressionEnabled>%s</NetworkCompressionEnabled>",
-		name, rpo, quiesce ? "true" : "false", compress ? "true" : "false");
-	free(name);
+		vr_xml_elem(w, "PeerId", peer);
+	vr_xml_elem(w, "VmName", vm->name);
+	vr_xml_elemf(w, "Rpo", "%u", rpo);
+	vr_xml_elem_bool(w, "QuiesceGuestEnabled", quiesce);
+	vr_xml_elem_bool(w, "NetworkCompressionEnabled", compress);
 	for (size_t i = 0; i < vm->ndisks; i++) {
 		const char *base = strrchr(vm->disks[i].file, '/');
-		char *disk_name = vr_agent_xml_text(base ? base + 1 : vm->disks[i].file);
-		if (strlen(disk_name) > 255)
-			disk_name[255] = '\0';
-		vr_buf_printf(&b,
-			      "<Disk><DeviceKey>%s</DeviceKey><Name>%s</Name>"
-			      "<SizeBytes>%" PRIu64 "</SizeBytes></Disk>",
-			      vm->disks[i].key, disk_name, vm->disks[i].size);
-		free(disk_name);
+		char name[256];
+		snprintf(name, sizeof name, "%s", base ? base + 1 : vm->disks[i].file);
+		vr_xml_start(w, "Disk");
+		vr_xml_elem(w, "DeviceKey", vm->disks[i].key);
+		vr_xml_elem(w, "Name", name);
+		vr_xml_elemf(w, "SizeBytes", "%" PRIu64, vm->disks[i].size);
+		vr_xml_end(w);
 	}
-	if (retention)
-		vr_buf_appends(&b, retention);
-	vr_buf_appends(&b, "</ReplicationGroupSpecParams>");
-	return vr_buf_take(&b, NULL);
+	if (rules) {
+		vr_xml_start(w, "RetentionPolicy");
+		for (unsigned i = 0; i < rules->n; i++) {
+			vr_xml_start(w, "Rule");
+			vr_xml_elemf(w, "NumberOfInstances", "%lu", rules->instances[i]);
+			vr_xml_elemf(w, "DistanceMinutes", "%lu", rules->minutes[i]);
+			vr_xml_end(w);
+		}
+		vr_xml_end(w);
+	}
+	vr_xml_end(w);
+	struct vr_buf out;
+	vr_buf_init(&out, 0);
+	if (vr_xml_finish(w, &out)) {
+		vr_buf_free(&out);
+		return NULL;
+	}
+	return vr_buf_take(&out, NULL);
 }
 
 static void protect_usage(FILE *out)
@@ -340,22 +348,21 @@ int vr_agent_cmd_protect(int argc, char **argv)
 		default: protect_usage(stderr); return EXIT_USAGE;
 		}
 	}
-	char *rules = retention ? retention_xml(retention) : NULL;
+	struct rules parsed;
+	bool rules_ok = !retention || rules_parse(&parsed, retention);
+	const struct rules *rules = retention && rules_ok ? &parsed : NULL;
 	if ((freeze && strpbrk(freeze, "\r\n")) || (thaw && strpbrk(thaw, "\r\n"))) {
 		fprintf(stderr, "vrcloud-agent protect: a hook command is one line\n");
-		free(rules);
 		return EXIT_USAGE;
 	}
-	if (bad || optind + 1 != argc || !rpo || (retention && !rules) ||
-	    ((freeze || thaw) && !quiesce)) {
+	if (bad || optind + 1 != argc || !rpo || !rules_ok || ((freeze || thaw) && !quiesce)) {
 		fprintf(stderr, "vrcloud-agent protect: %s (see --help)\n",
 			bad || !rpo ? "--rpo wants 5 to 1440 minutes, --timeout 1 to 86400 seconds"
 			: optind + 1 != argc ? "one VMDIR is required"
-			: retention && !rules
+			: !rules_ok
 				? "--retention wants COUNTxMINUTES[,...], count 1 to 1024, minutes "
 				  "5 to 525600"
 				: "--freeze-cmd and --thaw-cmd go with --quiesce");
-		free(rules);
 		return EXIT_USAGE;
 	}
 	struct vr_vm vm;
@@ -363,7 +370,6 @@ int vr_agent_cmd_protect(int argc, char **argv)
 	if (vr_vm_load(&vm, argv[optind], &error)) {
 		fprintf(stderr, "vrcloud-agent protect: %s\n", error);
 		free(error);
-		free(rules);
 		return EXIT_CONFIG;
 	}
 	struct site site;
@@ -375,7 +381,6 @@ int vr_agent_cmd_protect(int argc, char **argv)
 			"names none)\n",
 			l.state_dir);
 		vr_vm_free(&vm);
-		free(rules);
 		return EXIT_USAGE;
 	}
 	char dir[4096];
@@ -386,7 +391,6 @@ int vr_agent_cmd_protect(int argc, char **argv)
 		fprintf(stderr, "vrcloud-agent protect: %s is protected already (replication %s)\n",
 			vm.name, existing);
 		vr_vm_free(&vm);
-		free(rules);
 		return EXIT_REFUSED;
 	}
 	struct vr_agent_api *api = NULL;
@@ -395,7 +399,7 @@ int vr_agent_cmd_protect(int argc, char **argv)
 	if (!rc) {
 		char *body = spec_xml(&vm, strcmp(site.vdc, vdc) == 0 ? site.peer_id : NULL, rpo,
 				      quiesce, compress, rules);
-		rc = protect_post(api, &l, vdc, body, id);
+		rc = body ? protect_post(api, &l, vdc, body, id) : VR_AGENT_PAIR_UNAVAILABLE;
 		free(body);
 		api_close(api);
 	}
@@ -427,7 +431,6 @@ int vr_agent_cmd_protect(int argc, char **argv)
 		vr_agent_repl_free(&r);
 	}
 	vr_vm_free(&vm);
-	free(rules);
 	return rc;
 }
 
