@@ -391,7 +391,8 @@ int vr_agent_repl_list(const char *state_dir, char ***ids_out, size_t *count_out
 		ids[n++] = vr_strdup(id);
 	}
 	closedir(d);
-	qsort(ids, n, sizeof *ids, by_text);
+	if (n)
+		qsort(ids, n, sizeof *ids, by_text);
 	*ids_out = ids;
 	*count_out = n;
 	return 0;

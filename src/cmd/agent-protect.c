@@ -84,16 +84,15 @@ static int api_open(struct vr_agent_api **api, struct login *l, const char *cmd)
 {
 	struct site site;
 	site_read(&site, l->state_dir);
-	if (!l->api_url && site.api_url[0])
-		l->api_url = site.api_url;
-	if (!l->api_url || !l->user || !strchr(l->user, '@')) {
+	const char *url = l->api_url ? l->api_url : site.api_url[0] ? site.api_url : NULL;
+	if (!url || !l->user || !strchr(l->user, '@')) {
 		fprintf(stderr,
 			"vrcloud-agent %s: --user USER@ORG is required, and --api URL unless "
 			"%s/%s names it\n",
 			cmd, l->state_dir, VR_AGENT_SITE_FILE);
 		return EXIT_USAGE;
 	}
-	snprintf(l->api, sizeof l->api, "%s", l->api_url);
+	snprintf(l->api, sizeof l->api, "%s", url);
 	for (size_t n = strlen(l->api); n > 0 && l->api[n - 1] == '/'; n--)
 		l->api[n - 1] = '\0';
 	char *password = vr_agent_cmd_read_secret(l->password_file);
