@@ -22,9 +22,12 @@ enum { EXIT_USAGE = 2, EXIT_CONFIG = 3, EXIT_RUNTIME = 1 };
 static void usage(FILE *out)
 {
 	fputs("Usage: vrcloud-agent [OPTION]...\n"
+	      "       vrcloud-agent pair|protect|unprotect|status|sync ... (see COMMAND --help)\n"
 	      "Keep the site's control connection to vrcloud's proxies: dial out over TLS\n"
 	      "(the agent never listens), beat, take the commands the cloud sends and\n"
-	      "acknowledge them, reconnect with backoff to any proxy when one goes away.\n"
+	      "acknowledge them, reconnect with backoff to any proxy when one goes away;\n"
+	      "send instances of the protected VMs often enough to hold their RPOs\n"
+	      "(docs/agent.md).\n"
 	      "\n"
 	      "  -c, --config FILE          read settings from FILE (INI; see docs/tunnels.md)\n"
 	      "  -n, --name NAME            how the proxies' logs name this agent\n"
@@ -44,6 +47,8 @@ static void usage(FILE *out)
 	      "  -L, --log-level LEVEL      debug, info, warn or error (default info)\n"
 	      "      --log-file FILE        log there instead of stderr (reopened on SIGHUP)\n"
 	      "      --pid-file FILE        write the process id to FILE\n"
+	      "The state directory, the number of transfers at once and the fewest seconds\n"
+	      "between two of one VM are [agent] state_dir, sync_workers and sync_floor.\n"
 	      "  -h, --help                 show this help and exit\n"
 	      "  -V, --version              show the version and exit\n"
 	      "\n"
