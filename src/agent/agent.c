@@ -1,6 +1,8 @@
 /* vrcloud-agent's control connection: one thread keeps one connection to
  * a proxy, beats at the interval the proxy's welcome asks for, logs and
- * acknowledges the commands that come down, and reconnects with jittered
+ * acknowledges the commands that come down (a `sync` starts one now, a
+ * `configChanged` reads the replications' state again: the scheduler of
+ * scheduler.c runs the syncs), and reconnects with jittered
  * exponential backoff, trying the configured addresses in turn. A command
  * seen again (delivery is at least once) is acknowledged again and logged
  * as repeated. A connect frame is followed on a thread of its own: the
@@ -20,6 +22,7 @@
 #include <openssl/rand.h>
 
 #include "vrcloud/agent.h"
+#include "vrcloud/agent_sync.h"
 #include "vrcloud/alloc.h"
 #include "vrcloud/err.h"
 #include "vrcloud/log.h"
@@ -47,6 +50,7 @@ struct vr_agent {
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
 	unsigned handlers; /* reverse connections being served */
+	struct vr_agent_scheduler *scheduler;
 };
 
 struct handler {
@@ -90,6 +94,12 @@ static int on_command(struct vr_agent *agent, struct vr_agent_conn *conn,
 	const char *replication = parsed ? vr_tunnel_field(&fields, "replication") : NULL;
 	vr_log_info(repeated ? "command_repeated" : "command", "id", command.id, "name",
 		    command.name, "replication", replication);
+	char canon[VR_UUID_LEN + 1];
+	bool named = replication && vr_uuid_canon(canon, replication) == 0;
+	if (!repeated && strcmp(command.name, VR_AGENT_COMMAND_SYNC) == 0)
+		vr_agent_scheduler_sync_now(agent->scheduler, named ? canon : NULL);
+	else if (!repeated && strcmp(command.name, VR_AGENT_COMMAND_CONFIG_CHANGED) == 0)
+		vr_agent_scheduler_reload(agent->scheduler);
 	if (parsed)
 		vr_tunnel_fields_free(&fields);
 	struct vr_buf ack;
@@ -424,7 +434,14 @@ int vr_agent_start(struct vr_agent **out, const struct vr_agent_config *config, 
 		agent_free(agent);
 		return VR_EIO;
 	}
+	rc = vr_agent_scheduler_start(&agent->scheduler, config, &agent->tls, agent->credential,
+				      error_out);
+	if (rc) {
+		agent_free(agent);
+		return rc;
+	}
 	if (pthread_create(&agent->thread, NULL, control_main, agent) != 0) {
+		vr_agent_scheduler_stop(agent->scheduler);
 		*error_out = vr_strdup("the control thread could not be started");
 		agent_free(agent);
 		return VR_EIO;
@@ -444,6 +461,7 @@ void vr_agent_stop(struct vr_agent *agent)
 		vr_log_warn("agent_wake_failed", "error", strerror(errno));
 	if (agent->started)
 		pthread_join(agent->thread, NULL);
+	vr_agent_scheduler_stop(agent->scheduler);
 	/* Reverse connections being served end on their own (their stream
 	 * ends, breaks or stays silent HANDLER_IDLE_MS). */
 	pthread_mutex_lock(&agent->lock);

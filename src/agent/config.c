@@ -32,7 +32,9 @@ void vr_agent_config_init(struct vr_agent_config *config)
 	config->backoff_max = 60;
 	config->heartbeat_default = 10;
 	config->log_level = VR_LOG_INFO;
-	config->state_dir = vr_strdup("/var/lib/vrcloud-agent");
+	config->state_dir = vr_strdup(VR_AGENT_STATE_DIR);
+	config->sync_workers = 2;
+	config->sync_floor = 30;
 }
 
 void vr_agent_config_free(struct vr_agent_config *config)
@@ -46,8 +48,8 @@ void vr_agent_config_free(struct vr_agent_config *config)
 	free(config->pin);
 	free(config->server_name);
 	free(config->pid_file);
-	free(config->log_file);
 	free(config->state_dir);
+	free(config->log_file);
 	memset(config, 0, sizeof *config);
 }
 
@@ -67,6 +69,8 @@ static const struct vr_ini_key keys[] = {
 	U("agent", "heartbeat_default", heartbeat_default, 1, 3600),
 	S("agent", "pid_file", pid_file),
 	S("agent", "state_dir", state_dir),
+	U("agent", "sync_workers", sync_workers, 1, 64),
+	U("agent", "sync_floor", sync_floor, 1, 86400),
 	VR_INI_LEVEL_KEY(struct vr_agent_config, "log", "level", log_level),
 	S("log", "file", log_file),
 };
@@ -127,6 +131,8 @@ static char *check(const struct vr_agent_config *c)
 		return vr_asprintf("[agent] pin: '%s' is not a list of SHA-256 hashes (64 hex "
 				   "digits each, up to %d, comma-separated)",
 				   c->pin, VR_TLS_MAX_PINS);
+	if (!c->state_dir)
+		return vr_strdup("[agent] state_dir must not be empty");
 	if (c->backoff_initial > c->backoff_max * 1000u)
 		return vr_strdup("[agent] backoff_initial (ms) must not exceed backoff_max (s)");
 	return NULL;

@@ -9,6 +9,7 @@
 
 #include <curl/curl.h>
 
+#include "agent-commands.h"
 #include "config.h"
 #include "vrcloud/agent.h"
 #include "vrcloud/daemon.h"
@@ -21,9 +22,12 @@ enum { EXIT_USAGE = 2, EXIT_CONFIG = 3, EXIT_RUNTIME = 1 };
 static void usage(FILE *out)
 {
 	fputs("Usage: vrcloud-agent [OPTION]...\n"
+	      "       vrcloud-agent pair|protect|unprotect|status|sync ... (see COMMAND --help)\n"
 	      "Keep the site's control connection to vrcloud's proxies: dial out over TLS\n"
 	      "(the agent never listens), beat, take the commands the cloud sends and\n"
-	      "acknowledge them, reconnect with backoff to any proxy when one goes away.\n"
+	      "acknowledge them, reconnect with backoff to any proxy when one goes away;\n"
+	      "send instances of the protected VMs often enough to hold their RPOs\n"
+	      "(docs/agent.md).\n"
 	      "\n"
 	      "  -c, --config FILE          read settings from FILE (INI; see docs/tunnels.md)\n"
 	      "  -n, --name NAME            how the proxies' logs name this agent\n"
@@ -43,6 +47,8 @@ static void usage(FILE *out)
 	      "  -L, --log-level LEVEL      debug, info, warn or error (default info)\n"
 	      "      --log-file FILE        log there instead of stderr (reopened on SIGHUP)\n"
 	      "      --pid-file FILE        write the process id to FILE\n"
+	      "The state directory, the number of transfers at once and the fewest seconds\n"
+	      "between two of one VM are [agent] state_dir, sync_workers and sync_floor.\n"
 	      "  -h, --help                 show this help and exit\n"
 	      "  -V, --version              show the version and exit\n"
 	      "\n"
@@ -108,26 +114,6 @@ static void pair_usage(FILE *out)
 	      "reached, 2 bad usage, 3 state directory or password file unusable, 4 the API\n"
 	      "refused (login, rights, VDC, already paired), 5 the pairing failed or timed out.\n",
 	      out);
-}
-
-/* The first line of path (or of standard input), white space at its end cut. */
-static char *read_secret(const char *path)
-{
-	FILE *f = path ? fopen(path, "r") : stdin;
-	if (!f)
-		return NULL;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n = getline(&line, &cap, f);
-	if (path)
-		fclose(f);
-	if (n < 0) {
-		free(line);
-		return NULL;
-	}
-	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
-		line[--n] = '\0';
-	return line;
 }
 
 /* The site_uuid a previous pairing left in dir/site.ini, "" when none. */
@@ -213,7 +199,7 @@ static int pair_main(int argc, char **argv)
 	previous_site_uuid(previous, o.state_dir);
 	if (!o.site_uuid && previous[0])
 		o.site_uuid = previous;
-	char *password = read_secret(password_file);
+	char *password = vr_agent_cmd_read_secret(password_file);
 	if (!password) {
 		fprintf(stderr, "vrcloud-agent pair: cannot read the password from %s\n",
 			password_file ? password_file : "standard input");
@@ -291,6 +277,14 @@ int main(int argc, char **argv)
 	vr_log_set_program("vrcloud-agent");
 	if (argc > 1 && strcmp(argv[1], "pair") == 0)
 		return pair_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "protect") == 0)
+		return vr_agent_cmd_protect(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "unprotect") == 0)
+		return vr_agent_cmd_unprotect(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "status") == 0)
+		return vr_agent_cmd_status(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "sync") == 0)
+		return vr_agent_cmd_sync(argc - 1, argv + 1);
 	struct vr_agent_config config;
 	vr_agent_config_init(&config);
 

@@ -172,9 +172,11 @@ static int write_full(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-/* Parse the log open on fd into map; *valid_end_out gets the offset just past
- * the last valid record and *seq_out the next sequence number. */
-static int parse_fd(struct vr_cbt_map *map, int fd, off_t *valid_end_out, uint64_t *seq_out)
+/* Parse the log open on fd into map, merging the extents whose sequence
+ * number is above after_seq; *valid_end_out gets the offset just past the
+ * last valid record and *seq_out the next sequence number. */
+static int parse_fd(struct vr_cbt_map *map, int fd, uint64_t after_seq, off_t *valid_end_out,
+		    uint64_t *seq_out)
 {
 	uint8_t h[VR_CBT_HEADER_SIZE], r[VR_CBT_RECORD_SIZE];
 	size_t got;
@@ -191,7 +193,7 @@ static int parse_fd(struct vr_cbt_map *map, int fd, off_t *valid_end_out, uint64
 	if (!map->bits)
 		return VR_ENOMEM;
 
-	bool open_session = false, unclean = false;
+	bool open_session = false, unclean = false, unclean_since = false;
 	uint64_t seq = 1;
 	off_t end = VR_CBT_HEADER_SIZE;
 	for (;;) {
@@ -207,28 +209,35 @@ static int parse_fd(struct vr_cbt_map *map, int fd, off_t *valid_end_out, uint64
 		}
 		uint32_t type = get32(r), count = get32(r + 4);
 		uint64_t first = get64(r + 8);
+		bool since = seq > after_seq, bad = false;
 		if (type == VR_CBT_EXTENT) {
 			if (count == 0 || first >= map->blocks || count > map->blocks - first) {
 				rc = VR_EINVAL;
 				goto fail;
 			}
-			map_set_range(map, first, count);
-			if (!open_session)
-				unclean = true;
+			if (since) {
+				map_set_range(map, first, count);
+				map->extents_since++;
+			}
+			bad = !open_session;
 		} else if (type == VR_CBT_OPEN) {
-			if (open_session)
-				unclean = true;
+			bad = open_session;
 			open_session = true;
 		} else if (type == VR_CBT_CLOSE) {
 			open_session = false;
 		} else {
-			unclean = true;
+			bad = true;
 		}
+		unclean |= bad;
+		unclean_since |= bad && since;
 		map->records++;
 		seq++;
 		end += VR_CBT_RECORD_SIZE;
 	}
 	map->clean = !unclean && !open_session && !map->torn;
+	map->clean_since = !unclean_since && !map->torn && seq - 1 >= after_seq;
+	map->in_session = open_session;
+	map->last_seq = seq - 1;
 	if (valid_end_out)
 		*valid_end_out = end;
 	if (seq_out)
@@ -246,7 +255,30 @@ int vr_cbt_read(struct vr_cbt_map *map, const char *path)
 		memset(map, 0, sizeof *map);
 		return errno == ENOENT ? VR_ENOTFOUND : VR_EIO;
 	}
-	int rc = parse_fd(map, fd, NULL, NULL);
+	int rc = parse_fd(map, fd, 0, NULL, NULL);
+	close(fd);
+	return rc;
+}
+
+int vr_cbt_read_since(struct vr_cbt_map *map, const char *path, uint64_t after_seq)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		memset(map, 0, sizeof *map);
+		return errno == ENOENT ? VR_ENOTFOUND : VR_EIO;
+	}
+	int rc = parse_fd(map, fd, after_seq, NULL, NULL);
+	if (!rc && map->in_session) {
+		/* An open session is a running writer only while its lock is held. */
+		if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+			map->writer_alive = false;
+			flock(fd, LOCK_UN);
+		} else {
+			map->writer_alive = errno == EWOULDBLOCK;
+		}
+		if (!map->writer_alive)
+			map->clean_since = false;
+	}
 	close(fd);
 	return rc;
 }
@@ -365,7 +397,7 @@ int vr_cbt_reset(const char *path, uint64_t disk_size, uint64_t *generation_out)
 			return errno == EWOULDBLOCK ? VR_ECONFLICT : VR_EIO;
 		}
 		struct vr_cbt_map map;
-		if (parse_fd(&map, fd, NULL, NULL) == 0) {
+		if (parse_fd(&map, fd, 0, NULL, NULL) == 0) {
 			generation = map.generation + 1;
 			vr_cbt_map_release(&map);
 		}
@@ -377,6 +409,40 @@ int vr_cbt_reset(const char *path, uint64_t disk_size, uint64_t *generation_out)
 		close(fd);
 	if (!rc && generation_out)
 		*generation_out = generation;
+	return rc;
+}
+
+int vr_cbt_reset_after(const char *path, uint64_t disk_size, uint64_t generation,
+		       uint64_t after_seq, uint64_t *generation_out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? VR_ENOTFOUND : VR_EIO;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int busy = errno == EWOULDBLOCK;
+		close(fd);
+		return busy ? VR_ECONFLICT : VR_EIO;
+	}
+	struct vr_cbt_map map;
+	int rc = parse_fd(&map, fd, after_seq, NULL, NULL);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	/* Nothing after after_seq may be lost: no extent, no mark of an
+	 * unclean stop, no torn tail. A session still open is a dead writer's
+	 * (the lock is ours): it wrote nothing after after_seq, since it
+	 * recorded every write before making it. */
+	bool safe = map.generation == generation && map.disk_size == disk_size &&
+		    map.extents_since == 0 && map.clean_since;
+	vr_cbt_map_release(&map);
+	if (safe)
+		rc = vr_cbt_create(path, disk_size, generation + 1);
+	else
+		rc = VR_ECONFLICT;
+	close(fd);
+	if (!rc && generation_out)
+		*generation_out = generation + 1;
 	return rc;
 }
 
@@ -430,7 +496,7 @@ int vr_cbt_writer_open(struct vr_cbt_writer **out, const char *path, uint64_t di
 	struct vr_cbt_map map;
 	off_t end;
 	uint64_t seq;
-	rc = parse_fd(&map, fd, &end, &seq);
+	rc = parse_fd(&map, fd, 0, &end, &seq);
 	if (rc) {
 		close(fd);
 		return rc;

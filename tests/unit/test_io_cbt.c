@@ -352,3 +352,122 @@ Test(io_cbt, reset_survives_a_crash_at_each_step)
 	cr_assert_eq(generation, 1);
 	free(tmp);
 }
+
+Test(io_cbt, changes_after_a_sequence_number)
+{
+	const uint64_t first[] = {10 * 4096, 4096, 20 * 4096, 4096};
+	const uint64_t second[] = {30 * 4096, 2 * 4096, 10 * 4096, 4096};
+	session(first, 2); /* records 1 OPEN, 2, 3, 4 CLOSE */
+	session(second, 2); /* records 5 OPEN, 6, 7, 8 CLOSE */
+
+	struct vr_cbt_map map;
+	cr_assert_eq(vr_cbt_read_since(&map, log_path, 4), 0);
+	cr_assert_eq(map.last_seq, 8);
+	cr_assert_eq(map.generation, 1);
+	cr_assert_eq(map.extents_since, 2);
+	cr_assert(map.clean_since);
+	cr_assert_not(map.in_session);
+	char *text = ranges_text(&map);
+	cr_assert_str_eq(text, "10+1,30+2,");
+	free(text);
+	vr_cbt_map_release(&map);
+
+	/* after record 6, only record 7 counts */
+	cr_assert_eq(vr_cbt_read_since(&map, log_path, 6), 0);
+	text = ranges_text(&map);
+	cr_assert_str_eq(text, "10+1,");
+	free(text);
+	vr_cbt_map_release(&map);
+
+	/* nothing after the last record */
+	cr_assert_eq(vr_cbt_read_since(&map, log_path, 8), 0);
+	cr_assert_eq(vr_cbt_map_count(&map), 0);
+	cr_assert(map.clean_since);
+	vr_cbt_map_release(&map);
+
+	/* a reader that saw more records than the log has is not served */
+	cr_assert_eq(vr_cbt_read_since(&map, log_path, 9), 0);
+	cr_assert_not(map.clean_since);
+	vr_cbt_map_release(&map);
+}
+
+Test(io_cbt, a_running_writer_keeps_the_changes_trusted)
+{
+	struct vr_cbt_writer *w = NULL;
+	cr_assert_eq(vr_cbt_writer_open(&w, log_path, DISK_SIZE), 0); /* 1 OPEN */
+	cr_assert_eq(vr_cbt_writer_mark(w, 0, 4096), 0);	      /* 2 */
+	struct vr_cbt_map map;
+	cr_assert_eq(vr_cbt_read_since(&map, log_path, 0), 0);
+	cr_assert(map.in_session);
+	cr_assert(map.writer_alive);
+	cr_assert(map.clean_since);
+	cr_assert_eq(map.last_seq, 2);
+	uint64_t seen = map.last_seq;
+	vr_cbt_map_release(&map);
+
+	cr_assert_eq(vr_cbt_writer_mark(w, 5 * 4096, 4096), 0); /* 3 */
+	cr_assert_eq(vr_cbt_read_since(&map, log_path, seen), 0);
+	char *text = ranges_text(&map);
+	cr_assert_str_eq(text, "5+1,");
+	free(text);
+	vr_cbt_map_release(&map);
+
+	/* the writer dies: its open session is no longer trusted */
+	vr_cbt_writer_free(w);
+	cr_assert_eq(vr_cbt_read_since(&map, log_path, seen), 0);
+	cr_assert(map.in_session);
+	cr_assert_not(map.writer_alive);
+	cr_assert_not(map.clean_since);
+	vr_cbt_map_release(&map);
+
+	/* the next writer marks the loss after the reader's position */
+	cr_assert_eq(vr_cbt_writer_open(&w, log_path, DISK_SIZE), 0); /* 4 UNCLEAN, 5 OPEN */
+	cr_assert_eq(vr_cbt_writer_close_clean(w), 0);
+	vr_cbt_writer_free(w);
+	cr_assert_eq(vr_cbt_read_since(&map, log_path, 3), 0);
+	cr_assert_not(map.clean_since);
+	vr_cbt_map_release(&map);
+	/* a reader that already looked past the mark trusts what follows */
+	cr_assert_eq(vr_cbt_read_since(&map, log_path, 5), 0);
+	cr_assert(map.clean_since);
+	vr_cbt_map_release(&map);
+}
+
+Test(io_cbt, reset_after_loses_nothing_newer)
+{
+	const uint64_t ranges[] = {0, 4096};
+	session(ranges, 1); /* 1 OPEN, 2, 3 CLOSE */
+	uint64_t generation = 0;
+	/* an extent after the reader's position would be lost */
+	cr_assert_eq(vr_cbt_reset_after(log_path, DISK_SIZE, 1, 1, &generation), VR_ECONFLICT);
+	/* another generation than the reader's */
+	cr_assert_eq(vr_cbt_reset_after(log_path, DISK_SIZE, 2, 3, &generation), VR_ECONFLICT);
+	/* a writer holds the log */
+	struct vr_cbt_writer *w = NULL;
+	cr_assert_eq(vr_cbt_writer_open(&w, log_path, DISK_SIZE), 0); /* 4 OPEN */
+	cr_assert_eq(vr_cbt_reset_after(log_path, DISK_SIZE, 1, 4, &generation), VR_ECONFLICT);
+	cr_assert_eq(vr_cbt_writer_close_clean(w), 0); /* 5 CLOSE */
+	vr_cbt_writer_free(w);
+	/* only OPEN and CLOSE came after record 3: nothing is lost */
+	cr_assert_eq(vr_cbt_reset_after(log_path, DISK_SIZE, 1, 3, &generation), 0);
+	cr_assert_eq(generation, 2);
+	struct vr_cbt_map map;
+	cr_assert_eq(vr_cbt_read(&map, log_path), 0);
+	cr_assert_eq(map.generation, 2);
+	cr_assert_eq(map.last_seq, 0);
+	cr_assert(map.clean);
+	vr_cbt_map_release(&map);
+	/* a dead writer's open session that wrote nothing after the reader's
+	 * position loses nothing; one that did, does */
+	cr_assert_eq(vr_cbt_writer_open(&w, log_path, DISK_SIZE), 0); /* 1 OPEN */
+	vr_cbt_writer_free(w);
+	cr_assert_eq(vr_cbt_reset_after(log_path, DISK_SIZE, 2, 1, &generation), 0);
+	cr_assert_eq(generation, 3);
+	cr_assert_eq(vr_cbt_writer_open(&w, log_path, DISK_SIZE), 0); /* 1 OPEN */
+	cr_assert_eq(vr_cbt_writer_mark(w, 0, 4096), 0);	      /* 2 */
+	vr_cbt_writer_free(w);
+	cr_assert_eq(vr_cbt_reset_after(log_path, DISK_SIZE, 3, 1, &generation), VR_ECONFLICT);
+	char *other = vr_asprintf("%s/none.cbt", dir);
+	cr_assert_eq(vr_cbt_reset_after(other, DISK_SIZE, 1, 0, &generation), VR_ENOTFOUND);
+	free(other);
+}

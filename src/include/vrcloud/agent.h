@@ -10,6 +10,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+
+#include "vrcloud/buf.h"
 
 #include "vrcloud/log.h"
 #include "vrcloud/tls.h"
@@ -31,7 +34,9 @@ struct vr_agent_config {
 	unsigned backoff_max;	    /* seconds the wait between attempts grows to, default 60 */
 	unsigned heartbeat_default; /* seconds, when the proxy's welcome names none: 10 */
 	char *pid_file;		    /* optional */
-	char *state_dir;	    /* pair's files, replications/, default /var/lib/vrcloud-agent */
+	char *state_dir;       /* site.ini, replications/, spool/; default /var/lib/vrcloud-agent */
+	unsigned sync_workers; /* transfers at once across replications, default 2 */
+	unsigned sync_floor;   /* fewest seconds between two starts of one replication, 30 */
 	/* [log] */
 	enum vr_log_level log_level;
 	char *log_file;
@@ -169,16 +174,24 @@ void vr_agent_stop(struct vr_agent *agent);
 
 /* --- pairing (vrcloud-agent pair) ------------------------------------ */
 
+/* Commands of the control connection the agent acts on (the same names as
+ * vrcloud/commands.h's producers). */
+#define VR_AGENT_COMMAND_SYNC		"sync"
+#define VR_AGENT_COMMAND_CONFIG_CHANGED "configChanged"
+
+/* The state directory's default. */
+#define VR_AGENT_STATE_DIR "/var/lib/vrcloud-agent"
+
 /* Files pair writes in the state directory. */
 #define VR_AGENT_CREDENTIAL_FILE "site.credential" /* mode 0600 */
 #define VR_AGENT_SITE_FILE	 "site.ini"	   /* [site] peer_id, site_uuid, ... */
 
 struct vr_agent_pair_options {
-	const char *api_url;	 /* base URL of vrcloud-api, no trailing '/' */
-	const char *ca_file;	 /* optional: CA of an https API */
-	const char *user;	 /* USER@ORG */
+	const char *api_url; /* base URL of vrcloud-api, no trailing '/' */
+	const char *ca_file; /* optional: CA of an https API */
+	const char *user;    /* USER@ORG */
 	const char *password;
-	const char *vdc;	 /* the VDC's id */
+	const char *vdc; /* the VDC's id */
 	const char *site_name;
 	const char *site_uuid;	 /* NULL: a new one */
 	const char *description; /* optional */
@@ -207,5 +220,59 @@ enum {
  * caller; never holds the credential or the password). */
 int vr_agent_pair(const struct vr_agent_pair_options *options, struct vr_agent_pair_result *result,
 		  char **error_out);
+
+/* --- the client of vrcloud-api (pair, protect, unprotect) -------------- */
+
+struct vr_agent_api_options {
+	const char *api_url; /* base URL, no trailing '/' */
+	const char *ca_file; /* optional: CA of an https API */
+	const char *user;    /* USER@ORG */
+	const char *password;
+};
+
+struct vr_agent_api;
+
+/* An answer of the API: status, body, the headers the agent reads and, for
+ * an Error body, its minor code and message. */
+struct vr_agent_answer {
+	long status;
+	struct vr_buf body;
+	char token[256];
+	char credential[513]; /* X-VRCLOUD-SITE-CREDENTIAL */
+	char location[1024];
+	char minor[64];
+	char message[512];
+};
+
+/* Log in (curl_global_init and vr_xml_global_init must have run). Returns 0
+ * or a VR_AGENT_PAIR_* status with *error_out (caller frees). */
+int vr_agent_api_open(struct vr_agent_api **out, const struct vr_agent_api_options *options,
+		      char **error_out);
+/* Log out and release (NULL-safe). */
+void vr_agent_api_close(struct vr_agent_api *api);
+/* One call; a URL that starts with "/" is relative to the API's base. 0 when
+ * an answer came (free it with vr_agent_answer_free), else VR_EUNAVAIL. */
+int vr_agent_api_call(struct vr_agent_api *api, const char *method, const char *url,
+		      const char *body, const char *content_type, struct vr_agent_answer *answer,
+		      char **error_out);
+void vr_agent_answer_free(struct vr_agent_answer *answer);
+/* An answer's refusal as *error_out and a VR_AGENT_PAIR_* status. */
+int vr_agent_api_refused(const struct vr_agent_answer *answer, const char *what, char **error_out);
+/* A Task body's status, the id at the end of its Owner's href (owner may be
+ * NULL) and its Error's message (may be NULL). 0 or VR_EINVAL. */
+int vr_agent_task_read(const struct vr_agent_answer *answer, char *status, size_t size,
+		       char owner[VR_UUID_LEN + 1], char *message, size_t message_size);
+/* GET the Task every second until it succeeds (0), ends otherwise or
+ * timeout_s passes (VR_AGENT_PAIR_FAILED), or is refused
+ * (VR_AGENT_PAIR_REFUSED). what names it in *error_out. */
+int vr_agent_api_follow_task(struct vr_agent_api *api, const char *task_url, unsigned timeout_s,
+			     const char *what, char **error_out);
+/* Write data to dir/name through a temporary file with mode (fsync, rename). */
+int vr_agent_file_write(const char *dir, const char *name, const char *data, mode_t mode,
+			char **error_out);
+/* Text for XML content or attributes: & < > " escaped (caller frees). */
+char *vr_agent_xml_text(const char *s);
+/* Replace *error_out by a formatted text. */
+void vr_agent_fail(char **error_out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

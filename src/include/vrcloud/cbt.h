@@ -37,6 +37,15 @@ struct vr_cbt_map {
 	bool clean;	  /* every writer closed cleanly, nothing torn */
 	bool torn;	  /* a torn or corrupt tail was found and ignored */
 	uint8_t *bits;	  /* bit b of bits[b / 8] (LSB first) = block b changed */
+	/* What vr_cbt_read_since adds (vr_cbt_read reads "since 0"). */
+	uint64_t last_seq;	/* sequence number of the last valid record, 0: none */
+	uint64_t extents_since; /* EXTENT records merged */
+	bool clean_since;	/* nothing after the given sequence number makes the changed
+				 * set untrustworthy: no UNCLEAN, no OPEN inside a session, no
+				 * extent outside one, no torn tail, the log reaches that far,
+				 * and a session still open belongs to a writer holding the lock */
+	bool in_session;	/* the last session has no CLOSE yet */
+	bool writer_alive;	/* in_session and a writer holds the lock now */
 };
 
 /* Read the log at path and merge its extents into map (fresh; release it with
@@ -44,6 +53,11 @@ struct vr_cbt_map {
  * log counts as unclean). Returns 0, VR_ENOTFOUND (no file), VR_EINVAL (bad
  * magic, version, header CRC or an extent past the disk's end), VR_EIO. */
 int vr_cbt_read(struct vr_cbt_map *map, const char *path);
+/* Read the log at path like vr_cbt_read, merging only the EXTENT records
+ * whose sequence number is above after_seq: the blocks changed since a reader
+ * last looked at record after_seq of the same generation. A writer that holds
+ * the log for days does not hinder it. Returns as vr_cbt_read. */
+int vr_cbt_read_since(struct vr_cbt_map *map, const char *path, uint64_t after_seq);
 void vr_cbt_map_release(struct vr_cbt_map *map);
 bool vr_cbt_map_test(const struct vr_cbt_map *map, uint64_t block);
 /* Blocks marked changed. */
@@ -60,6 +74,16 @@ int vr_cbt_create(const char *path, uint64_t disk_size, uint64_t generation);
  * was none readable), crash-safely as vr_cbt_create; *generation_out gets it.
  * VR_ECONFLICT while a writer holds the log open. */
 int vr_cbt_reset(const char *path, uint64_t disk_size, uint64_t *generation_out);
+
+/* Reset the log of generation `generation` at path to the next generation,
+ * as vr_cbt_reset, only if doing so loses nothing recorded after record
+ * after_seq: no extent or UNCLEAN after it, no torn tail. The caller makes
+ * sure no writer was in session when it read record after_seq (a write
+ * recorded before it may have landed after the reader looked).
+ * VR_ECONFLICT when a writer holds the lock or something would be lost (or
+ * the generation or disk size differ), VR_ENOTFOUND without a log. */
+int vr_cbt_reset_after(const char *path, uint64_t disk_size, uint64_t generation,
+		       uint64_t after_seq, uint64_t *generation_out);
 
 /* A writer's open log. */
 struct vr_cbt_writer;
