@@ -1292,3 +1292,124 @@ Test(replication, a_transfer_cut_by_sigkill_of_the_worker_resumes_on_its_restart
 	vm_free(&vm);
 	world_stop(&w);
 }
+
+/* --- vrcloud-agent's sender into the real worker -------------------------------- */
+
+#include "vrcloud/agent_sync.h"
+#include "vrcloud/cbt.h"
+
+static void vm_files(const struct vm *vm, const char *dir)
+{
+	for (unsigned d = 0; d < 2; d++) {
+		char *path = vrt_fmt("%s/disk-%u.img", dir, 2000 + d);
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		cr_assert_geq(fd, 0);
+		cr_assert_eq(write(fd, vm->data[d], vm->blocks[d] * BLOCK),
+			     (ssize_t)(vm->blocks[d] * BLOCK));
+		close(fd);
+		free(path);
+	}
+}
+
+/* The blocks changed[d] marks written into the files through their logs. */
+static void vm_files_update(const struct vm *vm, const char *dir, bool *changed[2])
+{
+	for (unsigned d = 0; d < 2; d++) {
+		char *path = vrt_fmt("%s/disk-%u.img", dir, 2000 + d);
+		char *log = vrt_fmt("%s.cbt", path);
+		struct vr_cbt_writer *wr = NULL;
+		cr_assert_eq(vr_cbt_writer_open(&wr, log, vm->blocks[d] * BLOCK), 0);
+		int fd = open(path, O_WRONLY);
+		for (uint64_t b = 0; b < vm->blocks[d]; b++)
+			if (changed[d][b]) {
+				cr_assert_eq(vr_cbt_writer_mark(wr, b * BLOCK, BLOCK), 0);
+				cr_assert_eq(pwrite(fd, vm->data[d] + b * BLOCK, BLOCK,
+						    (off_t)(b * BLOCK)),
+					     BLOCK);
+			}
+		fsync(fd);
+		close(fd);
+		cr_assert_eq(vr_cbt_writer_close_clean(wr), 0);
+		vr_cbt_writer_free(wr);
+		free(log);
+		free(path);
+	}
+}
+
+Test(replication, the_agent_sender_syncs_into_the_worker_byte_for_byte, .timeout = 180)
+{
+	struct world w;
+	world_start(&w, NULL);
+	struct vm vm;
+	vm_init(&vm, 0xa6e);
+	char *vmdir = vrt_fmt("%s/vm", w.dir), *state = vrt_fmt("%s/state", w.dir);
+	cr_assert_eq(mkdir(vmdir, 0755), 0);
+	cr_assert_eq(mkdir(state, 0700), 0);
+	vm_files(&vm, vmdir);
+	for (unsigned d = 0; d < 2; d++) {
+		char *log = vrt_fmt("%s/disk-%u.img.cbt", vmdir, 2000 + d);
+		cr_assert_eq(vr_cbt_create(log, vm.blocks[d] * BLOCK, 1), 0);
+		free(log);
+	}
+	char *ini = vrt_fmt("[vm]\nname = port-vm\n[disk 2000]\nfile = disk-2000.img\n"
+			    "[disk 2001]\nfile = disk-2001.img\n");
+	char *ini_path = vrt_fmt("%s/vm.ini", vmdir);
+	FILE *f = fopen(ini_path, "w");
+	fputs(ini, f);
+	fclose(f);
+	struct vr_agent_repl r;
+	memset(&r, 0, sizeof r);
+	memcpy(r.id, w.repl, VR_UUID_LEN);
+	r.vm_name = strdup("port-vm");
+	r.vmdir = strdup(vmdir);
+	r.rpo = 15;
+	r.compress = true;
+	r.ndisks = 2;
+	for (unsigned d = 0; d < 2; d++) {
+		snprintf(r.disks[d].key, sizeof r.disks[d].key, "%u", 2000 + d);
+		r.disks[d].size = vm.blocks[d] * BLOCK;
+	}
+	char *error = NULL;
+	cr_assert_eq(vr_agent_repl_save(&r, state, &error), 0);
+	vr_agent_repl_free(&r);
+	char credential[VR_TUNNEL_MAX_CREDENTIAL + 1];
+	cr_assert_eq(vr_agent_credential_read(credential, w.cred_file, &error), 0);
+	struct vr_agent_sync_env env = {.config = &w.config,
+					.tls = &w.tls,
+					.credential = credential,
+					.state_dir = state,
+					.timeout_ms = 20000};
+	struct vr_agent_sync_result res;
+	/* the first instance: full, hash compare */
+	int rc = vr_agent_sync(&env, w.repl, &res, &error);
+	cr_assert_eq(rc, 0, "full: %s\n%s", error, read_text(w.worker.log));
+	cr_assert(res.full);
+	assert_replica_equals(&w, &vm, "after the agent's full sync");
+	uint8_t instance[VR_TX_ID];
+	cr_assert_eq(vr_tx_id_parse(instance, res.instance), 0);
+	assert_recorded(&w, instance, "2");
+	/* an incremental instance from the logs, compressed */
+	bool *changed[2] = {new_map(DISK0_BLOCKS), new_map(DISK1_BLOCKS)};
+	vm_write(&vm, 300, 17, changed);
+	vm_files_update(&vm, vmdir, changed);
+	rc = vr_agent_sync(&env, w.repl, &res, &error);
+	cr_assert_eq(rc, 0, "incremental: %s\n%s", error, read_text(w.worker.log));
+	cr_assert_not(res.full);
+	assert_replica_equals(&w, &vm, "after the agent's incremental sync");
+	cr_assert_eq(vr_tx_id_parse(instance, res.instance), 0);
+	assert_recorded(&w, instance, "3");
+	/* nothing changed: an empty incremental instance */
+	rc = vr_agent_sync(&env, w.repl, &res, &error);
+	cr_assert_eq(rc, 0, "empty: %s\n%s", error, read_text(w.worker.log));
+	cr_assert_eq(res.blocks, 0);
+	assert_replica_equals(&w, &vm, "after an empty incremental sync");
+	cr_assert_eq(count_in_file(w.worker.log, "event=transfer_committed"), 3);
+	free(changed[0]);
+	free(changed[1]);
+	free(ini);
+	free(ini_path);
+	free(vmdir);
+	free(state);
+	vm_free(&vm);
+	world_stop(&w);
+}
