@@ -848,7 +848,7 @@ static int sync_once(struct world *w, struct vr_agent_sync_result *res)
 	if (rc) {
 		char *log = read_text(w->proxy.log);
 		size_t len = strlen(log);
-		cr_log_warn("the proxy's log ends:\n%s", log + (len > 3000 ? len - 3000 : 0));
+		cr_log_info("the proxy's log ends:\n%s", log + (len > 3000 ? len - 3000 : 0));
 		free(log);
 	}
 	return rc;
