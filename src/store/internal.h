@@ -90,6 +90,11 @@ char *st_undo_name(uint64_t seq);
 bool st_zero(const uint8_t *p, size_t len);
 int st_mkdir_p(const char *path);
 int64_t st_now_ms(void);
+/* Read a whole file of at most max bytes (*out for the caller to free);
+ * 0, or -1 with errno. */
+int st_read_file(const char *path, uint8_t **out, size_t *len, size_t max);
+/* Load the instance journal into s->inst. */
+int st_journal_read(struct vr_store *s);
 
 /* Journal (store.c). */
 /* Removes temporary files and the undo logs no retained instance uses. */

@@ -1,6 +1,7 @@
 /* The replica store: a replication's directory, its lock, the manifest of
  * its disks, the instance journal, recovery on open, pinning and dropping
- * (docs/replica-store.md). */
+ * (docs/replica-store.md); the file helpers are in file.c, the journal and
+ * the calls over instances in journal.c. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,151 +20,6 @@
 
 #define CREATE_LOCK_TIMEOUT_MS 30000u
 
-/* ---- helpers ---- */
-
-int st_fail(struct vr_store *s, int err, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(s->msg, sizeof s->msg, fmt, ap);
-	va_end(ap);
-	return err;
-}
-
-int st_pread(int fd, void *buf, size_t len, uint64_t off, size_t *got)
-{
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = pread(fd, (uint8_t *)buf + done, len - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0)
-			break;
-		done += (size_t)n;
-	}
-	*got = done;
-	return 0;
-}
-
-int st_pwrite(int fd, const void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n =
-			pwrite(fd, (const uint8_t *)buf + done, len - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0) {
-			errno = EIO;
-			return -1;
-		}
-		done += (size_t)n;
-	}
-	return 0;
-}
-
-int st_fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int rc = fsync(fd);
-	int saved = errno;
-	close(fd);
-	errno = saved;
-	return rc;
-}
-
-int st_write_atomic(const char *dir, const char *name, const void *data, size_t len)
-{
-	char *tmp = vr_asprintf("%s/%s.tmp", dir, name);
-	char *final = vr_asprintf("%s/%s", dir, name);
-	int rc = -1;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		goto cleanup;
-	if (st_pwrite(fd, data, len, 0) || fsync(fd)) {
-		int saved = errno;
-		close(fd);
-		unlink(tmp);
-		errno = saved;
-		goto cleanup;
-	}
-	close(fd);
-	if (rename(tmp, final)) {
-		int saved = errno;
-		unlink(tmp);
-		errno = saved;
-		goto cleanup;
-	}
-	rc = st_fsync_dir(dir);
-cleanup:
-	free(tmp);
-	free(final);
-	return rc;
-}
-
-char *st_path(const struct vr_store *s, const char *name)
-{
-	return vr_asprintf("%s/%s", s->dir, name);
-}
-
-char *st_undo_name(uint64_t seq)
-{
-	return vr_asprintf("undo-%llu.log", (unsigned long long)seq);
-}
-
-bool st_zero(const uint8_t *p, size_t len)
-{
-	static const uint8_t zeros[256];
-	while (len) {
-		size_t n = len < sizeof zeros ? len : sizeof zeros;
-		if (memcmp(p, zeros, n))
-			return false;
-		p += n;
-		len -= n;
-	}
-	return true;
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int read_file(const char *path, uint8_t **out, size_t *len, size_t max)
-{
-	*out = NULL;
-	*len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	struct stat st;
-	if (fstat(fd, &st) || (uint64_t)st.st_size > max) {
-		if (!errno)
-			errno = EFBIG;
-		close(fd);
-		return -1;
-	}
-	size_t n = (size_t)st.st_size, got;
-	uint8_t *buf = malloc(n ? n : 1);
-	if (!buf || st_pread(fd, buf, n, 0, &got) || got != n) {
-		free(buf);
-		close(fd);
-		errno = errno ? errno : EIO;
-		return -1;
-	}
-	close(fd);
-	*out = buf;
-	*len = n;
-	return 0;
-}
 
 /* ---- the manifest of the disks ---- */
 
@@ -261,135 +117,6 @@ static int manifest_decode(const uint8_t *p, size_t len, const char *replication
 	*disks_out = disks;
 	*ndisks_out = nd;
 	return 0;
-}
-
-/* ---- the instance journal ---- */
-
-uint32_t st_instance_flags(const struct vr_store_instance *in)
-{
-	return (in->pinned ? ST_PINNED : 0) | (in->available ? 0 : ST_UNAVAILABLE);
-}
-
-void st_instance_encode(uint8_t rec[ST_INSTANCE_REC], const struct vr_store_instance *in,
-			uint32_t flags)
-{
-	memset(rec, 0, ST_INSTANCE_REC);
-	memcpy(rec, in->id, VR_UUID_LEN);
-	tx_put32(rec + 36, flags);
-	tx_put64(rec + 40, in->seq);
-	tx_put64(rec + 48, (uint64_t)in->point_in_time_ms);
-	tx_put64(rec + 56, in->blocks);
-	tx_put64(rec + 64, in->bytes);
-	tx_put64(rec + 72, (uint64_t)in->committed_ms);
-	memcpy(rec + 80, in->root, VR_TX_HASH);
-}
-
-int st_instance_decode(struct vr_store_instance *in, uint32_t *flags,
-		       const uint8_t rec[ST_INSTANCE_REC])
-{
-	memset(in, 0, sizeof *in);
-	memcpy(in->id, rec, VR_UUID_LEN);
-	in->id[VR_UUID_LEN] = 0;
-	if (!vr_uuid_valid(in->id))
-		return VR_EIO;
-	*flags = tx_get32(rec + 36);
-	in->seq = tx_get64(rec + 40);
-	in->point_in_time_ms = (int64_t)tx_get64(rec + 48);
-	in->blocks = tx_get64(rec + 56);
-	in->bytes = tx_get64(rec + 64);
-	in->committed_ms = (int64_t)tx_get64(rec + 72);
-	memcpy(in->root, rec + 80, VR_TX_HASH);
-	in->pinned = *flags & ST_PINNED;
-	in->available = !(*flags & ST_UNAVAILABLE);
-	if (in->seq == 0 || (*flags & ~(ST_PINNED | ST_UNAVAILABLE)))
-		return VR_EIO;
-	return 0;
-}
-
-int st_journal_write(struct vr_store *s)
-{
-	size_t len = ST_JOURNAL_HDR + s->ninst * ST_INSTANCE_REC + VR_TX_HASH;
-	uint8_t *buf = malloc(len);
-	if (!buf)
-		return st_fail(s, VR_EIO, "journal: out of memory for %zu instances", s->ninst);
-	memset(buf, 0, ST_JOURNAL_HDR);
-	memcpy(buf, ST_JOURNAL_MAGIC, 8);
-	tx_put32(buf + 8, 1);
-	tx_put32(buf + 12, (uint32_t)s->ninst);
-	tx_put64(buf + 16, s->next_seq);
-	tx_put64(buf + 24, s->base_seq);
-	tx_put32(buf + 32, s->flags);
-	for (size_t i = 0; i < s->ninst; i++)
-		st_instance_encode(buf + ST_JOURNAL_HDR + i * ST_INSTANCE_REC, &s->inst[i],
-				   st_instance_flags(&s->inst[i]));
-	tx_sha256(buf + len - VR_TX_HASH, buf, len - VR_TX_HASH, NULL, 0, NULL, 0);
-	int rc = st_write_atomic(s->dir, ST_JOURNAL, buf, len);
-	free(buf);
-	if (rc)
-		return st_fail(s, VR_EIO, "journal %s/%s: %s", s->dir, ST_JOURNAL, strerror(errno));
-	return 0;
-}
-
-static int journal_read(struct vr_store *s)
-{
-	char *path = st_path(s, ST_JOURNAL);
-	uint8_t *p;
-	size_t len;
-	int rc =
-		read_file(path, &p, &len,
-			  ST_JOURNAL_HDR + (size_t)ST_MAX_INSTANCES * ST_INSTANCE_REC + VR_TX_HASH);
-	if (rc) {
-		rc = st_fail(s, VR_EIO, "journal %s: %s", path, strerror(errno));
-		free(path);
-		return rc;
-	}
-	uint8_t h[VR_TX_HASH];
-	if (len < ST_JOURNAL_HDR + VR_TX_HASH || memcmp(p, ST_JOURNAL_MAGIC, 8) ||
-	    tx_get32(p + 8) != 1)
-		goto bad;
-	tx_sha256(h, p, len - VR_TX_HASH, NULL, 0, NULL, 0);
-	if (memcmp(h, p + len - VR_TX_HASH, VR_TX_HASH))
-		goto bad;
-	size_t n = tx_get32(p + 12);
-	if (len != ST_JOURNAL_HDR + n * ST_INSTANCE_REC + VR_TX_HASH)
-		goto bad;
-	s->next_seq = tx_get64(p + 16);
-	s->base_seq = tx_get64(p + 24);
-	s->flags = tx_get32(p + 32);
-	if (s->flags & ~ST_MOVED_OUT)
-		goto bad;
-	s->cap = n + 16;
-	s->inst = vr_calloc(s->cap, sizeof *s->inst);
-	for (size_t i = 0; i < n; i++) {
-		uint32_t flags;
-		if (st_instance_decode(&s->inst[i], &flags,
-				       p + ST_JOURNAL_HDR + i * ST_INSTANCE_REC))
-			goto bad;
-		if (s->inst[i].seq >= s->next_seq || (i && s->inst[i].seq <= s->inst[i - 1].seq))
-			goto bad;
-	}
-	s->ninst = n;
-	if (s->base_seq && (!n || s->base_seq != s->inst[n - 1].seq))
-		goto bad;
-	free(p);
-	free(path);
-	return 0;
-bad:
-	free(p);
-	rc = st_fail(s, VR_EIO, "journal %s is corrupt", path);
-	free(path);
-	return rc;
-}
-
-ssize_t st_find(const struct vr_store *s, const char *instance_id)
-{
-	char canon[VR_UUID_LEN + 1];
-	if (!instance_id || vr_uuid_canon(canon, instance_id))
-		return -1;
-	for (size_t i = 0; i < s->ninst; i++)
-		if (!strcmp(s->inst[i].id, canon))
-			return (ssize_t)i;
-	return -1;
 }
 
 /* ---- locking ---- */
@@ -524,7 +251,7 @@ static int create_locked(struct vr_store *s, const struct vr_store_disk *disks, 
 	uint8_t *old;
 	size_t oldlen;
 	int rc = 0;
-	if (read_file(mpath, &old, &oldlen, MANIFEST_MAX) == 0) {
+	if (st_read_file(mpath, &old, &oldlen, MANIFEST_MAX) == 0) {
 		struct vr_store_disk *have;
 		unsigned nhave;
 		rc = manifest_decode(old, oldlen, s->replication, &have, &nhave);
@@ -546,7 +273,7 @@ static int create_locked(struct vr_store *s, const struct vr_store_disk *disks, 
 		memcpy(s->disks, disks, ndisks * sizeof *disks);
 		s->ndisks = ndisks;
 		set_paths(s);
-		if (journal_read(s)) {
+		if (st_journal_read(s)) {
 			rc = set_error(error_out, VR_EIO, "%s", s->msg);
 			goto cleanup;
 		}
@@ -609,7 +336,7 @@ static int already_created(struct vr_store *s, const struct vr_store_disk *disks
 	char *mpath = st_path(s, ST_MANIFEST);
 	uint8_t *m;
 	size_t mlen;
-	int rc = read_file(mpath, &m, &mlen, MANIFEST_MAX);
+	int rc = st_read_file(mpath, &m, &mlen, MANIFEST_MAX);
 	free(mpath);
 	if (rc)
 		return 0;
@@ -625,7 +352,7 @@ static int already_created(struct vr_store *s, const struct vr_store_disk *disks
 	free(have);
 	if (!same)
 		return VR_ECONFLICT;
-	if (journal_read(s))
+	if (st_journal_read(s))
 		return 0;
 	same = !(s->flags & ST_MOVED_OUT);
 	free(s->inst);
@@ -772,7 +499,7 @@ int vr_store_open(struct vr_store **out, const char *root, const char *replicati
 	char *mpath = st_path(s, ST_MANIFEST);
 	uint8_t *m;
 	size_t mlen;
-	if (read_file(mpath, &m, &mlen, MANIFEST_MAX)) {
+	if (st_read_file(mpath, &m, &mlen, MANIFEST_MAX)) {
 		rc = set_error(error_out, errno == ENOENT ? VR_ENOTFOUND : VR_EIO, "%s: %s", mpath,
 			       strerror(errno));
 		free(mpath);
@@ -787,7 +514,7 @@ int vr_store_open(struct vr_store **out, const char *root, const char *replicati
 	}
 	free(mpath);
 	set_paths(s);
-	rc = journal_read(s);
+	rc = st_journal_read(s);
 	if (!rc)
 		rc = recover(s);
 	if (rc) {
@@ -837,89 +564,6 @@ const struct vr_store_disk *vr_store_disk(const struct vr_store *s, unsigned ind
 const char *vr_store_disk_path(const struct vr_store *s, unsigned index)
 {
 	return index < s->ndisks ? s->paths[index] : NULL;
-}
-
-/* ---- instances ---- */
-
-int vr_store_instances(struct vr_store *s, struct vr_store_instance **list, size_t *n)
-{
-	*list = NULL;
-	*n = 0;
-	if (!s->ninst)
-		return 0;
-	*list = malloc(s->ninst * sizeof **list);
-	if (!*list)
-		return st_fail(s, VR_ENOMEM, "out of memory for %zu instances", s->ninst);
-	memcpy(*list, s->inst, s->ninst * sizeof **list);
-	*n = s->ninst;
-	return 0;
-}
-
-int vr_store_pin(struct vr_store *s, const char *instance_id, bool pinned)
-{
-	ssize_t i = st_find(s, instance_id);
-	if (i < 0)
-		return st_fail(s, VR_ENOTFOUND, "no instance %s", instance_id ? instance_id : "");
-	if (s->inst[i].pinned == pinned)
-		return 0;
-	s->inst[i].pinned = pinned;
-	int rc = st_journal_write(s);
-	if (rc)
-		s->inst[i].pinned = !pinned;
-	return rc;
-}
-
-int vr_store_drop(struct vr_store *s, const char *instance_id)
-{
-	ssize_t found = st_find(s, instance_id);
-	if (found < 0)
-		return st_fail(s, VR_ENOTFOUND, "no instance %s", instance_id ? instance_id : "");
-	size_t i = (size_t)found;
-	if (i + 1 == s->ninst)
-		return st_fail(s, VR_ECONFLICT, "instance %s is the newest", s->inst[i].id);
-	if (s->inst[i].pinned)
-		return st_fail(s, VR_ECONFLICT, "instance %s is pinned", s->inst[i].id);
-	int rc;
-	/* A middle instance's changes must stay reachable from its predecessor:
-	 * the merged undo log is valid with or without this one applied first,
-	 * so it replaces the predecessor's before the journal forgets this one. */
-	if (i > 0 && s->inst[i].available && s->inst[i - 1].available) {
-		rc = st_undo_merge(s, i);
-		if (rc)
-			return rc;
-	}
-	struct vr_store_instance gone = s->inst[i];
-	memmove(&s->inst[i], &s->inst[i + 1], (s->ninst - i - 1) * sizeof *s->inst);
-	s->ninst--;
-	rc = st_journal_write(s);
-	if (rc) {
-		memmove(&s->inst[i + 1], &s->inst[i], (s->ninst - i) * sizeof *s->inst);
-		s->inst[i] = gone;
-		s->ninst++;
-		return rc;
-	}
-	char *name = st_undo_name(gone.seq), *path = st_path(s, name);
-	if (unlink(path) && errno != ENOENT)
-		rc = st_fail(s, VR_EIO, "%s: %s", path, strerror(errno));
-	else if (st_fsync_dir(s->dir))
-		rc = st_fail(s, VR_EIO, "%s: %s", s->dir, strerror(errno));
-	free(name);
-	free(path);
-	return rc;
-}
-
-void st_append_instance(struct vr_store *s, const struct vr_store_instance *in)
-{
-	if (s->ninst == s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 16;
-		s->inst = vr_realloc(s->inst, s->cap * sizeof *s->inst);
-	}
-	s->inst[s->ninst++] = *in;
-}
-
-int64_t st_now_ms(void)
-{
-	return now_ms();
 }
 
 /* ---- remove ---- */

@@ -81,7 +81,7 @@ static void child(const struct s_src *s, struct s_xfer *x, const char *victim)
 	_exit(0);
 }
 
-Test(store_crash, sigkill_during_transfers_commits_and_drops, .timeout = 120)
+Test(store_crash, sigkill_during_transfers_commits_and_drops, .timeout = 300)
 {
 	struct s_src s;
 	s_src_init(&s, 192, 64);
@@ -247,7 +247,7 @@ Test(store_crash, sigkill_during_transfers_commits_and_drops, .timeout = 120)
  * destination holds the newest instance, the store none); then the
  * replication is protected again. Odd trials move across file systems
  * when /dev/shm is another one (a copy instead of a rename). */
-Test(store_crash, sigkill_during_moves, .timeout = 60)
+Test(store_crash, sigkill_during_moves, .timeout = 300)
 {
 	char shm[] = "/dev/shm/vr-test-store-XXXXXX";
 	bool other_fs = mkdtemp(shm) != NULL;
@@ -326,7 +326,7 @@ Test(store_crash, sigkill_during_moves, .timeout = 60)
 /* The first instance goes straight into the empty replica (no undo, no
  * second copy); killed at random moments it is either not there (and
  * resumes) or there whole. */
-Test(store_crash, sigkill_during_first_syncs, .timeout = 60)
+Test(store_crash, sigkill_during_first_syncs, .timeout = 300)
 {
 	struct s_src s;
 	s_src_init(&s, 512, 256);

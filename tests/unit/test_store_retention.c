@@ -62,7 +62,7 @@ static bool undo_exists(uint64_t seq)
 	return there;
 }
 
-Test(store_retention, many_instances_exports_and_drops, .timeout = 60)
+Test(store_retention, many_instances_exports_and_drops, .timeout = 300)
 {
 	struct s_src s;
 	s_src_init(&s, 200, 120);
@@ -140,7 +140,7 @@ Test(store_retention, many_instances_exports_and_drops, .timeout = 60)
 	s_src_free(&s);
 }
 
-Test(store_retention, a_thousand_instances, .timeout = 60)
+Test(store_retention, a_thousand_instances, .timeout = 300)
 {
 	struct s_src s;
 	s_src_init(&s, 32, 16);
