@@ -159,3 +159,15 @@ tests_integration_test_replication_CFLAGS = $(TEST_CFLAGS)
 tests_integration_test_replication_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_integration_test_replication_LDADD = $(TEST_LIBS)
 TESTS += tests/integration/test_replication
+
+# The data plane with the whole stack (two workers sharing a store, two
+# proxies behind haproxy, the agent daemon, vrcloud-io), byte for byte.
+check_PROGRAMS += tests/integration/test_dataplane
+tests_integration_test_dataplane_SOURCES = tests/integration/test_dataplane.c \
+	tests/integration/dataplane.c tests/integration/dataplane.h \
+	tests/integration/harness.c tests/integration/harness.h \
+	tests/integration/helpers.c tests/integration/helpers.h
+tests_integration_test_dataplane_CFLAGS = $(TEST_CFLAGS)
+tests_integration_test_dataplane_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_dataplane_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/test_dataplane

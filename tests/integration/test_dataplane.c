@@ -1,0 +1,263 @@
+/* The data plane with the whole stack (dataplane.h): the VM protected with
+ * `vrcloud-agent protect`, its instances taken by the agent daemon and by
+ * `vrcloud-agent sync` while vrcloud-io writes (the freeze hook stops the
+ * writer and copies the disks, so the test knows each instance's source),
+ * recovery and failback through the API. Every check compares images
+ * byte for byte with cmp. */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "integration/dataplane.h"
+#include "integration/harness.h"
+#include "integration/helpers.h"
+
+VRT_SUITE(.name = "dataplane", .jobs = 1, .redis_db = 0);
+
+#define TEST_FAILOVER_MT "application/vnd.vmware.hcs.testFailoverParams+xml"
+#define FAILOVER_MT	 "application/vnd.vmware.hcs.failoverParams+xml"
+#define MAX_INSTANCES	 32
+
+/* The committed instances and the minute of their point in time: with the
+ * rule 100x5 the API keeps the oldest instance of each 5 minutes and the
+ * newest (docs/instances.md). */
+struct history {
+	size_t n;
+	char id[MAX_INSTANCES][40];
+	long minute[MAX_INSTANCES];
+};
+
+static void history_add(struct history *h, const struct dp_world *w, const char *id)
+{
+	cr_assert_lt(h->n, MAX_INSTANCES);
+	char *minute = vrt_db_value("SELECT floor(extract(epoch FROM transfer_start_time) / 300)"
+				    "::bigint::text FROM instances WHERE id = $1::uuid",
+				    id);
+	cr_assert_not_null(minute, "instance %s is not recorded", id);
+	snprintf(h->id[h->n], sizeof h->id[h->n], "%s", id);
+	h->minute[h->n] = atol(minute);
+	h->n++;
+	free(minute);
+	/* what the API lists */
+	size_t kept = 0;
+	for (size_t i = 0; i < h->n; i++)
+		if (i == 0 || h->minute[i] != h->minute[i - 1])
+			kept++;
+	if (h->n > 1 && h->minute[h->n - 1] == h->minute[h->n - 2])
+		kept++; /* the newest, beside the oldest of its minute */
+	cr_assert_eq(dp_instance_count(w), (long)kept, "after %zu instances", h->n);
+	cr_assert_eq(dp_next_seq(w), (long)h->n + 1);
+	char *newest = dp_newest_instance(w);
+	cr_assert_str_eq(newest, id);
+	free(newest);
+}
+
+static char *replication_path(const struct dp_world *w, const char *action)
+{
+	return vrt_fmt("/api/vr/replications/%s/action/%s", w->repl, action);
+}
+
+static char *test_failover_body(void)
+{
+	return vrt_fmt("<TestFailoverParams xmlns=\"http://www.vmware.com/vr/v6.0\">"
+		       "<PowerOn>false</PowerOn><Synchronize>false</Synchronize>"
+		       "</TestFailoverParams>");
+}
+
+static char *failover_body(const char *instance)
+{
+	if (!instance)
+		return vrt_fmt("<FailoverParams xmlns=\"http://www.vmware.com/vr/v6.0\">"
+			       "<PowerOn>false</PowerOn></FailoverParams>");
+	return vrt_fmt("<FailoverParams xmlns=\"http://www.vmware.com/vr/v6.0\">"
+		       "<PowerOn>false</PowerOn><InstanceId>%s</InstanceId></FailoverParams>",
+		       instance);
+}
+
+/* The disk paths of the live vApp of kind, each equal to the saved source
+ * of instance; returns them (caller frees). */
+static void assert_vapp_is(const struct dp_world *w, const char *kind, const char *instance,
+			   char *paths[DP_DISKS])
+{
+	char *show = dp_vapp_show(w->repl, kind);
+	char *iid = dp_kv(show, "instance_id");
+	cr_assert_str_eq(iid, instance, "%s", show);
+	for (unsigned d = 0; d < DP_DISKS; d++) {
+		char *key = vrt_fmt("disk_%u_path", 2000 + d);
+		paths[d] = dp_kv(show, key);
+		char *saved = dp_saved(w, instance, d);
+		cr_assert(dp_same(paths[d], saved), "the %s disk %s is not instance %s", kind,
+			  paths[d], instance);
+		free(saved);
+		free(key);
+	}
+	free(iid);
+	free(show);
+}
+
+/* A sync while vrcloud-io writes: the instance's source is what the
+ * freeze hook copied. */
+static char *sync_and_check(struct dp_world *w, struct history *h)
+{
+	vrt_sleep(0.4);
+	char *id = dp_sync(w);
+	dp_save_frozen(w, id);
+	dp_assert_replica_is(w, id, "after a sync");
+	history_add(h, w, id);
+	return id;
+}
+
+Test(dataplane, instances_failover_to_an_older_one_and_test_failover_while_replication_goes_on,
+     .timeout = 240)
+{
+	struct dp_world w;
+	dp_start(&w, 48, 8);
+	struct history h = {0};
+	char *first = dp_newest_instance(&w);
+	history_add(&h, &w, first);
+	dp_writer_start(&w, "4M");
+	for (int i = 0; i < 3; i++)
+		free(sync_and_check(&w, &h));
+
+	/* a test failover of the newest instance, then replication goes on */
+	char *newest = dp_newest_instance(&w);
+	char *path = replication_path(&w, "testFailover");
+	char *body = test_failover_body();
+	char *status = dp_act(path, TEST_FAILOVER_MT, body);
+	cr_assert_str_eq(status, "success");
+	free(status);
+	char *test_paths[DP_DISKS];
+	assert_vapp_is(&w, "test", newest, test_paths);
+	char *next = sync_and_check(&w, &h);
+	for (unsigned d = 0; d < DP_DISKS; d++) {
+		char *saved = dp_saved(&w, newest, d);
+		cr_assert(dp_same(test_paths[d], saved), "the test image changed with replication");
+		free(saved);
+	}
+	free(path);
+	path = replication_path(&w, "testCleanup");
+	status = dp_act(path, NULL, NULL);
+	cr_assert_str_eq(status, "success");
+	free(status);
+	for (unsigned d = 0; d < DP_DISKS; d++) {
+		cr_assert_neq(access(test_paths[d], F_OK), 0, "%s outlived testCleanup",
+			      test_paths[d]);
+		free(test_paths[d]);
+	}
+	/* and one more instance after the cleanup */
+	free(sync_and_check(&w, &h));
+	dp_writer_stop(&w);
+
+	/* failover to the first instance (kept: the oldest of its minute) */
+	free(path);
+	path = replication_path(&w, "failover");
+	free(body);
+	body = failover_body(first);
+	status = dp_act(path, FAILOVER_MT, body);
+	cr_assert_str_eq(status, "success");
+	free(status);
+	char *rec_paths[DP_DISKS];
+	assert_vapp_is(&w, "recovered", first, rec_paths);
+	for (unsigned d = 0; d < DP_DISKS; d++)
+		free(rec_paths[d]);
+	cr_log_info("%zu instances; failover to the first of them", h.n);
+	free(next);
+	free(body);
+	free(path);
+	free(newest);
+	free(first);
+	dp_stop(&w);
+}
+
+Test(dataplane, failover_to_the_newest_then_failback_of_the_changes_in_the_cloud, .timeout = 240)
+{
+	struct dp_world w;
+	dp_start(&w, 32, 8);
+	struct history h = {0};
+	char *first = dp_newest_instance(&w);
+	history_add(&h, &w, first);
+	dp_writer_start(&w, "4M");
+	char *newest = sync_and_check(&w, &h);
+	dp_writer_stop(&w);
+
+	/* failover to the newest instance */
+	char *path = replication_path(&w, "failover");
+	char *body = failover_body(NULL);
+	char *status = dp_act(path, FAILOVER_MT, body);
+	cr_assert_str_eq(status, "success");
+	free(status);
+	char *rec[DP_DISKS];
+	assert_vapp_is(&w, "recovered", newest, rec);
+
+	/* the VM runs in the cloud: vrcloud-io writes into its disks */
+	for (unsigned d = 0; d < DP_DISKS; d++) {
+		char *exe = vrt_fmt("%s/vrcloud-io", dp_builddir());
+		char *cmd = vrt_fmt("'%s' write '%s' --bytes %s --seed %u --pattern random"
+				    " >/dev/null",
+				    exe, rec[d], d ? "256K" : "2M", 70 + d);
+		cr_assert_eq(system(cmd), 0, "%s", cmd);
+		cr_assert_not(dp_same(rec[d], w.disk[d]));
+		free(cmd);
+		free(exe);
+	}
+
+	/* reverse, then the failback replication's sync through the API */
+	free(path);
+	path = replication_path(&w, "reverse");
+	status = dp_act(path, NULL, NULL);
+	cr_assert_str_eq(status, "success");
+	free(status);
+	char *fb = vrt_db_value("SELECT id::text FROM replications WHERE kind = 'failback'"
+				" AND source_replication_id = $1::uuid",
+				w.repl);
+	cr_assert_not_null(fb);
+	free(path);
+	path = vrt_fmt("/api/vr/failbackreplications/%s/action/sync", fb);
+	status = dp_act(path, NULL, NULL);
+	cr_assert_str_eq(status, "success", "agent:\n%s", dp_read_text(w.agent.log));
+	free(status);
+	for (unsigned d = 0; d < DP_DISKS; d++)
+		cr_assert(dp_same(rec[d], w.disk[d]), "the site's disk %u is not the recovered one",
+			  d);
+
+	/* the site protects the VM again: a new replication, synced */
+	char *exe = vrt_fmt("%s/vrcloud-agent", dp_builddir());
+	char *cmd = vrt_fmt("'%s' unprotect dp-vm --local-only --state-dir '%s' >/dev/null 2>&1",
+			    exe, w.state);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	free(cmd);
+	char *old = vrt_fmt("%s", w.repl);
+	cmd = vrt_fmt("'%s' protect '%s' --vdc %s --rpo 60 --api %s --user '%s'"
+		      " --password-file '%s' --state-dir '%s' --timeout 60 > '%s/protect2.out' 2>&1",
+		      exe, w.vmdir, w.vdc, vrt_base_url(), VRT_ADMIN_A, w.pw_file, w.state, w.dir);
+	int rc = system(cmd);
+	char *out_path = vrt_fmt("%s/protect2.out", w.dir);
+	char *out = dp_read_text(out_path);
+	cr_assert_eq(rc, 0, "protect again: %s", out);
+	char *rg = dp_kv(out, "replication");
+	cr_assert_str_neq(rg, old);
+	snprintf(w.repl, sizeof w.repl, "%s", rg);
+	char *id = dp_sync(&w);
+	for (unsigned d = 0; d < DP_DISKS; d++) {
+		char *replica = dp_replica(&w, d);
+		cr_assert(dp_same(replica, rec[d]), "the new replica of disk %u is not the VM", d);
+		free(replica);
+		free(rec[d]);
+	}
+	free(id);
+	free(rg);
+	free(out);
+	free(out_path);
+	free(old);
+	free(cmd);
+	free(exe);
+	free(fb);
+	free(body);
+	free(path);
+	free(newest);
+	free(first);
+	dp_stop(&w);
+}
