@@ -32,6 +32,7 @@
 #include <ini.h>
 
 #include "vrcloud/agent.h"
+#include "vrcloud/agent_sync.h"
 #include "vrcloud/alloc.h"
 #include "vrcloud/err.h"
 #include "vrcloud/failback.h"
@@ -84,17 +85,6 @@ static char *failf(char **error_out, const char *fmt, ...)
 }
 
 /* --- the VM directory (plan decision 3: VMDIR/vm.ini) --------------------- */
-
-static int on_state(void *user, const char *section, const char *name, const char *value)
-{
-	(void)section;
-	char **vmdir = user;
-	if (strcmp(name, "vmdir") == 0) {
-		free(*vmdir);
-		*vmdir = vr_strdup(value);
-	}
-	return 1;
-}
 
 static struct vm_disk *vm_disk_of(struct vm *vm, const char *key)
 {
@@ -438,19 +428,21 @@ static int send_result(struct stream *s, const struct vr_tx_header *h, int statu
 	return rc;
 }
 
-/* The VM directory the agent protects source from. */
+/* The VM directory the agent protects source from, read by the loader of
+ * the replication's state (whose lines, such as hook commands, may be
+ * longer than inih reads). */
 static char *vmdir_of(const char *state_dir, const char *source, char **error_out)
 {
-	char *path = vr_asprintf("%s/replications/%s.ini", state_dir, source);
-	char *vmdir = NULL;
-	int line = ini_parse(path, on_state, &vmdir);
-	if (line != 0 || !vmdir) {
-		failf(error_out, "replication %s is not protected by this agent (%s: %s)", source,
-		      path, line < 0 ? "unreadable" : "no vmdir");
-		free(vmdir);
-		vmdir = NULL;
+	struct vr_agent_repl r;
+	char *error = NULL;
+	if (vr_agent_repl_load(&r, state_dir, source, &error) != 0) {
+		failf(error_out, "replication %s is not protected by this agent (%s)", source,
+		      error ? error : "no state");
+		free(error);
+		return NULL;
 	}
-	free(path);
+	char *vmdir = vr_strdup(r.vmdir);
+	vr_agent_repl_free(&r);
 	return vmdir;
 }
 
