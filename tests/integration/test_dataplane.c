@@ -225,9 +225,17 @@ Test(dataplane, failover_to_the_newest_then_failback_of_the_changes_in_the_cloud
 
 	/* the site protects the VM again: a new replication, synced */
 	char *exe = vrt_fmt("%s/vrcloud-agent", dp_builddir());
-	char *cmd = vrt_fmt("'%s' unprotect dp-vm --local-only --state-dir '%s' >/dev/null 2>&1",
-			    exe, w.state);
-	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	/* the failed-over replication goes first (the peer's VM name is taken
+	 * while it exists), through unprotect and the API */
+	char *cmd = vrt_fmt("'%s' unprotect dp-vm --api %s --user '%s' --password-file '%s'"
+			    " --state-dir '%s' --timeout 60 > '%s/unprotect.out' 2>&1",
+			    exe, vrt_base_url(), VRT_ADMIN_A, w.pw_file, w.state, w.dir);
+	int urc = system(cmd);
+	char *unprotect_out = vrt_fmt("%s/unprotect.out", w.dir);
+	char *text = dp_read_text(unprotect_out);
+	cr_assert_eq(urc, 0, "unprotect: %s", text);
+	free(text);
+	free(unprotect_out);
 	free(cmd);
 	char *old = vrt_fmt("%s", w.repl);
 	cmd = vrt_fmt("'%s' protect '%s' --vdc %s --rpo 60 --api %s --user '%s'"
