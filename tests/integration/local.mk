@@ -171,3 +171,15 @@ tests_integration_test_dataplane_CFLAGS = $(TEST_CFLAGS)
 tests_integration_test_dataplane_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_integration_test_dataplane_LDADD = $(TEST_LIBS)
 TESTS += tests/integration/test_dataplane
+
+# SIGKILL of the agent, a proxy or a worker during transfers and commits,
+# with the same whole stack.
+check_PROGRAMS += tests/integration/test_dataplane_kill
+tests_integration_test_dataplane_kill_SOURCES = tests/integration/test_dataplane_kill.c \
+	tests/integration/dataplane.c tests/integration/dataplane.h \
+	tests/integration/harness.c tests/integration/harness.h \
+	tests/integration/helpers.c tests/integration/helpers.h
+tests_integration_test_dataplane_kill_CFLAGS = $(TEST_CFLAGS)
+tests_integration_test_dataplane_kill_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_integration_test_dataplane_kill_LDADD = $(TEST_LIBS)
+TESTS += tests/integration/test_dataplane_kill

