@@ -220,3 +220,53 @@ Test(dataplane_kill, sigkill_of_agent_proxy_or_worker_leaves_one_committed_insta
 	free(out);
 	dp_stop(&w);
 }
+
+/* The size of a file, 0 when it is missing. */
+static off_t size_of(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+Test(dataplane_kill, a_byte_flipped_in_a_staged_block_is_cut_off_and_sent_again, .timeout = 240)
+{
+	struct dp_world w;
+	dp_start(&w, 96, 8);
+	char *out = vrt_fmt("%s/flip-sync.out", w.dir);
+	char *staging = vrt_fmt("%s/%s/staging", w.store, w.repl);
+	for (unsigned t = 0; t < 3; t++) {
+		char now[40];
+		snprintf(now, sizeof now, "flip-%u", t);
+		change(&w, 50 + t, now);
+		long long seq_before = newest_seq(&w);
+		/* the agent killed once the worker staged a few MiB */
+		pid_t pid = dp_sync_spawn(&w, out);
+		double end = vrt_now() + 30;
+		while (size_of(staging) < (off_t)(6 * DP_MIB) && vrt_now() < end)
+			vrt_sleep(0.002);
+		kill(pid, SIGKILL);
+		dp_wait_exit(pid, 10);
+		off_t size = size_of(staging);
+		cr_assert_gt(size, (off_t)(4 * DP_MIB), "nothing was staged:\n%s",
+			     dp_read_text(out));
+		/* a byte of a block in the middle of the staging, flipped */
+		int fd = open(staging, O_RDWR);
+		cr_assert_geq(fd, 0);
+		off_t at = size / 2;
+		unsigned char byte;
+		cr_assert_eq(pread(fd, &byte, 1, at), 1);
+		byte ^= 0x5a;
+		cr_assert_eq(pwrite(fd, &byte, 1, at), 1);
+		close(fd);
+		cr_assert_eq(newest_seq(&w), seq_before, "the killed sync committed");
+		/* the resumed sync: the damaged record and what follows are sent
+		 * again, and the instance is the disks, byte for byte */
+		char *id = dp_sync(&w);
+		cr_assert_gt(seq_of(id), seq_before);
+		cr_assert(replica_is(&w, now), "the flipped byte reached the replica");
+		free(id);
+	}
+	free(staging);
+	free(out);
+	dp_stop(&w);
+}
