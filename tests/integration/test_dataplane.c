@@ -9,11 +9,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "integration/dataplane.h"
 #include "integration/harness.h"
 #include "integration/helpers.h"
+#include "vrcloud/agent.h"
+#include "vrcloud/buf.h"
+#include "vrcloud/transfer.h"
 
 VRT_SUITE(.name = "dataplane", .jobs = 1, .redis_db = 0);
 
@@ -267,5 +271,190 @@ Test(dataplane, failover_to_the_newest_then_failback_of_the_changes_in_the_cloud
 	free(path);
 	free(newest);
 	free(first);
+	dp_stop(&w);
+}
+
+/* --- a hostile site ------------------------------------------------------------------ */
+
+struct site {
+	struct vr_agent_config config;
+	struct vr_agent_tls tls;
+	char credential[VR_TUNNEL_MAX_CREDENTIAL + 1];
+};
+
+static void site_init(struct site *s, const struct dp_world *w)
+{
+	vr_agent_config_init(&s->config);
+	char *lb = vrt_fmt("127.0.0.1:%u", w->lb.port);
+	cr_assert_eq(vr_agent_config_set(&s->config, "agent", "proxy", lb, NULL), 0);
+	cr_assert_eq(vr_agent_config_set(&s->config, "agent", "credential_file", w->cred_file,
+					 NULL),
+		     0);
+	cr_assert_eq(vr_agent_config_set(&s->config, "agent", "ca_file", w->ca, NULL), 0);
+	cr_assert_eq(vr_agent_config_check(&s->config, NULL), 0);
+	char *error = NULL;
+	cr_assert_eq(vr_agent_credential_read(s->credential, w->cred_file, &error), 0);
+	cr_assert_eq(vr_agent_tls_init(&s->tls, &s->config, &error), 0, "%s", error);
+	free(lb);
+}
+
+static void site_free(struct site *s)
+{
+	vr_agent_tls_free(&s->tls);
+	vr_agent_config_free(&s->config);
+}
+
+/* The worker's result on conn after the site's direction ended: its
+ * status, 1 when the connection ended without one. A resume reply is
+ * skipped. */
+static int result_of(struct vr_agent_conn *conn)
+{
+	uint8_t buf[1 << 16];
+	size_t len = 0;
+	for (;;) {
+		struct vr_tx_reply reply;
+		size_t used = 0;
+		int rc = vr_tx_reply_decode(buf, len, &used, &reply);
+		if (rc == 0) {
+			memmove(buf, buf + used, len - used);
+			len -= used;
+			if (reply.kind == VR_TX_REPLY_RESULT)
+				return reply.status;
+			continue;
+		}
+		if (rc != VR_TX_ETRUNCATED || len == sizeof buf)
+			return 1;
+		size_t n = 0;
+		if (vr_agent_conn_read(conn, buf + len, sizeof buf - len, &n) != 0 || !n)
+			return 1;
+		len += n;
+	}
+}
+
+/* An incremental header of a new instance of the VM's replication. */
+static void header_of(const struct dp_world *w, struct vr_tx_header *h, uint8_t salt)
+{
+	memset(h, 0, sizeof *h);
+	h->version = VR_TX_VERSION;
+	h->flags = VR_TX_INCREMENTAL;
+	h->ndisks = DP_DISKS;
+	cr_assert_eq(vr_tx_id_parse(h->replication, w->repl), 0);
+	for (unsigned i = 0; i < VR_TX_ID; i++)
+		h->instance[i] = (uint8_t)(0xa0 + salt + i * 7);
+	h->instance[6] = 0x40 | (h->instance[6] & 0x0f);
+	h->instance[8] = 0x80 | (h->instance[8] & 0x3f);
+	h->point_in_time_ms = (uint64_t)time(NULL) * 1000;
+	h->resume_token = 7000 + salt;
+	for (unsigned d = 0; d < DP_DISKS; d++) {
+		snprintf(h->disks[d].key, sizeof h->disks[d].key, "%u", 2000 + d);
+		h->disks[d].size = w->size[d];
+	}
+}
+
+enum hostile { GARBAGE, TRUNCATED, OVERSIZE };
+
+/* One hostile stream on a data connection for the VM's replication: the
+ * worker's result (1: none). */
+static int hostile_stream(const struct dp_world *w, struct site *s, enum hostile kind)
+{
+	struct vr_agent_conn *conn = NULL;
+	char *error = NULL;
+	int rc = vr_agent_data_open(&conn, &s->tls, &s->config, s->credential, w->repl, &error);
+	cr_assert_eq(rc, 0, "data connection: %s", error ? error : "");
+	vr_agent_conn_set_timeout(conn, 20000);
+	struct vr_buf out;
+	vr_buf_init(&out, 0);
+	if (kind == GARBAGE) {
+		static const char junk[] = "this is no transfer header at all\n";
+		cr_assert_eq(vr_agent_conn_write(conn, junk, sizeof junk - 1), 0);
+	} else {
+		struct vr_tx_header h;
+		header_of(w, &h, (uint8_t)kind);
+		struct vr_tx_enc enc;
+		cr_assert_eq(vr_tx_enc_init(&enc, &h, vr_tx_sink_buf, &out), 0);
+		cr_assert_eq(vr_agent_conn_write(conn, out.data, out.len), 0);
+		out.len = 0;
+		uint8_t data[64 * 4096];
+		memset(data, 0xee, sizeof data);
+		if (kind == TRUNCATED) {
+			/* a run cut in its middle, then the end of the stream */
+			cr_assert_eq(vr_tx_enc_run(&enc, 0, 128, 64, data), 0);
+			cr_assert_eq(vr_agent_conn_write(conn, out.data, out.len / 2), 0);
+		} else {
+			/* a run header claiming 257 blocks, refused before its
+			 * payload is read */
+			uint8_t run[52 + 4096];
+			memset(run, 0xee, sizeof run);
+			run[0] = 'R';
+			run[1] = 0;
+			run[2] = 0;
+			run[3] = 0;
+			uint32_t count = 257, len = 257u * 4096u;
+			for (int i = 0; i < 4; i++) {
+				run[4 + i] = (uint8_t)(count >> (24 - 8 * i));
+				run[16 + i] = (uint8_t)(len >> (24 - 8 * i));
+			}
+			memset(run + 8, 0, 8);
+			cr_assert_eq(vr_agent_conn_write(conn, run, sizeof run), 0);
+		}
+		vr_tx_enc_free(&enc);
+	}
+	vr_agent_conn_finish(conn);
+	int status = result_of(conn);
+	vr_agent_conn_close(conn);
+	vr_buf_free(&out);
+	return status;
+}
+
+Test(dataplane, a_hostile_site_is_refused_and_the_replica_stays_its_last_instance,
+     .timeout = 180)
+{
+	struct dp_world w;
+	dp_start(&w, 16, 4);
+	char *last = dp_newest_instance(&w);
+	long next = dp_next_seq(&w);
+	struct site s;
+	site_init(&s, &w);
+
+	/* the site's credential naming another site's replication: the proxy
+	 * refuses the data connection */
+	struct vr_agent_conn *conn = NULL;
+	char *error = NULL;
+	int rc = vr_agent_data_open(&conn, &s.tls, &s.config, s.credential, VRT_REPL_A1, &error);
+	cr_assert_neq(rc, 0, "a data connection for another site's replication was opened");
+	cr_log_info("another site's replication: %s", error ? error : "refused");
+	free(error);
+
+	/* changes on the disks that the hostile streams do not carry */
+	dp_io_write(&w, 0, "2M", "31", "random");
+	struct {
+		enum hostile kind;
+		int want;
+		const char *what;
+	} cases[] = {
+		{GARBAGE, VR_TX_EMAGIC, "a bad header"},
+		{TRUNCATED, 1, "a truncated stream"},
+		{OVERSIZE, VR_TX_ERUNSIZE, "an oversize run"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int status = hostile_stream(&w, &s, cases[i].kind);
+		if (cases[i].want == 1)
+			cr_assert_neq(status, 0, "%s was committed", cases[i].what);
+		else
+			cr_assert_eq(status, cases[i].want, "%s: %d", cases[i].what, status);
+		cr_assert_eq(dp_next_seq(&w), next, "%s changed the instances", cases[i].what);
+		char *newest = dp_newest_instance(&w);
+		cr_assert_str_eq(newest, last);
+		free(newest);
+		dp_assert_replica_is(&w, last, cases[i].what);
+	}
+	/* and the site's next sync goes through */
+	char *id = dp_sync(&w);
+	dp_save_live(&w, id);
+	dp_assert_replica_is(&w, id, "the sync after the hostile streams");
+	cr_assert_eq(dp_next_seq(&w), next + 1);
+	free(id);
+	site_free(&s);
+	free(last);
 	dp_stop(&w);
 }
