@@ -21,10 +21,13 @@
 
 VRT_SUITE(.name = "dataplanekill", .jobs = 1, .redis_db = 0);
 
-#define TRIALS 18
+#define TRIALS	24
+#define TARGETS 4
 
-enum target { AGENT, PROXY, WORKER };
-static const char *const target_names[] = {"agent", "proxy", "worker"};
+/* The foreground `vrcloud-agent sync`, the daemon syncing on the API's
+ * sync action, the proxy carrying the transfer, the worker receiving it. */
+enum target { AGENT, DAEMON, PROXY, WORKER };
+static const char *const target_names[] = {"agent sync", "agent daemon", "proxy", "worker"};
 
 static uint64_t next_random(uint64_t *s)
 {
@@ -74,11 +77,38 @@ static bool replica_is(const struct dp_world *w, const char *name)
 static const char *expected_name(const struct dp_world *w, long long seq_before,
 				 const char *now, const char *before)
 {
-	char *newest = dp_newest_instance(w);
-	cr_assert_not_null(newest);
-	const char *name = seq_of(newest) > seq_before ? now : before;
-	free(newest);
-	return name;
+	return newest_seq(w) > seq_before ? now : before;
+}
+
+/* Count needle in the part of the daemon's log its latest start wrote. */
+static unsigned since_start(const char *text, const char *needle)
+{
+	const char *from = text;
+	for (const char *p = strstr(text, "event=started "); p; p = strstr(p + 1, "event=started "))
+		from = p;
+	unsigned n = 0;
+	for (const char *q = strstr(from, needle); q; q = strstr(q + 1, needle))
+		n++;
+	return n;
+}
+
+/* Wait until the daemon runs no sync (its own schedule may start one after
+ * a restart): what it writes into the disks' instances is then known. */
+static void daemon_idle(const struct dp_world *w)
+{
+	double end = vrt_now() + 60;
+	for (;;) {
+		char *text = dp_read_text(w->agent.log);
+		unsigned started = since_start(text, "event=sync_started");
+		unsigned ended = since_start(text, "event=sync_committed") +
+				 since_start(text, "event=sync_busy") +
+				 since_start(text, "event=sync_failed");
+		free(text);
+		if (started <= ended)
+			return;
+		cr_assert(vrt_now() < end, "the daemon's sync never ended");
+		vrt_sleep(0.02);
+	}
 }
 
 /* The replica equals the newest listed instance once the worker is done
@@ -144,6 +174,48 @@ static void change(struct dp_world *w, unsigned trial, const char *name)
 	}
 }
 
+/* Wait until path exists (the store's commit marker) or pid ended;
+ * whether it appeared. */
+static bool wait_marker(const char *path, pid_t pid, double timeout_s)
+{
+	double end = vrt_now() + timeout_s;
+	while (vrt_now() < end) {
+		if (access(path, F_OK) == 0)
+			return true;
+		if (pid > 0 && kill(pid, 0) != 0)
+			return false;
+		usleep(200);
+	}
+	return false;
+}
+
+static unsigned count_in(const char *path, const char *needle)
+{
+	char *text = dp_read_text(path);
+	unsigned n = 0;
+	for (const char *q = strstr(text, needle); q; q = strstr(q + 1, needle))
+		n++;
+	free(text);
+	return n;
+}
+
+/* The API's sync action: the worker pushes `sync` to the daemon. */
+static void daemon_sync(const struct dp_world *w)
+{
+	unsigned started = count_in(w->agent.log, "event=sync_started");
+	char *path = vrt_fmt("/api/vr/replications/%s/action/sync", w->repl);
+	char *status = dp_act(path, NULL, NULL);
+	cr_assert_str_eq(status, "success");
+	double end = vrt_now() + 15;
+	while (count_in(w->agent.log, "event=sync_started") <= started) {
+		cr_assert(vrt_now() < end, "the daemon did not start the sync:\n%s",
+			  dp_read_text(w->agent.log));
+		usleep(500);
+	}
+	free(status);
+	free(path);
+}
+
 Test(dataplane_kill, sigkill_of_agent_proxy_or_worker_leaves_one_committed_instance,
      .timeout = 300)
 {
@@ -154,18 +226,26 @@ Test(dataplane_kill, sigkill_of_agent_proxy_or_worker_leaves_one_committed_insta
 	char before[40];
 	snprintf(before, sizeof before, "%s", first);
 	free(first);
-	unsigned outcomes[3][2] = {{0}};
+	unsigned outcomes[TARGETS][2] = {{0}}, at_commit[TARGETS] = {0};
 	double started = vrt_now();
 	char *out = vrt_fmt("%s/kill-sync.out", w.dir);
+	char *marker = vrt_fmt("%s/%s/commit", w.store, w.repl);
 	for (unsigned t = 0; t < TRIALS; t++) {
-		enum target target = (enum target)(t % 3);
+		enum target target = (enum target)(t % TARGETS);
+		/* every other round waits for the commit to begin */
+		bool commit = (t / TARGETS) % 2 == 1;
 		char now[40];
 		snprintf(now, sizeof now, "trial-%u", t);
+		daemon_idle(&w);
 		change(&w, t, now);
 		long long seq_before = newest_seq(&w);
 		unsigned conns[2] = {data_connections(&w.proxy[0]), data_connections(&w.proxy[1])};
-		double delay = (double)(next_random(&rnd) % 700) / 1000.0;
-		pid_t pid = dp_sync_spawn(&w, out);
+		double delay = (double)(next_random(&rnd) % (commit ? 30 : 700)) / 1000.0;
+		pid_t pid = 0;
+		if (target == DAEMON)
+			daemon_sync(&w);
+		else
+			pid = dp_sync_spawn(&w, out);
 		int victim = -1;
 		if (target == PROXY) {
 			victim = carrying_proxy(&w, conns, 10);
@@ -174,27 +254,32 @@ Test(dataplane_kill, sigkill_of_agent_proxy_or_worker_leaves_one_committed_insta
 		} else if (target == WORKER) {
 			victim = (int)dp_holder(&w);
 		}
+		bool hit = commit && wait_marker(marker, target == DAEMON ? w.agent.pid : pid, 30);
+		at_commit[target] += hit;
 		vrt_sleep(delay);
-		if (target == AGENT)
-			kill(pid, SIGKILL);
-		else if (target == PROXY)
-			kill(w.proxy[victim].pid, SIGKILL);
-		else
-			kill(w.worker[victim].pid, SIGKILL);
-		if (target == PROXY) {
+		pid_t kill_pid = target == AGENT    ? pid
+				 : target == DAEMON ? w.agent.pid
+				 : target == PROXY  ? w.proxy[victim].pid
+						    : w.worker[victim].pid;
+		kill(kill_pid, SIGKILL);
+		if (target == DAEMON) {
+			dp_stop_proc(&w.agent, SIGKILL, 5);
+			dp_agent_start(&w);
+		} else if (target == PROXY) {
 			dp_stop_proc(&w.proxy[victim], SIGKILL, 5);
 			dp_proxy_start(&w, (unsigned)victim);
 		} else if (target == WORKER) {
 			dp_stop_proc(&w.worker[victim], SIGKILL, 5);
 			dp_worker_start(&w, (unsigned)victim);
 		}
-		int rc = dp_wait_exit(pid, 120);
+		int rc = target == DAEMON ? 1 : dp_wait_exit(pid, 120);
 		bool committed = rc == 0;
 		outcomes[target][committed]++;
 		char *text = dp_read_text(out);
 		char *attempts = committed ? dp_kv(text, "attempts") : strdup("-");
-		cr_log_info("trial %u: %s killed after %.3f s, the sync exited %d (attempts %s)",
-			    t, target_names[target], delay, rc, attempts);
+		cr_log_info("trial %u: %s killed %.3f s after %s, the sync exited %d (attempts %s)",
+			    t, target_names[target], delay,
+			    hit ? "the commit began" : "its start", rc, attempts);
 		free(attempts);
 		free(text);
 		/* exactly one committed instance: the newest listed */
@@ -204,19 +289,25 @@ Test(dataplane_kill, sigkill_of_agent_proxy_or_worker_leaves_one_committed_insta
 			cr_assert_str_eq(expected_name(&w, seq_before, now, before), now);
 		/* the next sync completes and takes what is missing */
 		char *id = dp_sync(&w);
-		cr_assert_gt(seq_of(id), seq_before);
-		char *newest = dp_newest_instance(&w);
-		cr_assert_str_eq(newest, id);
-		free(newest);
-		cr_assert(replica_is(&w, now), "trial %u: after the next sync the replica is not"
-			  " the disks of the trial", t);
+		daemon_idle(&w);
+		cr_assert_gt(newest_seq(&w), seq_before);
+		cr_assert(replica_is(&w, now),
+			  "trial %u: after the next sync the replica is not the disks of the trial",
+			  t);
+		/* the copies of the previous trial are no longer needed */
+		for (unsigned d = 0; d < DP_DISKS; d++) {
+			char *saved = dp_saved(&w, before, d);
+			unlink(saved);
+			free(saved);
+		}
 		snprintf(before, sizeof before, "%s", now);
 		free(id);
 	}
-	for (int k = 0; k < 3; k++)
-		cr_log_info("%s killed: %u syncs failed, %u finished anyway", target_names[k],
-			    outcomes[k][0], outcomes[k][1]);
+	for (int k = 0; k < TARGETS; k++)
+		cr_log_info("%s killed: %u syncs failed, %u finished anyway, %u kills in a commit",
+			    target_names[k], outcomes[k][0], outcomes[k][1], at_commit[k]);
 	cr_log_info("%u trials in %.1f s", TRIALS, vrt_now() - started);
+	free(marker);
 	free(out);
 	dp_stop(&w);
 }
