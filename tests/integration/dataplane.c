@@ -238,8 +238,8 @@ void dp_worker_start(struct dp_world *w, unsigned i)
 	char *config = vrt_fmt("%s/worker-%u.ini", w->dir, i + 1);
 	char *text = vrt_fmt("[worker]\nstore_dir = %s\nrecovered_dir = %s\n"
 			     "proxy_internal = 127.0.0.1:%u\ntraffic_address = 127.0.0.1:%u\n"
-			     "sync_timeout = 60\nconcurrency = 2\n",
-			     w->store, w->recovered, w->proxy[0].internal_port, p->port);
+			     "sync_timeout = 60\nconcurrency = 2\n[jobs]\nprefix = %s\n",
+			     w->store, w->recovered, w->proxy[0].internal_port, p->port, dp_prefix);
 	write_text(config, text, 0600);
 	free(text);
 	char *exe = vrt_fmt("%s/vrcloud-worker", dp_builddir());
@@ -315,6 +315,8 @@ void dp_proxy_start(struct dp_world *w, unsigned i)
 			      vrt_base_url(),
 			      "--redis",
 			      vrt_env("VRT_REDIS_URI"),
+			      "--redis-prefix",
+			      dp_prefix,
 			      "--internal-listen",
 			      internal,
 			      "--heartbeat-interval",
@@ -821,7 +823,7 @@ void dp_stop(struct dp_world *w)
 		rc = dp_stop_proc(&w->proxy[i], SIGTERM, 10);
 		cr_expect_eq(rc, 0, "proxy %u exited %d:\n%s", i + 1, rc, tail_of(w->proxy[i].log));
 	}
-	char *key = vrt_fmt("vrcloud:tunnel:commands:%s", w->peer);
+	char *key = vrt_fmt("%s:tunnel:commands:%s", dp_prefix, w->peer);
 	vrt_redis_del(key);
 	free(key);
 }

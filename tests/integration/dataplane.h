@@ -12,6 +12,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* The Redis prefix of the program's jobs and tunnels, the API's included
+ * (its suite sets "[jobs] prefix"), so that programs sharing a Redis
+ * server never take each other's jobs. Each test program defines it. */
+extern const char dp_prefix[];
+
 #define DP_MIB	 ((uint64_t)1 << 20)
 #define DP_DISKS 2
 

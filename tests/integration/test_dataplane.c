@@ -19,7 +19,9 @@
 #include "vrcloud/buf.h"
 #include "vrcloud/transfer.h"
 
-VRT_SUITE(.name = "dataplane", .jobs = 1, .redis_db = 0);
+#define PREFIX "vrdp"
+VRT_SUITE(.name = "dataplane", .jobs = 1, .redis_db = 0, .config = "[jobs]\nprefix = " PREFIX "\n");
+const char dp_prefix[] = PREFIX;
 
 #define TEST_FAILOVER_MT "application/vnd.vmware.hcs.testFailoverParams+xml"
 #define FAILOVER_MT	 "application/vnd.vmware.hcs.failoverParams+xml"

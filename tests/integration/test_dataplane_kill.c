@@ -1,5 +1,6 @@
-/* SIGKILL of the agent's sync, of the proxy carrying its transfer or of the
- * worker receiving it, at random moments of the transfer and of its commit,
+/* SIGKILL of `vrcloud-agent sync`, of the agent daemon, of the proxy carrying
+ * a transfer or of the worker receiving it, at random moments of the transfer
+ * and just after the store began its commit,
  * with the whole stack (dataplane.h). After each trial the replica equals
  * exactly one committed instance, the newest the API lists (compared with
  * cmp against the disks saved at each instance's start), and the next sync
@@ -19,7 +20,9 @@
 #include "integration/harness.h"
 #include "integration/helpers.h"
 
-VRT_SUITE(.name = "dataplanekill", .jobs = 1, .redis_db = 0);
+#define PREFIX "vrdpk"
+VRT_SUITE(.name = "dataplanekill", .jobs = 1, .redis_db = 0, .config = "[jobs]\nprefix = " PREFIX "\n");
+const char dp_prefix[] = PREFIX;
 
 #define TRIALS	24
 #define TARGETS 4
