@@ -388,8 +388,8 @@ void dp_agent_start(struct dp_world *w)
 	snprintf(a->log, sizeof a->log, "%s/agent.log", w->dir);
 	char *exe = vrt_fmt("%s/vrcloud-agent", dp_builddir());
 	unsigned connected = count_in_file(a->log, "event=connected");
-	const char *argv[] = {exe, "--config", w->agent_ini, "--log-level", "debug", "--log-file",
-			      a->log, NULL};
+	const char *argv[] = {exe,     "--config",   w->agent_ini, "--log-level",
+			      "debug", "--log-file", a->log,	   NULL};
 	spawn(a, argv);
 	cr_assert(wait_count_above(a->log, "event=connected", connected, 15),
 		  "the agent never connected:\n%s", tail_of(a->log));
@@ -417,9 +417,19 @@ void dp_io_write(const struct dp_world *w, unsigned d, const char *bytes, const 
 	char *log = vrt_fmt("%s.cbt", w->disk[d]);
 	char *size = vrt_fmt("%llu", (unsigned long long)w->size[d]);
 	char *disk = strdup(w->disk[d]);
-	char *argv[] = {exe,	 (char *)"write",   disk,	     (char *)"--size", size,
-			(char *)"--bytes", (char *)bytes, (char *)"--seed", (char *)seed,
-			(char *)"--log",   log,		     (char *)"--pattern", (char *)pattern,
+	char *argv[] = {exe,
+			(char *)"write",
+			disk,
+			(char *)"--size",
+			size,
+			(char *)"--bytes",
+			(char *)bytes,
+			(char *)"--seed",
+			(char *)seed,
+			(char *)"--log",
+			log,
+			(char *)"--pattern",
+			(char *)pattern,
 			NULL};
 	int status;
 	char *out = run_capture(argv, &status);
@@ -497,8 +507,7 @@ char *dp_sync(const struct dp_world *w)
 		     tail_of(w->worker[0].log), tail_of(w->worker[1].log));
 	char *instance = dp_kv(text, "instance");
 	char *blocks = dp_kv(text, "blocks");
-	cr_log_info("sync: instance %s blocks %s in %.2f s", instance, blocks,
-		    vrt_now() - start);
+	cr_log_info("sync: instance %s blocks %s in %.2f s", instance, blocks, vrt_now() - start);
 	free(blocks);
 	free(text);
 	free(out);
@@ -521,7 +530,8 @@ long dp_next_seq(const struct dp_world *w)
 	char *path = vrt_fmt("/api/vr/replications/%s", w->repl);
 	struct vrt_resp r;
 	vrt_get_ok(path, VRT_ADMIN_A, &r);
-	char *v = vrt_xpath_str(r.body, "string(/vr:ReplicationGroup/vr:NextInstanceSequenceNumber)");
+	char *v =
+		vrt_xpath_str(r.body, "string(/vr:ReplicationGroup/vr:NextInstanceSequenceNumber)");
 	long n = v && *v ? atol(v) : -1;
 	free(v);
 	vrt_resp_free(&r);
@@ -592,8 +602,8 @@ void dp_assert_replica_is(const struct dp_world *w, const char *instance, const 
 	for (unsigned d = 0; d < DP_DISKS; d++) {
 		char *replica = dp_replica(w, d);
 		char *saved = dp_saved(w, instance, d);
-		cr_assert(dp_same(replica, saved), "%s: replica disk %u is not instance %s", when, d,
-			  instance);
+		cr_assert(dp_same(replica, saved), "%s: replica disk %u is not instance %s", when,
+			  d, instance);
 		free(saved);
 		free(replica);
 	}
@@ -654,8 +664,8 @@ static void make_ca(struct dp_world *w)
 {
 	char *script = vrt_fmt("%s/contrib/tunnel-test-ca", srcdir());
 	char *dir = vrt_fmt("%s/ca", w->dir);
-	char *argv[] = {(char *)"/bin/bash", script, dir, (char *)"localhost", (char *)"127.0.0.1",
-			NULL};
+	char *argv[] = {(char *)"/bin/bash", script, dir, (char *)"localhost",
+			(char *)"127.0.0.1", NULL};
 	int status;
 	char *out = run_capture(argv, &status);
 	cr_assert_eq(status, 0, "tunnel-test-ca exited %d:\n%s", status, out);
@@ -730,14 +740,30 @@ static void protect(struct dp_world *w)
 	char *thaw = vrt_fmt("p=$(cat %s); if [ \"$p\" -gt 0 ]; then kill -CONT $p; fi; true",
 			     w->io_pid);
 	char *exe = vrt_fmt("%s/vrcloud-agent", dp_builddir());
-	char *argv[] = {exe,	     (char *)"protect",	      w->vmdir,
-			(char *)"--vdc",   w->vdc,		      (char *)"--rpo",
-			(char *)"60",	     (char *)"--quiesce",	      (char *)"--retention",
-			(char *)"100x5",   (char *)"--freeze-cmd",     freeze,
-			(char *)"--thaw-cmd", thaw,		      (char *)"--api",
-			(char *)vrt_base_url(), (char *)"--user",	      (char *)VRT_ADMIN_A,
-			(char *)"--password-file", w->pw_file,	      (char *)"--state-dir",
-			w->state,	     (char *)"--timeout",	      (char *)"60",
+	char *argv[] = {exe,
+			(char *)"protect",
+			w->vmdir,
+			(char *)"--vdc",
+			w->vdc,
+			(char *)"--rpo",
+			(char *)"60",
+			(char *)"--quiesce",
+			(char *)"--retention",
+			(char *)"100x5",
+			(char *)"--freeze-cmd",
+			freeze,
+			(char *)"--thaw-cmd",
+			thaw,
+			(char *)"--api",
+			(char *)vrt_base_url(),
+			(char *)"--user",
+			(char *)VRT_ADMIN_A,
+			(char *)"--password-file",
+			w->pw_file,
+			(char *)"--state-dir",
+			w->state,
+			(char *)"--timeout",
+			(char *)"60",
 			NULL};
 	int status;
 	char *out = run_capture(argv, &status);

@@ -244,9 +244,10 @@ Test(dataplane, failover_to_the_newest_then_failback_of_the_changes_in_the_cloud
 	free(unprotect_out);
 	free(cmd);
 	char *old = vrt_fmt("%s", w.repl);
-	cmd = vrt_fmt("'%s' protect '%s' --vdc %s --rpo 60 --api %s --user '%s'"
-		      " --password-file '%s' --state-dir '%s' --timeout 60 > '%s/protect2.out' 2>&1",
-		      exe, w.vmdir, w.vdc, vrt_base_url(), VRT_ADMIN_A, w.pw_file, w.state, w.dir);
+	cmd = vrt_fmt(
+		"'%s' protect '%s' --vdc %s --rpo 60 --api %s --user '%s'"
+		" --password-file '%s' --state-dir '%s' --timeout 60 > '%s/protect2.out' 2>&1",
+		exe, w.vmdir, w.vdc, vrt_base_url(), VRT_ADMIN_A, w.pw_file, w.state, w.dir);
 	int rc = system(cmd);
 	char *out_path = vrt_fmt("%s/protect2.out", w.dir);
 	char *out = dp_read_text(out_path);
@@ -289,9 +290,8 @@ static void site_init(struct site *s, const struct dp_world *w)
 	vr_agent_config_init(&s->config);
 	char *lb = vrt_fmt("127.0.0.1:%u", w->lb.port);
 	cr_assert_eq(vr_agent_config_set(&s->config, "agent", "proxy", lb, NULL), 0);
-	cr_assert_eq(vr_agent_config_set(&s->config, "agent", "credential_file", w->cred_file,
-					 NULL),
-		     0);
+	cr_assert_eq(
+		vr_agent_config_set(&s->config, "agent", "credential_file", w->cred_file, NULL), 0);
 	cr_assert_eq(vr_agent_config_set(&s->config, "agent", "ca_file", w->ca, NULL), 0);
 	cr_assert_eq(vr_agent_config_check(&s->config, NULL), 0);
 	char *error = NULL;
@@ -408,8 +408,7 @@ static int hostile_stream(const struct dp_world *w, struct site *s, enum hostile
 	return status;
 }
 
-Test(dataplane, a_hostile_site_is_refused_and_the_replica_stays_its_last_instance,
-     .timeout = 180)
+Test(dataplane, a_hostile_site_is_refused_and_the_replica_stays_its_last_instance, .timeout = 180)
 {
 	struct dp_world w;
 	dp_start(&w, 16, 4);

@@ -21,7 +21,8 @@
 #include "integration/helpers.h"
 
 #define PREFIX "vrdpk"
-VRT_SUITE(.name = "dataplanekill", .jobs = 1, .redis_db = 0, .config = "[jobs]\nprefix = " PREFIX "\n");
+VRT_SUITE(.name = "dataplanekill", .jobs = 1, .redis_db = 0,
+	  .config = "[jobs]\nprefix = " PREFIX "\n");
 const char dp_prefix[] = PREFIX;
 
 #define TRIALS	24
@@ -77,8 +78,8 @@ static bool replica_is(const struct dp_world *w, const char *name)
 
 /* Which name's disks the newest instance the API lists holds: those of
  * this trial when it was committed after seq_before, else the previous. */
-static const char *expected_name(const struct dp_world *w, long long seq_before,
-				 const char *now, const char *before)
+static const char *expected_name(const struct dp_world *w, long long seq_before, const char *now,
+				 const char *before)
 {
 	return newest_seq(w) > seq_before ? now : before;
 }
@@ -219,8 +220,7 @@ static void daemon_sync(const struct dp_world *w)
 	free(path);
 }
 
-Test(dataplane_kill, sigkill_of_agent_proxy_or_worker_leaves_one_committed_instance,
-     .timeout = 300)
+Test(dataplane_kill, sigkill_of_agent_proxy_or_worker_leaves_one_committed_instance, .timeout = 300)
 {
 	struct dp_world w;
 	dp_start(&w, 96, 8);
@@ -281,8 +281,8 @@ Test(dataplane_kill, sigkill_of_agent_proxy_or_worker_leaves_one_committed_insta
 		char *text = dp_read_text(out);
 		char *attempts = committed ? dp_kv(text, "attempts") : strdup("-");
 		cr_log_info("trial %u: %s killed %.3f s after %s, the sync exited %d (attempts %s)",
-			    t, target_names[target], delay,
-			    hit ? "the commit began" : "its start", rc, attempts);
+			    t, target_names[target], delay, hit ? "the commit began" : "its start",
+			    rc, attempts);
 		free(attempts);
 		free(text);
 		/* exactly one committed instance: the newest listed */
