@@ -6,6 +6,7 @@
  * byte for byte with cmp. */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,11 +67,12 @@ static char *replication_path(const struct dp_world *w, const char *action)
 	return vrt_fmt("/api/vr/replications/%s/action/%s", w->repl, action);
 }
 
-static char *test_failover_body(void)
+static char *test_failover_body(bool synchronize)
 {
 	return vrt_fmt("<TestFailoverParams xmlns=\"http://www.vmware.com/vr/v6.0\">"
-		       "<PowerOn>false</PowerOn><Synchronize>false</Synchronize>"
-		       "</TestFailoverParams>");
+		       "<PowerOn>false</PowerOn><Synchronize>%s</Synchronize>"
+		       "</TestFailoverParams>",
+		       synchronize ? "true" : "false");
 }
 
 static char *failover_body(const char *instance)
@@ -131,7 +133,7 @@ Test(dataplane, instances_failover_to_an_older_one_and_test_failover_while_repli
 	/* a test failover of the newest instance, then replication goes on */
 	char *newest = dp_newest_instance(&w);
 	char *path = replication_path(&w, "testFailover");
-	char *body = test_failover_body();
+	char *body = test_failover_body(false);
 	char *status = dp_act(path, TEST_FAILOVER_MT, body);
 	cr_assert_str_eq(status, "success");
 	free(status);
@@ -155,6 +157,30 @@ Test(dataplane, instances_failover_to_an_older_one_and_test_failover_while_repli
 	}
 	/* and one more instance after the cleanup */
 	free(sync_and_check(&w, &h));
+
+	/* a synchronizing test failover: the daemon takes a fresh instance on
+	 * the worker's sync command, and the test image is that instance */
+	free(body);
+	body = test_failover_body(true);
+	free(path);
+	path = replication_path(&w, "testFailover");
+	status = dp_act(path, TEST_FAILOVER_MT, body);
+	cr_assert_str_eq(status, "success");
+	free(status);
+	char *fresh = dp_newest_instance(&w);
+	cr_assert_str_neq(fresh, h.id[h.n - 1], "no fresh instance before the test failover");
+	dp_save_frozen(&w, fresh);
+	dp_assert_replica_is(&w, fresh, "the synchronizing test failover's instance");
+	history_add(&h, &w, fresh);
+	assert_vapp_is(&w, "test", fresh, test_paths);
+	for (unsigned d = 0; d < DP_DISKS; d++)
+		free(test_paths[d]);
+	free(path);
+	path = replication_path(&w, "testCleanup");
+	status = dp_act(path, NULL, NULL);
+	cr_assert_str_eq(status, "success");
+	free(status);
+	free(fresh);
 	dp_writer_stop(&w);
 
 	/* failover to the first instance (kept: the oldest of its minute) */
