@@ -43,10 +43,12 @@ const struct vr_db_stmt vr_db_stmts_configure[] = {
 	{"configure_peer_lock",
 	 "UPDATE peers SET state = state WHERE id = $1::uuid AND vdc_id = $2::uuid"
 	 " AND revoked_at IS NULL RETURNING id, state, site_name"},
-	/* $1 peer, $2 VM name. */
+	/* $1 peer, $2 VM name. A replication whose VM was recovered in the
+	 * cloud no longer replicates it: the site may protect it again (after
+	 * a failback). */
 	{"configure_name_taken",
 	 "SELECT id FROM replications WHERE peer_id = $1::uuid AND kind = 'incoming'"
-	 " AND name = $2"},
+	 " AND name = $2 AND recovery_state <> 'recovered'"},
 	/* $1 org, $2 VDC, $3 peer, $4 name, $5 description, $6 RPO, $7
 	 * quiescing, $8 compression, $9 ReplicationState. */
 	{"configure_replication_insert",

@@ -962,6 +962,12 @@ Test(configure, a_vm_replicated_from_the_peer_already_is_409)
 	struct configured c2 = configure(VRT_VDC_A1, doc2);
 	configured_free(&c2);
 	free(doc2);
+	/* once the VM was recovered in the cloud (and failed back), the site
+	 * protects it again */
+	vrt_db_exec("UPDATE replications SET recovery_state = 'recovered' WHERE id = $1::uuid", c.rg);
+	struct configured again = configure(VRT_VDC_A1, doc);
+	cr_assert_str_neq(again.rg, c.rg);
+	configured_free(&again);
 	configured_free(&c);
 	free(doc);
 	free(vm);
