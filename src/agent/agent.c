@@ -75,6 +75,32 @@ static bool seen(struct vr_agent *agent, const char *id)
 	return false;
 }
 
+/* configChanged: the settings a reconfigure changed (fields rpo, quiesce,
+ * compress, retention) into the replication's state; the scheduler reads
+ * them again. */
+static void config_changed(struct vr_agent *agent, const char *id,
+			   const struct vr_tunnel_fields *fields)
+{
+	struct vr_agent_settings set = {vr_tunnel_field(fields, "rpo"),
+					vr_tunnel_field(fields, "quiesce"),
+					vr_tunnel_field(fields, "compress"),
+					vr_tunnel_field(fields, "retention")};
+	if (!set.rpo && !set.quiesce && !set.compress && !set.retention)
+		return;
+	bool changed = false;
+	char *error = NULL;
+	int rc = vr_agent_repl_configure(agent->config->state_dir, id, &set, &changed, &error);
+	if (rc == VR_ENOTFOUND)
+		vr_log_info("config_not_protected_here", "replication", id);
+	else if (rc)
+		vr_log_warn("config_refused", "replication", id, "error", error);
+	else
+		vr_log_info(changed ? "config_applied" : "config_unchanged", "replication", id,
+			    "rpo", set.rpo, "quiesce", set.quiesce, "compress", set.compress,
+			    "retention", set.retention);
+	free(error);
+}
+
 /* One COMMAND frame: log it and acknowledge it. Returns 0 or VR_EUNAVAIL. */
 static int on_command(struct vr_agent *agent, struct vr_agent_conn *conn,
 		      const struct vr_tunnel_frame *frame)
@@ -96,10 +122,17 @@ static int on_command(struct vr_agent *agent, struct vr_agent_conn *conn,
 		    command.name, "replication", replication);
 	char canon[VR_UUID_LEN + 1];
 	bool named = replication && vr_uuid_canon(canon, replication) == 0;
-	if (!repeated && strcmp(command.name, VR_AGENT_COMMAND_SYNC) == 0)
-		vr_agent_scheduler_sync_now(agent->scheduler, named ? canon : NULL);
-	else if (!repeated && strcmp(command.name, VR_AGENT_COMMAND_CONFIG_CHANGED) == 0)
+	if (!repeated && strcmp(command.name, VR_AGENT_COMMAND_SYNC) == 0) {
+		const char *quiesce = parsed ? vr_tunnel_field(&fields, "quiesce") : NULL;
+		if (quiesce && strcmp(quiesce, "true") == 0)
+			vr_agent_scheduler_sync_quiesced(agent->scheduler, named ? canon : NULL);
+		else
+			vr_agent_scheduler_sync_now(agent->scheduler, named ? canon : NULL);
+	} else if (!repeated && strcmp(command.name, VR_AGENT_COMMAND_CONFIG_CHANGED) == 0) {
+		if (named && parsed)
+			config_changed(agent, canon, &fields);
 		vr_agent_scheduler_reload(agent->scheduler);
+	}
 	if (parsed)
 		vr_tunnel_fields_free(&fields);
 	struct vr_buf ack;

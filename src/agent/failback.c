@@ -29,8 +29,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <ini.h>
-
 #include "vrcloud/agent.h"
 #include "vrcloud/agent_sync.h"
 #include "vrcloud/alloc.h"
@@ -46,27 +44,21 @@
 /* Group hashes written per record (and per write). */
 #define HASH_BATCH VR_TX_MAX_HASH_GROUPS
 
-struct vm_disk {
-	char key[VR_TX_MAX_KEY + 1];
-	char *file; /* absolute path */
-	uint64_t size;
-	int fd;
-};
-
+/* The VM (vm.c's reader) with its disks open for writing; vm.disks and fd
+ * are kept in the same order (match_disks puts them in the header's). */
 struct vm {
-	char *dir;
-	struct vm_disk disks[VR_TX_MAX_DISKS];
-	unsigned ndisks;
+	struct vr_vm vm;
+	int fd[VR_VM_MAX_DISKS];
+	bool loaded;
 };
 
 static void vm_free(struct vm *vm)
 {
-	for (unsigned i = 0; i < vm->ndisks; i++) {
-		free(vm->disks[i].file);
-		if (vm->disks[i].fd >= 0)
-			close(vm->disks[i].fd);
-	}
-	free(vm->dir);
+	for (size_t i = 0; vm->loaded && i < vm->vm.ndisks; i++)
+		if (vm->fd[i] >= 0)
+			close(vm->fd[i]);
+	if (vm->loaded)
+		vr_vm_free(&vm->vm);
 	memset(vm, 0, sizeof *vm);
 }
 
@@ -84,83 +76,32 @@ static char *failf(char **error_out, const char *fmt, ...)
 	return text;
 }
 
-/* --- the VM directory (plan decision 3: VMDIR/vm.ini) --------------------- */
+/* --- the VM directory: VMDIR/vm.ini through vr_vm_load ------------------- */
 
-static struct vm_disk *vm_disk_of(struct vm *vm, const char *key)
-{
-	for (unsigned i = 0; i < vm->ndisks; i++)
-		if (strcmp(vm->disks[i].key, key) == 0)
-			return &vm->disks[i];
-	if (vm->ndisks == VR_TX_MAX_DISKS || strlen(key) > VR_TX_MAX_KEY || !key[0])
-		return NULL;
-	struct vm_disk *d = &vm->disks[vm->ndisks++];
-	snprintf(d->key, sizeof d->key, "%s", key);
-	d->fd = -1;
-	return d;
-}
-
-static int on_vm(void *user, const char *section, const char *name, const char *value)
-{
-	struct vm *vm = user;
-	if (strncmp(section, "disk ", 5) != 0)
-		return 1;
-	struct vm_disk *d = vm_disk_of(vm, section + 5);
-	if (!d)
-		return 0;
-	if (strcmp(name, "file") == 0) {
-		free(d->file);
-		d->file = value[0] == '/' ? vr_strdup(value) : vr_asprintf("%s/%s", vm->dir, value);
-	} else if (strcmp(name, "size") == 0) {
-		char *end;
-		errno = 0;
-		unsigned long long v = strtoull(value, &end, 10);
-		if (errno || *end || v == 0 || v % VR_TX_BLOCK)
-			return 0;
-		d->size = v;
-	}
-	return 1;
-}
-
-/* Read VMDIR/vm.ini: every [disk KEY] with its file and size (the file's
- * size when none is given). */
 static int vm_load(struct vm *vm, const char *dir, char **error_out)
 {
 	memset(vm, 0, sizeof *vm);
-	vm->dir = vr_strdup(dir);
-	char *path = vr_asprintf("%s/vm.ini", dir);
-	int line = ini_parse(path, on_vm, vm);
-	int rc = 0;
-	if (line != 0) {
-		failf(error_out, "%s is unreadable or invalid (line %d)", path, line);
-		rc = VR_EIO;
+	char *error = NULL;
+	int rc = vr_vm_load(&vm->vm, dir, &error);
+	if (rc) {
+		free(*error_out);
+		*error_out = error ? error : vr_asprintf("%s/vm.ini: %s", dir, vr_err_str(rc));
+		return VR_EIO;
 	}
-	for (unsigned i = 0; !rc && i < vm->ndisks; i++) {
-		struct vm_disk *d = &vm->disks[i];
-		struct stat st;
-		if (!d->file || stat(d->file, &st) != 0) {
-			failf(error_out, "%s: disk %s has no readable file", path, d->key);
-			rc = VR_EIO;
-		} else if (!d->size) {
-			d->size = (uint64_t)st.st_size;
-		}
-	}
-	if (!rc && vm->ndisks == 0) {
-		failf(error_out, "%s names no disk", path);
-		rc = VR_EIO;
-	}
-	free(path);
-	return rc;
+	vm->loaded = true;
+	for (size_t i = 0; i < VR_VM_MAX_DISKS; i++)
+		vm->fd[i] = -1;
+	return 0;
 }
 
 static int vm_open(struct vm *vm, char **error_out)
 {
-	for (unsigned i = 0; i < vm->ndisks; i++) {
-		struct vm_disk *d = &vm->disks[i];
-		if (d->fd >= 0)
+	for (size_t i = 0; i < vm->vm.ndisks; i++) {
+		if (vm->fd[i] >= 0)
 			continue;
-		d->fd = open(d->file, O_RDWR | O_CLOEXEC);
-		if (d->fd < 0) {
-			failf(error_out, "%s: %s", d->file, strerror(errno));
+		vm->fd[i] = open(vm->vm.disks[i].path, O_RDWR | O_CLOEXEC);
+		if (vm->fd[i] < 0) {
+			failf(error_out, "%s: %s", vm->vm.disks[i].path, strerror(errno));
 			return VR_EIO;
 		}
 	}
@@ -259,7 +200,7 @@ static int journal_apply(struct vm *vm, const char *path, uint64_t *blocks_out, 
 		failf(error_out, "%s: %s", path, strerror(errno));
 		return VR_EIO;
 	}
-	struct vm_disk *map[VR_TX_MAX_DISKS] = {NULL};
+	int map[VR_TX_MAX_DISKS]; /* journal disk -> index in vm */
 	bool changed[VR_TX_MAX_DISKS] = {false};
 	uint8_t head[12];
 	int rc = read_exact(fd, head, sizeof head);
@@ -273,10 +214,11 @@ static int journal_apply(struct vm *vm, const char *path, uint64_t *blocks_out, 
 		if (!rc)
 			rc = read_exact(fd, key, len);
 		key[rc ? 0 : len] = '\0';
-		for (unsigned d = 0; !rc && d < vm->ndisks; d++)
-			if (strcmp(vm->disks[d].key, key) == 0)
-				map[i] = &vm->disks[d];
-		if (!rc && !map[i])
+		map[i] = -1;
+		for (size_t d = 0; !rc && d < vm->vm.ndisks; d++)
+			if (strcmp(vm->vm.disks[d].key, key) == 0)
+				map[i] = (int)d;
+		if (!rc && map[i] < 0)
 			rc = VR_EIO;
 	}
 	if (!rc)
@@ -296,14 +238,14 @@ static int journal_apply(struct vm *vm, const char *path, uint64_t *blocks_out, 
 		uint64_t first = get(rec + 4, 8);
 		uint32_t count = (uint32_t)get(rec + 12, 4);
 		if (disk >= ndisks || count == 0 || count > VR_TX_MAX_RUN_BLOCKS ||
-		    first + count > map[disk]->size / VR_TX_BLOCK) {
+		    first + count > vm->vm.disks[map[disk]].size / VR_TX_BLOCK) {
 			rc = VR_EIO;
 			break;
 		}
 		size_t len = (size_t)count * VR_TX_BLOCK;
 		rc = read_exact(fd, buf, len);
 		for (size_t done = 0; !rc && done < len;) {
-			ssize_t w = pwrite(map[disk]->fd, buf + done, len - done,
+			ssize_t w = pwrite(vm->fd[map[disk]], buf + done, len - done,
 					   (off_t)(first * VR_TX_BLOCK + done));
 			if (w < 0 && errno == EINTR)
 				continue;
@@ -320,16 +262,15 @@ static int journal_apply(struct vm *vm, const char *path, uint64_t *blocks_out, 
 	for (unsigned i = 0; !rc && i < ndisks; i++) {
 		if (!changed[i])
 			continue;
-		if (fsync(map[i]->fd) != 0) {
+		if (fsync(vm->fd[map[i]]) != 0) {
 			rc = VR_EIO;
 			break;
 		}
 		/* the log no longer describes the disk: the next sync of a
 		 * protection compares hashes in full */
-		char *cbt = vr_asprintf("%s.cbt", map[i]->file);
+		const char *cbt = vm->vm.disks[map[i]].cbt_path;
 		if (unlink(cbt) != 0 && errno != ENOENT)
 			rc = VR_EIO;
-		free(cbt);
 	}
 	if (rc && !*error_out)
 		failf(error_out, "the failback journal %s could not be applied", path);
@@ -340,12 +281,12 @@ static int journal_apply(struct vm *vm, const char *path, uint64_t *blocks_out, 
 
 static int finish_journal(struct vm *vm, uint64_t *blocks_out, char **error_out)
 {
-	char *apply = vr_asprintf("%s/%s", vm->dir, APPLY_FILE);
+	char *apply = vr_asprintf("%s/%s", vm->vm.dir, APPLY_FILE);
 	int rc = journal_apply(vm, apply, blocks_out, error_out);
 	if (!rc && unlink(apply) != 0)
 		rc = VR_EIO;
 	if (!rc)
-		rc = sync_dir(vm->dir);
+		rc = sync_dir(vm->vm.dir);
 	free(apply);
 	return rc;
 }
@@ -428,20 +369,20 @@ static int send_result(struct stream *s, const struct vr_tx_header *h, int statu
 	return rc;
 }
 
-/* The VM directory the agent protects source from, read by the loader of
- * the replication's state (whose lines, such as hook commands, may be
- * longer than inih reads). */
+/* The VM directory the agent protects source from (state.c's reader). */
 static char *vmdir_of(const char *state_dir, const char *source, char **error_out)
 {
 	struct vr_agent_repl r;
 	char *error = NULL;
-	if (vr_agent_repl_load(&r, state_dir, source, &error) != 0) {
+	int rc = vr_agent_repl_load(&r, state_dir, source, &error);
+	if (rc) {
 		failf(error_out, "replication %s is not protected by this agent (%s)", source,
-		      error ? error : "no state");
+		      error ? error : vr_err_str(rc));
 		free(error);
 		return NULL;
 	}
-	char *vmdir = vr_strdup(r.vmdir);
+	char *vmdir = r.vmdir;
+	r.vmdir = NULL;
 	vr_agent_repl_free(&r);
 	return vmdir;
 }
@@ -449,27 +390,30 @@ static char *vmdir_of(const char *state_dir, const char *source, char **error_ou
 /* The header's disks must be the VM's, in the header's order. */
 static int match_disks(struct vm *vm, const struct vr_tx_header *h, char **error_out)
 {
-	if (h->ndisks != vm->ndisks) {
-		failf(error_out, "the worker sends %u disks, the VM in %s has %u", h->ndisks,
-		      vm->dir, vm->ndisks);
+	if (h->ndisks != vm->vm.ndisks) {
+		failf(error_out, "the worker sends %u disks, the VM in %s has %zu", h->ndisks,
+		      vm->vm.dir, vm->vm.ndisks);
 		return VR_TX_EHEADER;
 	}
 	for (unsigned i = 0; i < h->ndisks; i++) {
-		struct vm_disk *d = NULL;
+		size_t d = vm->vm.ndisks;
 		/* disks before i are placed: a key named twice finds none */
-		for (unsigned j = i; j < vm->ndisks; j++)
-			if (strcmp(vm->disks[j].key, h->disks[i].key) == 0)
-				d = &vm->disks[j];
-		if (!d || d->size != h->disks[i].size) {
+		for (size_t j = i; j < vm->vm.ndisks; j++)
+			if (strcmp(vm->vm.disks[j].key, h->disks[i].key) == 0)
+				d = j;
+		if (d == vm->vm.ndisks || vm->vm.disks[d].size != h->disks[i].size) {
 			failf(error_out,
 			      "disk %s (%" PRIu64 " bytes) is not a disk of the VM in %s",
-			      h->disks[i].key, h->disks[i].size, vm->dir);
+			      h->disks[i].key, h->disks[i].size, vm->vm.dir);
 			return VR_TX_EHEADER;
 		}
 		/* put the VM's disks in the header's order */
-		struct vm_disk tmp = vm->disks[i];
-		vm->disks[i] = *d;
-		*d = tmp;
+		struct vr_vm_disk tmp = vm->vm.disks[i];
+		vm->vm.disks[i] = vm->vm.disks[d];
+		vm->vm.disks[d] = tmp;
+		int fd = vm->fd[i];
+		vm->fd[i] = vm->fd[d];
+		vm->fd[d] = fd;
 	}
 	return 0;
 }
@@ -481,12 +425,12 @@ static int send_hashes(struct stream *s, struct vm *vm, uint64_t *groups_out, ch
 	uint8_t *hashes = vr_malloc((size_t)HASH_BATCH * VR_TX_HASH);
 	struct vr_buf out;
 	vr_buf_init(&out, 0);
-	for (unsigned d = 0; !rc && d < vm->ndisks; d++) {
-		uint64_t groups = vr_tx_disk_groups(vm->disks[d].size);
+	for (unsigned d = 0; !rc && d < vm->vm.ndisks; d++) {
+		uint64_t groups = vr_tx_disk_groups(vm->vm.disks[d].size);
 		for (uint64_t g = 0; !rc && g < groups;) {
 			uint32_t n = groups - g < HASH_BATCH ? (uint32_t)(groups - g) : HASH_BATCH;
 			for (uint32_t i = 0; !rc && i < n; i++)
-				rc = vr_fb_group_hash(vm->disks[d].fd, vm->disks[d].size, g + i,
+				rc = vr_fb_group_hash(vm->fd[d], vm->vm.disks[d].size, g + i,
 						      buf, hashes + (size_t)i * VR_TX_HASH);
 			if (!rc)
 				rc = vr_tx_hash_record_encode(d, g, n, hashes, &out);
@@ -559,8 +503,8 @@ static int receive(struct stream *s, struct vr_tx_dec *dec, int stage,
 static int stage_and_apply(struct stream *s, struct vr_tx_dec *dec, struct vm *vm,
 			   struct vr_agent_failback_stats *stats, char **error_out)
 {
-	char *stage_path = vr_asprintf("%s/%s", vm->dir, STAGE_FILE);
-	char *apply_path = vr_asprintf("%s/%s", vm->dir, APPLY_FILE);
+	char *stage_path = vr_asprintf("%s/%s", vm->vm.dir, STAGE_FILE);
+	char *apply_path = vr_asprintf("%s/%s", vm->vm.dir, APPLY_FILE);
 	int stage = open(stage_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	int rc = stage < 0 ? VR_EIO : journal_head(stage, &dec->hdr);
 	if (rc)
@@ -575,11 +519,11 @@ static int stage_and_apply(struct stream *s, struct vr_tx_dec *dec, struct vm *v
 	if (!rc && rename(stage_path, apply_path) != 0)
 		rc = VR_EIO;
 	if (!rc)
-		rc = sync_dir(vm->dir);
+		rc = sync_dir(vm->vm.dir);
 	if (rc) {
 		unlink(stage_path);
 		if (!*error_out)
-			failf(error_out, "the failback could not be committed in %s", vm->dir);
+			failf(error_out, "the failback could not be committed in %s", vm->vm.dir);
 	} else {
 		rc = finish_journal(vm, &stats->blocks, error_out);
 	}

@@ -21,6 +21,7 @@
 struct entry {
 	char id[VR_UUID_LEN + 1];
 	bool running, now, gone;
+	bool quiesce; /* the next sync runs the hooks whatever the settings (sync quiesce=true) */
 	unsigned failures;
 	int64_t failed_ms, last_start_ms;
 	int64_t next_ms; /* cached from the state, recomputed after each sync */
@@ -145,12 +146,16 @@ static void *worker_main(void *arg)
 		char id[VR_UUID_LEN + 1];
 		snprintf(id, sizeof id, "%s", e->id);
 		e->last_start_ms = wall_ms();
+		struct vr_agent_sync_env env = s->env;
+		env.quiesce = e->quiesce;
+		e->quiesce = false;
 		pthread_mutex_unlock(&s->lock);
 
 		struct vr_agent_sync_result res;
 		char *error = NULL;
-		vr_log_info("sync_started", "replication", id);
-		int rc = vr_agent_sync(&s->env, id, &res, &error);
+		vr_log_info("sync_started", "replication", id, "quiesce",
+			    env.quiesce ? "requested" : NULL);
+		int rc = vr_agent_sync(&env, id, &res, &error);
 		if (rc == 0) {
 			char blocks[24], bytes[24], ms[24];
 			snprintf(blocks, sizeof blocks, "%llu", (unsigned long long)res.blocks);
@@ -174,6 +179,8 @@ static void *worker_main(void *arg)
 			e->failures++;
 			e->failed_ms = wall_ms();
 		}
+		if (rc == VR_ECONFLICT && env.quiesce)
+			e->quiesce = true; /* the asked-for quiesced instance is still to come */
 		plan(s, e, wall_ms());
 		if (rc == VR_ECONFLICT && e->next_ms < wall_ms() + 5000)
 			e->next_ms = wall_ms() + 5000; /* another sync of it runs: look again soon
@@ -282,7 +289,7 @@ int vr_agent_scheduler_start(struct vr_agent_scheduler **out, const struct vr_ag
 	return 0;
 }
 
-void vr_agent_scheduler_sync_now(struct vr_agent_scheduler *s, const char *replication)
+static void sync_now(struct vr_agent_scheduler *s, const char *replication, bool quiesce)
 {
 	if (!s)
 		return;
@@ -291,6 +298,7 @@ void vr_agent_scheduler_sync_now(struct vr_agent_scheduler *s, const char *repli
 	for (size_t i = 0; i < s->nentries; i++)
 		if (!replication || strcmp(s->entries[i].id, replication) == 0) {
 			s->entries[i].now = true;
+			s->entries[i].quiesce |= quiesce;
 			known = true;
 		}
 	if (!known)
@@ -302,6 +310,16 @@ void vr_agent_scheduler_sync_now(struct vr_agent_scheduler *s, const char *repli
 		 * replication's first sync is due at once. */
 		vr_log_info("sync_requested_unknown", "replication", replication);
 	}
+}
+
+void vr_agent_scheduler_sync_now(struct vr_agent_scheduler *s, const char *replication)
+{
+	sync_now(s, replication, false);
+}
+
+void vr_agent_scheduler_sync_quiesced(struct vr_agent_scheduler *s, const char *replication)
+{
+	sync_now(s, replication, true);
 }
 
 void vr_agent_scheduler_reload(struct vr_agent_scheduler *s)

@@ -473,3 +473,110 @@ void vr_agent_repl_add_duration(struct vr_agent_repl *r, uint32_t ms)
 	r->recent_ms[0] = ms;
 	r->nrecent = n;
 }
+
+/* The state's write lock: flock of the replications directory, held while a
+ * state file is read, changed and written again. Returns the fd or -1. */
+static int write_lock(const char *state_dir)
+{
+	char *dir = vr_asprintf("%s/%s", state_dir, VR_AGENT_REPL_DIR);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(dir);
+	if (fd < 0)
+		return -1;
+	while (flock(fd, LOCK_EX) != 0) {
+		if (errno != EINTR) {
+			close(fd);
+			return -1;
+		}
+	}
+	return fd;
+}
+
+static bool retention_valid(const char *v)
+{
+	/* COUNTxMINUTES[,COUNTxMINUTES...], or empty */
+	if (!*v)
+		return true;
+	for (;;) {
+		size_t count = strspn(v, "0123456789");
+		if (!count || count > 4 || v[count] != 'x')
+			return false;
+		v += count + 1;
+		size_t minutes = strspn(v, "0123456789");
+		if (!minutes || minutes > 7)
+			return false;
+		v += minutes;
+		if (!*v)
+			return true;
+		if (*v++ != ',')
+			return false;
+	}
+}
+
+static int settings_apply(struct vr_agent_repl *r, const struct vr_agent_settings *set,
+			  bool *changed, char **error_out)
+{
+	uint64_t rpo = r->rpo;
+	bool quiesce = r->quiesce, compress = r->compress;
+	if ((set->rpo && (!to_u64(set->rpo, &rpo) || rpo < 1 || rpo > 1440)) ||
+	    (set->quiesce && !to_bool(set->quiesce, &quiesce)) ||
+	    (set->compress && !to_bool(set->compress, &compress)) ||
+	    (set->retention && (strlen(set->retention) > 1000 ||
+				!retention_valid(set->retention)))) {
+		*error_out = vr_asprintf("replication %s: the new settings are not valid (rpo=%s "
+					 "quiesce=%s compress=%s retention=%.100s)",
+					 r->id, set->rpo ? set->rpo : "-",
+					 set->quiesce ? set->quiesce : "-",
+					 set->compress ? set->compress : "-",
+					 set->retention ? set->retention : "-");
+		return VR_EINVAL;
+	}
+	const char *old = r->retention ? r->retention : "";
+	*changed = rpo != r->rpo || quiesce != r->quiesce || compress != r->compress ||
+		   (set->retention && strcmp(set->retention, old) != 0);
+	r->rpo = (unsigned)rpo;
+	r->quiesce = quiesce;
+	r->compress = compress;
+	if (set->retention)
+		set_str(&r->retention, set->retention);
+	return 0;
+}
+
+int vr_agent_repl_configure(const char *state_dir, const char *id,
+			    const struct vr_agent_settings *set, bool *changed_out,
+			    char **error_out)
+{
+	*changed_out = false;
+	*error_out = NULL;
+	int lock = write_lock(state_dir);
+	struct vr_agent_repl r;
+	int rc = vr_agent_repl_load(&r, state_dir, id, error_out);
+	if (!rc) {
+		rc = settings_apply(&r, set, changed_out, error_out);
+		if (!rc && *changed_out)
+			rc = vr_agent_repl_save(&r, state_dir, error_out);
+		vr_agent_repl_free(&r);
+	}
+	if (lock >= 0)
+		close(lock);
+	return rc;
+}
+
+int vr_agent_repl_save_synced(struct vr_agent_repl *r, const char *state_dir, char **error_out)
+{
+	int lock = write_lock(state_dir);
+	struct vr_agent_repl now;
+	if (vr_agent_repl_load(&now, state_dir, r->id, NULL) == 0) {
+		r->rpo = now.rpo;
+		r->quiesce = now.quiesce;
+		r->compress = now.compress;
+		free(r->retention);
+		r->retention = now.retention;
+		now.retention = NULL;
+		vr_agent_repl_free(&now);
+	}
+	int rc = vr_agent_repl_save(r, state_dir, error_out);
+	if (lock >= 0)
+		close(lock);
+	return rc;
+}

@@ -28,6 +28,7 @@ struct job {
 	struct vr_vm vm;
 	struct vr_spool_info info; /* the instance: ids, token, time, per disk log position */
 	bool full;
+	bool frozen; /* the freeze hook ran and the thaw is left for after the transfer */
 	char *spool_path;
 	struct vr_spool_reader *spool;
 	struct vr_agent_progress progress;
@@ -87,7 +88,7 @@ static void new_instance(struct job *j)
 
 static int hook(struct job *j, const char *which, const char *cmd)
 {
-	if (!j->repl.quiesce || !cmd)
+	if (!(j->repl.quiesce || j->env->quiesce) || !cmd)
 		return 0;
 	char *error = NULL;
 	int rc = vr_agent_hook_run(cmd, which, &j->repl,
@@ -151,13 +152,22 @@ static int spool_changes(struct job *j, const struct vr_cbt_map *maps)
 }
 
 /* Freeze, read the logs, copy the changes, thaw. Sets j->full when the logs
- * cannot tell what changed. */
+ * cannot tell what changed. A sync asked to quiesce (env->quiesce, a
+ * planned migration's last instance) that turns out full stays frozen until
+ * its transfer ends: a full instance reads the live disks. */
 static int capture(struct job *j)
 {
 	new_instance(j);
 	if (!j->repl.instance[0]) {
 		j->full = true;
-		return 0;
+		if (!j->env->quiesce)
+			return 0;
+		int rc = hook(j, "freeze", j->repl.freeze_cmd);
+		if (rc)
+			hook(j, "thaw", j->repl.thaw_cmd);
+		else
+			j->frozen = true;
+		return rc;
 	}
 	int rc = hook(j, "freeze", j->repl.freeze_cmd);
 	if (rc)
@@ -170,6 +180,13 @@ static int capture(struct job *j)
 	for (size_t d = 0; d < j->vm.ndisks; d++)
 		vr_cbt_map_release(&maps[d]);
 	free(maps);
+	if (!rc && j->full && j->env->quiesce) {
+		j->frozen = true;
+		vr_log_info("sync_full", "replication", j->repl.id, "reason",
+			    "a changed-block log is missing, unclean or of another generation; "
+			    "the VM stays quiesced until the transfer ends");
+		return 0;
+	}
 	int thaw = hook(j, "thaw", j->repl.thaw_cmd);
 	if (rc)
 		return rc;
@@ -339,7 +356,7 @@ static int record(struct job *j, struct vr_agent_sync_result *res)
 		r->disks[d].seq = j->info.seq[d];
 	}
 	char *error = NULL;
-	int rc = vr_agent_repl_save(r, j->env->state_dir, &error);
+	int rc = vr_agent_repl_save_synced(r, j->env->state_dir, &error);
 	if (rc) {
 		set_error(j, error);
 		return rc;
@@ -363,7 +380,7 @@ static int record(struct job *j, struct vr_agent_sync_result *res)
 		}
 	}
 	res->log_reset = all;
-	if (changed && vr_agent_repl_save(r, j->env->state_dir, &error)) {
+	if (changed && vr_agent_repl_save_synced(r, j->env->state_dir, &error)) {
 		/* The logs are a generation ahead of the state: the next sync is a
 		 * full one (hash compare), which loses nothing. */
 		vr_log_warn("state_write_failed", "replication", r->id, "error", error);
@@ -409,6 +426,16 @@ int vr_agent_sync(const struct vr_agent_sync_env *env, const char *id,
 	int64_t started = wall_ms();
 	if (!rc)
 		rc = transfer(&j, res);
+	if (j.frozen) {
+		/* a failed thaw does not undo a committed instance: it is logged */
+		char *keep = j.error;
+		j.error = NULL;
+		if (hook(&j, "thaw", j.repl.thaw_cmd))
+			vr_log_warn("hook_failed", "replication", j.repl.id, "hook", "thaw", "error",
+				    j.error);
+		free(j.error);
+		j.error = keep;
+	}
 	if (!rc) {
 		res->duration_ms = (uint32_t)(wall_ms() - started);
 		rc = record(&j, res);

@@ -105,7 +105,7 @@ static int site_command_with(struct vr_job_run *run, const char *rg, const char 
 		return vr_job_fail(run, 500, "INTERNAL_SERVER_ERROR", "JobParamsInvalid",
 				   "The parameters of the %s job name no PeerId.",
 				   run->job->action);
-	const char *fields[8] = {"replication", rg};
+	const char *fields[16] = {"replication", rg};
 	size_t n = 2;
 	for (size_t i = 0; extra && extra[i] && n + 2 < sizeof fields / sizeof fields[0]; i += 2) {
 		fields[n++] = extra[i];
@@ -302,9 +302,81 @@ static int action_resume(struct vr_job_run *run)
 		      "Resume: the replication is running");
 }
 
+/* The value of the top-level key of the job's parameters (JSON as jsonb
+ * prints it; the API writes these keys at the top level), past its colon
+ * and spaces, or NULL. */
+static const char *param_value(const char *json, const char *key)
+{
+	size_t len = strlen(key);
+	for (const char *p = json ? strstr(json, key) : NULL; p; p = strstr(p + 1, key)) {
+		if (p == json || p[-1] != '"' || p[len] != '"' || (p - 1 > json && p[-2] == '\\'))
+			continue;
+		const char *v = p + len + 1;
+		while (*v == ' ')
+			v++;
+		if (*v != ':')
+			continue;
+		v++;
+		while (*v == ' ')
+			v++;
+		return v;
+	}
+	return NULL;
+}
+
+static const char *param_bool(const char *json, const char *key)
+{
+	const char *v = param_value(json, key);
+	if (v && strncmp(v, "true", 4) == 0)
+		return "true";
+	if (v && strncmp(v, "false", 5) == 0)
+		return "false";
+	return NULL;
+}
+
+/* "Rpo": minutes, as text into out; false when absent or not a number. */
+static bool param_rpo(const char *json, char *out, size_t size)
+{
+	const char *v = param_value(json, "Rpo");
+	size_t n = 0;
+	while (v && v[n] >= '0' && v[n] <= '9' && n + 1 < size)
+		n++;
+	if (!n || n > 4)
+		return false;
+	snprintf(out, size, "%.*s", (int)n, v);
+	return true;
+}
+
+/* "RetentionPolicy": [[count, minutes], ...] as the agent's rules
+ * "COUNTxMINUTES,..." ("" for no rules); false when absent or malformed. */
+static bool param_retention(const char *json, char *out, size_t size)
+{
+	const char *v = param_value(json, "RetentionPolicy");
+	if (!v || *v++ != '[')
+		return false;
+	size_t n = 0;
+	out[0] = '\0';
+	for (;;) {
+		while (*v == ' ' || *v == ',')
+			v++;
+		if (*v == ']')
+			return true;
+		unsigned long count, minutes;
+		int used = 0;
+		if (sscanf(v, "[%lu , %lu ]%n", &count, &minutes, &used) != 2 || !used)
+			return false;
+		v += used;
+		int w = snprintf(out + n, size - n, "%s%lux%lu", n ? "," : "", count, minutes);
+		if (w < 0 || (size_t)w >= size - n)
+			return false;
+		n += (size_t)w;
+	}
+}
+
 /* The site hears of the change once every phase went through, as the job's
- * last step; the command carries no settings (the site reads them through
- * the API). */
+ * last step. The configChanged command carries the settings the request
+ * changed (fields rpo, quiesce, compress, retention, docs/tunnels.md), which
+ * the agent writes into its state of the replication. */
 static int action_reconfigure(struct vr_job_run *run)
 {
 	int rc = simple(run, "Reconfigure: reading the new settings",
@@ -313,9 +385,32 @@ static int action_reconfigure(struct vr_job_run *run)
 	char rg[VR_UUID_LEN + 1];
 	if (!rc)
 		rc = lane_replication(run, rg);
-	if (!rc)
-		rc = site_command(run, rg, VR_COMMAND_CONFIG_CHANGED);
-	return rc;
+	if (rc)
+		return rc;
+	const char *params = run->job->params;
+	char rpo[8], retention[512];
+	const char *extra[12];
+	size_t n = 0;
+	const char *quiesce = param_bool(params, "QuiesceGuestEnabled");
+	const char *compress = param_bool(params, "NetworkCompressionEnabled");
+	if (param_rpo(params, rpo, sizeof rpo)) {
+		extra[n++] = "rpo";
+		extra[n++] = rpo;
+	}
+	if (quiesce) {
+		extra[n++] = "quiesce";
+		extra[n++] = quiesce;
+	}
+	if (compress) {
+		extra[n++] = "compress";
+		extra[n++] = compress;
+	}
+	if (param_retention(params, retention, sizeof retention)) {
+		extra[n++] = "retention";
+		extra[n++] = retention;
+	}
+	extra[n] = NULL;
+	return site_command_with(run, rg, VR_COMMAND_CONFIG_CHANGED, extra);
 }
 
 /* Delete: the replica store goes with the replication (nothing to do when

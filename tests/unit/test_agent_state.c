@@ -1,6 +1,7 @@
 /* The state of a protected replication: a round trip through its file (hook
  * commands with ';' and '#' kept whole), the list and lookup by id or VM
- * name, the lock, removal, and refused files. */
+ * name, the lock, removal, refused files, settings changed by configChanged
+ * and kept by a sync that records its instance meanwhile. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,4 +165,79 @@ Test(agent_state, malformed_files_are_refused)
 	}
 	free(path);
 	free(rdir);
+}
+
+Test(agent_state, configure_changes_only_the_settings_named)
+{
+	struct vr_agent_repl r, back;
+	fill(&r, ID1, "demo-vm");
+	strcpy(r.instance, "9e1f0000-0000-4000-8000-000000000009");
+	char *error = NULL;
+	cr_assert_eq(vr_agent_repl_save(&r, dir, &error), 0, "%s", error);
+	bool changed = true;
+	struct vr_agent_settings same = {"15", "true", NULL, NULL};
+	cr_assert_eq(vr_agent_repl_configure(dir, ID1, &same, &changed, &error), 0, "%s", error);
+	cr_assert_not(changed);
+	struct vr_agent_settings set = {"5", "false", "true", "12x10"};
+	cr_assert_eq(vr_agent_repl_configure(dir, ID1, &set, &changed, &error), 0, "%s", error);
+	cr_assert(changed);
+	cr_assert_eq(vr_agent_repl_load(&back, dir, ID1, &error), 0, "%s", error);
+	cr_assert_eq(back.rpo, 5);
+	cr_assert_not(back.quiesce);
+	cr_assert(back.compress);
+	cr_assert_str_eq(back.retention, "12x10");
+	cr_assert_str_eq(back.instance, r.instance, "the rest of the state stays");
+	cr_assert_str_eq(back.freeze_cmd, r.freeze_cmd);
+	cr_assert_eq(back.disks[0].seq, 1234);
+	vr_agent_repl_free(&back);
+	/* retention cleared; rpo alone */
+	struct vr_agent_settings clear = {NULL, NULL, NULL, ""};
+	cr_assert_eq(vr_agent_repl_configure(dir, ID1, &clear, &changed, &error), 0, "%s", error);
+	cr_assert_eq(vr_agent_repl_load(&back, dir, ID1, &error), 0, "%s", error);
+	cr_assert_null(back.retention);
+	cr_assert_eq(back.rpo, 5);
+	vr_agent_repl_free(&back);
+	/* bad values change nothing */
+	static const struct vr_agent_settings bad[] = {
+		{"0", NULL, NULL, NULL},      {"1441", NULL, NULL, NULL}, {"5m", NULL, NULL, NULL},
+		{NULL, "yes", NULL, NULL},    {NULL, NULL, "", NULL},	  {NULL, NULL, NULL, "12"},
+		{NULL, NULL, NULL, "12x10,"}, {"7", NULL, NULL, "x10"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		cr_assert_eq(vr_agent_repl_configure(dir, ID1, &bad[i], &changed, &error),
+			     VR_EINVAL, "case %zu", i);
+		cr_assert_not_null(error);
+		free(error);
+		error = NULL;
+	}
+	cr_assert_eq(vr_agent_repl_load(&back, dir, ID1, &error), 0, "%s", error);
+	cr_assert_eq(back.rpo, 5);
+	vr_agent_repl_free(&back);
+	cr_assert_eq(vr_agent_repl_configure(dir, ID2, &set, &changed, &error), VR_ENOTFOUND);
+	free(error);
+	vr_agent_repl_free(&r);
+}
+
+Test(agent_state, a_sync_recording_its_instance_keeps_new_settings)
+{
+	/* a sync loaded the state before a configChanged was applied */
+	struct vr_agent_repl during, back;
+	fill(&during, ID1, "demo-vm");
+	char *error = NULL;
+	cr_assert_eq(vr_agent_repl_save(&during, dir, &error), 0, "%s", error);
+	bool changed;
+	struct vr_agent_settings set = {"3", "false", "true", "6x5"};
+	cr_assert_eq(vr_agent_repl_configure(dir, ID1, &set, &changed, &error), 0, "%s", error);
+	strcpy(during.instance, "9e1f0000-0000-4000-8000-000000000009");
+	during.disks[0].seq = 99;
+	cr_assert_eq(vr_agent_repl_save_synced(&during, dir, &error), 0, "%s", error);
+	cr_assert_eq(vr_agent_repl_load(&back, dir, ID1, &error), 0, "%s", error);
+	cr_assert_eq(back.rpo, 3);
+	cr_assert_not(back.quiesce);
+	cr_assert(back.compress);
+	cr_assert_str_eq(back.retention, "6x5");
+	cr_assert_str_eq(back.instance, "9e1f0000-0000-4000-8000-000000000009");
+	cr_assert_eq(back.disks[0].seq, 99);
+	vr_agent_repl_free(&back);
+	vr_agent_repl_free(&during);
 }

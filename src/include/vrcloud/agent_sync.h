@@ -108,6 +108,26 @@ int vr_agent_repl_lock(const char *state_dir, const char *id, int *fd_out);
 /* Record a transfer duration (newest first). */
 void vr_agent_repl_add_duration(struct vr_agent_repl *r, uint32_t ms);
 
+/* Settings a reconfigure changed (the configChanged command's fields rpo,
+ * quiesce, compress, retention; docs/agent.md). */
+struct vr_agent_settings {
+	const char *rpo;       /* minutes, 1 to 1440; NULL: unchanged */
+	const char *quiesce;   /* "true" or "false"; NULL: unchanged */
+	const char *compress;  /* "true" or "false"; NULL: unchanged */
+	const char *retention; /* COUNTxMINUTES[,...]; "": no rules; NULL: unchanged */
+};
+/* Write the settings into replications/<id>.ini (read, changed and written
+ * again under the state's write lock, so a sync recording its instance
+ * meanwhile keeps them). *changed_out: whether a value differed. 0,
+ * VR_ENOTFOUND, VR_EINVAL (a bad value, with *error_out), VR_EIO. */
+int vr_agent_repl_configure(const char *state_dir, const char *id,
+			    const struct vr_agent_settings *set, bool *changed_out,
+			    char **error_out);
+/* Save r after a sync: the settings (rpo, quiesce, compress, retention) of
+ * the state on disk are taken into r first, under the state's write lock,
+ * so a configChanged applied during the sync is not undone. 0 or VR_EIO. */
+int vr_agent_repl_save_synced(struct vr_agent_repl *r, const char *state_dir, char **error_out);
+
 /* --- the spool: an incremental instance's blocks, copied between freeze
  * and thaw, sent from here on every attempt (the same blocks, the same
  * contents, the same resume token) until the replica commits it. --------- */
@@ -194,6 +214,8 @@ struct vr_agent_sync_env {
 	vr_agent_progress_fn progress; /* optional, called at most 5 times a second */
 	void *progress_ctx;
 	const atomic_bool *stop; /* optional: when set, the transfer stops (the spool stays) */
+	bool quiesce; /* run the freeze and thaw hooks for this instance even when the
+		       * replication has quiescing off (a planned migration's sync) */
 };
 
 struct vr_agent_sync_result {
@@ -275,6 +297,8 @@ int vr_agent_scheduler_start(struct vr_agent_scheduler **out, const struct vr_ag
  * the request). An id not scheduled yet makes the state directory be read
  * again (a replication protected since). */
 void vr_agent_scheduler_sync_now(struct vr_agent_scheduler *s, const char *replication);
+/* The same, with that sync quiesced (env.quiesce: a planned migration). */
+void vr_agent_scheduler_sync_quiesced(struct vr_agent_scheduler *s, const char *replication);
 /* Read the state directory again (protect, unprotect, configChanged). */
 void vr_agent_scheduler_reload(struct vr_agent_scheduler *s);
 /* Stop: running transfers stop at their next block (their spools stay). */
