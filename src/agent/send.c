@@ -406,8 +406,12 @@ static int converse(struct tx *t, struct vr_send_plan *plan, struct vr_send_outc
 	}
 	if (r.kind == VR_TX_REPLY_RESULT && r.status != 0) {
 		out->status = r.status;
-		snprintf(out->message, sizeof out->message, "the replica refused the header: %s",
-			 vr_tx_strerror(r.status));
+		snprintf(out->message, sizeof out->message, "the replica refused the header: %s%s",
+			 vr_tx_strerror(r.status),
+			 r.status == VR_TX_ESTORE
+				 ? " (failed over, deleted or moved? the worker's log says why; "
+				   "`vrcloud-agent unprotect VM --local-only` stops syncing it here)"
+				 : "");
 		return VR_EFORBIDDEN;
 	}
 	err = vr_tx_enc_resume(&t->enc, &r);
