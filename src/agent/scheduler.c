@@ -4,11 +4,15 @@
  * and at most [agent] sync_workers at once; `sync` commands start one now,
  * `configChanged` and protect/unprotect are picked up by reading the state
  * directory again. */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "vrcloud/agent_sync.h"
 #include "vrcloud/alloc.h"
@@ -22,6 +26,7 @@ struct entry {
 	char id[VR_UUID_LEN + 1];
 	bool running, now, gone;
 	bool quiesce; /* the next sync runs the hooks whatever the settings (sync quiesce=true) */
+	bool asked;   /* the sync running was asked for (a sync command), not scheduled */
 	unsigned failures;
 	int64_t failed_ms, last_start_ms;
 	int64_t next_ms; /* cached from the state, recomputed after each sync */
@@ -41,7 +46,10 @@ struct vr_agent_scheduler {
 	size_t nentries;
 	struct entry **queue; /* handed to the workers */
 	size_t queued;
+	int lock_fd; /* STATE_DIR/scheduler.lock, held while the scheduler runs */
 };
+
+#define LOCK_FILE "scheduler.lock"
 
 static int64_t wall_ms(void)
 {
@@ -74,6 +82,16 @@ static void plan(struct vr_agent_scheduler *s, struct entry *e, int64_t now)
 					  .failures = e->failures,
 					  .failed_ms = e->failed_ms};
 	e->next_ms = vr_agent_schedule_next(&in);
+	if (!e->last_start_ms) {
+		/* A spool left by a sync this daemon did not start (it was killed in
+		 * the middle): its instance was captured already; finish it now. */
+		char *spool = vr_agent_spool_path(s->config->state_dir, e->id);
+		if (access(spool, F_OK) == 0 && e->next_ms > now) {
+			e->next_ms = now;
+			vr_log_info("sync_spool_pending", "replication", e->id);
+		}
+		free(spool);
+	}
 	vr_agent_repl_free(&r);
 }
 
@@ -181,6 +199,13 @@ static void *worker_main(void *arg)
 		}
 		if (rc == VR_ECONFLICT && env.quiesce)
 			e->quiesce = true; /* the asked-for quiesced instance is still to come */
+		if (rc == 0 && res.spool_resumed && e->asked) {
+			/* That was the instance an interrupted sync left, older than the
+			 * request: the one asked for follows at once. */
+			e->now = true;
+			e->quiesce |= env.quiesce;
+		}
+		e->asked = false;
 		plan(s, e, wall_ms());
 		if (rc == VR_ECONFLICT && e->next_ms < wall_ms() + 5000)
 			e->next_ms = wall_ms() + 5000; /* another sync of it runs: look again soon
@@ -218,6 +243,7 @@ static void *main_loop(void *arg)
 			if (e->running || e->gone)
 				continue;
 			if ((e->now || e->next_ms <= now) && running(s) < s->nworkers) {
+				e->asked = e->now;
 				e->now = false;
 				e->running = true;
 				s->queue[s->queued++] = e;
@@ -259,6 +285,13 @@ int vr_agent_scheduler_start(struct vr_agent_scheduler **out, const struct vr_ag
 	atomic_init(&s->stop, false);
 	s->nworkers = config->sync_workers ? config->sync_workers : 1;
 	s->rescan = true;
+	char *lock_path = vr_asprintf("%s/%s", config->state_dir, LOCK_FILE);
+	s->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0)
+		vr_log_warn("scheduler_lock_failed", "path", lock_path, "error",
+			    s->lock_fd < 0 ? strerror(errno)
+					   : "another vrcloud-agent daemon uses this state directory");
+	free(lock_path);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->wake, NULL);
 	s->workers = vr_calloc(s->nworkers, sizeof *s->workers);
@@ -280,6 +313,8 @@ int vr_agent_scheduler_start(struct vr_agent_scheduler **out, const struct vr_ag
 			pthread_join(s->workers[i], NULL);
 		pthread_mutex_destroy(&s->lock);
 		pthread_cond_destroy(&s->wake);
+		if (s->lock_fd >= 0)
+			close(s->lock_fd);
 		free(s->workers);
 		free(s->queue);
 		free(s);
@@ -345,8 +380,22 @@ void vr_agent_scheduler_stop(struct vr_agent_scheduler *s)
 		pthread_join(s->workers[i], NULL);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->wake);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
 	free(s->entries);
 	free(s->workers);
 	free(s->queue);
 	free(s);
+}
+
+bool vr_agent_scheduler_running(const char *state_dir)
+{
+	char *path = vr_asprintf("%s/%s", state_dir, LOCK_FILE);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+	if (fd < 0)
+		return false;
+	bool held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+	close(fd);
+	return held;
 }

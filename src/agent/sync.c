@@ -418,7 +418,8 @@ int vr_agent_sync(const struct vr_agent_sync_env *env, const char *id,
 			vr_log_warn("spool_dir_failed", "path", dir, "error", strerror(errno));
 		free(dir);
 		j.spool_path = vr_agent_spool_path(env->state_dir, id);
-		if (!resume_spool(&j))
+		res->spool_resumed = resume_spool(&j);
+		if (!res->spool_resumed)
 			rc = capture(&j);
 		if (!rc && j.full)
 			full_positions(&j);

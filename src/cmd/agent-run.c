@@ -148,6 +148,10 @@ int vr_agent_cmd_status(int argc, char **argv)
 	for (size_t i = 0; i < n; i++)
 		if (status_row(state_dir, ids[i], config.sync_floor, now) && !running)
 			running = vr_strdup(ids[i]);
+	if (n && !vr_agent_scheduler_running(state_dir))
+		printf("No vrcloud-agent daemon runs on %s: nothing is synced by its RPO until one "
+		       "starts (NEXT SYNC says when it would).\n",
+		       state_dir);
 	fflush(stdout);
 	if (running && isatty(STDOUT_FILENO)) {
 		/* Follow the running sync until it ends. */
@@ -316,8 +320,19 @@ int vr_agent_cmd_sync(int argc, char **argv)
 					.progress_ctx = &bar};
 	struct vr_agent_sync_result res;
 	bool waited = false;
-	for (;;) {
+	for (unsigned resumed = 0;;) {
 		rc = vr_agent_sync(&env, id, &res, &error);
+		if (rc == 0 && res.spool_resumed && resumed++ == 0) {
+			/* That was the instance an interrupted sync left; the one asked
+			 * for is of the disks now. */
+			char when[32];
+			time_text(when, sizeof when, res.point_in_time_ms);
+			fprintf(stderr,
+				"vrcloud-agent sync: sent instance %s that an interrupted sync had "
+				"left (point in time %s); now a new one\n",
+				res.instance, when);
+			continue;
+		}
 		if (rc != VR_ECONFLICT)
 			break;
 		if (!waited)

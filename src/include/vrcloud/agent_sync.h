@@ -227,6 +227,7 @@ struct vr_agent_sync_result {
 	uint32_t duration_ms;
 	unsigned attempts;
 	bool log_reset; /* every disk's log was reset to a new generation */
+	bool spool_resumed; /* the instance was one an interrupted sync left in the spool */
 };
 
 /* Take one instance of replication id and send it (docs/agent.md): an
@@ -299,6 +300,9 @@ int vr_agent_scheduler_start(struct vr_agent_scheduler **out, const struct vr_ag
 void vr_agent_scheduler_sync_now(struct vr_agent_scheduler *s, const char *replication);
 /* The same, with that sync quiesced (env.quiesce: a planned migration). */
 void vr_agent_scheduler_sync_quiesced(struct vr_agent_scheduler *s, const char *replication);
+/* Whether a daemon's scheduler runs on state_dir (it holds
+ * STATE_DIR/scheduler.lock). */
+bool vr_agent_scheduler_running(const char *state_dir);
 /* Read the state directory again (protect, unprotect, configChanged). */
 void vr_agent_scheduler_reload(struct vr_agent_scheduler *s);
 /* Stop: running transfers stop at their next block (their spools stay). */
