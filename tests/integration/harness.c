@@ -1059,6 +1059,15 @@ long vrt_redis_del(const char *key)
 	return n;
 }
 
+char *vrt_redis_lpop(const char *key)
+{
+	const char *argv[] = {"LPOP", key};
+	redisReply *reply = redis_run(2, argv);
+	char *text = reply->type == REDIS_REPLY_STRING ? xstrdup(reply->str) : NULL;
+	freeReplyObject(reply);
+	return text;
+}
+
 /* A libpq key=value string for uri with dbname replaced. */
 static char *conninfo_with_dbname(const char *uri, const char *dbname, char **error_out)
 {

@@ -289,6 +289,9 @@ char *vrt_stream_jobs(const char *prefix);
 bool vrt_stream_has(const char *prefix, const char *job_id);
 /* DEL key in the suite's Redis database; returns how many keys went. */
 long vrt_redis_del(const char *key);
+/* LPOP key: the first element of a list, or NULL when empty (the caller
+ * frees). */
+char *vrt_redis_lpop(const char *key);
 
 /* --- the program's own services ------------------------------------------- */
 

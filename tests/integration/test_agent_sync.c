@@ -1080,6 +1080,62 @@ static char *wait_instance_other_than(const struct world *w, const char *previou
 	return NULL;
 }
 
+/* Command name for the world's replication, with further "key=value\n" fields. */
+static void push_command(const struct world *w, int n, const char *name, const char *fields)
+{
+	char *key = fmt("%s:tunnel:commands:%s", w->prefix, w->peer);
+	char *element = fmt("id=9a0b0c0d-0000-4000-8%03d-%012d\nname=%s\nreplication=%s\n%s", n,
+			    getpid(), name, w->repl, fields);
+	const char *push[] = {"RPUSH", key, element};
+	rcmd(3, push);
+	char *channel = fmt("%s:tunnel:wake", w->prefix);
+	const char *publish[] = {"PUBLISH", channel, w->peer};
+	rcmd(3, publish);
+	free(channel);
+	free(element);
+	free(key);
+}
+
+/* configChanged with the settings of a reconfigure reaches the state; a sync
+ * with quiesce=true runs the hooks of a replication that has quiescing off. */
+static void settings_and_quiesced_sync(struct world *w, const char *previous, const char *log)
+{
+	struct vr_agent_repl r;
+	char *error = NULL;
+	cr_assert_eq(vr_agent_repl_load(&r, w->state_dir, w->repl, &error), 0, "%s", error);
+	char *frozen = fmt("%s/frozen", w->dir), *thawed = fmt("%s/thawed", w->dir);
+	r.freeze_cmd = fmt("touch %s", frozen);
+	r.thaw_cmd = fmt("touch %s", thawed);
+	cr_assert_eq(vr_agent_repl_save(&r, w->state_dir, &error), 0, "%s", error);
+	vr_agent_repl_free(&r);
+	push_command(w, 1, "configChanged", "rpo=7\ncompress=true\nretention=6x10,4x60\n");
+	double end = now_s() + 20;
+	for (;;) {
+		cr_assert_eq(vr_agent_repl_load(&r, w->state_dir, w->repl, &error), 0, "%s", error);
+		if (r.rpo == 7 || now_s() > end)
+			break;
+		vr_agent_repl_free(&r);
+		vrt_sleep(0.1);
+	}
+	cr_assert_eq(r.rpo, 7, "configChanged did not reach the state:\n%s", read_text(log));
+	cr_assert(r.compress);
+	cr_assert_not(r.quiesce, "a setting the command does not name stays");
+	cr_assert_str_eq(r.retention, "6x10,4x60");
+	cr_assert_str_eq(r.instance, previous);
+	vr_agent_repl_free(&r);
+	cr_assert_neq(access(frozen, F_OK), 0, "no hook ran before it was asked for");
+	io_write(w->disk[1], DISK1, "64K", "13", "random");
+	push_command(w, 2, "sync", "quiesce=true\n");
+	char *next = wait_instance_other_than(w, previous, 30);
+	cr_assert_not_null(next, "the quiesced sync brought no instance:\n%s", read_text(log));
+	cr_assert_eq(access(frozen, F_OK), 0, "the freeze hook did not run:\n%s", read_text(log));
+	cr_assert_eq(access(thawed, F_OK), 0, "the thaw hook did not run:\n%s", read_text(log));
+	assert_replica_is(w, w->disk);
+	free(next);
+	free(frozen);
+	free(thawed);
+}
+
 Test(agent_sync, the_daemon_syncs_at_once_and_on_a_sync_command_and_listens_nowhere)
 {
 	struct world w;
@@ -1121,6 +1177,8 @@ Test(agent_sync, the_daemon_syncs_at_once_and_on_a_sync_command_and_listens_nowh
 	cr_assert_eq(status, 0);
 	cr_assert_not_null(strstr(table, w.repl), "%s", table);
 	cr_assert_not_null(strstr(table, " ok "), "%s", table);
+	cr_assert_null(strstr(table, "No vrcloud-agent daemon runs"), "%s", table);
+	settings_and_quiesced_sync(&w, second, log);
 	cr_assert_eq(stop_proc(&agent, SIGTERM), 0, "%s", read_text(log));
 	/* vrcloud-agent sync: one instance in the foreground */
 	io_write(w.disk[0], DISK0, "128K", "12", "random");

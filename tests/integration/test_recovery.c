@@ -609,7 +609,11 @@ Test(recovery, a_planned_migration_syncs_quiesced_then_moves_the_newest_instance
 	cr_assert(rfx_cmp(path, snap));
 	char *state = vrt_replication_state(rg);
 	cr_assert(strncmp(state, "recovered ", 10) == 0, "%s", state);
-	cr_assert_eq(vrt_redis_del(list), 1, "no sync command for the site");
+	char *command = vrt_redis_lpop(list);
+	cr_assert_not_null(command, "no sync command for the site");
+	cr_assert(strstr(command, "name=sync\n") && strstr(command, "quiesce=true\n"), "%s",
+		  command);
+	free(command);
 	free(state);
 	free(snap);
 	free(path);
@@ -621,6 +625,40 @@ Test(recovery, a_planned_migration_syncs_quiesced_then_moves_the_newest_instance
 	world_stop(&w);
 	rfx_free(&f);
 	free(src);
+	free(rg);
+}
+
+Test(recovery, a_reconfigure_sends_the_site_the_settings_it_changed)
+{
+	struct world w;
+	world_start(&w, NULL);
+	char *rg = new_replication("recovery-reconfigure");
+	char *status = act(rg, "reconfigure",
+			   "application/vnd.vmware.hcs.reconfigureReplicationGroupParams+xml",
+			   "<ReconfigureReplicationGroupParams xmlns=\"http://www.vmware.com/vr/v6.0\">"
+			   "<Rpo>30</Rpo><QuiesceGuestEnabled>true</QuiesceGuestEnabled>"
+			   "<RetentionPolicy><Rule><NumberOfInstances>6</NumberOfInstances>"
+			   "<DistanceMinutes>10</DistanceMinutes></Rule><Rule><NumberOfInstances>"
+			   "4</NumberOfInstances><DistanceMinutes>60</DistanceMinutes></Rule>"
+			   "</RetentionPolicy></ReconfigureReplicationGroupParams>",
+			   NULL);
+	cr_assert_str_eq(status, "success", "%s", read_text(w.log));
+	char *peer = vrt_db_value("SELECT peer_id::text FROM replications WHERE id = $1::uuid", rg);
+	char *list = fmt("vrcloud:tunnel:commands:%s", peer);
+	char *command = vrt_redis_lpop(list);
+	cr_assert_not_null(command, "no configChanged command for the site");
+	char *want = fmt("name=configChanged\nreplication=%s\n", rg);
+	cr_assert_not_null(strstr(command, want), "%s", command);
+	cr_assert_not_null(strstr(command, "rpo=30\n"), "%s", command);
+	cr_assert_not_null(strstr(command, "quiesce=true\n"), "%s", command);
+	cr_assert_not_null(strstr(command, "retention=6x10,4x60\n"), "%s", command);
+	cr_assert_null(strstr(command, "compress="), "a setting not named is not sent: %s", command);
+	free(want);
+	free(command);
+	free(list);
+	free(peer);
+	free(status);
+	world_stop(&w);
 	free(rg);
 }
 
