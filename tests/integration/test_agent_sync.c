@@ -1102,6 +1102,9 @@ static void settings_and_quiesced_sync(struct world *w, const char *previous, co
 {
 	struct vr_agent_repl r;
 	char *error = NULL;
+	/* the sync that recorded previous may still be writing the state */
+	for (double end = now_s() + 20; vr_agent_repl_busy(w->state_dir, w->repl) && now_s() < end;)
+		vrt_sleep(0.05);
 	cr_assert_eq(vr_agent_repl_load(&r, w->state_dir, w->repl, &error), 0, "%s", error);
 	char *frozen = fmt("%s/frozen", w->dir), *thawed = fmt("%s/thawed", w->dir);
 	r.freeze_cmd = fmt("touch %s", frozen);
