@@ -121,6 +121,10 @@ void vr_agent_progress_format(char *out, size_t size, const struct vr_agent_prog
 	double seconds = (double)(now_ms - p->started_ms) / 1000.0;
 	vr_agent_bytes_format(rate, sizeof rate,
 			      seconds > 0.05 ? (uint64_t)((double)p->done_bytes / seconds) : 0);
-	snprintf(out, size, "%s %3u%%  %s / %s  %s/s  sent %s%s", bar, (unsigned)(fraction * 100),
-		 done, total, rate, sent, p->full ? "  (full, hash compare)" : "");
+	/* everything read and sent: the replica verifies and commits */
+	bool committing = !p->finished && p->total_bytes && p->done_bytes >= p->total_bytes;
+	snprintf(out, size, "%s %3u%%  %s / %s  %s/s  sent %s%s%s", bar,
+		 (unsigned)(fraction * 100), done, total, rate, sent,
+		 p->full ? "  (full, hash compare)" : "",
+		 committing ? "  committing" : "");
 }

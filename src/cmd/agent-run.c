@@ -200,6 +200,7 @@ static void sync_usage(FILE *out)
 struct bar {
 	bool tty;
 	int64_t last_line_ms;
+	const char *state_dir;
 };
 
 static void on_progress(void *ctx, const struct vr_agent_progress *p)
@@ -207,6 +208,8 @@ static void on_progress(void *ctx, const struct vr_agent_progress *p)
 	struct bar *b = ctx;
 	char line[256];
 	int64_t now = wall_ms();
+	/* for `vrcloud-agent status` in another terminal, as the daemon does */
+	vr_agent_progress_save(b->state_dir, p);
 	vr_agent_progress_format(line, sizeof line, p, now, 30);
 	if (b->tty) {
 		printf("\r%s%s\033[K", line, p->finished ? "\n" : "");
@@ -311,7 +314,7 @@ int vr_agent_cmd_sync(int argc, char **argv)
 		return rc;
 	}
 	vr_log_set_level(VR_LOG_WARN);
-	struct bar bar = {isatty(STDOUT_FILENO) != 0, 0};
+	struct bar bar = {isatty(STDOUT_FILENO) != 0, 0, config.state_dir};
 	struct vr_agent_sync_env env = {.config = &config,
 					.tls = &tls,
 					.credential = credential,
