@@ -1134,6 +1134,30 @@ static void settings_and_quiesced_sync(struct world *w, const char *previous, co
 	cr_assert_eq(access(frozen, F_OK), 0, "the freeze hook did not run:\n%s", read_text(log));
 	cr_assert_eq(access(thawed, F_OK), 0, "the thaw hook did not run:\n%s", read_text(log));
 	assert_replica_is(w, w->disk);
+	/* a log of another generation: the quiesced instance is a full one, frozen
+	 * to its end */
+	for (double until = now_s() + 20;
+	     vr_agent_repl_busy(w->state_dir, w->repl) && now_s() < until;)
+		vrt_sleep(0.05);
+	unlink(frozen);
+	unlink(thawed);
+	char *cbt = fmt("%s.cbt", w->disk[1]);
+	cr_assert_eq(unlink(cbt), 0);
+	io_write(w->disk[1], DISK1, "64K", "14", "random");
+	push_command(w, 3, "sync", "quiesce=true\n");
+	char *full = wait_instance_other_than(w, next, 30);
+	cr_assert_not_null(full, "the quiesced full sync brought no instance:\n%s", read_text(log));
+	cr_assert_eq(access(frozen, F_OK), 0, "no freeze for the full instance:\n%s", read_text(log));
+	for (double until = now_s() + 20; access(thawed, F_OK) != 0 && now_s() < until;)
+		vrt_sleep(0.05);
+	cr_assert_eq(access(thawed, F_OK), 0, "no thaw after the full instance:\n%s",
+		     read_text(log));
+	char *text = read_text(log);
+	cr_assert_not_null(strstr(text, "stays quiesced until the transfer ends"), "%s", text);
+	assert_replica_is(w, w->disk);
+	free(text);
+	free(full);
+	free(cbt);
 	free(next);
 	free(frozen);
 	free(thawed);
