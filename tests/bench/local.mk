@@ -2,17 +2,20 @@
 # against pgbench on the same throwaway PostgreSQL, then the job pipeline
 # benchmark (actions end to end with 1, 2 and 4 workers, the outbox relay
 # with Redis down), then the tunnel benchmark (a stream through haproxy and
-# vrcloud-proxy beside stunnel, idle control connections, handshakes), one
-# after the other; `make bench-api`, `make bench-jobs` and `make
-# bench-tunnel` run one of them. Never part of `make check`; they fail only
-# when something could not run, never on a figure. BENCH_DURATION,
-# BENCH_ROUNDS, BENCH_ACTIONS, BENCH_TUNNEL_BYTES and BENCH_TUNNEL_IDLE
-# shorten them for a smoke run.
+# vrcloud-proxy beside stunnel, idle control connections, handshakes), then
+# the sync benchmark (full, incremental and seeded syncs of a 2 GiB disk by
+# vrcloud-agent into the worker's store, beside stunnel and rsync), one
+# after the other; `make bench-api`, `make bench-jobs`, `make bench-tunnel`
+# and `make bench-sync` run one of them. Never part of `make check`; they
+# fail only when something could not run (or a replica is wrong), never on
+# a figure. BENCH_DURATION, BENCH_ROUNDS, BENCH_ACTIONS, BENCH_TUNNEL_BYTES,
+# BENCH_TUNNEL_IDLE and BENCH_SYNC_BYTES shorten them for a smoke run.
 EXTRA_DIST += \
 	tests/bench/run-api-bench.sh \
 	tests/bench/run-jobs-bench.sh \
 	tests/bench/api-requests.lua \
-	tests/bench/run-tunnel-bench.sh
+	tests/bench/run-tunnel-bench.sh \
+	tests/bench/run-sync-bench.sh
 
 # The tunnel benchmark's load tool (sink, sender, many TLS connections):
 # built only by the benchmark.
@@ -30,10 +33,16 @@ BENCH_TUNNEL = $(SHELL) $(srcdir)/tests/bench/run-tunnel-bench.sh '$(abs_top_bui
 BENCH_TUNNEL_DEPS = vrcloud-api$(EXEEXT) vrcloudctl$(EXEEXT) vrcloud-proxy$(EXEEXT) \
 	tests/bench/tunnel-load$(EXEEXT)
 
-bench: vrcloud-api$(EXEEXT) vrcloudctl$(EXEEXT) vrcloud-worker$(EXEEXT) $(BENCH_TUNNEL_DEPS)
+BENCH_SYNC = $(SHELL) $(srcdir)/tests/bench/run-sync-bench.sh '$(abs_top_builddir)'
+BENCH_SYNC_DEPS = $(BENCH_TUNNEL_DEPS) vrcloud-worker$(EXEEXT) vrcloud-agent$(EXEEXT) \
+	vrcloud-io$(EXEEXT)
+
+bench: vrcloud-api$(EXEEXT) vrcloudctl$(EXEEXT) vrcloud-worker$(EXEEXT) $(BENCH_TUNNEL_DEPS) \
+	$(BENCH_SYNC_DEPS)
 	$(BENCH_API)
 	$(BENCH_JOBS)
 	$(BENCH_TUNNEL)
+	$(BENCH_SYNC)
 
 bench-api: vrcloud-api$(EXEEXT) vrcloudctl$(EXEEXT)
 	$(BENCH_API)
@@ -44,4 +53,7 @@ bench-jobs: vrcloud-api$(EXEEXT) vrcloudctl$(EXEEXT) vrcloud-worker$(EXEEXT)
 bench-tunnel: $(BENCH_TUNNEL_DEPS)
 	$(BENCH_TUNNEL)
 
-.PHONY: bench bench-api bench-jobs bench-tunnel
+bench-sync: $(BENCH_SYNC_DEPS)
+	$(BENCH_SYNC)
+
+.PHONY: bench bench-api bench-jobs bench-tunnel bench-sync
