@@ -424,10 +424,24 @@ wire_bytes() {
 		awk '/^vrcloud_proxy_bytes_total\{/ { n += $2 } END { printf "%.0f\n", n }'
 }
 
-# NAME: one `vrcloud-agent sync`; prints "seconds wire-bytes full blocks"
+# user + system CPU seconds of PID (every thread), and of this shell's
+# waited-for children
+hz=$(getconf CLK_TCK)
+cpu_of() { sed 's/^.*) //' "/proc/$1/stat" | awk -v hz="$hz" '{ printf "%.2f\n", ($12 + $13) / hz }'; }
+children_cpu() { # FILE: the output of `times` (run in the shell whose children count)
+	awk 'NR == 2 { split($1, u, "m"); split($2, s, "m");
+		printf "%.2f\n", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$1"
+}
+sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+# NAME: one `vrcloud-agent sync`; prints "seconds wire-bytes full blocks
+# agent-cpu worker-cpu proxy-cpu"
 sync_once() {
-	local name=$1 w0 w1 t0 t1 out=$work/sync-$1.out
+	local name=$1 w0 w1 t0 t1 a0 a1 k0 k1 p0 p1 out=$work/sync-$1.out
 	w0=$(wire_bytes)
+	times >"$work/times.0"
+	k0=$(cpu_of "$worker_pid")
+	p0=$(cpu_of "$proxy_pid")
 	t0=$(now)
 	"$agent" sync bench-vm -c "$work/agent.ini" >"$out" 2>&1 || {
 		cat "$out" >&2
@@ -435,10 +449,16 @@ sync_once() {
 		die "vrcloud-agent sync ($name) failed"
 	}
 	t1=$(now)
+	times >"$work/times.1"
+	a0=$(children_cpu "$work/times.0")
+	a1=$(children_cpu "$work/times.1")
+	k1=$(cpu_of "$worker_pid")
+	p1=$(cpu_of "$proxy_pid")
 	w1=$(wire_bytes)
 	awk -v a="$t0" -v b="$t1" -v w=$((w1 - w0)) \
 		-v f="$(sed -n 's/^full=//p' "$out")" -v n="$(sed -n 's/^blocks=//p' "$out")" \
-		'BEGIN { printf "%.3f %d %s %s\n", b - a, w, f, n }'
+		-v c="$(sub "$a0" "$a1") $(sub "$k0" "$k1") $(sub "$p0" "$p1")" \
+		'BEGIN { printf "%.3f %s %s %s %s\n", b - a, w, f, n, c }'
 }
 
 # the replica must equal the source, byte for byte
@@ -456,13 +476,15 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 # --- (1) a full sync into the empty replica, beside stunnel --------------------------
 
 say "(1) full sync of $mib MiB into the empty replica"
-read -r full_s full_wire full_kind _ <<<"$(sync_once full)"
+read -r full_s full_wire full_kind _ full_acpu full_wcpu full_pcpu <<<"$(sync_once full)"
 [ "$full_kind" = yes ] || die "the first sync was not a full one"
 check_replica "after the full sync"
-say "    ${full_s}s, $full_wire bytes on the wire"
+say "    ${full_s}s, $full_wire bytes on the wire; CPU s: agent $full_acpu, worker $full_wcpu, proxy $full_pcpu"
 
 say "(1) the same $mib MiB through stunnel client -> stunnel server -> sink"
 lines=$(wc -l <"$work/sink.out")
+c0=$(cpu_of "$stc_pid")
+s0=$(cpu_of "$st_pid")
 t0=$(now)
 cat "$disk" >"/dev/tcp/127.0.0.1/$st_client_port" || die "the stunnel stream failed"
 for _ in $(seq 1 600); do
@@ -473,7 +495,9 @@ t1=$(now)
 got=$(tail -n 1 "$work/sink.out" | sed -n 's/^received bytes=\([0-9]*\) .*/\1/p')
 [ "${got:-0}" -eq "$bytes" ] || die "the sink got ${got:-nothing} of stunnel's $bytes bytes"
 st_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
-say "    ${st_s}s"
+st_ccpu=$(sub "$c0" "$(cpu_of "$stc_pid")")
+st_scpu=$(sub "$s0" "$(cpu_of "$st_pid")")
+say "    ${st_s}s; CPU s: client stunnel $st_ccpu, server stunnel $st_scpu"
 
 # --- (2) incremental syncs beside rsync ----------------------------------------------------
 
@@ -497,11 +521,11 @@ for round in $(seq 1 "$rounds"); do
 	# but for the repeats
 	[ "$changed_blocks" -le "$writes" ] || die "the writes changed more blocks than writes"
 	changed=$((changed_blocks * block))
-	read -r vr_s vr_wire vr_kind vr_blocks <<<"$(sync_once "incr-$round")"
+	read -r vr_s vr_wire vr_kind vr_blocks vr_acpu vr_wcpu vr_pcpu <<<"$(sync_once "incr-$round")"
 	[ "$vr_kind" = no ] || die "round $round's sync was not incremental"
 	check_replica "after incremental round $round"
 	say "    vrcloud: ${vr_s}s, $vr_wire bytes on the wire, $vr_blocks blocks sent" \
-		"($changed_blocks changed)"
+		"($changed_blocks changed); CPU s: agent $vr_acpu, worker $vr_wcpu, proxy $vr_pcpu"
 	t0=$(now)
 	"$RSYNC" -I --no-whole-file --inplace -B "$block" --stats "$disk" "$work/rsync-dst.img" \
 		>"$work/rsync-$round.out" 2>&1 || {
@@ -517,17 +541,17 @@ for round in $(seq 1 "$rounds"); do
 	rs_wire=$((rs_sent + rs_recv))
 	cmp "$disk" "$work/rsync-dst.img" >/dev/null || die "rsync's copy differs from the source"
 	say "    rsync:   ${rs_s}s, $rs_wire bytes sent + received"
-	echo "$vr_s $vr_wire $rs_s $rs_wire $changed" >>"$work/incr.res"
+	echo "$vr_s $vr_wire $rs_s $rs_wire $changed $vr_acpu $vr_wcpu" >>"$work/incr.res"
 done
 
 # --- (3) a seeded full sync ------------------------------------------------------------------
 
 say "(3) seeded full sync: the changed-block log removed, the replica holds the disk"
 rm -f "$cbt"
-read -r seed_s seed_wire seed_kind _ <<<"$(sync_once seeded)"
+read -r seed_s seed_wire seed_kind _ seed_acpu seed_wcpu seed_pcpu <<<"$(sync_once seeded)"
 [ "$seed_kind" = yes ] || die "the sync without a log was not a full one"
 check_replica "after the seeded full sync"
-say "    ${seed_s}s, $seed_wire bytes on the wire"
+say "    ${seed_s}s, $seed_wire bytes on the wire; CPU s: agent $seed_acpu, worker $seed_wcpu, proxy $seed_pcpu"
 
 # --- report ------------------------------------------------------------------------------------
 
@@ -552,6 +576,9 @@ printf '%-62s %9s %14s\n' "cat disk -> stunnel client -> stunnel server -> sink"
 	"$(mbs "$bytes" "$st_s")" "$st_s"
 echo "    ratio vrcloud/stunnel (MB/s): $(ratio "$st_s" "$full_s");" \
 	"vrcloud's bytes on the wire: $full_wire ($(ratio "$full_wire" "$bytes")x the disk)"
+echo "    CPU seconds: vrcloud agent $full_acpu, worker $full_wcpu, proxy $full_pcpu" \
+	"(every block hashed by both ends, checked on the wire and after staging);" \
+	"stunnel client $st_ccpu, server $st_scpu"
 echo
 printf '%-62s %9s %14s\n' "(2) incremental sync, $percent % of the 4 KiB blocks, median of $rounds" \
 	"seconds" "wire bytes"
@@ -565,7 +592,7 @@ echo "    changed bytes: $changed (distinct 4 KiB blocks written)"
 echo "    time rsync/vrcloud: $(ratio "$rs_s" "$vr_s")x (goal >= 10)"
 echo "    wire/changed: vrcloud $(ratio "$vr_wire" "$changed")x (goal <= 1.1)," \
 	"rsync $(ratio "$rs_wire" "$changed")x"
-echo "    rounds (vrcloud s, vrcloud wire, rsync s, rsync wire, changed):"
+echo "    rounds (vrcloud s, vrcloud wire, rsync s, rsync wire, changed, agent CPU s, worker CPU s):"
 sed 's/^/      /' "$work/incr.res"
 echo
 printf '%-62s %9s %14s\n' "(3) seeded full sync (hash compare, replica holds the disk)" "seconds" \
@@ -574,6 +601,7 @@ printf '%-62s %9s %14s\n' "-----------------------------------------------------
 	"---------" "--------------"
 printf '%-62s %9s %14s\n' "vrcloud-agent sync, no changed-block log" "$seed_s" "$seed_wire"
 printf '%-62s %9s %14s\n' "the plain full sync of (1)" "$full_s" "$full_wire"
+echo "    CPU seconds: agent $seed_acpu, worker $seed_wcpu, proxy $seed_pcpu"
 echo "    seeded/plain: time $(ratio "$seed_s" "$full_s")x, wire bytes" \
 	"$(ratio "$seed_wire" "$full_wire")x ($(ratio "$seed_wire" "$bytes")x the disk)"
 echo
