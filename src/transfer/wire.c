@@ -2,6 +2,7 @@
  * header's checks and layout, the hash root, the reply, the sinks. */
 #include <errno.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -68,6 +69,23 @@ int vr_tx_id_parse(uint8_t out[VR_TX_ID], const char *text)
 	return text[36] ? VR_TX_EHEADER : VR_TX_OK;
 }
 
+/* SHA-256 fetched from the provider once: EVP_sha256() makes every
+ * EVP_DigestInit_ex fetch it again, a cost of the order of hashing a
+ * block, and a transfer hashes every block three or four times. */
+static EVP_MD *sha256_fetched;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+	sha256_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static const EVP_MD *sha256_md(void)
+{
+	pthread_once(&sha256_once, sha256_fetch);
+	return sha256_fetched ? sha256_fetched : EVP_sha256();
+}
+
 void tx_sha256(uint8_t out[VR_TX_HASH], const void *a, size_t alen, const void *b, size_t blen,
 	       const void *c, size_t clen)
 {
@@ -76,7 +94,7 @@ void tx_sha256(uint8_t out[VR_TX_HASH], const void *a, size_t alen, const void *
 	/* Without a context (allocation failure) the digest is all ones,
 	 * which matches nothing the other end computes: the transfer fails
 	 * its checks instead of passing them. */
-	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	if (!ctx || EVP_DigestInit_ex(ctx, sha256_md(), NULL) != 1 ||
 	    (alen && EVP_DigestUpdate(ctx, a, alen) != 1) ||
 	    (blen && EVP_DigestUpdate(ctx, b, blen) != 1) ||
 	    (clen && EVP_DigestUpdate(ctx, c, clen) != 1) ||
