@@ -26,6 +26,7 @@ struct tx {
 	size_t in_len;
 	struct vr_tx_enc enc;
 	uint8_t *run; /* VR_TX_MAX_PAYLOAD */
+	uint8_t *leaves; /* VR_TX_MAX_RUN_BLOCKS leaves: those of run, in compare_disks */
 	const struct vr_agent_sync_env *env;
 	struct vr_agent_progress *progress;
 	int64_t last_report_ms;
@@ -297,7 +298,7 @@ static int run_out(struct tx *t, unsigned d, uint64_t first, uint32_t *count,
 {
 	if (!*count)
 		return 0;
-	int err = vr_tx_enc_run(&t->enc, d, first, *count, t->run);
+	int err = vr_tx_enc_run_leaves(&t->enc, d, first, *count, t->run, t->leaves);
 	*count = 0;
 	return err ? enc_failed(t, err, out) : 0;
 }
@@ -331,6 +332,7 @@ static int compare_disks(struct tx *t, struct vr_send_plan *plan, struct vr_send
 					return rc;
 			}
 			uint8_t *data = t->run + (size_t)count * VR_TX_BLOCK;
+			uint8_t *leaves = t->leaves + (size_t)count * VR_TX_HASH;
 			if (pread_full(plan->fds[d], data, (size_t)n * VR_TX_BLOCK,
 				       (off_t)(b * VR_TX_BLOCK))) {
 				snprintf(out->message, sizeof out->message,
@@ -339,6 +341,11 @@ static int compare_disks(struct tx *t, struct vr_send_plan *plan, struct vr_send
 				return VR_EIO;
 			}
 			t->progress->done_bytes += (uint64_t)n * VR_TX_BLOCK;
+			/* Each block is hashed once: its leaf serves the group hash
+			 * and, when the group is sent, the hash root. */
+			for (uint32_t i = 0; i < n; i++)
+				vr_tx_leaf(b + i, data + (size_t)i * VR_TX_BLOCK,
+					   leaves + (size_t)i * VR_TX_HASH);
 			bool send = sent_before;
 			if (!send) {
 				const uint8_t *theirs = NULL;
@@ -352,7 +359,7 @@ static int compare_disks(struct tx *t, struct vr_send_plan *plan, struct vr_send
 					return rc == VR_EINVAL ? VR_EFORBIDDEN : VR_EUNAVAIL;
 				}
 				uint8_t mine[VR_TX_HASH];
-				vr_tx_group_hash(b, n, data, mine);
+				vr_tx_group_hash_leaves(n, leaves, mine);
 				send = !theirs || memcmp(mine, theirs, VR_TX_HASH) != 0;
 			}
 			if (send) {
@@ -486,8 +493,9 @@ int vr_send_attempt(const struct vr_agent_sync_env *env, struct vr_send_plan *pl
 	t->out = malloc(OUT_CAP);
 	t->in = malloc(IN_CAP);
 	t->run = malloc(VR_TX_MAX_PAYLOAD);
+	t->leaves = malloc((size_t)VR_TX_MAX_RUN_BLOCKS * VR_TX_HASH);
 	int rc = VR_ENOMEM;
-	if (t->out && t->in && t->run) {
+	if (t->out && t->in && t->run && t->leaves) {
 		char *error = NULL;
 		rc = vr_agent_data_open(&t->conn, env->tls, env->config, env->credential,
 					plan->replication, &error);
@@ -508,6 +516,7 @@ int vr_send_attempt(const struct vr_agent_sync_env *env, struct vr_send_plan *pl
 	free(t->out);
 	free(t->in);
 	free(t->run);
+	free(t->leaves);
 	free(t);
 	return rc;
 }

@@ -87,6 +87,12 @@ static int emit(struct vr_tx_enc *e, unsigned disk, uint64_t first, uint32_t cou
 int vr_tx_enc_run(struct vr_tx_enc *e, unsigned disk, uint64_t first, uint32_t count,
 		  const uint8_t *data)
 {
+	return vr_tx_enc_run_leaves(e, disk, first, count, data, NULL);
+}
+
+int vr_tx_enc_run_leaves(struct vr_tx_enc *e, unsigned disk, uint64_t first, uint32_t count,
+			 const uint8_t *data, const uint8_t *leaves)
+{
 	if (e->state != ENC_RUNS && e->state != ENC_STARTED)
 		return VR_TX_ESTATE;
 	if (count == 0 || count > VR_TX_MAX_RUN_BLOCKS)
@@ -100,7 +106,10 @@ int vr_tx_enc_run(struct vr_tx_enc *e, unsigned disk, uint64_t first, uint32_t c
 		return VR_TX_EORDER;
 	for (uint32_t i = 0; i < count; i++) {
 		uint8_t leaf[VR_TX_HASH];
-		vr_tx_leaf(first + i, data + (size_t)i * VR_TX_BLOCK, leaf);
+		if (leaves)
+			memcpy(leaf, leaves + (size_t)i * VR_TX_HASH, VR_TX_HASH);
+		else
+			vr_tx_leaf(first + i, data + (size_t)i * VR_TX_BLOCK, leaf);
 		vr_tx_root_add(&e->root, disk, leaf);
 	}
 	e->instance_blocks += count;

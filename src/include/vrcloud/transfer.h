@@ -260,6 +260,10 @@ int vr_tx_enc_resume(struct vr_tx_enc *e, const struct vr_tx_reply *r);
  * runs in ascending (disk, block) order, count up to VR_TX_MAX_RUN_BLOCKS. */
 int vr_tx_enc_run(struct vr_tx_enc *e, unsigned disk, uint64_t first, uint32_t count,
 		  const uint8_t *data);
+/* The same, with the leaves of the blocks (count * VR_TX_HASH bytes,
+ * vr_tx_leaf of each) computed already by the caller; NULL: computed here. */
+int vr_tx_enc_run_leaves(struct vr_tx_enc *e, unsigned disk, uint64_t first, uint32_t count,
+			 const uint8_t *data, const uint8_t *leaves);
 /* Writes the trailer; t (may be NULL) receives its values. */
 int vr_tx_enc_finish(struct vr_tx_enc *e, struct vr_tx_trailer *t);
 
