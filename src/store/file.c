@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +61,37 @@ int st_pwrite(int fd, const void *buf, size_t len, uint64_t off)
 			return -1;
 		}
 		done += (size_t)n;
+	}
+	return 0;
+}
+
+int st_pwritev(int fd, struct iovec *iov, int iovcnt, uint64_t off)
+{
+	while (iovcnt > 0) {
+		ssize_t n = pwritev(fd, iov, iovcnt, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		off += (uint64_t)n;
+		for (size_t left = (size_t)n; left;) {
+			size_t take = left < iov->iov_len ? left : iov->iov_len;
+			iov->iov_base = (uint8_t *)iov->iov_base + take;
+			iov->iov_len -= take;
+			left -= take;
+			if (!iov->iov_len) {
+				iov++;
+				iovcnt--;
+			}
+		}
+		while (iovcnt > 0 && !iov->iov_len) {
+			iov++;
+			iovcnt--;
+		}
 	}
 	return 0;
 }

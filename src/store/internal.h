@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "transfer/wire.h"
 #include "vrcloud/store.h"
@@ -82,6 +83,8 @@ int st_fail(struct vr_store *s, int err, const char *fmt, ...)
 /* Whole-buffer I/O, retried on EINTR and short transfers: 0 or -1 (errno). */
 int st_pread(int fd, void *buf, size_t len, uint64_t off, size_t *got);
 int st_pwrite(int fd, const void *buf, size_t len, uint64_t off);
+/* pwritev of the whole iov (which it consumes) at off, as st_pwrite. */
+int st_pwritev(int fd, struct iovec *iov, int iovcnt, uint64_t off);
 int st_fsync_dir(const char *dir);
 /* Writes path atomically: path.tmp, fsync, rename, fsync of the directory. */
 int st_write_atomic(const char *dir, const char *name, const void *data, size_t len);

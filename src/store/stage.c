@@ -370,6 +370,12 @@ cleanup:
 int vr_store_stage_run(struct vr_store *s, unsigned disk, uint64_t first, uint32_t count,
 		       const uint8_t *data)
 {
+	return vr_store_stage_run_leaves(s, disk, first, count, data, NULL);
+}
+
+int vr_store_stage_run_leaves(struct vr_store *s, unsigned disk, uint64_t first, uint32_t count,
+			      const uint8_t *data, const uint8_t (*given)[VR_TX_HASH])
+{
 	struct st_staging *st = &s->stage;
 	if (!st->active)
 		return st_fail(s, VR_EIO, "no staging: call vr_store_stage_begin first");
@@ -381,17 +387,21 @@ int vr_store_stage_run(struct vr_store *s, unsigned disk, uint64_t first, uint32
 	if (!leaves)
 		return st_fail(s, VR_EIO, "staging: out of memory");
 	for (uint32_t i = 0; i < count; i++)
-		vr_tx_leaf(first + i, data + (size_t)i * VR_TX_BLOCK, leaves[i]);
+		if (given)
+			memcpy(leaves[i], given[i], VR_TX_HASH);
+		else
+			vr_tx_leaf(first + i, data + (size_t)i * VR_TX_BLOCK, leaves[i]);
 	record_head(rec, disk, first, count, (const uint8_t(*)[VR_TX_HASH])leaves);
 	int rc = 0;
 	size_t dsize = (size_t)count * VR_TX_BLOCK;
+	/* The record, its leaves and (not direct) its blocks in one write. */
+	struct iovec iov[3] = {{.iov_base = rec, .iov_len = sizeof rec},
+			       {.iov_base = leaves, .iov_len = (size_t)count * VR_TX_HASH},
+			       {.iov_base = (void *)data, .iov_len = dsize}};
 	/* Direct: the blocks before their record, so a record is never valid
 	 * without them. */
 	if ((st->direct && st_pwrite(st->img[disk], data, dsize, first * VR_TX_BLOCK)) ||
-	    st_pwrite(st->fd, rec, sizeof rec, st->end) ||
-	    st_pwrite(st->fd, leaves, (size_t)count * VR_TX_HASH, st->end + ST_REDO_REC) ||
-	    (!st->direct && st_pwrite(st->fd, data, dsize,
-				      st->end + ST_REDO_REC + (uint64_t)count * VR_TX_HASH))) {
+	    st_pwritev(st->fd, iov, st->direct ? 2 : 3, st->end)) {
 		rc = st_fail(s, VR_EIO, "staging: %s", strerror(errno));
 		/* Nothing may follow a torn record: this staging takes no more
 		 * runs; the next stage_begin cuts the tail off. */

@@ -189,9 +189,8 @@ static int finish_run(struct vr_tx_dec *d)
 		blocks = d->blocks;
 	}
 	for (uint32_t i = 0; i < d->run_count; i++) {
-		uint8_t leaf[VR_TX_HASH];
-		vr_tx_leaf(d->run_first + i, blocks + (size_t)i * VR_TX_BLOCK, leaf);
-		vr_tx_root_add(&d->root, d->run_disk, leaf);
+		vr_tx_leaf(d->run_first + i, blocks + (size_t)i * VR_TX_BLOCK, d->run_leaves[i]);
+		vr_tx_root_add(&d->root, d->run_disk, d->run_leaves[i]);
 	}
 	d->disk = (int)d->run_disk;
 	d->next_block = d->run_first + d->run_count;

@@ -344,8 +344,9 @@ static int on_header(struct conn *c)
 static int on_run(struct conn *c)
 {
 	pthread_mutex_lock(&c->store_lock);
-	int rc = vr_store_stage_run(c->store, c->dec.run_disk, c->dec.run_first, c->dec.run_count,
-				    c->dec.run_data);
+	int rc = vr_store_stage_run_leaves(c->store, c->dec.run_disk, c->dec.run_first,
+					   c->dec.run_count, c->dec.run_data,
+					   (const uint8_t(*)[VR_TX_HASH])c->dec.run_leaves);
 	pthread_mutex_unlock(&c->store_lock);
 	if (rc)
 		return fail(c, VR_TX_ESTORE, "cannot stage a run: %s", vr_store_message(c->store));

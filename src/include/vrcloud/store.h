@@ -86,6 +86,11 @@ int vr_store_stage_begin(struct vr_store *store, struct vr_tx_dec *dec);
  * Returns 0 or VR_EIO. */
 int vr_store_stage_run(struct vr_store *store, unsigned disk, uint64_t first, uint32_t count,
 		       const uint8_t *data);
+/* The same with the blocks' leaves computed already (count leaves, as
+ * dec->run_leaves holds them): the blocks are not hashed again. */
+int vr_store_stage_run_leaves(struct vr_store *store, unsigned disk, uint64_t first,
+			      uint32_t count, const uint8_t *data,
+			      const uint8_t (*leaves)[VR_TX_HASH]);
 /* Bytes staged for the instance over all attempts. */
 uint64_t vr_store_staged_bytes(const struct vr_store *store);
 

@@ -295,6 +295,7 @@ struct vr_tx_dec {
 	uint64_t run_first;
 	uint32_t run_count;
 	const uint8_t *run_data;
+	uint8_t run_leaves[VR_TX_MAX_RUN_BLOCKS][VR_TX_HASH]; /* vr_tx_leaf of each */
 	/* order and verification */
 	int disk;
 	uint64_t next_block;
