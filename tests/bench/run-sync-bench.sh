@@ -225,7 +225,7 @@ run_logged "$work/seed.out" "$ctl" --database "$db_uri" seed-demo --org bench --
 	--user bench-admin
 password=$(sed -n 's/^password=//p' "$work/seed.out")
 vdc_id=$(sed -n 's/^vdc_id=//p' "$work/seed.out")
-[ -n "$password" ] && [ -n "$vdc_id" ] || die "vrcloudctl seed-demo printed no password or VDC"
+{ [ -n "$password" ] && [ -n "$vdc_id" ]; } || die "vrcloudctl seed-demo printed no password or VDC"
 install -m 600 /dev/null "$work/password"
 printf '%s\n' "$password" >"$work/password"
 
@@ -537,7 +537,7 @@ for round in $(seq 1 "$rounds"); do
 	rs_sent=$(sed -n 's/^Total bytes sent: \([0-9,]*\).*/\1/p' "$work/rsync-$round.out" | tr -d ,)
 	rs_recv=$(sed -n 's/^Total bytes received: \([0-9,]*\).*/\1/p' "$work/rsync-$round.out" |
 		tr -d ,)
-	[ -n "$rs_sent" ] && [ -n "$rs_recv" ] || die "rsync printed no byte counts"
+	{ [ -n "$rs_sent" ] && [ -n "$rs_recv" ]; } || die "rsync printed no byte counts"
 	rs_wire=$((rs_sent + rs_recv))
 	cmp "$disk" "$work/rsync-dst.img" >/dev/null || die "rsync's copy differs from the source"
 	say "    rsync:   ${rs_s}s, $rs_wire bytes sent + received"
