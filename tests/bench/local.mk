@@ -15,7 +15,8 @@ EXTRA_DIST += \
 	tests/bench/run-jobs-bench.sh \
 	tests/bench/api-requests.lua \
 	tests/bench/run-tunnel-bench.sh \
-	tests/bench/run-sync-bench.sh
+	tests/bench/run-sync-bench.sh \
+	tests/bench/run-scale-bench.sh
 
 # The tunnel benchmark's load tool (sink, sender, many TLS connections):
 # built only by the benchmark.
@@ -37,12 +38,21 @@ BENCH_SYNC = $(SHELL) $(srcdir)/tests/bench/run-sync-bench.sh '$(abs_top_builddi
 BENCH_SYNC_DEPS = $(BENCH_TUNNEL_DEPS) vrcloud-worker$(EXEEXT) vrcloud-agent$(EXEEXT) \
 	vrcloud-io$(EXEEXT)
 
+# The data plane at scale (tests/bench/run-scale-bench.sh): failover time
+# for a 1 GiB and an 8 GiB disk, to the newest and to an older instance, and
+# how many replications at a 1-minute RPO one agent, haproxy, 2 proxies and
+# 2 workers hold. BENCH_SCALE_VMS and BENCH_SCALE_MINUTES shorten it.
+BENCH_SCALE = $(SHELL) $(srcdir)/tests/bench/run-scale-bench.sh '$(abs_top_builddir)'
+BENCH_SCALE_DEPS = vrcloud-api$(EXEEXT) vrcloudctl$(EXEEXT) vrcloud-worker$(EXEEXT) \
+	vrcloud-proxy$(EXEEXT) vrcloud-agent$(EXEEXT) vrcloud-io$(EXEEXT)
+
 bench: vrcloud-api$(EXEEXT) vrcloudctl$(EXEEXT) vrcloud-worker$(EXEEXT) $(BENCH_TUNNEL_DEPS) \
-	$(BENCH_SYNC_DEPS)
+	$(BENCH_SYNC_DEPS) $(BENCH_SCALE_DEPS)
 	$(BENCH_API)
 	$(BENCH_JOBS)
 	$(BENCH_TUNNEL)
 	$(BENCH_SYNC)
+	$(BENCH_SCALE)
 
 bench-api: vrcloud-api$(EXEEXT) vrcloudctl$(EXEEXT)
 	$(BENCH_API)
@@ -56,4 +66,7 @@ bench-tunnel: $(BENCH_TUNNEL_DEPS)
 bench-sync: $(BENCH_SYNC_DEPS)
 	$(BENCH_SYNC)
 
-.PHONY: bench bench-api bench-jobs bench-tunnel bench-sync
+bench-scale: $(BENCH_SCALE_DEPS)
+	$(BENCH_SCALE)
+
+.PHONY: bench bench-api bench-jobs bench-tunnel bench-sync bench-scale
