@@ -87,8 +87,9 @@ die() {
 for v in vms vm_mib minutes rpo sync_workers max_transfers parallel; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number, not '${!v}'"
 done
-[[ $writers =~ ^[0-9]+$ ]] && [ "$writers" -le 100 ] ||
+if ! [[ $writers =~ ^[0-9]+$ ]] || [ "$writers" -gt 100 ]; then
 	die "BENCH_SCALE_WRITERS must be a percentage, not '$writers'"
+fi
 for s in $fo_sizes; do
 	[[ $s =~ ^[1-9][0-9]*$ ]] || die "BENCH_SCALE_FAILOVER_SIZES lists GiB, not '$s'"
 done
@@ -469,7 +470,7 @@ failover() {
 }
 
 part_failover() {
-	local sd s gib name dir rg_new rg_old ids i1 i2 i3 first last
+	local sd s gib kind name dir rg t0 i1 i2 i3 first last
 	sd=$(state_dir failover)
 	declare -A new_task new_wall old_task old_wall store_kib full_s
 	for gib in $fo_sizes; do
@@ -488,7 +489,9 @@ part_failover() {
 			i2=$(sync_vm "$sd" "$name")
 			small_change "$dir" "${gib}3"
 			i3=$(sync_vm "$sd" "$name")
-			[ -n "$i1" ] && [ -n "$i2" ] && [ -n "$i3" ] || die "a sync of $name printed no instance"
+			if [ -z "$i1" ] || [ -z "$i2" ] || [ -z "$i3" ]; then
+				die "a sync of $name printed no instance"
+			fi
 			store_kib[$gib]=$(du -sk "$work/store/$rg" | cut -f1)
 			if [ "$kind" = new ]; then
 				failover "$rg"
@@ -590,6 +593,7 @@ part_rpo() {
 	t0=$(now)
 	export agent sd work
 	export protect_rpo=$((rpo < 5 ? 5 : rpo))
+	# shellcheck disable=SC2016 # expanded by the sh of each protect
 	seq 1 "$vms" | xargs -P "$parallel" -I{} sh -c \
 		'"$agent" protect "$work/vms/scale-{}" --rpo "$protect_rpo" --user bench-admin@bench \
 		 --password-file "$work/password" --state-dir "$sd" >>"$work/protect.log" 2>&1 ||
