@@ -47,7 +47,7 @@
 # Environment: BENCH_SCALE_FAILOVER_SIZES, BENCH_SCALE_VMS,
 # BENCH_SCALE_VM_MIB, BENCH_SCALE_MINUTES, BENCH_SCALE_WRITERS (percent, 10),
 # BENCH_SCALE_SYNC_WORKERS (16), BENCH_SCALE_MAX_TRANSFERS (the workers'
-# max_transfers, 16), BENCH_SCALE_PARALLEL (4), BENCH_SCALE_PARTS ("failover
+# max_transfers, 16), BENCH_SCALE_PARALLEL (8), BENCH_SCALE_PARTS ("failover
 # rpo": the parts to run), BENCH_LOG_LEVEL (info), PSQL, HAPROXY,
 # BENCH_KEEP=1 keeps the work directory (in BENCH_SCALE_DIR, default /tmp).
 #
@@ -73,7 +73,7 @@ writers=${BENCH_SCALE_WRITERS:-10}
 sync_workers=${BENCH_SCALE_SYNC_WORKERS:-16}
 rpo=${BENCH_SCALE_RPO:-1}
 max_transfers=${BENCH_SCALE_MAX_TRANSFERS:-16}
-parallel=${BENCH_SCALE_PARALLEL:-4}
+parallel=${BENCH_SCALE_PARALLEL:-8}
 parts=${BENCH_SCALE_PARTS:-"failover rpo"}
 log_level=${BENCH_LOG_LEVEL:-info}
 password=bench-Password-1
@@ -656,7 +656,7 @@ part_rpo() {
 	echo "== replications at a $rpo-minute RPO on one machine (one agent, haproxy + 2 proxies + 2 workers)"
 	echo "replications:                  $vms ($vm_mib MiB disks; protected in $protect_s s, all first instances after $first_s s)"
 	echo "window:                        $(fmt3 "$win_s") s, writes into $writers % of the VMs every 10 s"
-	echo "instances committed:           $committed ($per_min per minute; $(ratio "$vms" "$rpo") per minute at one per RPO)"
+	echo "instances committed:           $committed ($per_min per minute; $((vms / rpo)) per minute at one per RPO)"
 	echo "worst instance age:            $worst s (RPO $((rpo * 60)) s)"
 	echo "replications older than RPO:   $over"
 	echo "CurrentRpoViolation > 0 (API): ${polls[*]} (one poll a minute; worst $max_v)"
