@@ -24,7 +24,7 @@
 #include "vrcloud/transfer.h"
 #include "vrcloud/uuid.h"
 
-#define RPO_MIN		   5
+#define RPO_MIN		   1
 #define RPO_MAX		   1440
 #define DISKS_MAX	   64
 #define DISK_SIZE_MAX	   (INT64_C(64) << 40)
@@ -153,7 +153,7 @@ static bool read_retention(xmlNodePtr root, struct retention *out, struct refusa
 	return true;
 }
 
-/* Rpo (5 to 1440 minutes) and the two switches, when present. */
+/* Rpo (1 to 1440 minutes) and the two switches, when present. */
 struct settings {
 	long long rpo; /* -1: not named */
 	int quiesce;   /* -1: not named, else 0 / 1 */

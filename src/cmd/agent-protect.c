@@ -209,7 +209,7 @@ static void protect_usage(FILE *out)
 	      "by its RPO; the first sync is a full one that compares hashes with the replica.\n"
 	      "\n"
 	      "      --vdc VDC_ID         the VDC (default: the one site.ini names)\n"
-	      "      --rpo MIN            recovery point objective, 5 to 1440 minutes (required)\n"
+	      "      --rpo MIN            recovery point objective, 1 to 1440 minutes (required)\n"
 	      "      --quiesce            run the freeze and thaw hooks around each instance\n"
 	      "      --compress           compress the blocks on the wire\n"
 	      "      --retention RULES    instances to keep, e.g. 24x60,7x1440 (count x minutes)\n"
@@ -337,7 +337,7 @@ int vr_agent_cmd_protect(int argc, char **argv)
 			continue;
 		switch (opt) {
 		case OPT_VDC: vdc_arg = optarg; break;
-		case OPT_RPO: bad |= !parse_uint(optarg, 5, 1440, &rpo); break;
+		case OPT_RPO: bad |= !parse_uint(optarg, 1, 1440, &rpo); break;
 		case OPT_QUIESCE: quiesce = true; break;
 		case OPT_COMPRESS: compress = true; break;
 		case OPT_RETENTION: retention = optarg; break;
@@ -356,7 +356,7 @@ int vr_agent_cmd_protect(int argc, char **argv)
 	}
 	if (bad || optind + 1 != argc || !rpo || !rules_ok || ((freeze || thaw) && !quiesce)) {
 		fprintf(stderr, "vrcloud-agent protect: %s (see --help)\n",
-			bad || !rpo ? "--rpo wants 5 to 1440 minutes, --timeout 1 to 86400 seconds"
+			bad || !rpo ? "--rpo wants 1 to 1440 minutes, --timeout 1 to 86400 seconds"
 			: optind + 1 != argc ? "one VMDIR is required"
 			: !rules_ok
 				? "--retention wants COUNTxMINUTES[,...], count 1 to 1024, minutes "

@@ -28,7 +28,7 @@ static const char replication_add_help[] =
 	"  --peer PEER_ID       the paired site the VM runs at\n"
 	"  --disks SIZES        the VM's disk sizes in bytes, with an optional K, M, G or T\n"
 	"                       suffix (powers of 1024), separated by commas\n"
-	"  --rpo MINUTES        recovery point objective, 5 to 1440 (default 240)\n"
+	"  --rpo MINUTES        recovery point objective, 1 to 1440 (default 240)\n"
 	"  --quiesce on|off     quiesce the guest before each instance (default off)\n"
 	"  --compress on|off    compress replication traffic (default off)\n"
 	"  --description TEXT   free text\n"
@@ -125,8 +125,8 @@ static int replication_add(struct vr_ctl *ctl, int argc, char **argv)
 		char *end;
 		errno = 0;
 		rpo_minutes = strtol(rpo, &end, 10);
-		if (errno || *end || end == rpo || rpo_minutes < 5 || rpo_minutes > 1440)
-			return vr_ctl_usage_error(cmd, "--rpo takes minutes from 5 to 1440, not '%s'",
+		if (errno || *end || end == rpo || rpo_minutes < 1 || rpo_minutes > 1440)
+			return vr_ctl_usage_error(cmd, "--rpo takes minutes from 1 to 1440, not '%s'",
 						  rpo);
 	}
 	bool quiesce_on = false, compress_on = false;

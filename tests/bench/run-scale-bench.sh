@@ -592,7 +592,7 @@ part_rpo() {
 	say "protecting them ($parallel at once)"
 	t0=$(now)
 	export agent sd work
-	export protect_rpo=$((rpo < 5 ? 5 : rpo))
+	export protect_rpo=$rpo
 	# shellcheck disable=SC2016 # expanded by the sh of each protect
 	seq 1 "$vms" | xargs -P "$parallel" -I{} sh -c \
 		'"$agent" protect "$work/vms/scale-{}" --rpo "$protect_rpo" --user bench-admin@bench \
@@ -602,15 +602,6 @@ part_rpo() {
 	protect_s=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
 	sed -n 's/^replication=//p' "$work/protect.log" >"$work/rpo.ids"
 	[ "$(wc -l <"$work/rpo.ids")" -eq "$vms" ] || die "protect printed $(wc -l <"$work/rpo.ids") ids"
-	if [ "$rpo" -lt 5 ]; then
-		# The API takes 5 to 1440 minutes, as vSphere Replication does; the
-		# database and the agent take 1: lower the RPO underneath both.
-		say "lowering the RPO of the $vms replications from 5 to $rpo minutes (database, agent state)"
-		sql -c "UPDATE replications SET rpo_minutes = $rpo WHERE name LIKE 'scale-%'"
-		grep -rl '^rpo = 5$' "$sd/replications" | xargs -r sed -i "s/^rpo = 5\$/rpo = $rpo/"
-		[ "$(grep -rl "^rpo = $rpo\$" "$sd/replications" | wc -l)" -eq "$vms" ] ||
-			die "the agent's state files do not all have rpo = $rpo"
-	fi
 	say "protected $vms VMs in $protect_s s; starting the agent daemon ($sync_workers sync workers)"
 	t0=$(now)
 	"$agent" --config "$sd/agent.conf" </dev/null >>"$sd/agent.err" 2>&1 &

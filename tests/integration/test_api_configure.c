@@ -791,7 +791,7 @@ Test(configure, invalid_documents_are_400_and_change_nothing)
 		{VRT_PEER_A1, "bad-disk-name", "15",
 		 "<Disk><DeviceKey>1</DeviceKey><Name>  </Name><SizeBytes>4096</SizeBytes></Disk>",
 		 "a blank disk name"},
-		{VRT_PEER_A1, "rpo-4", "4", ONE_DISK, "RPO 4"},
+		{VRT_PEER_A1, "rpo-0", "0", ONE_DISK, "RPO 0"},
 		{VRT_PEER_A1, "rpo-1441", "1441", ONE_DISK, "RPO 1441"},
 		{VRT_PEER_A1, "rpo-text", "fifteen", ONE_DISK, "RPO not a number"},
 		{VRT_PEER_A1, "rpo-empty", "", ONE_DISK, "RPO empty"},
@@ -1174,7 +1174,7 @@ Test(reconfigure, invalid_documents_are_400_or_415_and_change_nothing)
 	char *r17 = rules_xml(17, 1, 60, 60), *r_total = rules_xml(3, 400, 60, 60);
 	char *r_down = rules_xml(2, 4, 1440, -1380);
 	char *bodies[] = {
-		strdup(RECONF("<Rpo>4</Rpo>")),
+		strdup(RECONF("<Rpo>0</Rpo>")),
 		strdup(RECONF("<Rpo>1441</Rpo>")),
 		strdup(RECONF("<Rpo>thirty</Rpo>")),
 		strdup(RECONF("<QuiesceGuestEnabled>maybe</QuiesceGuestEnabled>")),

@@ -793,7 +793,7 @@ Test(ctl, peer_and_replication_add_record_a_task)
 			      peer_id, "--disks", "0", NULL);
 	expect_run(zero, 2);
 	struct run rpo = ctl(NULL, "replication", "add", "demo", "demo-vdc", "db01", "--peer",
-			     peer_id, "--disks", "1G", "--rpo", "2", NULL);
+			     peer_id, "--disks", "1G", "--rpo", "0", NULL);
 	expect_run(rpo, 2);
 	expect_query("SELECT count(*) FROM replications", NULL, "1");
 	expect_query("SELECT count(*) FROM tasks", NULL, "1");
