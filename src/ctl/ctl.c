@@ -21,6 +21,8 @@ const struct vr_ctl_command vr_ctl_commands[] = {
 	{"replication", "configure and list replications", vr_ctl_cmd_replication},
 	{"service", "credentials of workers and proxies for the internal API", vr_ctl_cmd_service},
 	{"vapp", "list and show the vApps of replications", vr_ctl_cmd_vapp},
+	{"instance", "list, pin and unpin the point-in-time instances of a replication",
+	 vr_ctl_cmd_instance},
 	{"tunnels", "list the sites connected to the proxies", vr_ctl_cmd_tunnels},
 	{"tunnel-probe", "check a site's reverse path through the proxies", vr_ctl_cmd_tunnel_probe},
 	{NULL, NULL, NULL},

@@ -152,6 +152,7 @@ int vr_ctl_cmd_peer(struct vr_ctl *ctl, int argc, char **argv);
 int vr_ctl_cmd_replication(struct vr_ctl *ctl, int argc, char **argv);
 int vr_ctl_cmd_service(struct vr_ctl *ctl, int argc, char **argv);
 int vr_ctl_cmd_vapp(struct vr_ctl *ctl, int argc, char **argv);
+int vr_ctl_cmd_instance(struct vr_ctl *ctl, int argc, char **argv);
 int vr_ctl_cmd_tunnels(struct vr_ctl *ctl, int argc, char **argv);
 
 /* migrations_gen.c, generated from migrations/ by build-aux/embed-sql.sh:

@@ -4,6 +4,7 @@ libvrcloud_la_SOURCES += \
 	src/ctl/ctl.h src/ctl/ctl.c src/ctl/args.c src/ctl/input.c src/ctl/output.c \
 	src/ctl/db.c src/ctl/migrate.c src/ctl/org.c src/ctl/vdc.c src/ctl/user.c \
 	src/ctl/seed.c src/ctl/peer.c src/ctl/replication.c src/ctl/service.c src/ctl/vapp.c src/ctl/tunnels.c \
+	src/ctl/instance.c \
 	src/ctl/tunnel_probe.c src/auth/password.c
 
 # The migrations, embedded so that the binary is self-contained.

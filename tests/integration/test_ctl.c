@@ -905,6 +905,119 @@ Test(ctl, vapp_list_and_show)
 	run_free(&missing);
 }
 
+Test(ctl, instance_list_pin_and_unpin)
+{
+	need_db();
+	migrate();
+	struct run seed = ctl(NULL, "seed-demo", NULL);
+	expect_run(seed, 0);
+	struct run peer = ctl(NULL, "peer", "add", "demo", "demo-vdc", "--site-name", "Site A",
+			      NULL);
+	expect_run(peer, 0);
+	char *peer_id = kv(peer.out, "peer_id");
+	struct run rep = ctl(NULL, "replication", "add", "demo", "demo-vdc", "db02", "--peer",
+			     peer_id, "--disks", "1G", NULL);
+	expect_run(rep, 0);
+	char *rep_id = kv(rep.out, "replication_id");
+	const char *old = "60000000-0000-4000-8000-000000000001";
+	const char *new = "60000000-0000-4000-8000-000000000002";
+	char *sql = NULL;
+	cr_assert_gt(asprintf(&sql,
+			      "INSERT INTO instances (id, replication_id, seq, transfer_start_time,"
+			      " transfer_bytes) VALUES"
+			      " ('%s', '%s', 1, '2026-01-02 03:04:05+00', 4096),"
+			      " ('%s', '%s', 2, '2026-01-02 04:04:05+00', 8192)",
+			      old, rep_id, new, rep_id),
+		     0);
+	exec_sql(sql);
+	free(sql);
+	/* a queued test failover to the old instance holds it */
+	cr_assert_gt(asprintf(&sql,
+			      "WITH t AS (INSERT INTO tasks (org_id, owner_kind, owner_id,"
+			      " operation, operation_name) SELECT org_id, 'replication', id,"
+			      " 'Test failover', 'hcsTestFailover' FROM replications WHERE id = '%s'"
+			      " RETURNING id, org_id)"
+			      " INSERT INTO jobs (task_id, org_id, lane, action, params)"
+			      " SELECT id, org_id, 'replication:%s', 'testFailover',"
+			      " '{\"InstanceId\": \"%s\"}' FROM t",
+			      rep_id, rep_id, old),
+		     0);
+	exec_sql(sql);
+	free(sql);
+
+	struct run list = ctl(NULL, "instance", "list", rep_id, NULL);
+	expect_run(list, 0);
+	char *table = squeeze(list.out);
+	expect_in(table, "ID SEQ POINT IN TIME BYTES PINNED HELD BY JOB\n");
+	/* newest first */
+	char *row = NULL;
+	cr_assert_gt(asprintf(&row, "%s 2 2026-01-02T04:04:05.000Z 8192 no\n", new), 0);
+	expect_in(table, row);
+	cr_assert_lt(strstr(table, new), strstr(table, old), "%s", table);
+	free(row);
+	cr_assert_gt(asprintf(&row, "%s 1 2026-01-02T03:04:05.000Z 4096 no testFailover queued\n",
+			      old),
+		     0);
+	expect_in(table, row);
+	free(row);
+	free(table);
+
+	struct run pin = ctl(NULL, "instance", "pin", rep_id, old, NULL);
+	expect_run(pin, 0);
+	expect_in(pin.out, "pinned instance");
+	expect_query("SELECT string_agg(seq || ':' || pinned, ',' ORDER BY seq) FROM instances",
+		     NULL, "1:true,2:false");
+	/* pinning twice is fine */
+	struct run again = ctl(NULL, "instance", "pin", rep_id, old, NULL);
+	expect_run(again, 0);
+	struct run pinned = ctl(NULL, "instance", "list", rep_id, NULL);
+	expect_run(pinned, 0);
+	table = squeeze(pinned.out);
+	cr_assert_gt(asprintf(&row, "%s 1 2026-01-02T03:04:05.000Z 4096 yes testFailover", old), 0);
+	expect_in(table, row);
+	free(row);
+	free(table);
+	struct run unpin = ctl(NULL, "instance", "unpin", rep_id, old, NULL);
+	expect_run(unpin, 0);
+	expect_in(unpin.out, "unpinned instance");
+	expect_query("SELECT count(*) FROM instances WHERE pinned", NULL, "0");
+
+	/* unknown ids fail (1), malformed ones are usage errors (2), and
+	 * nothing changes */
+	const char *nobody = "4fffffff-ffff-4fff-bfff-ffffffffffff";
+	struct run no_rep = ctl(NULL, "instance", "pin", nobody, old, NULL);
+	expect_run(no_rep, 1);
+	expect_in(no_rep.err, "there is no replication");
+	struct run no_inst = ctl(NULL, "instance", "pin", rep_id, nobody, NULL);
+	expect_run(no_inst, 1);
+	expect_in(no_inst.err, "has no instance");
+	struct run list_none = ctl(NULL, "instance", "list", nobody, NULL);
+	expect_run(list_none, 1);
+	struct run bad = ctl(NULL, "instance", "unpin", rep_id, "not-a-uuid", NULL);
+	expect_run(bad, 2);
+	struct run bad_list = ctl(NULL, "instance", "list", "not-a-uuid", NULL);
+	expect_run(bad_list, 2);
+	struct run missing = ctl(NULL, "instance", "pin", rep_id, NULL);
+	expect_run(missing, 2);
+	expect_query("SELECT count(*) FROM instances WHERE pinned", NULL, "0");
+	free(peer_id);
+	free(rep_id);
+	run_free(&seed);
+	run_free(&peer);
+	run_free(&rep);
+	run_free(&list);
+	run_free(&pin);
+	run_free(&again);
+	run_free(&pinned);
+	run_free(&unpin);
+	run_free(&no_rep);
+	run_free(&no_inst);
+	run_free(&list_none);
+	run_free(&bad);
+	run_free(&bad_list);
+	run_free(&missing);
+}
+
 /* ---- without a database ---- */
 
 Test(ctl_cli, help_everywhere)
@@ -919,6 +1032,8 @@ Test(ctl_cli, help_everywhere)
 		{"user", "list", "--help"},    {"user", "disable", "--help"},
 		{"user", "enable", "--help"},  {"sysadmin", "--help", NULL},
 		{"sysadmin", "add", "--help"}, {"seed-demo", "--help", NULL},
+		{"instance", "--help", NULL},  {"instance", "list", "--help"},
+		{"instance", "pin", "--help"}, {"instance", "unpin", "--help"},
 	};
 
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
