@@ -32,9 +32,14 @@ const struct vr_db_stmt vr_db_stmts_instances[] = {
 	 "SELECT instances, distance_minutes FROM retention_rules"
 	 " WHERE replication_id = $1::uuid ORDER BY position"},
 	/* $1 replication: its instances, newest recorded first, with their
-	 * points in time in Unix seconds. */
+	 * points in time in Unix seconds and whether retention must keep
+	 * them: pinned, or named by a queued or running job of the
+	 * replication (a failover or test failover to an InstanceId). */
 	{"instance_list",
-	 "SELECT i.id::text, floor(extract(epoch FROM i.transfer_start_time))::bigint, i.pinned"
+	 "SELECT i.id::text, floor(extract(epoch FROM i.transfer_start_time))::bigint,"
+	 " i.pinned OR i.id::text IN (SELECT j.params->>'InstanceId' FROM jobs j"
+	 "   WHERE j.lane = 'replication:' || $1::uuid AND j.state IN ('queued', 'running')"
+	 "   AND j.params->>'InstanceId' IS NOT NULL)"
 	 " FROM instances i WHERE i.replication_id = $1::uuid ORDER BY i.seq DESC"},
 	/* $1 replication, $2 the ids to keep as a uuid[] literal. */
 	{"instance_prune",

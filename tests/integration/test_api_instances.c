@@ -279,6 +279,94 @@ Test(instances, bad_input_changes_nothing)
 	free(rg);
 }
 
+/* The ids an answer keeps, in its order, comma-separated (the caller
+ * frees). */
+static char *kept_ids(const struct vrt_resp *r)
+{
+	long n = vrt_xpath_count(r->body, "/vi:InstanceRetention/vi:Keep");
+	char *out = strdup("");
+	cr_assert_not_null(out);
+	for (long i = 1; i <= n; i++) {
+		char *xp = vrt_fmt("string(/vi:InstanceRetention/vi:Keep[%ld])", i);
+		char *v = vrt_xpath_str(r->body, xp);
+		char *next = vrt_fmt("%s%s%s", out, i > 1 ? "," : "", v);
+		free(out);
+		out = next;
+		free(v);
+		free(xp);
+	}
+	return out;
+}
+
+/* Record instance n at minute n of DAY0 and check what the answer and the
+ * rows keep: expected lists instance numbers, newest first. */
+static void record_and_keep(const char *rg, unsigned n, const unsigned *expected, size_t count,
+			    const char *what)
+{
+	char *id = instance_id(n);
+	struct vrt_resp r;
+	record_ok(rg, id, DAY0_MS + (int64_t)n * 60000, &r);
+	char *want = strdup("");
+	cr_assert_not_null(want);
+	for (size_t i = 0; i < count; i++) {
+		char *e = instance_id(expected[i]);
+		char *next = vrt_fmt("%s%s%s", want, i ? "," : "", e);
+		free(want);
+		want = next;
+		free(e);
+	}
+	char *got = kept_ids(&r);
+	cr_assert_str_eq(got, want, "%s: the answer keeps %s", what, got);
+	vrt_assert_db("SELECT string_agg(id::text, ',' ORDER BY seq DESC) FROM instances"
+		      " WHERE replication_id = $1::uuid",
+		      rg, want, what);
+	free(got);
+	free(want);
+	vrt_resp_free(&r);
+	free(id);
+}
+
+/* A failover to an older instance holds it: with no rules each record
+ * keeps only the newest, but the instance a queued or running job names
+ * stays until the job ends. */
+Test(instances, a_job_naming_an_instance_keeps_it)
+{
+	char *rg = held_replication("inst-held");
+	record_and_keep(rg, 0x20, (unsigned[]){0x20}, 1, "the first instance");
+	char *old = instance_id(0x20);
+	char *body = vrt_fmt("<FailoverParams xmlns=\"" VRT_NS_VR "\"><PowerOn>false</PowerOn>"
+			     "<InstanceId>%s</InstanceId></FailoverParams>",
+			     old);
+	struct vrt_accepted a = vrt_accept_as(VRT_ADMIN_A, "failover", rg, VRT_MT_FAILOVER, body);
+	char *queued = vrt_fmt("queued %s", old);
+	vrt_assert_db("SELECT state || ' ' || (params->>'InstanceId') FROM jobs"
+		      " WHERE id = $1::uuid",
+		      a.job, queued, "the job");
+	free(queued);
+
+	record_and_keep(rg, 0x21, (unsigned[]){0x21, 0x20}, 2, "queued: the named one stays");
+	record_and_keep(rg, 0x22, (unsigned[]){0x22, 0x20}, 2, "queued: the one before goes");
+	vrt_job_start(a.job);
+	record_and_keep(rg, 0x23, (unsigned[]){0x23, 0x20}, 2, "running: the named one stays");
+
+	/* The job ends (canceled while it ran); the next record drops it. */
+	char *cancel = vrt_fmt("/api/task/%s/action/cancel", a.task);
+	struct vrt_call call = {.method = "POST", .path = cancel, .token = vrt_token(VRT_ADMIN_A)};
+	struct vrt_resp r;
+	cr_assert_eq(vrt_call(&call, &r), 0);
+	vrt_assert_no_content(&r, "the cancel request");
+	vrt_resp_free(&r);
+	free(cancel);
+	vrt_job_complete(a.job, "canceled");
+	vrt_assert_db("SELECT state FROM jobs WHERE id = $1::uuid", a.job, "canceled",
+		      "the job ended");
+	record_and_keep(rg, 0x24, (unsigned[]){0x24}, 1, "after the job: only the newest");
+	vrt_accepted_free(&a);
+	free(body);
+	free(old);
+	free(rg);
+}
+
 /* Nine days of instances every 20 minutes under 24 x 60 then 7 x 1440,
  * recorded one by one: what stays is the newest, the first instance of
  * each hour of its day, the first of each of the 7 days before, and a
