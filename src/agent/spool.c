@@ -26,16 +26,28 @@
 
 #define RUN_HEAD 16
 
+/* Runs are written and read in pieces of this size: a few large writes
+ * and reads instead of two per run. At least one run of the largest kind. */
+#define SPOOL_BUF (4u << 20)
+
 struct vr_spool_writer {
 	int fd;
 	char *path, *tmp;
-	uint8_t *buf; /* one run's data */
+	uint8_t *buf; /* runs not yet written, which belong at `at` */
+	size_t len;
+	off_t at;     /* the file's end */
+	off_t synced; /* the bytes before: write-back started */
 	uint64_t runs, blocks;
 };
 
 struct vr_spool_reader {
 	int fd;
 	off_t end;
+	off_t at; /* the next run */
+	/* the file's bytes [win_at, win_at + win_len) */
+	uint8_t *win;
+	off_t win_at;
+	size_t win_len;
 };
 
 static void put(uint8_t *p, uint64_t v, int n)
@@ -99,7 +111,9 @@ int vr_spool_create(struct vr_spool_writer **out, const char *path)
 	w->path = vr_strdup(path);
 	w->tmp = vr_asprintf("%s.tmp", path);
 	w->fd = open(w->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	w->buf = malloc(VR_TX_MAX_PAYLOAD);
+	w->buf = malloc(SPOOL_BUF);
+	w->at = VR_SPOOL_HEADER;
+	w->synced = VR_SPOOL_HEADER;
 	if (w->fd < 0 || !w->buf) {
 		int rc = w->buf ? VR_EIO : VR_ENOMEM;
 		vr_spool_abort(w);
@@ -109,12 +123,23 @@ int vr_spool_create(struct vr_spool_writer **out, const char *path)
 	return 0;
 }
 
+/* Writes the buffered runs and starts their write-back, so that the
+ * fdatasync of vr_spool_commit finds little left to write. */
+static int flush(struct vr_spool_writer *w)
+{
+	if (w->len && pwrite_all(w->fd, w->buf, w->len, w->at))
+		return VR_EIO;
+	w->at += (off_t)w->len;
+	w->len = 0;
+	if (w->at > w->synced &&
+	    sync_file_range(w->fd, w->synced, w->at - w->synced, SYNC_FILE_RANGE_WRITE) == 0)
+		w->synced = w->at;
+	return 0;
+}
+
 int vr_spool_copy(struct vr_spool_writer *w, unsigned disk, int fd, const uint8_t *bits,
 		  uint64_t blocks)
 {
-	off_t at = lseek(w->fd, 0, SEEK_END);
-	if (at < (off_t)VR_SPOOL_HEADER)
-		at = VR_SPOOL_HEADER;
 	uint64_t b = 0;
 	while (b < blocks) {
 		if (!(bits[b / 8] >> (b % 8) & 1)) {
@@ -126,17 +151,17 @@ int vr_spool_copy(struct vr_spool_writer *w, unsigned disk, int fd, const uint8_
 			b++;
 		uint32_t count = (uint32_t)(b - first);
 		size_t len = (size_t)count * VR_TX_BLOCK;
-		int rc = pread_all(fd, w->buf, len, (off_t)(first * VR_TX_BLOCK), true);
+		if (SPOOL_BUF - w->len < RUN_HEAD + len && flush(w))
+			return VR_EIO;
+		uint8_t *head = w->buf + w->len;
+		int rc = pread_all(fd, head + RUN_HEAD, len, (off_t)(first * VR_TX_BLOCK), true);
 		if (rc)
 			return rc;
-		uint8_t head[RUN_HEAD] = {0};
+		memset(head, 0, RUN_HEAD);
 		put(head, disk, 2);
 		put(head + 4, count, 4);
 		put(head + 8, first, 8);
-		if (pwrite_all(w->fd, head, sizeof head, at) ||
-		    pwrite_all(w->fd, w->buf, len, at + RUN_HEAD))
-			return VR_EIO;
-		at += RUN_HEAD + (off_t)len;
+		w->len += RUN_HEAD + len;
 		w->runs++;
 		w->blocks += count;
 	}
@@ -177,14 +202,15 @@ int vr_spool_commit(struct vr_spool_writer *w, struct vr_spool_info *info)
 	size_t len = 60;
 	for (unsigned d = 0; d < info->ndisks; d++)
 		len += 25 + strlen(info->disks[d].key);
-	int rc = VR_EINVAL;
-	if (info->ndisks >= 1 && info->ndisks <= VR_VM_MAX_DISKS &&
+	int rc = flush(w) ? VR_EIO : VR_EINVAL;
+	if (rc == VR_EINVAL && info->ndisks >= 1 && info->ndisks <= VR_VM_MAX_DISKS &&
 	    len + SHA256_DIGEST_LENGTH <= VR_SPOOL_HEADER) {
 		len = header_encode(info, h);
 		SHA256(h, len, h + len);
 		rc = pwrite_all(w->fd, h, sizeof h, 0);
 	}
-	if (!rc && fsync(w->fd) != 0)
+	/* A new file: fdatasync writes its size with its data. */
+	if (!rc && fdatasync(w->fd) != 0)
 		rc = VR_EIO;
 	if (!rc && rename(w->tmp, w->path) != 0)
 		rc = VR_EIO;
@@ -266,18 +292,42 @@ int vr_spool_open(struct vr_spool_reader **out, const char *path, struct vr_spoo
 	struct vr_spool_reader *r = vr_calloc(1, sizeof *r);
 	r->fd = fd;
 	r->end = end;
+	r->win = malloc(SPOOL_BUF);
+	if (!r->win) {
+		vr_spool_close(r);
+		return VR_ENOMEM;
+	}
 	*out = r;
 	return vr_spool_rewind(r);
+}
+
+/* Points *p at the len bytes at at, reading the next window from at when
+ * the current one does not hold them. */
+static int fetch(struct vr_spool_reader *r, off_t at, size_t len, const uint8_t **p)
+{
+	if (at < r->win_at || (size_t)(at - r->win_at) > r->win_len ||
+	    len > r->win_len - (size_t)(at - r->win_at)) {
+		size_t want = r->end - at < (off_t)SPOOL_BUF ? (size_t)(r->end - at) : SPOOL_BUF;
+		r->win_len = 0;
+		if (len > want)
+			return VR_EINVAL;
+		int rc = pread_all(r->fd, r->win, want, at, false);
+		if (rc)
+			return rc;
+		r->win_at = at;
+		r->win_len = want;
+	}
+	*p = r->win + (at - r->win_at);
+	return 0;
 }
 
 int vr_spool_next(struct vr_spool_reader *r, unsigned *disk, uint64_t *first, uint32_t *count,
 		  uint8_t *buf)
 {
-	off_t at = lseek(r->fd, 0, SEEK_CUR);
-	if (at == r->end)
+	if (r->at == r->end)
 		return 0;
-	uint8_t head[RUN_HEAD];
-	if (at < 0 || pread_all(r->fd, head, sizeof head, at, false))
+	const uint8_t *head, *data;
+	if (fetch(r, r->at, RUN_HEAD, &head))
 		return VR_EINVAL;
 	*disk = (unsigned)get(head, 2);
 	*count = (uint32_t)get(head + 4, 4);
@@ -285,17 +335,19 @@ int vr_spool_next(struct vr_spool_reader *r, unsigned *disk, uint64_t *first, ui
 	if (*count == 0 || *count > VR_TX_MAX_RUN_BLOCKS)
 		return VR_EINVAL;
 	size_t len = (size_t)*count * VR_TX_BLOCK;
-	int rc = pread_all(r->fd, buf, len, at + RUN_HEAD, false);
+	int rc = fetch(r, r->at + RUN_HEAD, len, &data);
 	if (rc)
 		return rc;
-	if (lseek(r->fd, at + RUN_HEAD + (off_t)len, SEEK_SET) < 0)
-		return VR_EIO;
+	memcpy(buf, data, len);
+	r->at += RUN_HEAD + (off_t)len;
 	return 1;
 }
 
 int vr_spool_rewind(struct vr_spool_reader *r)
 {
-	return lseek(r->fd, VR_SPOOL_HEADER, SEEK_SET) == (off_t)VR_SPOOL_HEADER ? 0 : VR_EIO;
+	r->at = VR_SPOOL_HEADER;
+	r->win_len = 0;
+	return r->end >= (off_t)VR_SPOOL_HEADER ? 0 : VR_EIO;
 }
 
 void vr_spool_close(struct vr_spool_reader *r)
@@ -303,5 +355,6 @@ void vr_spool_close(struct vr_spool_reader *r)
 	if (!r)
 		return;
 	close(r->fd);
+	free(r->win);
 	free(r);
 }

@@ -175,10 +175,13 @@ static int write_full(int fd, const void *buf, size_t len)
 /* Parse the log open on fd into map, merging the extents whose sequence
  * number is above after_seq; *valid_end_out gets the offset just past the
  * last valid record and *seq_out the next sequence number. */
+/* Records read at once by parse_fd (64 KiB). */
+#define CBT_READ_RECORDS 2048
+
 static int parse_fd(struct vr_cbt_map *map, int fd, uint64_t after_seq, off_t *valid_end_out,
 		    uint64_t *seq_out)
 {
-	uint8_t h[VR_CBT_HEADER_SIZE], r[VR_CBT_RECORD_SIZE];
+	uint8_t h[VR_CBT_HEADER_SIZE];
 	size_t got;
 
 	memset(map, 0, sizeof *map);
@@ -190,23 +193,38 @@ static int parse_fd(struct vr_cbt_map *map, int fd, uint64_t after_seq, off_t *v
 	if (rc)
 		return rc;
 	map->bits = calloc(map->blocks / 8 + 1, 1);
-	if (!map->bits)
+	/* the records, read CBT_READ_RECORDS at a time */
+	uint8_t *buf = malloc(CBT_READ_RECORDS * VR_CBT_RECORD_SIZE);
+	size_t have = 0, pos = 0;
+	if (!map->bits || !buf) {
+		free(buf);
+		vr_cbt_map_release(map);
 		return VR_ENOMEM;
+	}
 
 	bool open_session = false, unclean = false, unclean_since = false;
 	uint64_t seq = 1;
 	off_t end = VR_CBT_HEADER_SIZE;
 	for (;;) {
-		if (read_full(fd, r, sizeof r, &got)) {
-			rc = VR_EIO;
-			goto fail;
+		if (have - pos < VR_CBT_RECORD_SIZE) {
+			memmove(buf, buf + pos, have - pos);
+			have -= pos;
+			pos = 0;
+			if (read_full(fd, buf + have, CBT_READ_RECORDS * VR_CBT_RECORD_SIZE - have,
+				      &got)) {
+				rc = VR_EIO;
+				goto fail;
+			}
+			have += got;
 		}
-		if (got == 0)
+		if (have == pos)
 			break;
-		if (got < sizeof r || !record_valid(r, seq)) {
+		const uint8_t *r = buf + pos;
+		if (have - pos < VR_CBT_RECORD_SIZE || !record_valid(r, seq)) {
 			map->torn = true;
 			break;
 		}
+		pos += VR_CBT_RECORD_SIZE;
 		uint32_t type = get32(r), count = get32(r + 4);
 		uint64_t first = get64(r + 8);
 		bool since = seq > after_seq, bad = false;
@@ -242,8 +260,10 @@ static int parse_fd(struct vr_cbt_map *map, int fd, uint64_t after_seq, off_t *v
 		*valid_end_out = end;
 	if (seq_out)
 		*seq_out = seq;
+	free(buf);
 	return 0;
 fail:
+	free(buf);
 	vr_cbt_map_release(map);
 	return rc;
 }

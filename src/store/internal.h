@@ -49,6 +49,7 @@ struct st_staging {
 	int64_t point_in_time_ms;
 	uint64_t data_start; /* offset of the first record */
 	uint64_t end;	     /* offset past the last valid record */
+	uint64_t synced;     /* the bytes before: write-back started */
 	uint64_t blocks, bytes;
 	int disk;	     /* disk of the last record, -1 before any */
 	uint64_t next_block; /* first block the next record may use */
@@ -126,6 +127,11 @@ struct st_undo_writer {
 	int fd;
 	char *tmp, *final;
 	uint64_t off, records, blocks;
+	/* the records not yet written, which start at off - len; the file's
+	 * bytes before synced (written back by sync_file_range) */
+	uint8_t *buf;
+	size_t len;
+	uint64_t synced;
 };
 
 struct st_undo_reader {
@@ -147,7 +153,7 @@ int st_undo_begin(struct vr_store *s, struct st_undo_writer *w, const struct vr_
 /* data NULL: count zero blocks. */
 int st_undo_add(struct vr_store *s, struct st_undo_writer *w, unsigned disk, uint64_t first,
 		uint32_t count, const uint8_t *data);
-/* End record, fsync, rename into place (the directory is not synced). */
+/* End record, fdatasync, rename into place (the directory is not synced). */
 int st_undo_finish(struct vr_store *s, struct st_undo_writer *w);
 void st_undo_abort(struct st_undo_writer *w);
 int st_undo_open(struct vr_store *s, struct st_undo_reader *r, const struct vr_store_instance *in);

@@ -89,9 +89,22 @@ struct redo_iter {
 	unsigned disk;
 	uint64_t first;
 	uint32_t count;
-	uint8_t leaves[VR_TX_MAX_RUN_BLOCKS][VR_TX_HASH];
-	uint8_t *data;
+	const uint8_t (*leaves)[VR_TX_HASH]; /* the record's, in win */
+	const uint8_t *data;		     /* the blocks, in win or buf */
+	/* the staging's bytes [win_off, win_off + win_len), read in large
+	 * pieces: a record is rarely a read of its own */
+	uint8_t *win;
+	uint64_t win_off;
+	size_t win_len;
+	uint8_t *buf; /* a direct record's blocks, read from the images */
 };
+
+/* The window: at least one record of the largest kind (a header, 256
+ * leaves and 256 blocks). */
+#define REDO_WINDOW (4u << 20)
+
+/* The staging's write-back starts each time this much was appended. */
+#define REDO_WRITEBACK (4u << 20)
 
 static void record_head(uint8_t rec[ST_REDO_REC], unsigned disk, uint64_t first, uint32_t count,
 			const uint8_t (*leaves)[VR_TX_HASH])
@@ -115,6 +128,27 @@ static bool run_fits(const struct vr_store *s, int last_disk, uint64_t next_bloc
 	return (int)disk > last_disk || ((int)disk == last_disk && first >= next_block);
 }
 
+/* Points *p at the len bytes of the staging at off (below it->end),
+ * reading a new window from off when the current one does not hold them:
+ * 1, -1 when the file ends first, VR_EIO on a read error. */
+static int redo_fetch(int fd, struct redo_iter *it, uint64_t off, size_t len, const uint8_t **p)
+{
+	if (off < it->win_off || off - it->win_off > it->win_len ||
+	    len > it->win_len - (off - it->win_off)) {
+		uint64_t want = it->end - off < REDO_WINDOW ? it->end - off : REDO_WINDOW;
+		size_t got;
+		it->win_len = 0;
+		if (st_pread(fd, it->win, (size_t)want, off, &got))
+			return VR_EIO;
+		it->win_off = off;
+		it->win_len = got;
+		if (got < len)
+			return -1;
+	}
+	*p = it->win + (off - it->win_off);
+	return 1;
+}
+
 /* The next whole record at it->off: 1, 0 at it->end, -1 when the bytes
  * there are not a whole valid record (torn or corrupt), VR_EIO on a read
  * error. With verify, each block's data is checked against its leaf. */
@@ -122,13 +156,15 @@ static int redo_next(int fd, const struct vr_store *s, struct redo_iter *it, boo
 {
 	if (it->off >= it->end)
 		return 0;
-	uint8_t rec[ST_REDO_REC], h[VR_TX_HASH];
+	const uint8_t *rec, *leaves, *data = NULL;
+	uint8_t h[VR_TX_HASH];
 	size_t got;
 	if (it->end - it->off < ST_REDO_REC)
 		return -1;
-	if (st_pread(fd, rec, sizeof rec, it->off, &got))
-		return VR_EIO;
-	if (got < sizeof rec || rec[0] != 'R' || rec[1])
+	int r = redo_fetch(fd, it, it->off, ST_REDO_REC, &rec);
+	if (r != 1)
+		return r;
+	if (rec[0] != 'R' || rec[1])
 		return -1;
 	unsigned disk = tx_get16(rec + 2);
 	uint32_t count = tx_get32(rec + 4);
@@ -139,29 +175,30 @@ static int redo_next(int fd, const struct vr_store *s, struct redo_iter *it, boo
 	size_t stored = it->direct ? 0 : dsize;
 	if (it->end - it->off < ST_REDO_REC + lsize + stored)
 		return -1;
-	if (st_pread(fd, it->leaves, lsize, it->off + ST_REDO_REC, &got))
-		return VR_EIO;
-	if (got < lsize)
-		return -1;
-	tx_sha256(h, rec, 16, it->leaves, lsize, NULL, 0);
+	/* the record, its leaves and its blocks in the window at once */
+	r = redo_fetch(fd, it, it->off, ST_REDO_REC + lsize + stored, &rec);
+	if (r != 1)
+		return r;
+	leaves = rec + ST_REDO_REC;
+	tx_sha256(h, rec, 16, leaves, lsize, NULL, 0);
 	if (memcmp(h, rec + 16, VR_TX_HASH))
 		return -1;
 	if (it->direct && verify) {
-		if (st_pread(it->img[disk], it->data, dsize, first * VR_TX_BLOCK, &got))
+		if (st_pread(it->img[disk], it->buf, dsize, first * VR_TX_BLOCK, &got))
 			return VR_EIO;
-		memset(it->data + got, 0, dsize - got);
+		memset(it->buf + got, 0, dsize - got);
+		data = it->buf;
 	} else if (!it->direct) {
-		if (st_pread(fd, it->data, dsize, it->off + ST_REDO_REC + lsize, &got))
-			return VR_EIO;
-		if (got < dsize)
-			return -1;
+		data = leaves + lsize;
 	}
+	it->leaves = (const uint8_t(*)[VR_TX_HASH])leaves;
 	if (verify)
 		for (uint32_t i = 0; i < count; i++) {
-			vr_tx_leaf(first + i, it->data + (size_t)i * VR_TX_BLOCK, h);
+			vr_tx_leaf(first + i, data + (size_t)i * VR_TX_BLOCK, h);
 			if (memcmp(h, it->leaves[i], VR_TX_HASH))
 				return -1;
 		}
+	it->data = data;
 	it->disk = disk;
 	it->first = first;
 	it->count = count;
@@ -176,8 +213,11 @@ static struct redo_iter *redo_iter_new(const struct st_staging *st, uint64_t sta
 	struct redo_iter *it = vr_calloc(1, sizeof *it);
 	it->direct = st->direct;
 	it->img = st->img;
-	it->data = malloc(VR_TX_MAX_PAYLOAD);
-	if (!it->data) {
+	it->win = malloc(REDO_WINDOW);
+	it->buf = it->direct ? malloc(VR_TX_MAX_PAYLOAD) : NULL;
+	if (!it->win || (it->direct && !it->buf)) {
+		free(it->win);
+		free(it->buf);
 		free(it);
 		return NULL;
 	}
@@ -190,7 +230,8 @@ static struct redo_iter *redo_iter_new(const struct st_staging *st, uint64_t sta
 static void redo_iter_free(struct redo_iter *it)
 {
 	if (it) {
-		free(it->data);
+		free(it->win);
+		free(it->buf);
 		free(it);
 	}
 }
@@ -409,6 +450,12 @@ int vr_store_stage_run_leaves(struct vr_store *s, unsigned disk, uint64_t first,
 		goto cleanup;
 	}
 	st->end += ST_REDO_REC + (uint64_t)count * VR_TX_HASH + (st->direct ? 0 : dsize);
+	/* Start the write-back of each few MiB as they come, so the commit's
+	 * fdatasync finds little left to write. */
+	if (st->end - st->synced >= REDO_WRITEBACK &&
+	    !sync_file_range(st->fd, (off_t)st->synced, (off_t)(st->end - st->synced),
+			     SYNC_FILE_RANGE_WRITE))
+		st->synced = st->end;
 	st->blocks += count;
 	st->bytes += (uint64_t)count * VR_TX_BLOCK;
 	st->disk = (int)disk;
@@ -457,6 +504,7 @@ static int apply_redo(struct vr_store *s, int stage_fd, uint64_t start, uint64_t
 	if (rc)
 		goto cleanup;
 	it->img = fds;
+	uint64_t applied = 0;
 	while ((r = redo_next(stage_fd, s, it, verify)) == 1) {
 		if (it->direct)
 			continue; /* the blocks are in place */
@@ -465,14 +513,22 @@ static int apply_redo(struct vr_store *s, int stage_fd, uint64_t start, uint64_t
 			rc = st_fail(s, VR_EIO, "%s: %s", s->paths[it->disk], strerror(errno));
 			goto cleanup;
 		}
+		/* Start the write-back of what was applied every few MiB, so
+		 * that it overlaps the rest and the fdatasync below waits less. */
+		applied += (uint64_t)it->count * VR_TX_BLOCK;
+		if (applied >= REDO_WRITEBACK) {
+			sync_file_range(fds[it->disk], 0, 0, SYNC_FILE_RANGE_WRITE);
+			applied = 0;
+		}
 	}
 	if (r) {
 		rc = st_fail(s, VR_EIO, "staging: the committed redo log is corrupt at byte %llu",
 			     (unsigned long long)it->off);
 		goto cleanup;
 	}
+	/* The images keep their size: their data is what must be durable. */
 	for (unsigned i = 0; i < s->ndisks; i++)
-		if (fsync(fds[i])) {
+		if (fdatasync(fds[i])) {
 			rc = st_fail(s, VR_EIO, "%s: %s", s->paths[i], strerror(errno));
 			goto cleanup;
 		}
@@ -553,7 +609,7 @@ static int verify_and_undo(struct vr_store *s, const struct vr_tx_dec *dec)
 		rc = st_undo_finish(s, &w);
 	/* Direct: the blocks are the instance once the marker is written. */
 	for (unsigned i = 0; !rc && st->direct && i < s->ndisks; i++)
-		if (fsync(fds[i]))
+		if (fdatasync(fds[i]))
 			rc = st_fail(s, VR_EIO, "%s: %s", s->paths[i], strerror(errno));
 cleanup:
 	if (rc && undo)
@@ -670,7 +726,7 @@ int vr_store_commit(struct vr_store *s, const struct vr_tx_dec *dec, struct vr_s
 	id_text(in.id, h->instance);
 	if (st_find(s, in.id) >= 0)
 		return st_fail(s, VR_ECONFLICT, "instance %s is already committed", in.id);
-	if (fsync(st->fd))
+	if (fdatasync(st->fd))
 		return st_fail(s, VR_EIO, "staging: %s", strerror(errno));
 	in.seq = s->next_seq;
 	in.point_in_time_ms = st->point_in_time_ms;

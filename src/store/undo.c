@@ -17,6 +17,10 @@
 #define REC_ZERO 'Z'
 #define REC_END	 'E'
 
+/* The writer's buffer: records go to the file in writes of about this
+ * size, each followed by the start of its write-back. */
+#define UNDO_BUF (4u << 20)
+
 static void undo_header(uint8_t h[ST_UNDO_HDR], const struct vr_store_instance *in)
 {
 	memset(h, 0, ST_UNDO_HDR);
@@ -43,19 +47,58 @@ static void rec_head(uint8_t rec[ST_UNDO_REC], int type, unsigned disk, uint64_t
 int st_undo_begin(struct vr_store *s, struct st_undo_writer *w, const struct vr_store_instance *in)
 {
 	memset(w, 0, sizeof *w);
+	w->fd = -1;
 	char *name = st_undo_name(in->seq);
 	w->final = st_path(s, name);
 	w->tmp = vr_asprintf("%s.tmp", w->final);
 	free(name);
+	w->buf = malloc(UNDO_BUF);
+	if (!w->buf) {
+		st_undo_abort(w);
+		return st_fail(s, VR_EIO, "undo log: out of memory");
+	}
 	w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	uint8_t h[ST_UNDO_HDR];
-	undo_header(h, in);
-	if (w->fd < 0 || st_pwrite(w->fd, h, sizeof h, 0)) {
+	if (w->fd < 0) {
 		int rc = st_fail(s, VR_EIO, "%s: %s", w->tmp, strerror(errno));
 		st_undo_abort(w);
 		return rc;
 	}
+	undo_header(w->buf, in);
+	w->len = ST_UNDO_HDR;
 	w->off = ST_UNDO_HDR;
+	return 0;
+}
+
+/* Writes the buffered records and starts their write-back, so that the
+ * fdatasync of st_undo_finish finds little left to write. */
+static int undo_flush(struct vr_store *s, struct st_undo_writer *w)
+{
+	uint64_t at = w->off - w->len;
+	if (w->len && st_pwrite(w->fd, w->buf, w->len, at))
+		return st_fail(s, VR_EIO, "%s: %s", w->tmp, strerror(errno));
+	w->len = 0;
+	if (w->off > w->synced &&
+	    !sync_file_range(w->fd, (off_t)w->synced, (off_t)(w->off - w->synced),
+			     SYNC_FILE_RANGE_WRITE))
+		w->synced = w->off;
+	return 0;
+}
+
+static int undo_put(struct vr_store *s, struct st_undo_writer *w, const uint8_t *p, size_t n)
+{
+	while (n) {
+		if (w->len == UNDO_BUF) {
+			int rc = undo_flush(s, w);
+			if (rc)
+				return rc;
+		}
+		size_t take = UNDO_BUF - w->len < n ? UNDO_BUF - w->len : n;
+		memcpy(w->buf + w->len, p, take);
+		w->len += take;
+		w->off += take;
+		p += take;
+		n -= take;
+	}
 	return 0;
 }
 
@@ -65,10 +108,11 @@ int st_undo_add(struct vr_store *s, struct st_undo_writer *w, unsigned disk, uin
 	uint8_t rec[ST_UNDO_REC];
 	rec_head(rec, data ? REC_DATA : REC_ZERO, disk, first, count, data);
 	size_t dlen = data ? (size_t)count * VR_TX_BLOCK : 0;
-	if (st_pwrite(w->fd, rec, sizeof rec, w->off) ||
-	    (dlen && st_pwrite(w->fd, data, dlen, w->off + ST_UNDO_REC)))
-		return st_fail(s, VR_EIO, "%s: %s", w->tmp, strerror(errno));
-	w->off += ST_UNDO_REC + dlen;
+	int rc = undo_put(s, w, rec, sizeof rec);
+	if (!rc && dlen)
+		rc = undo_put(s, w, data, dlen);
+	if (rc)
+		return rc;
 	w->records++;
 	w->blocks += count;
 	return 0;
@@ -78,8 +122,16 @@ int st_undo_finish(struct vr_store *s, struct st_undo_writer *w)
 {
 	uint8_t rec[ST_UNDO_REC];
 	rec_head(rec, REC_END, 0, w->records, 0, NULL);
-	if (st_pwrite(w->fd, rec, sizeof rec, w->off) || fsync(w->fd))
+	int rc = undo_put(s, w, rec, sizeof rec);
+	if (!rc)
+		rc = undo_flush(s, w);
+	if (rc)
+		return rc;
+	/* A new file: fdatasync writes its size with its data. */
+	if (fdatasync(w->fd))
 		return st_fail(s, VR_EIO, "%s: %s", w->tmp, strerror(errno));
+	free(w->buf);
+	w->buf = NULL;
 	close(w->fd);
 	w->fd = -1;
 	if (rename(w->tmp, w->final) || st_fsync_dir(s->dir))
@@ -92,6 +144,9 @@ int st_undo_finish(struct vr_store *s, struct st_undo_writer *w)
 
 void st_undo_abort(struct st_undo_writer *w)
 {
+	free(w->buf);
+	w->buf = NULL;
+	w->len = 0;
 	if (w->fd >= 0)
 		close(w->fd);
 	w->fd = -1;

@@ -414,13 +414,20 @@ static int on_trailer(struct conn *c)
 	stop_hasher(c, false);
 	if (atomic_load(&c->rx->cut))
 		return fail(c, VR_TX_EBUSY, "the server is shutting down");
+	int64_t t0 = now_ms();
 	pthread_mutex_lock(&c->store_lock);
 	int rc = vr_store_commit(c->store, &c->dec, &c->inst);
 	pthread_mutex_unlock(&c->store_lock);
 	if (rc)
 		return fail(c, VR_TX_ESTORE, "the commit failed: %s", vr_store_message(c->store));
 	c->committed = true;
+	int64_t t1 = now_ms();
 	record(c);
+	char commit_ms[24], record_ms[24];
+	snprintf(commit_ms, sizeof commit_ms, "%lld", (long long)(t1 - t0));
+	snprintf(record_ms, sizeof record_ms, "%lld", (long long)(now_ms() - t1));
+	vr_log_debug("transfer_phases", "replication", c->replication, "instance", c->instance,
+		     "commit_ms", commit_ms, "record_ms", record_ms);
 	return 1;
 }
 
