@@ -191,6 +191,12 @@ struct waiter {
 	struct vr_tunnel_request request;
 	char cookie[VR_TUNNEL_COOKIE_LEN + 1];
 	bool expired; /* no agent came in time (counted apart from refusals) */
+	/* No proxy held the site when asked: ask again at relocate_ms (0:
+	 * not waiting to), up to WAITER_RELOCATIONS times (reverse.c): a
+	 * site that has just connected, its claim still on its way to Redis,
+	 * is found a moment later. */
+	uint64_t relocate_ms;
+	unsigned relocations;
 	unsigned char in[VR_TUNNEL_HEADER_LEN + VR_TUNNEL_MAX_PAYLOAD];
 	size_t in_len; /* after the request: bytes the worker sent early */
 	struct vr_buf out;

@@ -23,6 +23,12 @@
 #include "vrcloud/err.h"
 #include "vrcloud/log.h"
 
+/* A site no proxy holds is asked for once more at the next sweep (within
+ * 500 ms) before the worker is told it is unreachable: a site whose agent
+ * has just been welcomed may have its claim still on the way to Redis. */
+#define RELOCATE_MS	   1u
+#define WAITER_RELOCATIONS 1u
+
 static void on_waiter(struct vr_loop *loop, int fd, unsigned events, void *arg);
 
 static void unlink_waiter(struct waiter *w)
@@ -193,6 +199,11 @@ void vr_proxy_waiter_located(struct vr_proxy *proxy, const char *cookie, int hel
 		return;
 	}
 	if (!held) {
+		uint64_t now = vr_loop_now_ms();
+		if (w->relocations < WAITER_RELOCATIONS && now + RELOCATE_MS < w->deadline_ms) {
+			w->relocate_ms = now + RELOCATE_MS;
+			return;
+		}
 		refuse(w, "unreachable", "no proxy holds a connection of this site");
 		return;
 	}
@@ -293,6 +304,13 @@ void vr_proxy_waiter_sweep(struct vr_proxy *proxy, uint64_t now)
 	struct waiter *next;
 	for (struct waiter *w = proxy->waiters; w; w = next) {
 		next = w->next;
+		if (w->state == WS_LOCATING && w->relocate_ms && now >= w->relocate_ms) {
+			w->relocate_ms = 0;
+			w->relocations++;
+			if (!vr_proxy_registry_locate(proxy->registry, w->request.peer, w->cookie))
+				refuse(w, "unavailable", "Redis cannot be reached; try again later");
+			continue;
+		}
 		if (now < w->deadline_ms)
 			continue;
 		switch (w->state) {
