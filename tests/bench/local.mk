@@ -11,6 +11,7 @@
 # a figure. BENCH_DURATION, BENCH_ROUNDS, BENCH_ACTIONS, BENCH_TUNNEL_BYTES,
 # BENCH_TUNNEL_IDLE and BENCH_SYNC_BYTES shorten them for a smoke run.
 EXTRA_DIST += \
+	tests/bench/lib.sh \
 	tests/bench/run-api-bench.sh \
 	tests/bench/run-jobs-bench.sh \
 	tests/bench/api-requests.lua \

@@ -34,6 +34,8 @@ usage() {
 builddir=$(cd "$1" && pwd -P) || usage
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 srcdir=$(cd "$here/../.." && pwd -P)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$here/lib.sh"
 
 duration=${BENCH_DURATION:-10}
 rounds=${BENCH_ROUNDS:-3}
@@ -42,29 +44,12 @@ log_level=${BENCH_LOG_LEVEL:-info}
 replications=1000
 password=bench-Password-1
 
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() {
-	say "$*"
-	exit 1
-}
-
 for v in duration rounds connections; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number, not '${!v}'"
 done
 
 # --- programs ------------------------------------------------------------
 
-find_program() { # NAME [CANDIDATE...]: the first that runs
-	local p
-	for p in "$@"; do
-		[ -n "$p" ] || continue
-		if command -v "$p" >/dev/null 2>&1; then
-			command -v "$p"
-			return 0
-		fi
-	done
-	return 1
-}
 WRK=$(find_program "${WRK:-}" wrk) || die "wrk not found (apt-get install wrk)"
 PGBENCH=$(find_program "${PGBENCH:-}" pgbench /usr/lib/postgresql/15/bin/pgbench) ||
 	die "pgbench not found (apt-get install postgresql-contrib)"

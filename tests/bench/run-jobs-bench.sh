@@ -51,6 +51,8 @@ usage() {
 builddir=$(cd "$1" && pwd -P) || usage
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 srcdir=$(cd "$here/../.." && pwd -P)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$here/lib.sh"
 
 actions=${BENCH_ACTIONS:-2000}
 replications=${BENCH_REPLICATIONS:-200}
@@ -65,12 +67,6 @@ password=bench-Password-1
 prefix=bench
 # a bound on "every Task ended": only a broken pipeline reaches it
 patience=300
-
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() {
-	say "$*"
-	exit 1
-}
 
 for v in actions replications concurrency api_threads parallel backlog duration; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number, not '${!v}'"
@@ -89,17 +85,6 @@ rounds=$((actions / replications))
 
 # --- programs ------------------------------------------------------------
 
-find_program() { # NAME [CANDIDATE...]: the first that runs
-	local p
-	for p in "$@"; do
-		[ -n "$p" ] || continue
-		if command -v "$p" >/dev/null 2>&1; then
-			command -v "$p"
-			return 0
-		fi
-	done
-	return 1
-}
 PGBENCH=$(find_program "${PGBENCH:-}" pgbench /usr/lib/postgresql/15/bin/pgbench) ||
 	die "pgbench not found (apt-get install postgresql-contrib)"
 PSQL=$(find_program "${PSQL:-}" psql /usr/lib/postgresql/15/bin/psql) || die "psql not found"
@@ -120,21 +105,6 @@ api_pid=
 worker_pids=()
 registered=() # event=registered lines in each worker's log so far
 services_started=
-
-stop_pids() { # PID...: SIGTERM, up to 10 s, then SIGKILL; reaps them
-	local pid
-	for pid in "$@"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "$@"; do
-		for _ in $(seq 1 200); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.05
-		done
-		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null || true
-	done
-}
 
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
@@ -310,7 +280,6 @@ stop_workers() {
 
 # --- sending and waiting ----------------------------------------------------------------
 
-now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
 # ACTION COUNT: POST ACTION to COUNT replications, rotating over the ids,

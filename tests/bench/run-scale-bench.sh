@@ -64,6 +64,9 @@ usage() {
 builddir=$(cd "$1" && pwd -P) || usage
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 srcdir=$(cd "$here/../.." && pwd -P)
+STOP_WAIT_S=30 # stop_pids: seconds a daemon gets to stop
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$here/lib.sh"
 
 fo_sizes=${BENCH_SCALE_FAILOVER_SIZES:-"1 8"}
 vms=${BENCH_SCALE_VMS:-1000}
@@ -77,12 +80,6 @@ parallel=${BENCH_SCALE_PARALLEL:-8}
 parts=${BENCH_SCALE_PARTS:-"failover rpo"}
 log_level=${BENCH_LOG_LEVEL:-info}
 password=bench-Password-1
-
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() {
-	say "$*"
-	exit 1
-}
 
 for v in vms vm_mib minutes rpo sync_workers max_transfers parallel; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number, not '${!v}'"
@@ -99,17 +96,6 @@ done
 
 # --- programs ------------------------------------------------------------
 
-find_program() { # NAME [CANDIDATE...]: the first that runs
-	local p
-	for p in "$@"; do
-		[ -n "$p" ] || continue
-		if command -v "$p" >/dev/null 2>&1; then
-			command -v "$p"
-			return 0
-		fi
-	done
-	return 1
-}
 PSQL=$(find_program "${PSQL:-}" psql /usr/lib/postgresql/15/bin/psql) || die "psql not found"
 HAPROXY=$(find_program "${HAPROXY:-}" haproxy /usr/sbin/haproxy) ||
 	die "haproxy not found (contrib/install-deps test)"
@@ -135,21 +121,6 @@ pids=() # every daemon started here, stopped in reverse order
 writer_pid=
 services_started=
 
-stop_pids() { # PID...: SIGTERM, up to 30 s, then SIGKILL; reaps them
-	local pid
-	for pid in "$@"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "$@"; do
-		for _ in $(seq 1 600); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.05
-		done
-		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null || true
-	done
-}
-
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	local rc=$? i
@@ -172,7 +143,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-now() { date +%s.%N; }
 fmt3() { awk -v x="$1" 'BEGIN { printf "%.3f", x }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END {

@@ -53,12 +53,9 @@ usage() {
 builddir=$(cd "$1" && pwd -P) || usage
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 srcdir=$(cd "$here/../.." && pwd -P)
-
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() {
-	say "$*"
-	exit 1
-}
+STOP_WAIT_S=15 # stop_pids: seconds a daemon gets to stop
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$here/lib.sh"
 
 bytes_arg=${BENCH_SYNC_BYTES:-2147483648}
 case $bytes_arg in
@@ -83,17 +80,6 @@ writes=$(((blocks * percent + 99) / 100))
 
 # --- programs ------------------------------------------------------------
 
-find_program() { # NAME [CANDIDATE...]: the first that runs
-	local p
-	for p in "$@"; do
-		[ -n "$p" ] || continue
-		if command -v "$p" >/dev/null 2>&1; then
-			command -v "$p"
-			return 0
-		fi
-	done
-	return 1
-}
 PSQL=$(find_program "${PSQL:-}" psql /usr/lib/postgresql/15/bin/psql) || die "psql not found"
 HAPROXY=$(find_program "${HAPROXY:-}" haproxy /usr/sbin/haproxy) ||
 	die "haproxy not found (contrib/install-deps test)"
@@ -127,21 +113,6 @@ chmod 755 "$work"
 pids=() # every daemon started here, stopped in reverse order
 services_started=
 
-stop_pids() { # PID...: SIGTERM, up to 15 s, then SIGKILL; reaps them
-	local pid
-	for pid in "$@"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "$@"; do
-		for _ in $(seq 1 300); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.05
-		done
-		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null || true
-	done
-}
-
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	local rc=$? i
@@ -162,8 +133,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-now() { date +%s.%N; }
 
 wait_port() { # PORT PID NAME: until 127.0.0.1:PORT accepts
 	local _

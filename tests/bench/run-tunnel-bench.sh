@@ -60,6 +60,8 @@ usage() {
 builddir=$(cd "$1" && pwd -P) || usage
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 srcdir=$(cd "$here/../.." && pwd -P)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$here/lib.sh"
 
 bytes=${BENCH_TUNNEL_BYTES:-2147483648}
 idle=${BENCH_TUNNEL_IDLE:-10000}
@@ -72,12 +74,6 @@ heartbeat=10
 log_level=${BENCH_LOG_LEVEL:-warn}
 handshake_sites=64
 
-say() { printf 'bench: %s\n' "$*" >&2; }
-die() {
-	say "$*"
-	exit 1
-}
-
 for v in bytes idle seconds rounds inflight hold; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number, not '${!v}'"
 done
@@ -85,17 +81,6 @@ done
 
 # --- programs ------------------------------------------------------------
 
-find_program() { # NAME [CANDIDATE...]: the first that runs
-	local p
-	for p in "$@"; do
-		[ -n "$p" ] || continue
-		if command -v "$p" >/dev/null 2>&1; then
-			command -v "$p"
-			return 0
-		fi
-	done
-	return 1
-}
 PSQL=$(find_program "${PSQL:-}" psql /usr/lib/postgresql/15/bin/psql) || die "psql not found"
 HAPROXY=$(find_program "${HAPROXY:-}" haproxy /usr/sbin/haproxy) ||
 	die "haproxy not found (contrib/install-deps test)"
@@ -131,21 +116,6 @@ chmod 755 "$work"
 pids=() # every daemon started here, stopped in reverse order
 services_started=
 
-stop_pids() { # PID...: SIGTERM, up to 10 s, then SIGKILL; reaps them
-	local pid
-	for pid in "$@"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "$@"; do
-		for _ in $(seq 1 200); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.05
-		done
-		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null || true
-	done
-}
-
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	local rc=$? i
@@ -166,8 +136,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-now() { date +%s.%N; }
 
 wait_port() { # PORT PID NAME: until 127.0.0.1:PORT accepts
 	local _
